@@ -1,0 +1,106 @@
+"""The one way echokdm writes results: into an output folder it owns, each file atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from echokdm.errors import OutputError
+
+MARKER = ".echokdm"
+
+
+class OutputDir:
+    """An output folder that echokdm creates and owns.
+
+    A folder is accepted when it does not exist, is empty, or was made by echokdm (holds the
+    ``.echokdm`` marker). A non-empty folder is refused unless ``overwrite`` is set, in which case
+    only an echokdm folder is cleared. Files are written to a temporary name and renamed into place,
+    so a killed run never leaves a half-written file.
+
+    Args:
+        path: the folder.
+        overwrite: clear an existing echokdm folder first.
+        resume: keep an existing echokdm folder's contents (for resumable commands).
+
+    Raises:
+        OutputError: the path is a file, a non-empty foreign folder, or cannot be written.
+    """
+
+    def __init__(self, path: str | os.PathLike, overwrite: bool = False, resume: bool = False) -> None:
+        self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise OutputError(f"output path {self.path} exists and is not a folder")
+        ours = (self.path / MARKER).exists()
+        if self.path.is_dir() and any(self.path.iterdir()) and not resume:
+            if not ours:
+                raise OutputError(f"output folder {self.path} is not empty and was not made by echokdm")
+            if not overwrite:
+                raise OutputError(f"output folder {self.path} is not empty; pass --overwrite to replace it")
+            for child in self.path.iterdir():
+                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        if self.path.is_dir() and any(self.path.iterdir()) and resume and not ours:
+            raise OutputError(f"output folder {self.path} is not empty and was not made by echokdm")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            (self.path / MARKER).touch()
+        except OSError as e:
+            raise OutputError(f"cannot write to output folder {self.path}: {e.strerror or e}") from None
+
+    def file(self, name: str | os.PathLike) -> Path:
+        """Path of ``name`` inside the folder (sub-folders are created)."""
+        p = self.path / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    @contextlib.contextmanager
+    def atomic(self, name: str | os.PathLike) -> Iterator[Path]:
+        """Yield a temporary path to write ``name`` to; it is renamed into place when the block ends."""
+        final = self.file(name)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=final.suffix + ".part", dir=final.parent)
+        os.close(fd)
+        try:
+            yield Path(tmp)
+            os.replace(tmp, final)
+        except OSError as e:
+            _unlink(tmp)
+            if e.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT):
+                raise OutputError(f"cannot write {final}: {e.strerror}") from None
+            raise
+        except BaseException:
+            _unlink(tmp)
+            raise
+
+    def write_text(self, name: str | os.PathLike, text: str) -> Path:
+        """Write ``text`` atomically to ``name``."""
+        with self.atomic(name) as tmp:
+            tmp.write_text(text)
+        return self.file(name)
+
+    def write_json(self, name: str | os.PathLike, obj: Any) -> Path:
+        """Write ``obj`` as indented JSON atomically to ``name``."""
+        return self.write_text(name, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _unlink(p: str | os.PathLike) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(p)
