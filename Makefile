@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out/demo
 
-.PHONY: venv demo test clean
+.PHONY: venv tools demo test clean
 
 $(BIN)/echokdm: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -16,10 +16,16 @@ $(BIN)/echokdm: pyproject.toml
 
 venv: $(BIN)/echokdm
 
-demo: venv
-	$(BIN)/echokdm info --sample
+# DICOM validators used by the tests: dciodvfy (dicom3tools) and dcmdump (dcmtk).
+tools:
+	@command -v dciodvfy >/dev/null && command -v dcmdump >/dev/null || \
+	  { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq dicom3tools dcmtk >/dev/null; \
+	    else echo "install dicom3tools and dcmtk (e.g. sudo apt-get install dicom3tools dcmtk)"; exit 1; fi; }
 
-test: venv
+demo: venv
+	$(BIN)/echokdm info --sample sonosite
+
+test: venv tools
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 clean:
