@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("info", "Describe a cine loop: frames, timing, spacing, sector."),
     "phantom": ("phantom", "Generate labelled synthetic A4C loops."),
     "metrics": ("metrics", "Keypoints, phases, volumes, EF and GLS from a segmentation."),
+    "train": ("train", "Train a registered model (seg, ...) from a YAML config; torchrun for several processes."),
 }
 
 

@@ -1,0 +1,39 @@
+"""``echokdm train MODEL --config FILE``: train a registered model (alone or under torchrun)."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from echokdm.errors import InputError
+
+
+@click.command("train")
+@click.argument("model")
+@click.option("--config", "config", type=click.Path(dir_okay=False), help="YAML config (see --print-config).")
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder [default: runs/MODEL].")
+@click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in --out.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing echokdm output folder.")
+@click.option("--print-config", is_flag=True, help="Print every config field with its default and exit.")
+def command(model: str, config: str | None, out: str | None, resume: bool, overwrite: bool, print_config: bool) -> None:
+    """Train MODEL (one of the registered models, e.g. seg).
+
+    Runs alone, or as every rank of `torchrun --nproc_per_node N -m echokdm train ...` (DDP: gloo on
+    CPU, NCCL on GPU). Writes config.yaml, metrics.csv, checkpoints/ and model.safetensors to --out.
+    """
+    from echokdm.config import describe_config
+    from echokdm.train import shutdown_distributed, task_class, train
+
+    if print_config:
+        click.echo(describe_config(task_class(model).config_class))
+        return
+    if config is None:
+        raise InputError("--config FILE is required (echokdm train MODEL --print-config shows the fields)")
+    try:
+        result = train(model, config, out or os.path.join("runs", model), resume=resume, overwrite=overwrite)
+    finally:
+        shutdown_distributed()
+    if int(os.environ.get("RANK", "0")) == 0:
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.items() if k.startswith(("train_", "val_")))
+        click.echo(f"trained {model} for {result.epochs_done} epochs -> {result.out} ({shown})")

@@ -1,0 +1,57 @@
+"""Trainable models by name: ``echokdm train NAME`` looks the name up here.
+
+A model plugs in by adding one entry ``name: "module:TaskClass"`` (imported only when used).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+from echokdm.config import load_config
+from echokdm.errors import InputError
+from echokdm.train.task import TrainTask
+from echokdm.train.trainer import Trainer, TrainResult
+
+#: model name -> "module:TrainTask subclass"
+TASKS: dict[str, str] = {
+    "seg": "echokdm.models.seg:SegTask",
+}
+
+
+def task_class(name: str) -> type[TrainTask]:
+    """The :class:`TrainTask` subclass registered as ``name``.
+
+    Raises:
+        InputError: ``name`` is not registered.
+    """
+    if name not in TASKS:
+        raise InputError(f"unknown model {name!r}; expected one of {', '.join(sorted(TASKS))}")
+    module, cls = TASKS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def train(
+    name: str,
+    config: str | os.PathLike | dict | None,
+    out: str | os.PathLike,
+    resume: bool = False,
+    overwrite: bool = False,
+    stop_after_epoch: int | None = None,
+) -> TrainResult:
+    """Train the model registered as ``name`` (alone, or as one rank under ``torchrun``).
+
+    Args:
+        name: registry name, e.g. ``"seg"``.
+        config: YAML path, mapping, or None for the defaults.
+        out: output folder.
+        resume: continue from the newest checkpoint in ``out``.
+        overwrite: clear an existing echokdm folder first.
+        stop_after_epoch: stop once this many epochs are done (to resume later).
+
+    Returns:
+        The :class:`~echokdm.train.trainer.TrainResult`.
+    """
+    cls = task_class(name)
+    task = cls(load_config(config, cls.config_class))
+    return Trainer(task, out, resume=resume, overwrite=overwrite, name=name).fit(stop_after_epoch=stop_after_epoch)
