@@ -1,0 +1,110 @@
+"""Dense displacement fields: warping, keypoint-driven flows, error measures and pictures.
+
+All fields follow ``data_specs/conventions.md``: (2, H, W) or (B, 2, H, W) float32 in pixels, channels
+(dy, dx), backward ("pull") convention, so ``warp(A, u) ≈ B`` when ``u`` takes ``A`` to ``B``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from monai.networks.blocks import Warp
+from skimage.transform import ThinPlateSplineTransform
+
+from echokdm.errors import EchoKDMError
+
+_WARP = {mode: Warp(mode=mode, padding_mode="border") for mode in ("bilinear", "nearest")}
+
+
+def warp(image: torch.Tensor | np.ndarray, ddf: torch.Tensor | np.ndarray, mode: str = "bilinear") -> torch.Tensor:
+    """Pull ``image`` through ``ddf`` (MONAI ``Warp``): ``out(y, x) = image(y + ddf[0], x + ddf[1])``.
+
+    Args:
+        image: (B, C, H, W), (C, H, W) or (H, W).
+        ddf: (B, 2, H, W) or (2, H, W) in pixels, channels (dy, dx).
+        mode: ``bilinear`` for images, ``nearest`` for label maps.
+
+    Returns:
+        The warped image, float32, with the same number of dimensions as ``image``.
+    """
+    img = torch.as_tensor(image, dtype=torch.float32)
+    u = torch.as_tensor(ddf, dtype=torch.float32)
+    ndim = img.ndim
+    img = img.reshape((1,) * (4 - ndim) + tuple(img.shape))
+    if u.ndim == 3:
+        u = u[None]
+    if u.shape[0] != img.shape[0]:
+        u = u.expand(img.shape[0], -1, -1, -1)
+    out = _WARP[mode](img, u.to(img.device))
+    return out.reshape(out.shape[4 - ndim :])
+
+
+def keypoint_flow(
+    src_kps: np.ndarray, tgt_kps: np.ndarray, shape: tuple[int, int], anchors: np.ndarray | None = None
+) -> np.ndarray:
+    """Dense pull displacement that moves ``src_kps`` onto ``tgt_kps`` (thin-plate spline).
+
+    The spline maps each target-grid pixel to its source location, fitted on the keypoint pairs plus
+    ``anchors`` that stay in place (default: the image corners and edge midpoints), so structures far
+    from the keypoints do not move.
+
+    Args:
+        src_kps: (K, 2) keypoints (x, y) on the source frame.
+        tgt_kps: (K, 2) the same keypoints on the target frame.
+        shape: (H, W) of the grid.
+        anchors: (A, 2) fixed points (x, y).
+
+    Returns:
+        (2, H, W) float32 pull DDF, channels (dy, dx).
+    """
+    src = np.asarray(src_kps, dtype=np.float64).reshape(-1, 2)
+    tgt = np.asarray(tgt_kps, dtype=np.float64).reshape(-1, 2)
+    if src.shape != tgt.shape or len(src) < 3:
+        raise EchoKDMError(f"keypoint sets must match and hold at least 3 points, got {src.shape} and {tgt.shape}")
+    h, w = shape
+    if anchors is None:
+        xs, ys = (0, (w - 1) / 2, w - 1), (0, (h - 1) / 2, h - 1)
+        anchors = np.array([(x, y) for x in xs for y in ys if (x, y) != ((w - 1) / 2, (h - 1) / 2)])
+    tgt_all = np.concatenate([tgt, anchors])
+    src_all = np.concatenate([src, anchors])
+    tps = ThinPlateSplineTransform.from_estimate(tgt_all, src_all)
+    yy, xx = np.mgrid[0:h, 0:w]
+    grid = np.stack([xx.ravel(), yy.ravel()], 1).astype(np.float64)
+    mapped = tps(grid)
+    ddf = np.stack([(mapped[:, 1] - grid[:, 1]).reshape(h, w), (mapped[:, 0] - grid[:, 0]).reshape(h, w)])
+    return ddf.astype(np.float32)
+
+
+def endpoint_error(pred: np.ndarray | torch.Tensor, true: np.ndarray | torch.Tensor, mask: np.ndarray | None = None) -> float:
+    """Mean end-point error ‖pred − true‖₂ in pixels over ``mask`` (all pixels when None).
+
+    Args:
+        pred: (2, H, W) or (B, 2, H, W) flow.
+        true: same shape as ``pred``.
+        mask: boolean (H, W) or (B, H, W) region.
+    """
+    diff = np.asarray(pred, dtype=np.float64) - np.asarray(true, dtype=np.float64)
+    err = np.sqrt((diff**2).sum(axis=-3))
+    if mask is None:
+        return float(err.mean())
+    m = np.broadcast_to(np.asarray(mask, dtype=bool), err.shape)
+    return float(err[m].mean()) if m.any() else float("nan")
+
+
+def flow_to_rgb(ddf: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
+    """Colour-wheel picture of a flow: hue = direction, brightness = magnitude.
+
+    Args:
+        ddf: (2, H, W) flow, channels (dy, dx).
+        max_magnitude: magnitude shown at full brightness (default: the 99th percentile).
+
+    Returns:
+        (H, W, 3) uint8 RGB image.
+    """
+    from matplotlib.colors import hsv_to_rgb
+
+    dy, dx = np.asarray(ddf, dtype=np.float64)
+    mag = np.hypot(dx, dy)
+    vmax = max_magnitude or max(float(np.percentile(mag, 99)), 1e-6)
+    hsv = np.stack([(np.arctan2(dy, dx) / (2 * np.pi)) % 1.0, np.ones_like(mag), np.clip(mag / vmax, 0, 1)], -1)
+    return (hsv_to_rgb(hsv) * 255).round().astype(np.uint8)

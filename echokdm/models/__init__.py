@@ -1,0 +1,1 @@
+"""echokdm's networks: ofnet, flow_ae, k2f, f2i, k2i, prior (keypoint motion), seg (segmenter)."""

@@ -1,0 +1,143 @@
+"""``EchoKDMPipeline``: source frame + source/target keypoints → flow (K2F) → target frame(s) (F2I).
+
+A diffusers ``DiffusionPipeline``: it registers its parts (flow autoencoder, two denoisers, two
+schedulers), saves to / loads from a folder with ``model_index.json`` and safetensors weights, and moves
+with ``.to(device)``. It works at the models' working resolution (``sample_size``, e.g. 112×112); cropping
+a DICOM frame to the sector and resizing is the caller's job (``echokdm.predict``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DModel
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils import BaseOutput
+
+from echokdm.errors import EchoKDMError
+from echokdm.models.conditioning import batch_keypoint_flow
+from echokdm.models.diffusion import sample
+from echokdm.models.f2i import compose, f2i_condition
+from echokdm.models.flow_ae import decode_flow
+from echokdm.models.k2f import k2f_condition
+
+
+@dataclass
+class EchoKDMPipelineOutput(BaseOutput):
+    """Output of :class:`EchoKDMPipeline`.
+
+    Args:
+        frames: (N, H, W) generated frames in [0, 1], one per alpha.
+        flows: (N, 2, H, W) the pull flows (source → each frame), pixels, channels (dy, dx).
+        keypoint_flow: (2, H, W) the thin-plate-spline flow implied by the keypoints alone.
+        warped: (N, H, W) the source warped by each flow (the ``k2f-warp`` ablation).
+    """
+
+    frames: np.ndarray | torch.Tensor
+    flows: np.ndarray | torch.Tensor
+    keypoint_flow: np.ndarray | torch.Tensor
+    warped: np.ndarray | torch.Tensor
+
+
+class EchoKDMPipeline(DiffusionPipeline):
+    """Key-point guided diffusion (KDM) for echocardiography frames.
+
+    Args:
+        flow_vae: flow autoencoder (K2F's latent space).
+        k2f_unet: latent denoiser keypoints → flow.
+        f2i_unet: image denoiser flow → frame (residual over the warped source).
+        k2f_scheduler: sampler for K2F (any diffusers scheduler with the training noise schedule).
+        f2i_scheduler: sampler for F2I.
+    """
+
+    model_cpu_offload_seq = "flow_vae->k2f_unet->f2i_unet"
+
+    def __init__(
+        self, flow_vae: AutoencoderKL, k2f_unet: UNet2DModel, f2i_unet: UNet2DModel,
+        k2f_scheduler: SchedulerMixin, f2i_scheduler: SchedulerMixin,
+    ) -> None:
+        super().__init__()
+        self.register_modules(
+            flow_vae=flow_vae, k2f_unet=k2f_unet, f2i_unet=f2i_unet,
+            k2f_scheduler=k2f_scheduler, f2i_scheduler=f2i_scheduler,
+        )
+
+    @property
+    def sample_size(self) -> int:
+        """Working resolution (pixels per side) of the models."""
+        return int(self.f2i_unet.config.sample_size)
+
+    def _inputs(self, source, source_keypoints, target_keypoints) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        device, dtype = self.f2i_unet.device, self.f2i_unet.dtype
+        src = torch.as_tensor(np.asarray(source, dtype=np.float32) if not torch.is_tensor(source) else source)
+        src = src.to(device=device, dtype=dtype).reshape(1, 1, *src.shape[-2:])
+        if tuple(src.shape[-2:]) != (self.sample_size, self.sample_size):
+            raise EchoKDMError(f"source frame must be {self.sample_size}x{self.sample_size}, got {tuple(src.shape[-2:])}")
+        kps = [torch.as_tensor(np.asarray(k, dtype=np.float32)).reshape(1, -1, 2).to(device) for k in (source_keypoints, target_keypoints)]
+        if kps[0].shape != kps[1].shape:
+            raise EchoKDMError(f"source and target keypoints differ in count: {kps[0].shape[1]} vs {kps[1].shape[1]}")
+        return src, kps[0], kps[1]
+
+    @torch.no_grad()
+    def generate_flow(
+        self, source: torch.Tensor, source_keypoints: torch.Tensor, target_keypoints: torch.Tensor,
+        num_inference_steps: int = 10, generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """K2F: (1, 1, H, W) source and (1, K, 2) keypoints → (flow (1, 2, H, W), keypoint flow (1, 2, H, W))."""
+        kp_flow = batch_keypoint_flow(source_keypoints, target_keypoints, tuple(source.shape[-2:])).to(source)
+        cond = k2f_condition(self.flow_vae, source, source_keypoints, target_keypoints, kp_flow)
+        latent = sample(self.k2f_unet, self.k2f_scheduler, cond, self.k2f_unet.config.out_channels,
+                        num_inference_steps, generator)
+        return decode_flow(self.flow_vae, latent), kp_flow
+
+    @torch.no_grad()
+    def render(
+        self, source: torch.Tensor, flows: torch.Tensor, num_inference_steps: int = 10,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """F2I: (1, 1, H, W) source and (N, 2, H, W) flows → (frames (N, 1, H, W), warped (N, 1, H, W))."""
+        cond, warped = f2i_condition(source.expand(flows.shape[0], -1, -1, -1), flows)
+        residual = sample(self.f2i_unet, self.f2i_scheduler, cond, 1, num_inference_steps, generator, shared_noise=True)
+        return compose(warped, residual), warped
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        source: np.ndarray | torch.Tensor,
+        source_keypoints: np.ndarray | torch.Tensor,
+        target_keypoints: np.ndarray | torch.Tensor,
+        alphas: list[float] | None = None,
+        num_inference_steps: int = 10,
+        generator: torch.Generator | None = None,
+        output_type: str = "np",
+        return_dict: bool = True,
+    ) -> EchoKDMPipelineOutput | tuple:
+        """Generate the target frame, or a sequence towards it.
+
+        Args:
+            source: (H, W) or (1, 1, H, W) source frame in [0, 1] at the working resolution.
+            source_keypoints: (K, 2) keypoints (x, y) on the source, pixels of the working grid.
+            target_keypoints: (K, 2) the keypoints the generated frame should show.
+            alphas: fractions of the motion to render, each in (0, 1]; default ``[1.0]`` (the target only).
+                One K2F run serves all of them (continuous generation: the flow is scaled by alpha).
+            num_inference_steps: denoising steps of each stage.
+            generator: makes the result reproducible.
+            output_type: ``"np"`` (float32 numpy arrays) or ``"pt"`` (tensors).
+            return_dict: return an :class:`EchoKDMPipelineOutput` instead of a tuple.
+
+        Returns:
+            :class:`EchoKDMPipelineOutput` (or ``(frames, flows, keypoint_flow, warped)``).
+        """
+        alphas = [1.0] if alphas is None else list(alphas)
+        if not alphas or any(not (0.0 < a <= 1.0) for a in alphas):
+            raise EchoKDMError(f"alphas must be in (0, 1], got {alphas}")
+        src, kps_src, kps_tgt = self._inputs(source, source_keypoints, target_keypoints)
+        flow, kp_flow = self.generate_flow(src, kps_src, kps_tgt, num_inference_steps, generator)
+        flows = torch.cat([a * flow for a in alphas])
+        frames, warped = self.render(src, flows, num_inference_steps, generator)
+        out = (frames[:, 0], flows, kp_flow[0], warped[:, 0])
+        if output_type == "np":
+            out = tuple(o.float().cpu().numpy() for o in out)
+        return EchoKDMPipelineOutput(*out) if return_dict else out
