@@ -1,0 +1,23 @@
+"""Reading and writing cine loops: DICOM (any pydicom-decodable encoding), NIfTI/MHD, AVI, PNG/JPEG frames."""
+
+from echokdm.io.calibration import Calibration, UltrasoundRegion, calibrate, ultrasound_regions
+from echokdm.io.dicom import frame_timing, read_dicom_cine, read_dicom_header
+from echokdm.io.load import load_cine, read_cine, require_loop
+from echokdm.io.sector import mask_box, sector_mask
+from echokdm.io.write import write_cine_dicom
+
+__all__ = [
+    "Calibration",
+    "UltrasoundRegion",
+    "calibrate",
+    "frame_timing",
+    "load_cine",
+    "mask_box",
+    "read_cine",
+    "read_dicom_cine",
+    "read_dicom_header",
+    "require_loop",
+    "sector_mask",
+    "ultrasound_regions",
+    "write_cine_dicom",
+]

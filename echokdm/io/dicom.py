@@ -1,0 +1,273 @@
+"""Read ultrasound cine loops from DICOM files, one frame at a time, as 8-bit grey frames.
+
+Pixel data is decoded by pydicom's plugins (pylibjpeg, pyjpegls, Pillow): uncompressed (little and big
+endian, deflated), JPEG baseline/extended/lossless, JPEG-LS, JPEG 2000 and RLE. Colour is converted to
+grey exactly once: pydicom yields YBR_FULL/YBR_FULL_422 (and JPEG 2000's YBR_ICT/RCT) as RGB, which is
+reduced to luma Y = 0.299 R + 0.587 G + 0.114 B, the Y of YBR_FULL; PALETTE COLOR goes through its
+lookup table first; MONOCHROME1 is inverted.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_color_lut, get_decoder, iter_pixels
+from pydicom.pixels.utils import get_expected_length
+
+from echokdm.errors import InputError, UnsupportedError
+from echokdm.io.calibration import UltrasoundRegion, ultrasound_regions
+
+#: SOP classes accepted as ultrasound besides Modality "US" (US image, US multi-frame, retired, enhanced)
+US_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.6.1",
+    "1.2.840.10008.5.1.4.1.1.3.1",
+    "1.2.840.10008.5.1.4.1.1.6",
+    "1.2.840.10008.5.1.4.1.1.3",
+    "1.2.840.10008.5.1.4.1.1.6.2",
+}
+#: limits beyond which dimensions are taken as corrupt rather than as a real loop
+MAX_SIDE = 8192
+MAX_FRAMES = 100_000
+MAX_PIXELS = 2**34
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+#: photometric interpretations that pydicom yields as RGB (raw=False)
+RGB_LIKE = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT"}
+#: where to get a decoder that pydicom's plugins do not provide
+VIDEO_HINT = "pydicom has no decoder for video streams; convert the loop to JPEG or uncompressed (e.g. dcmtk, gdcm)"
+
+
+def read_dicom_header(path: str | os.PathLike) -> Dataset:
+    """Read a DICOM file's header, without pixel data.
+
+    Args:
+        path: the file.
+
+    Returns:
+        The dataset (with ``file_meta``), stopped before the pixel data.
+
+    Raises:
+        InputError: the file is not DICOM or its header is corrupt.
+    """
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=True)
+    except InvalidDicomError:
+        raise InputError(f"{path}: not a DICOM file (no 'DICM' marker) and not a known image/video type") from None
+    except (OSError, EOFError, ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{path}: DICOM header cannot be read: {e}") from None
+
+
+def read_dicom_cine(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any], list[UltrasoundRegion]]:
+    """Decode an ultrasound DICOM file into grey frames, frame by frame.
+
+    Args:
+        path: a DICOM file (Modality US or an ultrasound SOP class).
+
+    Returns:
+        frames: (T, H, W) uint8 grey frames (T=1 for a single-frame image).
+        meta: frame timing, equipment, transfer syntax, photometric interpretation, original shape,
+            study/series UIDs, ``spacing_mm`` from PixelSpacing when present (no patient fields).
+        regions: the ultrasound calibration regions (possibly empty).
+
+    Raises:
+        InputError: not ultrasound, no pixel data, truncated pixel data, zero frames, absurd dimensions.
+        UnsupportedError: the transfer syntax or photometric interpretation cannot be decoded here.
+    """
+    ds = read_dicom_header(path)
+    _check_ultrasound(ds, path)
+    t, h, w, samples = _geometry(ds, path)
+    tsyntax = ds.file_meta.get("TransferSyntaxUID")
+    if tsyntax is None:
+        raise InputError(f"{path}: DICOM file has no Transfer Syntax UID in its file meta information")
+    _check_decoder(tsyntax, path)
+    if not tsyntax.is_compressed:
+        _check_native_length(ds, path, t)
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip()
+    frames = np.empty((t, h, w), np.uint8)
+    n = 0
+    try:
+        for n, arr in enumerate(iter_pixels(path), start=1):
+            if n > t:
+                break
+            frames[n - 1] = _to_grey(arr, ds, photometric, path)
+    except AttributeError as e:
+        if "no 'Pixel Data'" in str(e):
+            raise InputError(f"{path}: DICOM file has no pixel data") from None
+        raise InputError(f"{path}: pixel data cannot be decoded ({tsyntax.name}): {e}") from None
+    except (ValueError, RuntimeError, OSError, EOFError, KeyError, IndexError, NotImplementedError) as e:
+        raise InputError(f"{path}: pixel data is truncated or corrupt at frame {n} ({tsyntax.name}): {e}") from None
+    if n == 0:
+        raise InputError(f"{path}: DICOM file has no pixel data")
+    if n < t:
+        raise InputError(f"{path}: pixel data is truncated: {n} of {t} frames could be decoded")
+    meta = {
+        "format": "dicom",
+        "sop_class": getattr(ds.get("SOPClassUID"), "name", None),
+        "modality": ds.get("Modality"),
+        "manufacturer": _text(ds.get("Manufacturer")),
+        "model": _text(ds.get("ManufacturerModelName")),
+        "transfer_syntax": tsyntax.name,
+        "transfer_syntax_uid": str(tsyntax),
+        "photometric_interpretation": photometric,
+        "bits_stored": int(ds.get("BitsStored", 8)),
+        "original_shape": [t, h, w, samples],
+        "study_instance_uid": _text(ds.get("StudyInstanceUID")),
+        "series_instance_uid": _text(ds.get("SeriesInstanceUID")),
+        "heart_rate_bpm": _positive(ds.get("HeartRate")),
+        **frame_timing(ds),
+        **_pixel_spacing(ds),
+    }
+    return frames, meta, ultrasound_regions(ds)
+
+
+def frame_timing(ds: Dataset) -> dict[str, Any]:
+    """Frame time from FrameTime, FrameTimeVector, CineRate or RecommendedDisplayFrameRate, in that order.
+
+    Args:
+        ds: the dataset.
+
+    Returns:
+        ``frame_time_ms`` (float or None), ``frame_time_source`` (the attribute used or "unknown") and,
+        for a FrameTimeVector, ``frame_time_vector_ms`` (the per-frame intervals, first one 0).
+    """
+    frame_time = _positive(ds.get("FrameTime"))
+    if frame_time:
+        return {"frame_time_ms": frame_time, "frame_time_source": "FrameTime"}
+    vector = ds.get("FrameTimeVector")
+    if vector is not None:
+        values = [float(v) for v in (vector if isinstance(vector, (list, tuple, pydicom.multival.MultiValue)) else [vector])]
+        intervals = [v for v in values[1:] if v > 0]
+        if intervals:
+            return {
+                "frame_time_ms": float(np.mean(intervals)),
+                "frame_time_source": "FrameTimeVector",
+                "frame_time_vector_ms": values,
+            }
+    for keyword in ("CineRate", "RecommendedDisplayFrameRate"):
+        rate = _positive(ds.get(keyword))
+        if rate:
+            return {"frame_time_ms": 1000.0 / rate, "frame_time_source": keyword}
+    return {"frame_time_ms": None, "frame_time_source": "unknown"}
+
+
+def _check_ultrasound(ds: Dataset, path: str | os.PathLike) -> None:
+    modality = str(ds.get("Modality", "") or "").strip()
+    sop = str(ds.get("SOPClassUID", "") or "")
+    if modality == "US" or sop in US_SOP_CLASSES:
+        return
+    kind = getattr(ds.get("SOPClassUID"), "name", None) or "unknown SOP class"
+    raise InputError(f"{path}: not an ultrasound image (Modality {modality or 'missing'}, {kind}); expected Modality US")
+
+
+def _geometry(ds: Dataset, path: str | os.PathLike) -> tuple[int, int, int, int]:
+    """(frames, rows, columns, samples per pixel), checked to be plausible."""
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        samples = int(ds.get("SamplesPerPixel", 1))
+        bits = int(ds.BitsAllocated)
+        number_of_frames = ds.get("NumberOfFrames")
+        frames = 1 if number_of_frames in (None, "") else int(number_of_frames)
+    except AttributeError as e:
+        raise InputError(f"{path}: DICOM image lacks {e.args[0].split()[-1] if e.args else 'an image attribute'}") from None
+    except (TypeError, ValueError) as e:
+        raise InputError(f"{path}: DICOM image attributes are malformed: {e}") from None
+    if frames == 0:
+        raise InputError(f"{path}: Number of Frames is 0; expected a loop with at least one frame")
+    if not (1 <= rows <= MAX_SIDE and 1 <= cols <= MAX_SIDE):
+        raise InputError(f"{path}: absurd image size {cols}x{rows} pixels; expected 1..{MAX_SIDE} per side")
+    if not 1 <= frames <= MAX_FRAMES or frames * rows * cols > MAX_PIXELS:
+        raise InputError(f"{path}: absurd frame count {frames} for a {cols}x{rows} image; expected 1..{MAX_FRAMES}")
+    if samples not in (1, 3):
+        raise InputError(f"{path}: Samples per Pixel {samples}; expected 1 (grey/palette) or 3 (colour)")
+    if bits not in (1, 8, 16, 32):
+        raise InputError(f"{path}: Bits Allocated {bits}; expected 8 or 16")
+    return frames, rows, cols, samples
+
+
+def _check_decoder(tsyntax: pydicom.uid.UID, path: str | os.PathLike) -> None:
+    try:
+        decoder = get_decoder(tsyntax)
+    except NotImplementedError:
+        hint = VIDEO_HINT if tsyntax in pydicom.uid.MPEGTransferSyntaxes else "no pydicom plugin decodes it"
+        raise UnsupportedError(f"{path}: transfer syntax {tsyntax.name} ({tsyntax}) cannot be decoded: {hint}") from None
+    if not decoder.is_available:
+        needs = "; ".join(decoder.missing_dependencies) or "a pydicom pixel-data plugin"
+        raise UnsupportedError(
+            f"{path}: transfer syntax {tsyntax.name} ({tsyntax}) needs a decoder plugin that is not installed: {needs}"
+        )
+
+
+def _check_native_length(ds: Dataset, path: str | os.PathLike, frames: int) -> None:
+    """Uncompressed pixel data must hold every frame: compare the bytes present with those expected."""
+    full = pydicom.dcmread(path, defer_size=1024)
+    elem = full.get_item("PixelData") if "PixelData" in full else None
+    if elem is None:
+        raise InputError(f"{path}: DICOM file has no pixel data")
+    expected = get_expected_length(full)
+    if elem.value is None and isinstance(elem, pydicom.dataelem.RawDataElement):  # deferred: not read yet
+        present = min(elem.length, max(os.path.getsize(path) - elem.value_tell, 0))
+    else:
+        present = len(elem.value or b"")
+    if present < expected:
+        raise InputError(
+            f"{path}: pixel data is truncated: {present} bytes, expected {expected} for {frames} frame(s) "
+            f"of {ds.Columns}x{ds.Rows}"
+        )
+
+
+def _to_grey(arr: np.ndarray, ds: Dataset, photometric: str, path: str | os.PathLike) -> np.ndarray:
+    """One decoded frame (as yielded by pydicom with raw=False) to (H, W) uint8 grey."""
+    if photometric == "PALETTE COLOR":
+        rgb = apply_color_lut(arr, ds)
+        top = 65535.0 if rgb.dtype == np.uint16 else 255.0
+        return _quantise(rgb.astype(np.float32) @ LUMA, top)
+    if arr.ndim == 3:
+        if photometric not in RGB_LIKE:
+            raise UnsupportedError(f"{path}: photometric interpretation {photometric} is not supported for colour data")
+        if arr.dtype == np.uint8:
+            return _quantise(arr.astype(np.float32) @ LUMA, 255.0)
+        return _quantise(arr.astype(np.float32) @ LUMA, float(2 ** int(ds.get("BitsStored", 16)) - 1))
+    if photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise UnsupportedError(f"{path}: photometric interpretation {photometric!r} is not supported for grey data")
+    bits = int(ds.get("BitsStored", ds.BitsAllocated))
+    top = float(2**bits - 1)
+    grey = arr.astype(np.float32)
+    if int(ds.get("PixelRepresentation", 0)) == 1:
+        grey += 2 ** (bits - 1)
+    if photometric == "MONOCHROME1":
+        grey = top - grey
+    if arr.dtype == np.uint8 and photometric == "MONOCHROME2":
+        return arr
+    return _quantise(grey, top)
+
+
+def _quantise(grey: np.ndarray, top: float) -> np.ndarray:
+    return np.clip(np.rint(grey * (255.0 / top)), 0, 255).astype(np.uint8)
+
+
+def _pixel_spacing(ds: Dataset) -> dict[str, Any]:
+    spacing = ds.get("PixelSpacing")
+    try:
+        dy, dx = (float(v) for v in spacing)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return {"spacing_mm": None, "spacing_source": "unknown"}
+    if dy > 0 and dx > 0:
+        return {"spacing_mm": [dy, dx], "spacing_source": "PixelSpacing"}
+    return {"spacing_mm": None, "spacing_source": "unknown"}
+
+
+def _positive(value: Any) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if v > 0 and np.isfinite(v) else None
+
+
+def _text(value: Any) -> str | None:
+    return str(value).strip() or None if value is not None else None
+

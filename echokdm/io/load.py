@@ -1,0 +1,143 @@
+"""One entry point for cine loops of any supported kind: DICOM, NIfTI/MHD, AVI, PNG/JPEG frames.
+
+:func:`read_cine` gives 8-bit frames (memory stays at one byte per pixel until a caller converts);
+:func:`load_cine` gives the (1, T, H, W) float32 ``MetaTensor`` in [0, 1] that the transforms use.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from echokdm.errors import InputError
+from echokdm.io.calibration import calibrate
+from echokdm.io.dicom import MAX_SIDE, read_dicom_cine
+from echokdm.io.sector import active_pixels, imaging_region, mask_box
+from echokdm.io.sequences import (
+    FRAME_SUFFIXES,
+    VIDEO_SUFFIXES,
+    VOLUME_SUFFIXES,
+    frame_files,
+    read_frames,
+    read_video,
+    read_volume_sequence,
+    suffix_of,
+)
+
+if TYPE_CHECKING:  # torch and MONAI load in about 2 s: only loaders that return tensors import them
+    import torch
+    from monai.data import MetaTensor
+
+
+def read_cine(path: str | os.PathLike, blank_outside_sector: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
+    """Read a cine loop as 8-bit grey frames with its metadata, sector mask and calibrated spacing.
+
+    Args:
+        path: a DICOM file, NIfTI/MHD image sequence, AVI video, PNG/JPEG image or folder of frames.
+        blank_outside_sector: set pixels outside the sector (text, ECG, UI) to 0.
+
+    Returns:
+        frames: (T, H, W) uint8.
+        meta: ``filename_or_obj``, ``format``, ``n_frames``, ``frame_time_ms``, ``frame_time_source``,
+            ``frame_rate_hz``, ``spacing_mm`` (dy, dx) or None, ``spacing_source``, ``spacing_warning``,
+            ``region_box``, ``sector_mask`` ((H, W) bool), ``sector_box`` (x0, y0, x1, y1), ``original_shape``,
+            and for DICOM the equipment, transfer syntax, photometric interpretation and study/series UIDs.
+
+    Raises:
+        InputError: missing path, folder without frames, unreadable or implausible input.
+        UnsupportedError: an encoding that cannot be decoded here.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file or folder")
+    regions = []
+    if p.is_dir():
+        files = frame_files(p)
+        if not files:
+            raise InputError(
+                f"{p}: is a folder without PNG/JPEG frames; expected a DICOM, NIfTI/MHD or AVI file, "
+                "or a folder of PNG/JPEG frames"
+            )
+        frames, meta = read_frames(files, p)
+    elif not os.access(p, os.R_OK):
+        raise InputError(f"{p}: file cannot be read (permission denied)")
+    elif suffix_of(p) in VOLUME_SUFFIXES:
+        frames, meta = read_volume_sequence(p)
+    elif suffix_of(p) in VIDEO_SUFFIXES:
+        frames, meta = read_video(p)
+    elif suffix_of(p) in FRAME_SUFFIXES:
+        frames, meta = read_frames([p], p)
+    else:
+        frames, meta, regions = read_dicom_cine(p)
+    t, h, w = frames.shape
+    if t == 0 or not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
+        raise InputError(f"{p}: absurd loop shape {t} frames of {w}x{h}; expected frames of 1..{MAX_SIDE} per side")
+
+    active = active_pixels(frames)
+    calibration = calibrate(regions, (h, w), mask_box(imaging_region(active))) if regions else None
+    box = None
+    meta["spacing_warning"] = None
+    if calibration is not None:
+        sp = calibration.spacing_mm
+        meta["spacing_mm"] = [sp[0], sp[1]] if sp is not None else None
+        meta["spacing_source"] = calibration.source
+        meta["spacing_warning"] = calibration.warning
+        box = calibration.box
+    sector = imaging_region(active, box)
+    if blank_outside_sector:
+        np.multiply(frames, sector, out=frames)
+    frame_time = meta.get("frame_time_ms")
+    meta.update(
+        filename_or_obj=str(p),
+        n_frames=t,
+        frame_rate_hz=1000.0 / frame_time if frame_time else None,
+        region_box=list(box) if box is not None else None,
+        sector_mask=sector,
+        sector_box=list(mask_box(sector) or (0, 0, w - 1, h - 1)),
+        blanked_outside_sector=blank_outside_sector,
+    )
+    meta.setdefault("heart_rate_bpm", None)
+    return frames, meta
+
+
+def load_cine(path: str | os.PathLike, blank_outside_sector: bool = True) -> MetaTensor:
+    """Load a cine loop as a (1, T, H, W) float32 ``MetaTensor`` in [0, 1].
+
+    Args:
+        path: see :func:`read_cine`.
+        blank_outside_sector: set pixels outside the sector to 0.
+
+    Returns:
+        The loop; ``.meta`` holds the keys listed in :func:`read_cine` (never patient-identifying fields).
+
+    Raises:
+        InputError, UnsupportedError: as :func:`read_cine`.
+    """
+    import torch
+    from monai.data import MetaTensor
+
+    frames, meta = read_cine(path, blank_outside_sector)
+    out = torch.empty((1, *frames.shape), dtype=torch.float32)
+    out[0].copy_(torch.from_numpy(frames))
+    del frames
+    out.div_(255.0)
+    return MetaTensor(out, meta=meta)
+
+
+def require_loop(img: torch.Tensor | np.ndarray, min_frames: int = 2) -> None:
+    """Refuse a single image where a command needs a cine loop.
+
+    Args:
+        img: a loop (1, T, H, W), e.g. from :func:`load_cine` (its ``filename_or_obj`` names it in the error).
+        min_frames: frames needed.
+
+    Raises:
+        InputError: fewer than ``min_frames`` frames.
+    """
+    frames = int(img.shape[1]) if img.ndim == 4 else 1
+    if frames < min_frames:
+        name = getattr(img, "meta", {}).get("filename_or_obj", "input")
+        raise InputError(f"{name}: has {frames} frame(s); this needs a cine loop of at least {min_frames} frames")

@@ -1,0 +1,162 @@
+"""Read cine loops that are not DICOM: NIfTI/MHD image sequences, AVI videos, PNG/JPEG frames.
+
+Each reader returns 8-bit grey frames (T, H, W) and the same meta keys as the DICOM reader, with the
+values the format can give (frame time and spacing are often unknown: they are then None, never guessed).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from echokdm.errors import InputError
+
+VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mhd", ".mha", ".nrrd")
+VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv")
+FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def suffix_of(path: str | os.PathLike) -> str:
+    """Lower-case suffix, with ``.nii.gz`` kept whole."""
+    name = Path(path).name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
+
+
+def frame_files(folder: str | os.PathLike) -> list[Path]:
+    """PNG/JPEG files of a folder in natural order (frame2 before frame10)."""
+    files = [p for p in Path(folder).iterdir() if p.is_file() and suffix_of(p) in FRAME_SUFFIXES]
+    return sorted(files, key=lambda p: [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", p.name)])
+
+
+def read_volume_sequence(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
+    """A NIfTI/MHD/NRRD image whose last axis is time (CAMUS ``_half_sequence`` layout), or one 2D image.
+
+    Args:
+        path: the image file.
+
+    Returns:
+        (T, H, W) uint8 frames and meta (spacing from the header, frame time unknown).
+
+    Raises:
+        InputError: unreadable, or not a 2D image / 2D+time sequence.
+    """
+    import SimpleITK as sitk
+
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as e:
+        raise InputError(f"{path}: image cannot be read: {str(e).strip().splitlines()[-1]}") from None
+    arr = sitk.GetArrayFromImage(image)  # (T, H, W[, C]) for a 3D image, (H, W[, C]) for 2D
+    spacing = image.GetSpacing()
+    channels = image.GetNumberOfComponentsPerPixel()
+    if channels > 1:
+        arr = arr.astype(np.float32) @ LUMA[:channels] if channels == 3 else arr[..., 0]
+    arr = np.squeeze(arr) if arr.ndim > 3 else arr
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3:
+        raise InputError(f"{path}: image has shape {arr.shape}; expected a 2D image or a 2D+time sequence")
+    meta = {
+        "format": suffix_of(path).lstrip(".").replace(".gz", ""),
+        "spacing_mm": [float(spacing[1]), float(spacing[0])],
+        "spacing_source": "image header",
+        "frame_time_ms": None,
+        "frame_time_source": "unknown",
+        "original_shape": [int(s) for s in arr.shape],
+    }
+    return _to_uint8(arr, meta), meta
+
+
+def read_video(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
+    """An AVI (EchoNet-Dynamic) or other video read with OpenCV.
+
+    Args:
+        path: the video file.
+
+    Returns:
+        (T, H, W) uint8 frames and meta (frame time from the video's frame rate).
+
+    Raises:
+        InputError: the video cannot be opened or has no frames.
+    """
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise InputError(f"{path}: video cannot be opened (unknown codec or not a video)")
+    fps = float(capture.get(cv2.CAP_PROP_FPS) or 0)
+    frames = []
+    try:
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr)
+    finally:
+        capture.release()
+    if not frames:
+        raise InputError(f"{path}: video has no frames")
+    meta = {
+        "format": "video",
+        "spacing_mm": None,
+        "spacing_source": "unknown",
+        "frame_time_ms": 1000.0 / fps if fps > 0 else None,
+        "frame_time_source": "video frame rate" if fps > 0 else "unknown",
+        "original_shape": [len(frames), *frames[0].shape],
+    }
+    return np.stack(frames), meta
+
+
+def read_frames(paths: list[Path], source: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
+    """PNG/JPEG frames (a folder's files in order, or one image) as one loop.
+
+    Args:
+        paths: the image files, in frame order.
+        source: the folder or file named by the user (for messages).
+
+    Returns:
+        (T, H, W) uint8 frames and meta (frame time and spacing unknown).
+
+    Raises:
+        InputError: a frame cannot be read or the frames differ in size.
+    """
+    import imageio.v3 as iio
+
+    frames = []
+    for p in paths:
+        try:
+            img = iio.imread(p)
+        except (OSError, ValueError) as e:
+            raise InputError(f"{p}: image cannot be read: {e}") from None
+        if img.ndim == 3:
+            img = img[..., :3].astype(np.float32) @ LUMA if img.shape[-1] >= 3 else img[..., 0]
+        grey = _to_uint8(np.asarray(img)[None], {})[0]
+        if frames and grey.shape != frames[0].shape:
+            raise InputError(f"{p}: frame size {grey.shape[::-1]} differs from the first frame's {frames[0].shape[::-1]}")
+        frames.append(grey)
+    meta = {
+        "format": "frames",
+        "spacing_mm": None,
+        "spacing_source": "unknown",
+        "frame_time_ms": None,
+        "frame_time_source": "unknown",
+        "original_shape": [len(frames), *frames[0].shape],
+    }
+    return np.stack(frames), meta
+
+
+def _to_uint8(arr: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
+    """Grey values to uint8: 8-bit data as is, anything else scaled from its min..max to 0..255."""
+    if arr.dtype == np.uint8:
+        return arr
+    if np.issubdtype(arr.dtype, np.integer) and arr.min() >= 0 and arr.max() <= 255:
+        return arr.astype(np.uint8)
+    lo, hi = float(arr.min()), float(arr.max())
+    meta["intensity_range"] = [lo, hi]
+    scaled = (arr.astype(np.float32) - lo) * (255.0 / (hi - lo) if hi > lo else 0.0)
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
