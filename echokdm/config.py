@@ -151,7 +151,8 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         if value is None and type(None) in args:
             return None
         errors = []
-        for arg in (a for a in args if a is not type(None)):
+        exact = [a for a in args if isinstance(a, type) and type(value) is a]  # an int stays an int in int | float
+        for arg in exact + [a for a in args if a is not type(None) and a not in exact]:
             try:
                 return _convert(arg, value, where)
             except InputError as e:

@@ -1,0 +1,421 @@
+"""Built-in LV segmenter: CAMUS labels (1 LV cavity, 2 LV myocardium, 3 LA) for every frame of a loop.
+
+Each frame is cropped to the sector's bounding box, padded to a square (apex kept at the top centre),
+resized to the working resolution (``SegModelConfig.size``, e.g. 128) and histogram-equalised inside
+the sector by grey-level rank (which removes gain, gamma and compression differences between scanners). A MONAI
+``UNet`` predicts the four classes; the class probabilities are smoothed lightly over time (against
+flicker), mapped back to the source grid, and each structure is reduced to its largest connected
+component (the LV cavity's holes filled).
+
+Example::
+
+    seg = LVSegmenter.from_pretrained()          # shipped weights "seg_a4c"
+    out = seg(load_cine("study.dcm"))            # out.labels: (T, H, W) uint8 on the DICOM grid
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.losses import DiceCELoss
+from monai.networks.nets import UNet
+from scipy import ndimage
+
+from echokdm.config import config_to_dict, load_config, option
+from echokdm.errors import InputError
+from echokdm.train.task import RunConfig, TrainTask
+
+#: CAMUS label values and names (phantom labels above 3 count as background)
+LABELS = {0: "background", 1: "lv", 2: "myo", 3: "la"}
+NUM_CLASSES = 4
+DEFAULT_WEIGHTS = "seg_a4c"
+
+
+@dataclass
+class SegModelConfig:
+    """Network and working grid of the segmenter (stored with its weights)."""
+
+    size: int = option(128, "working resolution: the sector box is padded to a square and resized to size x size")
+    channels: tuple[int, ...] = option((16, 32, 64, 128, 256), "UNet feature channels per level")
+    strides: tuple[int, ...] = option((2, 2, 2, 2), "UNet down-sampling factor between levels")
+    num_res_units: int = option(2, "residual units per UNet block")
+    dropout: float = option(0.0, "dropout probability inside the UNet")
+    norm: Literal["instance", "batch"] = option("instance", "normalisation layers")
+
+
+@dataclass
+class SegAugmentConfig:
+    """Training augmentation aimed at real scanners (probabilities per sample; 0 turns one off)."""
+
+    rotate_deg: float = option(12.0, "maximum in-plane rotation (degrees)")
+    zoom: tuple[float, float] = option((0.8, 1.2), "isotropic zoom range")
+    translate_px: float = option(8.0, "maximum shift in working pixels")
+    affine_prob: float = option(0.8, "probability of rotation/zoom/shift")
+    flip_prob: float = option(0.5, "left-right flip (both A4C display conventions exist)")
+    gamma: tuple[float, float] = option((0.5, 2.0), "gamma range of the contrast change")
+    gamma_prob: float = option(0.5, "probability of a gamma change")
+    bias_field_prob: float = option(0.3, "smooth gain field (time-gain compensation, lateral gain)")
+    hist_shift_prob: float = option(0.3, "random non-linear intensity curve")
+    blur_prob: float = option(0.3, "Gaussian blur (sigma 0.3-1.5 px)")
+    speckle_prob: float = option(0.4, "multiplicative speckle of another grain")
+    noise_prob: float = option(0.3, "additive Gaussian noise (std up to 0.05)")
+    shadow_prob: float = option(0.3, "angular shadow/dropout bands from the apex")
+    haze_prob: float = option(0.4, "near-field haze/clutter fading with depth")
+    dropout_prob: float = option(0.2, "rectangular dropouts")
+
+
+@dataclass
+class SegDataConfig:
+    """Phantom loops the segmenter learns from (generated once per run, optionally cached on disk)."""
+
+    train_loops: int = option(200, "training loops (seeds from split_seeds('train', n))")
+    val_loops: int = option(8, "validation loops (seeds from split_seeds('val', n)); every frame is scored")
+    frames_per_loop: int = option(8, "training samples drawn from each loop per epoch (random frames)")
+    phantom: dict[str, Any] = option({}, "keyword arguments of echokdm.phantom.sample_params (size, frames, ...)")
+    cache_dir: str = option("", "folder caching the generated loops at working resolution; '' = none")
+
+
+@dataclass
+class SegLossConfig:
+    """Dice + cross-entropy (MONAI DiceCELoss over the three structures)."""
+
+    dice_weight: float = option(1.0, "weight of the Dice term")
+    ce_weight: float = option(1.0, "weight of the cross-entropy term")
+
+
+@dataclass
+class SegRunConfig(RunConfig):
+    """Configuration of ``echokdm train seg``."""
+
+    model: SegModelConfig = option(SegModelConfig, "network and working grid")
+    data: SegDataConfig = option(SegDataConfig, "phantom training data")
+    augment: SegAugmentConfig = option(SegAugmentConfig, "augmentation")
+    loss: SegLossConfig = option(SegLossConfig, "loss")
+
+
+def build_network(cfg: SegModelConfig) -> UNet:
+    """The segmentation network: (B, 1, S, S) equalised frames -> (B, 4, S, S) class logits."""
+    return UNet(
+        spatial_dims=2,
+        in_channels=1,
+        out_channels=NUM_CLASSES,
+        channels=cfg.channels,
+        strides=cfg.strides,
+        num_res_units=cfg.num_res_units,
+        dropout=cfg.dropout,
+        norm=cfg.norm,
+    )
+
+
+@dataclass(frozen=True)
+class SectorFit:
+    """The map between a source grid and the square working grid around its sector.
+
+    The sector box is cropped, padded to a square (rows at the bottom, columns on both sides, so the apex
+    stays at the top centre) and resized to ``size``.
+
+    Attributes:
+        shape: source (H, W).
+        box: sector box (x0, y0, x1, y1), inclusive pixels.
+        size: working resolution.
+    """
+
+    shape: tuple[int, int]
+    box: tuple[int, int, int, int]
+    size: int
+
+    @classmethod
+    def from_mask(cls, mask: np.ndarray | torch.Tensor, size: int) -> SectorFit:
+        """Fit around the True pixels of an (H, W) sector mask (the whole image when it is empty)."""
+        m = np.asarray(mask, dtype=bool)
+        if m.ndim != 2:
+            raise InputError(f"sector mask must be (H, W), got shape {m.shape}")
+        rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+        h, w = m.shape
+        box = (int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1])) if rows.size else (0, 0, w - 1, h - 1)
+        return cls(shape=(h, w), box=box, size=size)
+
+    @property
+    def _pads(self) -> tuple[int, int, int, int]:
+        x0, y0, x1, y1 = self.box
+        bh, bw = y1 - y0 + 1, x1 - x0 + 1
+        side = max(bh, bw)
+        left = (side - bw) // 2
+        return left, side - bw - left, 0, side - bh
+
+    def to_work(self, x: torch.Tensor, mode: Literal["bilinear", "nearest"] = "bilinear") -> torch.Tensor:
+        """Source (N, C, H, W) -> working (N, C, size, size) (``nearest`` for label maps)."""
+        x0, y0, x1, y1 = self.box
+        crop = F.pad(x[..., y0 : y1 + 1, x0 : x1 + 1].float(), self._pads)
+        if mode == "nearest":
+            return F.interpolate(crop, size=(self.size, self.size), mode="nearest-exact")
+        return F.interpolate(crop, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
+
+    def to_source(self, y: torch.Tensor) -> torch.Tensor:
+        """Working (N, C, size, size) -> source (N, C, H, W), bilinear; zeros outside the sector box."""
+        left, right, _, bottom = self._pads
+        x0, y0, x1, y1 = self.box
+        side = y1 - y0 + 1 + bottom
+        up = F.interpolate(y.float(), size=(side, side), mode="bilinear", align_corners=False)
+        out = y.new_zeros((*y.shape[:2], *self.shape), dtype=torch.float32)
+        out[..., y0 : y1 + 1, x0 : x1 + 1] = up[..., : side - bottom, left : side - right]
+        return out
+
+
+def equalize_frames(frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Histogram-equalise each frame inside the sector by grey-level rank, zero outside.
+
+    A pixel becomes the fraction of sector pixels darker than it (ties share their mid rank), so the
+    result does not change under any increasing grey-level curve (gain, gamma, log compression).
+
+    Args:
+        frames: (N, 1, S, S) float.
+        mask: (S, S) or (N, 1, S, S) bool sector mask.
+
+    Returns:
+        (N, 1, S, S) float32 in [0, 1].
+    """
+    x = frames.detach().float().cpu()
+    m = mask.expand_as(x).cpu()
+    out = torch.zeros_like(x)
+    for i in range(x.shape[0]):
+        inside = x[i][m[i]]
+        if inside.numel() == 0:
+            continue
+        ranked = torch.sort(inside).values
+        lo = torch.searchsorted(ranked, inside, right=False)
+        hi = torch.searchsorted(ranked, inside, right=True)
+        out[i][m[i]] = (lo + hi).float() / (2.0 * inside.numel())
+    return out
+
+
+def smooth_in_time(probs: torch.Tensor, kernel: tuple[float, ...]) -> torch.Tensor:
+    """Weighted moving average over frames (edges repeated), e.g. ``(0.25, 0.5, 0.25)``.
+
+    Args:
+        probs: (T, C, H, W).
+        kernel: odd number of weights summing to 1; ``(1.0,)`` leaves ``probs`` unchanged.
+
+    Returns:
+        (T, C, H, W).
+    """
+    k = len(kernel)
+    if k % 2 == 0:
+        raise InputError(f"temporal kernel needs an odd length, got {kernel}")
+    r = k // 2
+    idx = torch.arange(probs.shape[0])
+    out = torch.zeros_like(probs)
+    for j, w in enumerate(kernel):
+        out += w * probs[(idx + j - r).clamp(0, probs.shape[0] - 1)]
+    return out
+
+
+def largest_components(labels: np.ndarray) -> np.ndarray:
+    """Keep each structure's largest connected component (others -> background); fill LV cavity holes.
+
+    Args:
+        labels: (H, W) uint8 CAMUS labels.
+
+    Returns:
+        (H, W) uint8.
+    """
+    out = np.zeros_like(labels)
+    for value in (2, 3, 1):
+        comp, n = ndimage.label(labels == value)
+        if n == 0:
+            continue
+        keep = comp == (np.argmax(np.bincount(comp.ravel())[1:]) + 1)
+        if value == 1:
+            keep = ndimage.binary_fill_holes(keep)
+        out[keep] = value
+    return out
+
+
+def area_jitter(areas: np.ndarray) -> float:
+    """Frame-to-frame jitter of an area curve: mean |a[t] - (a[t-1] + a[t+1]) / 2| over the mean area.
+
+    A smooth beating curve scores near 0; flicker of the masks raises it.
+    """
+    a = np.asarray(areas, dtype=np.float64)
+    if a.size < 3 or a.mean() == 0:
+        return 0.0
+    return float(np.abs(a[1:-1] - 0.5 * (a[:-2] + a[2:])).mean() / a.mean())
+
+
+@dataclass
+class SegmentationOutput:
+    """What :class:`LVSegmenter` returns.
+
+    Attributes:
+        labels: (T, H, W) uint8 CAMUS labels on the source grid.
+        lv_area_px: (T,) LV cavity area in source pixels.
+        fit: the source <-> working grid map.
+        probabilities: (T, 4, S, S) time-smoothed class probabilities on the working grid.
+    """
+
+    labels: np.ndarray
+    lv_area_px: np.ndarray
+    fit: SectorFit
+    probabilities: torch.Tensor
+
+
+class LVSegmenter:
+    """Segment LV cavity, LV myocardium and LA in every frame of a loop.
+
+    Args:
+        network: a network from :func:`build_network` with trained weights.
+        config: its :class:`SegModelConfig`.
+        temporal_kernel: weights of the moving average of probabilities over frames.
+        device: where the network runs.
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        config: SegModelConfig,
+        temporal_kernel: tuple[float, ...] = (0.25, 0.5, 0.25),
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.device = torch.device(device)
+        self.network = network.to(self.device).eval()
+        self.config = config
+        self.temporal_kernel = temporal_kernel
+
+    @classmethod
+    def from_pretrained(cls, weights: str | os.PathLike = DEFAULT_WEIGHTS, device: str = "cpu", **kwargs) -> LVSegmenter:
+        """Build from shipped weights (name, sha256-checked) or a trained ``model.safetensors``.
+
+        Raises:
+            InputError: unknown weights, or weights of another model.
+        """
+        from echokdm.weights import load
+
+        w = load(weights)
+        if w.task != "seg":
+            raise InputError(f"weights {weights} belong to model {w.task!r}, not the segmenter 'seg'")
+        cfg = load_config(w.config, SegModelConfig)
+        net = build_network(cfg)
+        net.load_state_dict(w.state_dict)
+        return cls(net, cfg, device=device, **kwargs)
+
+    def prepare(self, frames: torch.Tensor, sector_mask: np.ndarray) -> tuple[torch.Tensor, SectorFit]:
+        """Source frames (T, H, W) in [0, 1] -> network input (T, 1, S, S) and the grid map."""
+        fit = SectorFit.from_mask(sector_mask, self.config.size)
+        work = fit.to_work(frames[:, None])
+        mask = fit.to_work(torch.as_tensor(np.asarray(sector_mask), dtype=torch.float32)[None, None]) > 0.5
+        return equalize_frames(work, mask[0, 0]), fit
+
+    @torch.no_grad()
+    def __call__(
+        self, loop: torch.Tensor | np.ndarray, sector_mask: np.ndarray | None = None, batch_size: int = 32
+    ) -> SegmentationOutput:
+        """Segment a loop.
+
+        Args:
+            loop: (1, T, H, W) or (T, H, W) in [0, 1] (a ``load_cine`` MetaTensor carries its sector mask).
+            sector_mask: (H, W) bool; default ``loop.meta["sector_mask"]``, else found from the pixels.
+            batch_size: frames per network call.
+
+        Returns:
+            :class:`SegmentationOutput`.
+
+        Raises:
+            InputError: a loop of the wrong shape or a sector mask that does not fit it.
+        """
+        frames = torch.as_tensor(np.asarray(loop) if isinstance(loop, np.ndarray) else loop.as_tensor() if hasattr(loop, "as_tensor") else loop)
+        if frames.ndim == 4 and frames.shape[0] == 1:
+            frames = frames[0]
+        if frames.ndim != 3:
+            raise InputError(f"expected a loop (1, T, H, W) or (T, H, W), got shape {tuple(frames.shape)}")
+        frames = frames.float()
+        mask = _sector_mask(loop, frames, sector_mask)
+        x, fit = self.prepare(frames, mask)
+        logits = torch.cat([self.network(b.to(self.device)).float().cpu() for b in x.split(batch_size)])
+        probs = smooth_in_time(torch.softmax(logits, 1), self.temporal_kernel)
+        labels = np.empty(frames.shape, np.uint8)
+        inside = torch.as_tensor(mask)
+        for start in range(0, frames.shape[0], batch_size):
+            chunk = fit.to_source(probs[start : start + batch_size])
+            chunk[:, 0][:, ~inside] = 2.0  # background wins outside the sector
+            for i, lab in enumerate(chunk.argmax(1).to(torch.uint8).numpy()):
+                labels[start + i] = largest_components(lab)
+        areas = (labels == 1).reshape(labels.shape[0], -1).sum(1).astype(np.float64)
+        return SegmentationOutput(labels=labels, lv_area_px=areas, fit=fit, probabilities=probs)
+
+
+def _sector_mask(loop: object, frames: torch.Tensor, given: np.ndarray | None) -> np.ndarray:
+    if given is None:
+        given = getattr(loop, "meta", {}).get("sector_mask")
+    if given is None:
+        from echokdm.io.sector import sector_mask
+
+        given = sector_mask((frames.clamp(0, 1) * 255).round().to(torch.uint8).numpy())
+    mask = np.asarray(given, dtype=bool)
+    if mask.shape != tuple(frames.shape[-2:]):
+        raise InputError(f"sector mask of shape {mask.shape} does not fit frames of {tuple(frames.shape[-2:])}")
+    return mask
+
+
+def dice_per_class(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Dice of each structure per sample; NaN where a structure is absent from both.
+
+    Args:
+        pred, target: (B, H, W) integer label maps.
+
+    Returns:
+        name -> (B,) float tensor, for ``lv``, ``myo``, ``la``.
+    """
+    out = {}
+    for value in (1, 2, 3):
+        p, t = (pred == value).flatten(1).float(), (target == value).flatten(1).float()
+        denom = p.sum(1) + t.sum(1)
+        out[LABELS[value]] = torch.where(denom > 0, 2 * (p * t).sum(1) / denom.clamp(min=1), torch.nan)
+    return out
+
+
+class SegTask(TrainTask):
+    """``echokdm train seg``: the segmenter on phantom loops, selected by validation LV-cavity Dice."""
+
+    config_class = SegRunConfig
+    select_metric = "dice_lv"
+    select_mode = "max"
+
+    def __init__(self, cfg: SegRunConfig) -> None:
+        super().__init__(cfg)
+        self.loss_fn = DiceCELoss(
+            include_background=False,
+            to_onehot_y=True,
+            softmax=True,
+            batch=True,
+            lambda_dice=cfg.loss.dice_weight,
+            lambda_ce=cfg.loss.ce_weight,
+        )
+
+    def build_model(self) -> torch.nn.Module:
+        return build_network(self.cfg.model)
+
+    def train_dataset(self):
+        from echokdm.models.seg_data import PhantomFrames
+
+        return PhantomFrames.from_config(self.cfg, "train")
+
+    def val_dataset(self):
+        from echokdm.models.seg_data import PhantomFrames
+
+        return PhantomFrames.from_config(self.cfg, "val") if self.cfg.data.val_loops > 0 else None
+
+    def training_step(self, model, batch, device):
+        return self.loss_fn(model(batch["image"].to(device)), batch["label"].to(device))
+
+    def validation_step(self, model, batch, device):
+        logits = model(batch["image"].to(device))
+        values = dice_per_class(logits.argmax(1).cpu(), batch["label"][:, 0].cpu())
+        return {f"dice_{k}": v for k, v in values.items()}
+
+    def export_config(self) -> dict:
+        return config_to_dict(self.cfg.model)

@@ -1,0 +1,172 @@
+"""Training data of the segmenter: phantom frames on the working grid, with scanner-style augmentation.
+
+Loops are simulated once per run (``echokdm.phantom``), mapped to the working grid by
+:class:`~echokdm.models.seg.SectorFit` and kept as uint8; each training sample is one random frame,
+augmented, then histogram-equalised inside its sector exactly as at inference. Every random choice is
+a function of ``(train.seed, epoch, index)``, so resumed runs see the same samples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.transforms import (
+    Compose,
+    RandAdjustContrastd,
+    RandAffined,
+    RandBiasFieldd,
+    RandCoarseDropoutd,
+    RandFlipd,
+    RandGaussianNoised,
+    RandGaussianSmoothd,
+    RandHistogramShiftd,
+)
+from torch.utils.data import Dataset
+
+from echokdm.augment import RandHazed, RandShadowBandsd, RandSpeckled
+from echokdm.models.seg import SectorFit, SegAugmentConfig, SegRunConfig, equalize_frames
+from echokdm.progress import progress
+
+
+def work_loop(seed: int, size: int, overrides: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Simulate phantom loop ``seed`` and map it to the ``size`` working grid.
+
+    Returns:
+        ``frames`` (T, S, S) uint8, ``labels`` (T, S, S) uint8 CAMUS (labels > 3 -> 0), ``mask`` (S, S) bool,
+        ``ef`` () float, ``ed`` and ``es`` frame indices.
+    """
+    from echokdm.phantom import sample_params, simulate
+
+    loop = simulate(sample_params(seed, **overrides))
+    fit = SectorFit.from_mask(loop.sector_mask, size)
+    frames = fit.to_work(torch.as_tensor(np.asarray(loop.frames, np.float32))[:, None])[:, 0]
+    labels = fit.to_work(torch.as_tensor(np.asarray(loop.labels))[:, None], mode="nearest")[:, 0]
+    labels[labels > 3] = 0
+    mask = fit.to_work(torch.as_tensor(np.asarray(loop.sector_mask), dtype=torch.float32)[None, None])[0, 0] > 0.5
+    return {
+        "frames": (frames.clamp(0, 1) * 255).round().to(torch.uint8).numpy(),
+        "labels": labels.to(torch.uint8).numpy(),
+        "mask": mask.numpy(),
+        "ef": np.float32(loop.ef),
+        "ed": np.asarray(loop.ed, np.int64),
+        "es": np.asarray(loop.es, np.int64),
+    }
+
+
+def phantom_loops(split: str, n: int, size: int, overrides: dict[str, Any], cache_dir: str = "") -> list[dict]:
+    """The first ``n`` loops of a phantom split on the working grid (cached in ``cache_dir`` if given)."""
+    from echokdm.phantom import split_seeds
+
+    key = hashlib.sha256(json.dumps([size, overrides], sort_keys=True).encode()).hexdigest()[:12]
+    loops = []
+    for seed in progress(split_seeds(split, n), f"phantom {split} loops"):
+        path = Path(cache_dir) / f"seg_{key}_{int(seed)}.npz" if cache_dir else None
+        if path is not None and path.is_file():
+            with np.load(path) as z:
+                loops.append({k: z[k] for k in z.files})
+            continue
+        loop = work_loop(int(seed), size, overrides)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.stem}.{os.getpid()}.npz")
+            np.savez_compressed(tmp, **loop)
+            os.replace(tmp, path)
+        loops.append(loop)
+    return loops
+
+
+def augmentation(cfg: SegAugmentConfig) -> Compose:
+    """Geometric and scanner-style intensity augmentation of ``image``/``label``/``mask`` (1, S, S)."""
+    keys = ["image", "label", "mask"]
+    z0, z1 = cfg.zoom
+    return Compose(
+        [
+            RandAffined(
+                keys,
+                prob=cfg.affine_prob,
+                rotate_range=math.radians(cfg.rotate_deg),
+                scale_range=((z0 - 1, z1 - 1), (z0 - 1, z1 - 1)),
+                translate_range=(cfg.translate_px, cfg.translate_px),
+                mode=("bilinear", "nearest", "nearest"),
+                padding_mode="zeros",
+            ),
+            RandFlipd(keys, prob=cfg.flip_prob, spatial_axis=1),
+            RandBiasFieldd("image", prob=cfg.bias_field_prob, coeff_range=(0.0, 0.3)),
+            RandAdjustContrastd("image", prob=cfg.gamma_prob, gamma=cfg.gamma),
+            RandHistogramShiftd("image", prob=cfg.hist_shift_prob, num_control_points=(4, 8)),
+            RandHazed("image", prob=cfg.haze_prob),
+            RandShadowBandsd("image", prob=cfg.shadow_prob),
+            RandSpeckled("image", prob=cfg.speckle_prob),
+            RandGaussianSmoothd("image", prob=cfg.blur_prob, sigma_x=(0.3, 1.5), sigma_y=(0.3, 1.5)),
+            RandGaussianNoised("image", prob=cfg.noise_prob, std=0.05),
+            RandCoarseDropoutd(
+                "image", prob=cfg.dropout_prob, holes=1, max_holes=4, spatial_size=6, max_spatial_size=24, fill_value=0.0
+            ),
+        ]
+    )
+
+
+class PhantomFrames(Dataset):
+    """Single frames of working-grid loops: ``{"image": (1, S, S) float32, "label": (1, S, S) int64}``.
+
+    Args:
+        loops: from :func:`phantom_loops`.
+        samples_per_loop: random frames per loop per epoch; None = every frame once, in order (validation).
+        augment: the augmentation, or None.
+        seed: base seed of the per-sample random choices.
+    """
+
+    def __init__(self, loops: list[dict], samples_per_loop: int | None, augment: Compose | None, seed: int = 0) -> None:
+        self.loops, self.samples_per_loop, self.augment, self.seed = loops, samples_per_loop, augment, seed
+        self.epoch = 0
+        self.index = (
+            None if samples_per_loop is not None else [(i, t) for i, lp in enumerate(loops) for t in range(len(lp["frames"]))]
+        )
+
+    @classmethod
+    def from_config(cls, cfg: SegRunConfig, split: str) -> PhantomFrames:
+        """Training (augmented random frames) or validation (every frame) set of a run configuration."""
+        d = cfg.data
+        n = d.train_loops if split == "train" else d.val_loops
+        loops = phantom_loops(split, n, cfg.model.size, dict(d.phantom), d.cache_dir)
+        if split == "train":
+            return cls(loops, d.frames_per_loop, augmentation(cfg.augment), cfg.train.seed)
+        return cls(loops, None, None, cfg.train.seed)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.index) if self.index is not None else len(self.loops) * self.samples_per_loop
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng((self.seed, self.epoch, i))
+        if self.index is not None:
+            li, t = self.index[i]
+        else:
+            li = i % len(self.loops)
+            t = int(rng.integers(len(self.loops[li]["frames"])))
+        loop = self.loops[li]
+        sample = {
+            "image": torch.from_numpy(loop["frames"][t][None].astype(np.float32) / 255.0),
+            "label": torch.from_numpy(loop["labels"][t][None].astype(np.float32)),
+            "mask": torch.from_numpy(loop["mask"][None].astype(np.float32)),
+        }
+        if self.augment is not None:
+            self.augment.set_random_state(seed=int(rng.integers(2**31)))
+            sample = self.augment(sample)
+        mask = _plain(sample["mask"]) > 0.5
+        image = equalize_frames(_plain(sample["image"]).float()[None], mask[None])[0]
+        return {"image": image, "label": _plain(sample["label"]).round().long()}
+
+
+def _plain(x: Any) -> torch.Tensor:
+    """A plain tensor (MONAI transforms return MetaTensors, which collate slowly)."""
+    return x.as_tensor() if hasattr(x, "as_tensor") else torch.as_tensor(x)

@@ -1,0 +1,109 @@
+"""Segmenter building blocks: grid fitting, equalisation, temporal smoothing, clean-up, jitter, augmentations."""
+
+import numpy as np
+import pytest
+import torch
+
+from echokdm.augment import RandHaze, RandShadowBands, RandShadowBandsd, RandSpeckle
+from echokdm.errors import InputError
+from echokdm.models.seg import (
+    SectorFit,
+    area_jitter,
+    dice_per_class,
+    equalize_frames,
+    largest_components,
+    smooth_in_time,
+)
+
+
+def _fan(h=90, w=120):
+    y, x = np.mgrid[0:h, 0:w]
+    return (np.abs(np.arctan2(x - 60, y + 1 - 10)) < 0.6) & (y >= 10) & (np.hypot(x - 60, y - 9) < 75)
+
+
+def test_sector_fit_round_trip_keeps_apex_on_top_and_structures_in_place():
+    mask = _fan()
+    fit = SectorFit.from_mask(mask, 64)
+    x0, y0, x1, y1 = fit.box
+    assert (y0, y1) == (10, int(np.flatnonzero(mask.any(1))[-1]))
+    blob = np.zeros(mask.shape, np.float32)
+    blob[40:60, 50:70] = 1
+    work = fit.to_work(torch.from_numpy(blob)[None, None])
+    assert work.shape == (1, 1, 64, 64)
+    assert fit.to_work(torch.from_numpy(mask.astype(np.float32))[None, None])[0, 0, 0].sum() > 0  # apex row
+    back = fit.to_source(work)[0, 0].numpy() > 0.5
+    assert back.shape == mask.shape
+    assert (back & (blob > 0)).sum() / (blob > 0).sum() > 0.9 and back.sum() / blob.sum() < 1.2
+
+
+def test_sector_fit_rejects_a_bad_mask():
+    with pytest.raises(InputError, match=r"\(H, W\)"):
+        SectorFit.from_mask(np.ones((2, 3, 4), bool), 32)
+
+
+def test_equalisation_is_invariant_to_gain_and_gamma():
+    rng = np.random.default_rng(0)
+    img = torch.from_numpy(rng.random((2, 1, 32, 32)).astype(np.float32))
+    mask = torch.zeros(32, 32, dtype=torch.bool)
+    mask[4:28, 4:28] = True
+    a = equalize_frames(img, mask)
+    b = equalize_frames(0.5 * img**2, mask)
+    assert torch.allclose(a, b, atol=1e-6)
+    assert a[:, :, ~mask].abs().max() == 0
+    assert 0.45 < a[:, :, mask].mean() < 0.55
+
+
+def test_temporal_smoothing_and_jitter():
+    t = torch.arange(10, dtype=torch.float32)
+    probs = (t % 2).reshape(10, 1, 1, 1).repeat(1, 2, 3, 3)
+    smooth = smooth_in_time(probs, (0.25, 0.5, 0.25))
+    assert torch.allclose(smooth[1:-1], torch.full_like(smooth[1:-1], 0.5))
+    assert torch.equal(smooth_in_time(probs, (1.0,)), probs)
+    with pytest.raises(InputError, match="odd"):
+        smooth_in_time(probs, (0.5, 0.5))
+    beat = 100 + 20 * np.sin(np.linspace(0, 2 * np.pi, 30))
+    flicker = beat + 10 * (np.arange(30) % 2)
+    assert area_jitter(beat) < 0.01 < area_jitter(flicker)
+
+
+def test_largest_components_keeps_one_filled_cavity():
+    lab = np.zeros((40, 40), np.uint8)
+    lab[5:25, 5:25] = 1
+    lab[12:15, 12:15] = 0  # hole
+    lab[30:33, 30:33] = 1  # stray island
+    lab[2:4, 30:38] = 3
+    lab[30:38, 2:4] = 3
+    out = largest_components(lab)
+    assert (out == 1).sum() == 400
+    assert (out == 3).sum() == 16
+
+
+def test_dice_per_class_nan_for_absent_structures():
+    a = torch.zeros(1, 8, 8, dtype=torch.long)
+    a[0, 2:6, 2:6] = 1
+    b = a.clone()
+    b[0, 2:6, 2:4] = 2
+    d = dice_per_class(b, a)
+    assert d["lv"].item() == pytest.approx(2 * 8 / (8 + 16))
+    assert d["myo"].item() == 0.0 and torch.isnan(d["la"]).all()
+
+
+@pytest.mark.parametrize("cls", [RandSpeckle, RandShadowBands, RandHaze])
+def test_ultrasound_augmentations_change_the_image_within_range(cls):
+    img = torch.full((1, 48, 48), 0.5)
+    t = cls(prob=1.0)
+    t.set_random_state(3)
+    out = t(img)
+    assert out.shape == img.shape and not torch.equal(out, img)
+    assert out.min() >= 0 and out.max() <= 1
+    t.set_random_state(3)
+    assert torch.equal(t(img), out)
+    assert torch.equal(cls(prob=0.0)(img), img)
+
+
+def test_shadow_dict_transform_darkens_a_band_from_the_apex():
+    d = RandShadowBandsd(keys="image", prob=1.0, strength=(0.9, 0.9))
+    d.set_random_state(0)
+    out = d({"image": torch.ones(1, 64, 64)})["image"]
+    assert out[0, 0].min() > 0.99  # top row (above the bands' start) untouched or nearly
+    assert out[0, -1].min() < 0.5  # a band darkens the deep rows
