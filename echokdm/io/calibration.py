@@ -126,7 +126,7 @@ def calibrate(regions: list[UltrasoundRegion], shape: tuple[int, int], content: 
     region = max(tissue, key=lambda r: (r.box[2] - r.box[0]) * (r.box[3] - r.box[1]))
     h, w = shape
     x0, y0, x1, y1 = region.box
-    dy, dx = region.delta_y * 10.0, region.delta_x * 10.0
+    dy, dx = mm_from_cm(region.delta_y), mm_from_cm(region.delta_x)
     # Max X1/Y1 are inclusive, but some writers store them one past the last pixel: allow that.
     if x1 <= w and y1 <= h:
         return Calibration((dy, dx), "ultrasound_region", None, (x0, y0, min(x1, w - 1), min(y1, h - 1)), 1.0)
@@ -156,6 +156,11 @@ def calibrate(regions: list[UltrasoundRegion], shape: tuple[int, int], content: 
     )
 
 
+def mm_from_cm(cm: float) -> float:
+    """cm -> mm, rounded to 15 significant digits so that a spacing written as ``mm / 10`` reads back exactly."""
+    return float(f"{cm * 10.0:.15g}")
+
+
 def _confirms(content: Box, box: Box) -> bool:
     """The content lies inside ``box`` (with slack) and fills most of its height."""
     cx0, cy0, cx1, cy1 = content
@@ -174,4 +179,4 @@ def _close(a: float, b: float) -> bool:
 
 
 def _mm(region: UltrasoundRegion) -> str:
-    return f"{region.delta_y * 10:.4g} x {region.delta_x * 10:.4g}"
+    return f"{mm_from_cm(region.delta_y):.4g} x {mm_from_cm(region.delta_x):.4g}"

@@ -58,7 +58,7 @@ def read_dicom_header(path: str | os.PathLike) -> Dataset:
     except InvalidDicomError:
         raise InputError(f"{path}: not a DICOM file (no 'DICM' marker) and not a known image/video type") from None
     except (OSError, EOFError, ValueError, KeyError, TypeError) as e:
-        raise InputError(f"{path}: DICOM header cannot be read: {e}") from None
+        raise InputError(f"{path}: DICOM header cannot be read: {_one_line(e)}") from None
 
 
 def read_dicom_cine(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any], list[UltrasoundRegion]]:
@@ -88,18 +88,22 @@ def read_dicom_cine(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]
         _check_native_length(ds, path, t)
     photometric = str(ds.get("PhotometricInterpretation", "")).strip()
     frames = np.empty((t, h, w), np.uint8)
+    # frames are read from the file one at a time; a deflated file can only be inflated as a whole
+    source = pydicom.dcmread(path) if tsyntax.is_deflated else path
     n = 0
     try:
-        for n, arr in enumerate(iter_pixels(path), start=1):
+        for n, arr in enumerate(iter_pixels(source), start=1):
             if n > t:
                 break
             frames[n - 1] = _to_grey(arr, ds, photometric, path)
     except AttributeError as e:
         if "no 'Pixel Data'" in str(e):
             raise InputError(f"{path}: DICOM file has no pixel data") from None
-        raise InputError(f"{path}: pixel data cannot be decoded ({tsyntax.name}): {e}") from None
+        raise InputError(f"{path}: pixel data cannot be decoded ({tsyntax.name}): {_one_line(e)}") from None
     except (ValueError, RuntimeError, OSError, EOFError, KeyError, IndexError, NotImplementedError) as e:
-        raise InputError(f"{path}: pixel data is truncated or corrupt at frame {n} ({tsyntax.name}): {e}") from None
+        raise InputError(
+            f"{path}: pixel data is truncated or corrupt at frame {n} ({tsyntax.name}): {_one_line(e)}"
+        ) from None
     if n == 0:
         raise InputError(f"{path}: DICOM file has no pixel data")
     if n < t:
@@ -174,7 +178,7 @@ def _geometry(ds: Dataset, path: str | os.PathLike) -> tuple[int, int, int, int]
     except AttributeError as e:
         raise InputError(f"{path}: DICOM image lacks {e.args[0].split()[-1] if e.args else 'an image attribute'}") from None
     except (TypeError, ValueError) as e:
-        raise InputError(f"{path}: DICOM image attributes are malformed: {e}") from None
+        raise InputError(f"{path}: DICOM image attributes are malformed: {_one_line(e)}") from None
     if frames == 0:
         raise InputError(f"{path}: Number of Frames is 0; expected a loop with at least one frame")
     if not (1 <= rows <= MAX_SIDE and 1 <= cols <= MAX_SIDE):
@@ -266,6 +270,11 @@ def _positive(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return v if v > 0 and np.isfinite(v) else None
+
+
+def _one_line(error: Exception) -> str:
+    """An exception's message on one line (decoders list one failure per plugin on separate lines)."""
+    return " ".join(str(error).split())
 
 
 def _text(value: Any) -> str | None:

@@ -62,6 +62,7 @@ def imaging_region(active: np.ndarray, box: Box | None = None) -> np.ndarray:
         return inside
     sizes = np.bincount(labels.ravel())[1:]
     largest = labels == (int(np.argmax(sizes)) + 1)
+    largest |= ndimage.binary_dilation(largest, structure=disk(1)) & active & inside  # undo the opening's erosion
     return convex_hull_image(largest) & inside
 
 

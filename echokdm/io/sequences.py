@@ -132,7 +132,7 @@ def read_frames(paths: list[Path], source: str | os.PathLike) -> tuple[np.ndarra
         try:
             img = iio.imread(p)
         except (OSError, ValueError) as e:
-            raise InputError(f"{p}: image cannot be read: {e}") from None
+            raise InputError(f"{p}: image cannot be read: {' '.join(str(e).split())}") from None
         if img.ndim == 3:
             img = img[..., :3].astype(np.float32) @ LUMA if img.shape[-1] >= 3 else img[..., 0]
         grey = _to_uint8(np.asarray(img)[None], {})[0]

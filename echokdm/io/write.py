@@ -51,7 +51,8 @@ def write_cine_dicom(
 
     The file is uncompressed (Explicit VR Little Endian), MONOCHROME2, 8-bit, with FrameTime and
     FrameIncrementPointer, and — when ``spacing_mm`` is given — one 2D tissue ultrasound region over the
-    whole matrix whose Physical Delta X/Y (cm) read back as exactly ``spacing_mm``.
+    whole matrix whose Physical Delta X/Y (cm) read back as exactly ``spacing_mm`` (up to 15 significant
+    digits).
 
     Args:
         path: the output file (overwritten).
@@ -158,16 +159,6 @@ def write_cine_dicom(
     ds.save_as(path, enforce_file_format=True)
 
 
-def cm_for_mm(mm: float) -> float:
-    """A value in cm that reads back as exactly ``mm`` when multiplied by 10 (as the reader does)."""
-    cm = mm / 10.0
-    for _ in range(8):
-        if cm * 10.0 == mm:
-            return cm
-        cm = float(np.nextafter(cm, np.inf if cm * 10.0 < mm else -np.inf))
-    return mm / 10.0
-
-
 def _tissue_region(spacing_mm: Sequence[float], h: int, w: int) -> Dataset:
     dy, dx = (float(v) for v in spacing_mm)
     if not (dy > 0 and dx > 0 and np.isfinite(dy) and np.isfinite(dx)):
@@ -182,6 +173,6 @@ def _tissue_region(spacing_mm: Sequence[float], h: int, w: int) -> Dataset:
     region.RegionLocationMaxY1 = h - 1
     region.PhysicalUnitsXDirection = 3  # cm
     region.PhysicalUnitsYDirection = 3
-    region.PhysicalDeltaX = cm_for_mm(dx)
-    region.PhysicalDeltaY = cm_for_mm(dy)
+    region.PhysicalDeltaX = dx / 10.0  # read back with echokdm.io.calibration.mm_from_cm: exact
+    region.PhysicalDeltaY = dy / 10.0
     return region
