@@ -165,3 +165,13 @@ def test_good_input_is_not_modified(tmp_path):
     before = sha256(path)
     assert info(str(path)).returncode == 0
     assert sha256(path) == before
+
+
+def test_missing_decoder_plugin_is_named(tmp_path):
+    # the same file, with the JPEG plugins made unimportable in the child process
+    block = "import sys\nfor m in ('pylibjpeg', 'PIL', 'libjpeg', 'jpeg_ls', 'gdcm'):\n    sys.modules[m] = None\n"
+    run = block + "from echokdm.cli import main\nsys.exit(main(['info', sys.argv[1]]))\n"
+    path = pydicom_file("examples_ybr_color.dcm")
+    out = subprocess.run([sys.executable, "-c", run, str(path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+    assert "JPEG Baseline (Process 1)" in out.stderr and "pip install pylibjpeg pylibjpeg-libjpeg" in out.stderr

@@ -50,9 +50,18 @@ def test_synthetic_fan_is_recovered():
     assert not mask[2:10, 2:30].any() and not mask[92:95, 88:126].any()
 
 
-def test_still_image_uses_brightness():
-    frames = np.zeros((1, 60, 80), np.uint8)
-    frames[0, 10:50, 20:70] = 100  # the image
-    frames[0, 2:5, 2:8] = 255  # a small label
+def test_still_image_uses_speckle_texture_not_flat_ui():
+    rng = np.random.default_rng(0)
+    frames = np.zeros((1, 80, 100), np.uint8)
+    frames[0, :12, :] = 90  # a flat UI header, larger than the image
+    frames[0, 30:70, 20:70] = rng.integers(20, 200, size=(40, 50))  # the speckled image
+    frames[0, 2:6, 2:12] = 255  # a label in the header
     mask = sector_mask(frames)
-    assert mask[10:50, 20:70].all() and mask.sum() == 40 * 50
+    assert mask[30:70, 20:70].mean() > 0.97
+    assert not mask[:20].any() and not mask[:, 75:].any()
+
+
+def test_palette_still_image_keeps_its_fan():
+    _, meta = read_cine(pydicom_file("examples_palette.dcm"))
+    x0, y0, x1, y1 = meta["sector_box"]
+    assert 320 <= x0 <= 340 and 60 <= y0 <= 70 and 580 <= x1 <= 600 and 145 <= y1 <= 160

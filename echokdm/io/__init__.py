@@ -2,6 +2,7 @@
 
 from echokdm.io.calibration import Calibration, UltrasoundRegion, calibrate, ultrasound_regions
 from echokdm.io.dicom import frame_timing, read_dicom_cine, read_dicom_header
+from echokdm.io.info import cine_info
 from echokdm.io.load import load_cine, read_cine, require_loop
 from echokdm.io.sector import mask_box, sector_mask
 from echokdm.io.write import write_cine_dicom
@@ -10,6 +11,7 @@ __all__ = [
     "Calibration",
     "UltrasoundRegion",
     "calibrate",
+    "cine_info",
     "frame_timing",
     "load_cine",
     "mask_box",

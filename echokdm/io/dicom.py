@@ -37,6 +37,13 @@ MAX_PIXELS = 2**34
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 #: photometric interpretations that pydicom yields as RGB (raw=False)
 RGB_LIKE = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT"}
+#: transfer syntax UID prefix -> the pydicom plugin packages that decode it
+PLUGIN_HINTS = {
+    "1.2.840.10008.1.2.4.20": "pylibjpeg pylibjpeg-openjpeg",  # HTJ2K (1.2.840.10008.1.2.4.201-203)
+    "1.2.840.10008.1.2.4.9": "pylibjpeg pylibjpeg-openjpeg",  # JPEG 2000 (.90-.93)
+    "1.2.840.10008.1.2.4.": "pylibjpeg pylibjpeg-libjpeg",  # JPEG baseline/extended/lossless, JPEG-LS
+    "1.2.840.10008.1.2.5": "pylibjpeg pylibjpeg-rle",  # RLE
+}
 #: where to get a decoder that pydicom's plugins do not provide
 VIDEO_HINT = "pydicom has no decoder for video streams; convert the loop to JPEG or uncompressed (e.g. dcmtk, gdcm)"
 
@@ -199,9 +206,11 @@ def _check_decoder(tsyntax: pydicom.uid.UID, path: str | os.PathLike) -> None:
         hint = VIDEO_HINT if tsyntax in pydicom.uid.MPEGTransferSyntaxes else "no pydicom plugin decodes it"
         raise UnsupportedError(f"{path}: transfer syntax {tsyntax.name} ({tsyntax}) cannot be decoded: {hint}") from None
     if not decoder.is_available:
-        needs = "; ".join(decoder.missing_dependencies) or "a pydicom pixel-data plugin"
+        plugin = next((pkg for prefix, pkg in PLUGIN_HINTS.items() if str(tsyntax).startswith(prefix)), "pylibjpeg")
+        others = "; ".join(decoder.missing_dependencies)
         raise UnsupportedError(
-            f"{path}: transfer syntax {tsyntax.name} ({tsyntax}) needs a decoder plugin that is not installed: {needs}"
+            f"{path}: transfer syntax {tsyntax.name} ({tsyntax}) needs a decoder plugin that is not installed: "
+            f"pip install {plugin}" + (f" (pydicom would also use: {others})" if others else "")
         )
 
 

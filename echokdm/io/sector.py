@@ -3,6 +3,7 @@
 Speckle inside the fan changes from frame to frame; burned-in text, scale bars, the ECG trace's
 background and colour UI outside it do not (or lie outside the calibrated region box). The sector is
 the convex hull of the largest group of changing pixels, limited to the region box when one is known.
+A single frame has no motion: there the speckle texture takes its place.
 """
 
 from __future__ import annotations
@@ -13,16 +14,19 @@ from skimage.morphology import convex_hull_image, disk
 
 #: a pixel whose grey level (0..255) varies over time with a standard deviation above this is "moving"
 MOTION_STD = 0.5
-#: without motion (fewer than 3 frames, or a still loop), a pixel brighter than this is "content"
-CONTENT_LEVEL = 8
-#: fraction of the image that must move before motion is trusted over brightness
+#: without motion (a single frame, or a still loop), a pixel is "textured" (speckle) when the grey levels
+#: in its 5x5 neighbourhood have a standard deviation above TEXTURE_STD and a mean above CONTENT_LEVEL;
+#: flat UI panels and backgrounds are not
+TEXTURE_STD = 4.0
+CONTENT_LEVEL = 8.0
+#: fraction of the image that must move before motion is trusted over texture
 MIN_MOVING_FRACTION = 0.01
 
 Box = tuple[int, int, int, int]
 
 
 def active_pixels(frames: np.ndarray, rows_per_chunk: int = 64) -> np.ndarray:
-    """Pixels that carry image content: moving over time, or bright when the loop does not move.
+    """Pixels that carry image content: moving over time, or textured when the loop does not move.
 
     Args:
         frames: (T, H, W) uint8 grey frames.
@@ -32,14 +36,17 @@ def active_pixels(frames: np.ndarray, rows_per_chunk: int = 64) -> np.ndarray:
         (H, W) bool.
     """
     t, h, w = frames.shape
-    if t >= 3:
+    if t >= 2:
         std = np.empty((h, w), np.float32)
         for r in range(0, h, rows_per_chunk):
             std[r : r + rows_per_chunk] = frames[:, r : r + rows_per_chunk].astype(np.float32).std(axis=0)
         moving = std > MOTION_STD
         if moving.mean() >= MIN_MOVING_FRACTION:
             return moving
-    return frames.max(axis=0) > CONTENT_LEVEL
+    grey = frames[0].astype(np.float32)
+    mean = ndimage.uniform_filter(grey, 5)
+    local_var = ndimage.uniform_filter(grey * grey, 5) - mean * mean
+    return (local_var > TEXTURE_STD**2) & (mean > CONTENT_LEVEL)
 
 
 def imaging_region(active: np.ndarray, box: Box | None = None) -> np.ndarray:

@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 
 from echokdm.errors import InputError
+from echokdm.io.dicom import LUMA
 
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mhd", ".mha", ".nrrd")
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv")
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def suffix_of(path: str | os.PathLike) -> str:
