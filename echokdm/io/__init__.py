@@ -5,6 +5,7 @@ from echokdm.io.dicom import frame_timing, read_dicom_cine, read_dicom_header
 from echokdm.io.info import cine_info
 from echokdm.io.load import load_cine, read_cine, require_loop
 from echokdm.io.sector import mask_box, sector_mask
+from echokdm.io.segmentation import read_segmentation
 from echokdm.io.write import write_cine_dicom
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "read_cine",
     "read_dicom_cine",
     "read_dicom_header",
+    "read_segmentation",
     "require_loop",
     "sector_mask",
     "ultrasound_regions",

@@ -1,5 +1,22 @@
 """MONAI-style transforms (array + dictionary versions); each topic lives in its own submodule."""
 
+from echokdm.transforms.keypoints import (
+    ApplyTransformToKeypoints,
+    ApplyTransformToKeypointsd,
+    ExtractKeypoints,
+    ExtractKeypointsd,
+    KeypointsToMask,
+    KeypointsToMaskd,
+)
 from echokdm.transforms.load import LoadCineLoop, LoadCineLoopd
 
-__all__ = ["LoadCineLoop", "LoadCineLoopd"]
+__all__ = [
+    "ApplyTransformToKeypoints",
+    "ApplyTransformToKeypointsd",
+    "ExtractKeypoints",
+    "ExtractKeypointsd",
+    "KeypointsToMask",
+    "KeypointsToMaskd",
+    "LoadCineLoop",
+    "LoadCineLoopd",
+]

@@ -1,0 +1,423 @@
+"""Clinical measurements of the left ventricle from contour keypoints.
+
+All measurements start from keypoints (so they apply equally to keypoints extracted from a segmentation
+and to the target keypoints that condition a prediction): the endocardial keypoints are joined by a
+smooth spline (:func:`echokdm.keypoints.endocardial_contour`) and the contour is closed by the annulus
+segment between the two hinges.
+
+- long axis: from the annulus midpoint to the apex, the contour point farthest from it;
+- area: enclosed by the closed contour;
+- volume, single-plane area-length: ``V = 8 A^2 / (3 pi L)``;
+- volume, Simpson's method of disks: the long axis is cut into ``n_disks`` (20) slices of equal height;
+  each slice is a disk whose diameter is the contour's width perpendicular to the long axis at the
+  slice's mid-height; biplane: elliptic disks from the A4C and A2C widths, height from the longer axis;
+- EF = (EDV - ESV) / EDV in percent; GLS = relative change of the endocardial length (hinge to hinge
+  over the apex) from ED to ES, in percent (negative when the ventricle shortens).
+
+Units: with a pixel spacing (dy, dx) in mm, lengths are in mm, areas in cm^2 and volumes in mL; without,
+they are in pixels, pixels^2 and pixels^3 and :attr:`Units.calibrated` is False.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from echokdm.errors import InputError
+from echokdm.keypoints.contour import check_keypoints, endocardial_contour
+from echokdm.phases import Phases, detect_phases
+
+N_DISKS = 20
+
+
+@dataclass(frozen=True)
+class Units:
+    """Units of a measurement set: mm / cm^2 / mL when calibrated, else pixel units."""
+
+    calibrated: bool
+
+    @property
+    def length(self) -> str:
+        return "mm" if self.calibrated else "px"
+
+    @property
+    def area(self) -> str:
+        return "cm2" if self.calibrated else "px2"
+
+    @property
+    def volume(self) -> str:
+        return "mL" if self.calibrated else "px3"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"calibrated": self.calibrated, "length": self.length, "area": self.area, "volume": self.volume}
+
+
+@dataclass
+class FrameMeasurements:
+    """LV measurements of one frame (units: see :class:`Units`).
+
+    Args:
+        area: cavity area.
+        long_axis: annulus midpoint to apex.
+        volume_area_length: single-plane area-length volume.
+        volume_simpson: single-plane Simpson volume.
+        endocardial_length: contour length from hinge to hinge over the apex.
+        apex: (x, y) pixels.
+        annulus_midpoint: (x, y) pixels.
+        disk_diameters: (n_disks,) widths perpendicular to the long axis, base to apex.
+    """
+
+    area: float
+    long_axis: float
+    volume_area_length: float
+    volume_simpson: float
+    endocardial_length: float
+    apex: tuple[float, float]
+    annulus_midpoint: tuple[float, float]
+    disk_diameters: list[float]
+
+
+def measure_frame(keypoints: np.ndarray, spacing_mm: Sequence[float] | None = None, n_disks: int = N_DISKS) -> FrameMeasurements:
+    """Measure one frame's LV from its keypoints.
+
+    Args:
+        keypoints: (20, 2) or (40, 2) keypoints (x, y) in pixels; the first 20 (endocardium) are used.
+        spacing_mm: (dy, dx) in mm, or None for pixel units.
+        n_disks: disks of the method of disks.
+
+    Returns:
+        The measurements.
+
+    Raises:
+        InputError: keypoints of the wrong shape, bad spacing, or a degenerate contour.
+    """
+    contour_px = endocardial_contour(check_keypoints(keypoints))
+    scale = _scale(spacing_mm)
+    contour = contour_px * scale  # mm (or px)
+    mid = 0.5 * (contour[0] + contour[-1])
+    dist = np.linalg.norm(contour - mid, axis=1)
+    apex = contour[int(np.argmax(dist))]
+    length = float(dist.max())
+    area = _polygon_area(contour)
+    if length <= 0 or area <= 0:
+        raise InputError("the keypoints enclose no area; they do not describe a ventricle")
+    diam = _disk_diameters(contour, mid, apex, n_disks)
+    vol_simpson = float(np.sum(np.pi * (diam / 2) ** 2) * length / n_disks)
+    vol_al = 8 * area**2 / (3 * np.pi * length)
+    endo_len = float(np.linalg.norm(np.diff(contour, axis=0), axis=1).sum())
+    a_div, v_div = (100.0, 1000.0) if spacing_mm is not None else (1.0, 1.0)
+    return FrameMeasurements(
+        area=area / a_div,
+        long_axis=length,
+        volume_area_length=vol_al / v_div,
+        volume_simpson=vol_simpson / v_div,
+        endocardial_length=endo_len,
+        apex=tuple(float(v) for v in apex / scale),
+        annulus_midpoint=tuple(float(v) for v in mid / scale),
+        disk_diameters=diam.tolist(),
+    )
+
+
+def biplane_simpson_volume(
+    keypoints_a4c: np.ndarray,
+    keypoints_a2c: np.ndarray,
+    spacing_a4c: Sequence[float] | None = None,
+    spacing_a2c: Sequence[float] | None = None,
+    n_disks: int = N_DISKS,
+) -> float:
+    """Biplane Simpson volume from apical four- and two-chamber keypoints of the same phase.
+
+    ``V = sum(pi / 4 * a_i * b_i) * L / n_disks`` with ``a_i``, ``b_i`` the disk diameters of each view
+    (each along its own long axis) and ``L`` the longer of the two long axes.
+
+    Args:
+        keypoints_a4c: (20 or 40, 2) A4C keypoints.
+        keypoints_a2c: (20 or 40, 2) A2C keypoints.
+        spacing_a4c: (dy, dx) mm of the A4C grid, or None.
+        spacing_a2c: (dy, dx) mm of the A2C grid, or None.
+        n_disks: disks of the method.
+
+    Returns:
+        Volume in mL when both views are calibrated, in pixels^3 when neither is.
+
+    Raises:
+        InputError: one view calibrated and the other not.
+    """
+    if (spacing_a4c is None) != (spacing_a2c is None):
+        raise InputError("biplane volume needs the spacing of both views or of neither")
+    m4 = measure_frame(keypoints_a4c, spacing_a4c, n_disks)
+    m2 = measure_frame(keypoints_a2c, spacing_a2c, n_disks)
+    length = max(m4.long_axis, m2.long_axis)
+    vol = float(np.sum(np.pi / 4 * np.asarray(m4.disk_diameters) * np.asarray(m2.disk_diameters)) * length / n_disks)
+    return vol / 1000.0 if spacing_a4c is not None else vol
+
+
+def ejection_fraction(edv: float, esv: float) -> float:
+    """EF in percent, ``100 (EDV - ESV) / EDV``.
+
+    Raises:
+        InputError: a non-positive or non-finite EDV.
+    """
+    if not np.isfinite(edv) or edv <= 0:
+        raise InputError(f"EF needs a positive end-diastolic volume, got {edv}")
+    return float(100.0 * (edv - esv) / edv)
+
+
+def global_longitudinal_strain(ed_keypoints: np.ndarray, es_keypoints: np.ndarray, spacing_mm: Sequence[float] | None = None) -> float:
+    """GLS in percent: ``100 (L_ES - L_ED) / L_ED`` of the endocardial length (negative when shortening)."""
+    l_ed = measure_frame(ed_keypoints, spacing_mm).endocardial_length
+    l_es = measure_frame(es_keypoints, spacing_mm).endocardial_length
+    return float(100.0 * (l_es - l_ed) / l_ed)
+
+
+def ef_from_keypoints(
+    ed_keypoints: np.ndarray,
+    es_keypoints: np.ndarray,
+    spacing_mm: Sequence[float] | None = None,
+    method: str = "simpson",
+) -> float:
+    """EF (percent) implied by ED and ES keypoints, by ``"simpson"`` or ``"area_length"`` volumes."""
+    key = {"simpson": "volume_simpson", "area_length": "volume_area_length"}.get(method)
+    if key is None:
+        raise InputError(f"EF method must be 'simpson' or 'area_length', got {method!r}")
+    ed = getattr(measure_frame(ed_keypoints, spacing_mm), key)
+    es = getattr(measure_frame(es_keypoints, spacing_mm), key)
+    return ejection_fraction(ed, es)
+
+
+@dataclass
+class Agreement:
+    """Agreement of paired measurements ``a`` vs ``b`` (Bland-Altman).
+
+    Args:
+        n: pairs where both are finite.
+        mae: mean absolute difference.
+        bias: mean of ``a - b``.
+        sd: standard deviation of ``a - b`` (0 for one pair).
+        loa_low: ``bias - 1.96 sd`` (lower limit of agreement).
+        loa_high: ``bias + 1.96 sd``.
+    """
+
+    n: int
+    mae: float
+    bias: float
+    sd: float
+    loa_low: float
+    loa_high: float
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def agreement(a: Sequence[float], b: Sequence[float]) -> Agreement:
+    """MAE, bias and 95% limits of agreement of ``a`` against ``b`` over pairs where both are finite.
+
+    Raises:
+        InputError: sequences of different lengths.
+    """
+    x, y = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
+    if x.shape != y.shape:
+        raise InputError(f"agreement needs paired values, got {x.size} and {y.size}")
+    d = (x - y)[np.isfinite(x) & np.isfinite(y)]
+    if d.size == 0:
+        nan = float("nan")
+        return Agreement(0, nan, nan, nan, nan, nan)
+    bias = float(d.mean())
+    sd = float(d.std(ddof=1)) if d.size > 1 else 0.0
+    return Agreement(int(d.size), float(np.abs(d).mean()), bias, sd, bias - 1.96 * sd, bias + 1.96 * sd)
+
+
+def ef_consistency(ef_keypoints: float, ef_segmentation: float, ef_truth: float | None = None) -> dict[str, float | None]:
+    """EF consistency of one prediction (percentage points).
+
+    Args:
+        ef_keypoints: EF implied by the conditioning (target) keypoints.
+        ef_segmentation: EF measured on the segmentation of the predicted frames.
+        ef_truth: ground-truth EF when known.
+
+    Returns:
+        The three EFs and the absolute differences ``seg_vs_keypoints``, ``seg_vs_truth``,
+        ``keypoints_vs_truth`` (None without truth).
+    """
+    truth = None if ef_truth is None else float(ef_truth)
+    return {
+        "ef_keypoints": float(ef_keypoints),
+        "ef_segmentation": float(ef_segmentation),
+        "ef_truth": truth,
+        "seg_vs_keypoints": abs(float(ef_segmentation) - float(ef_keypoints)),
+        "seg_vs_truth": None if truth is None else abs(float(ef_segmentation) - truth),
+        "keypoints_vs_truth": None if truth is None else abs(float(ef_keypoints) - truth),
+    }
+
+
+def aggregate_ef_consistency(cases: Sequence[dict]) -> dict[str, dict[str, float]]:
+    """Agreement over cases of :func:`ef_consistency` records.
+
+    Returns:
+        ``{"seg_vs_keypoints": ..., "seg_vs_truth": ..., "keypoints_vs_truth": ...}``, each an
+        :meth:`Agreement.as_dict` (n, mae, bias, sd, loa_low, loa_high); pairs without truth are skipped.
+    """
+
+    def col(name: str) -> list[float]:
+        return [np.nan if c.get(name) is None else float(c[name]) for c in cases]
+
+    seg, kps, truth = col("ef_segmentation"), col("ef_keypoints"), col("ef_truth")
+    return {
+        "seg_vs_keypoints": agreement(seg, kps).as_dict(),
+        "seg_vs_truth": agreement(seg, truth).as_dict(),
+        "keypoints_vs_truth": agreement(kps, truth).as_dict(),
+    }
+
+
+def _scale(spacing_mm: Sequence[float] | None) -> np.ndarray:
+    if spacing_mm is None:
+        return np.ones(2)
+    sp = np.asarray(spacing_mm, dtype=np.float64).ravel()
+    if sp.size != 2 or not np.all(np.isfinite(sp)) or np.any(sp <= 0):
+        raise InputError(f"spacing must be two positive numbers (dy, dx) in mm, got {spacing_mm}")
+    return np.array([sp[1], sp[0]])  # (x, y) scale
+
+
+def _polygon_area(c: np.ndarray) -> float:
+    x, y = c[:, 0], c[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
+def _disk_diameters(contour: np.ndarray, mid: np.ndarray, apex: np.ndarray, n: int) -> np.ndarray:
+    """Width of the closed contour perpendicular to the long axis at the mid-height of each of ``n`` slices."""
+    axis = apex - mid
+    length = float(np.linalg.norm(axis))
+    u = axis / length
+    w = np.array([-u[1], u[0]])
+    rel = contour - mid
+    along, across = rel @ u, rel @ w
+    nxt_along, nxt_across = np.roll(along, -1), np.roll(across, -1)
+    out = np.zeros(n)
+    for i, z in enumerate((np.arange(n) + 0.5) * length / n):
+        a0, a1 = along - z, nxt_along - z
+        hit = (a0 <= 0) != (a1 <= 0)
+        t = a0[hit] / (a0[hit] - a1[hit])
+        xs = np.sort(across[hit] + t * (nxt_across[hit] - across[hit]))
+        out[i] = float(np.sum(xs[1::2] - xs[0::2])) if len(xs) % 2 == 0 else float(xs[-1] - xs[0])
+    return out
+
+
+@dataclass
+class LoopMetrics:
+    """Keypoints, phases and measurements of one segmented loop (see :func:`measure_loop`).
+
+    Args:
+        keypoints: (T, K, 2) keypoints of every frame.
+        frames: per-frame :class:`FrameMeasurements`.
+        phases: ED/ES and heart rate found on the cavity area curve.
+        units: units of the measurements.
+        spacing_mm: (dy, dx) or None.
+        frame_time_ms: frame time or None.
+    """
+
+    keypoints: np.ndarray
+    frames: list[FrameMeasurements]
+    phases: Phases
+    units: Units
+    spacing_mm: tuple[float, float] | None
+    frame_time_ms: float | None
+
+    @property
+    def areas(self) -> np.ndarray:
+        return np.array([m.area for m in self.frames])
+
+    def beats(self) -> list[dict[str, float | int]]:
+        """Per beat (ED, ES pair): volumes and EF by both methods, GLS, areas and long axes."""
+        out = []
+        for ed, es in self.phases.beats:
+            a, b = self.frames[ed], self.frames[es]
+            l_ed, l_es = a.endocardial_length, b.endocardial_length
+            out.append(
+                {
+                    "ed": ed,
+                    "es": es,
+                    "edv_area_length": a.volume_area_length,
+                    "esv_area_length": b.volume_area_length,
+                    "ef_area_length": ejection_fraction(a.volume_area_length, b.volume_area_length),
+                    "edv_simpson": a.volume_simpson,
+                    "esv_simpson": b.volume_simpson,
+                    "ef_simpson": ejection_fraction(a.volume_simpson, b.volume_simpson),
+                    "gls": 100.0 * (l_es - l_ed) / l_ed,
+                    "ed_area": a.area,
+                    "es_area": b.area,
+                    "ed_long_axis": a.long_axis,
+                    "es_long_axis": b.long_axis,
+                }
+            )
+        return out
+
+    def summary(self) -> dict[str, float | int | None]:
+        """Means over beats of EF (both methods) and GLS; None without a complete beat."""
+        beats = self.beats()
+
+        def mean(key: str) -> float | None:
+            return float(np.mean([b[key] for b in beats])) if beats else None
+
+        return {
+            "n_beats": len(beats),
+            "ef_simpson": mean("ef_simpson"),
+            "ef_area_length": mean("ef_area_length"),
+            "gls": mean("gls"),
+        }
+
+
+def measure_loop(
+    labels: np.ndarray,
+    n_keypoints: int = 20,
+    spacing_mm: Sequence[float] | None = None,
+    frame_time_ms: float | None = None,
+    septum_side: str = "left",
+) -> LoopMetrics:
+    """Keypoints of every frame, ED/ES from the cavity area curve, and the LV measurements of a loop.
+
+    Args:
+        labels: (T, H, W) CAMUS label maps of a loop, T >= 3.
+        n_keypoints: 20 or 40.
+        spacing_mm: (dy, dx) in mm, or None for pixel units.
+        frame_time_ms: frame time for the heart rate, or None.
+        septum_side: see :func:`echokdm.keypoints.extract_keypoints`.
+
+    Returns:
+        The loop's metrics.
+
+    Raises:
+        InputError: not a loop, frames without LV cavity (or without myocardium for 40 keypoints), or an
+            area curve without ED/ES.
+    """
+    from echokdm.keypoints import extract_keypoints
+    from echokdm.progress import progress
+
+    lab = np.asarray(labels)
+    if lab.ndim != 3 or lab.shape[0] < 3:
+        raise InputError(f"a loop of label maps (T >= 3, H, W) is needed, got shape {tuple(lab.shape)}")
+    missing = [t for t in range(lab.shape[0]) if not (lab[t] == 1).any()]
+    if missing:
+        raise InputError(f"no LV cavity (label 1) in frame(s) {_frame_list(missing)}")
+    if n_keypoints == 40:
+        missing = [t for t in range(lab.shape[0]) if not (lab[t] == 2).any()]
+        if missing:
+            raise InputError(f"40 keypoints need the LV myocardium (label 2), missing in frame(s) {_frame_list(missing)}")
+    kps = []
+    for t in progress(range(lab.shape[0]), desc="keypoints"):
+        try:
+            kps.append(extract_keypoints(lab[t], n_keypoints, septum_side=septum_side))
+        except InputError as e:
+            raise InputError(f"frame {t}: {e}") from None
+    frames = [measure_frame(k, spacing_mm) for k in kps]
+    phases = detect_phases(np.array([m.area for m in frames]), frame_time_ms)
+    if not phases.ed or not phases.es:
+        raise InputError("the LV area curve shows no clear ED and ES; is the segmentation a full loop?")
+    sp = None if spacing_mm is None else (float(spacing_mm[0]), float(spacing_mm[1]))
+    return LoopMetrics(np.stack(kps), frames, phases, Units(sp is not None), sp, frame_time_ms)
+
+
+def _frame_list(frames: list[int], limit: int = 8) -> str:
+    shown = ", ".join(str(f) for f in frames[:limit])
+    return shown + (f" and {len(frames) - limit} more" if len(frames) > limit else "")

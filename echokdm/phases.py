@@ -1,0 +1,162 @@
+"""Cardiac phases from the LV cavity area (or volume) curve of a loop: ED and ES of every beat, heart rate.
+
+ED is the frame of maximum LV size in a beat and ES the frame of minimum size (``data_specs/conventions.md``).
+The curve is smoothed lightly; its period is estimated from the autocorrelation so that only one ED and
+one ES are found per beat (a diastasis plateau or atrial kick does not count twice). Extremes at the first
+or last frame count only when the curve is flat there and at the level of the other EDs (ESs), so a loop
+that starts or stops mid-systole does not report a false ED or ES at its edge (see ``_extremes``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+from scipy.signal import find_peaks
+
+from echokdm.errors import InputError
+
+
+@dataclass
+class Phases:
+    """Phases found in one loop.
+
+    Args:
+        ed: ED frame indices, increasing.
+        es: ES frame indices, increasing.
+        beats: (ED, ES) pairs where the ES follows the ED within the same beat.
+        period_frames: beat length in frames (fractional), or None when the loop shows less than a beat.
+        heart_rate_bpm: 60000 / (period x frame time), or None when either is unknown.
+        smoothed: (T,) the smoothed curve the extremes were found on.
+    """
+
+    ed: list[int]
+    es: list[int]
+    beats: list[tuple[int, int]]
+    period_frames: float | None
+    heart_rate_bpm: float | None
+    smoothed: np.ndarray
+
+
+def detect_phases(
+    curve: np.ndarray,
+    frame_time_ms: float | None = None,
+    *,
+    smooth_frames: float = 1.0,
+    min_prominence: float = 0.25,
+    edge_slope: float = 0.35,
+) -> Phases:
+    """ED and ES frames of every beat in an LV area or volume curve.
+
+    Args:
+        curve: (T,) LV cavity area or volume per frame, T >= 3.
+        frame_time_ms: time between frames; needed for the heart rate.
+        smooth_frames: Gaussian sigma of the smoothing, in frames.
+        min_prominence: an extreme must stand out by this fraction of the curve's range.
+        edge_slope: a first/last frame counts as an extreme only if the curve's slope there is below
+            this fraction of its steepest slope.
+
+    Returns:
+        The phases; ``ed`` or ``es`` is empty when the loop does not show one.
+
+    Raises:
+        InputError: fewer than 3 frames, non-finite values, or a curve that does not change.
+    """
+    c = np.asarray(curve, dtype=np.float64).ravel()
+    if c.size < 3:
+        raise InputError(f"finding ED/ES needs a loop of at least 3 frames, got {c.size}")
+    if not np.all(np.isfinite(c)):
+        raise InputError("the LV area curve holds non-finite values")
+    span = float(c.max() - c.min())
+    if span <= 1e-9 * max(1.0, float(np.abs(c).max())):
+        raise InputError("the LV area does not change over the loop; ED and ES cannot be told apart")
+    s = gaussian_filter1d(c, smooth_frames, mode="mirror") if smooth_frames > 0 else c.copy()
+    period0 = _autocorrelation_period(s)
+    ed = _extremes(s, c, period0, min_prominence, edge_slope)
+    es = _extremes(-s, -c, period0, min_prominence, edge_slope)
+    ed, es = _alternate(ed, es, s)
+    steps = np.diff(ed).tolist() + np.diff(es).tolist()
+    period = float(np.median(steps)) if steps else period0
+    beats = []
+    for e in ed:
+        later = [x for x in es if x > e]
+        if later and not any(e < d < later[0] for d in ed):
+            beats.append((e, later[0]))
+    hr = 60000.0 / (period * frame_time_ms) if period and frame_time_ms else None
+    return Phases(ed=ed, es=es, beats=beats, period_frames=period, heart_rate_bpm=hr, smoothed=s)
+
+
+def _autocorrelation_period(s: np.ndarray) -> float | None:
+    """Lag (frames, sub-frame) of the first clear autocorrelation peak, or None."""
+    x = s - s.mean()
+    n = len(x)
+    if n < 6:
+        return None
+    ac = np.array([np.dot(x[: n - k], x[k:]) / (n - k) for k in range(n - 2)]) / (np.dot(x, x) / n)
+    peaks, _ = find_peaks(ac)
+    peaks = [p for p in peaks if p >= 3 and ac[p] > 0.3 and n - p >= 3]
+    if not peaks:
+        return None
+    p = peaks[0]
+    a, b, c = ac[p - 1], ac[p], ac[p + 1]
+    den = a - 2 * b + c
+    return float(p + (0.5 * (a - c) / den if den < 0 else 0.0))
+
+
+def _extremes(s: np.ndarray, raw: np.ndarray, period: float | None, min_prominence: float, edge_slope: float) -> list[int]:
+    """Maxima of ``s``, at most one per ``0.6 * period``, each moved to the raw curve's maximum within one frame.
+
+    A maximum at the first or last frame is kept when the period puts another maximum's repeat within
+    1.5 frames of it; without another maximum, when the curve is flat there and as high as anywhere.
+    """
+    n = len(s)
+    span = float(s.max() - s.min())
+    padded = np.pad(s, n - 1, mode="reflect")  # an extreme at an edge becomes a visible peak
+    peaks, _ = find_peaks(padded, prominence=min_prominence * span)
+    found = [int(p) - (n - 1) for p in peaks if n - 1 <= p <= 2 * (n - 1)]
+    if period:
+        kept: list[int] = []
+        for p in sorted(found, key=lambda i: -s[i]):
+            if all(abs(p - q) >= 0.6 * period for q in kept):
+                kept.append(p)
+        found = kept
+    found = sorted({_refine(p, raw) for p in found})
+    inner = [p for p in found if 0 < p < n - 1]
+    steep = float(np.abs(np.diff(s)).max())
+    keep = []
+    for p in found:
+        if p in (0, n - 1):
+            if inner and period:
+                q = min(inner, key=lambda i: abs(i - p))
+                if abs(q + round((p - q) / period) * period - p) > 1.5:
+                    continue
+            else:
+                slope = abs(s[1] - s[0]) if p == 0 else abs(s[-1] - s[-2])
+                if slope > edge_slope * steep or s[p] < s.max() - 0.15 * span:
+                    continue
+        keep.append(p)
+    return keep
+
+
+def _refine(p: int, raw: np.ndarray) -> int:
+    """The raw curve's maximum within one frame of ``p``."""
+    lo, hi = max(0, p - 1), min(len(raw), p + 2)
+    return lo + int(np.argmax(raw[lo:hi]))
+
+
+def _alternate(ed: list[int], es: list[int], s: np.ndarray) -> tuple[list[int], list[int]]:
+    """Enforce ED, ES, ED, ... order: of two EDs (ESs) in a row keep the larger (smaller)."""
+    events = sorted([(i, "ED") for i in ed] + [(i, "ES") for i in es])
+    out: list[tuple[int, str]] = []
+    for i, kind in events:
+        if out and out[-1][1] == kind:
+            j = out[-1][0]
+            better = s[i] > s[j] if kind == "ED" else s[i] < s[j]
+            if better:
+                out[-1] = (i, kind)
+            continue
+        if out and out[-1][0] == i:
+            continue
+        out.append((i, kind))
+    return [i for i, k in out if k == "ED"], [i for i, k in out if k == "ES"]
