@@ -87,7 +87,7 @@ class RandHaze(RandomizableTransform):
         reach: range of the depth (fraction of the height) over which it fades.
     """
 
-    def __init__(self, prob: float = 0.1, level: tuple[float, float] = (0.1, 0.4), reach: tuple[float, float] = (0.15, 0.6)) -> None:
+    def __init__(self, prob: float = 0.1, level: tuple[float, float] = (0.05, 0.5), reach: tuple[float, float] = (0.15, 1.0)) -> None:
         RandomizableTransform.__init__(self, prob)
         self.level, self.reach = level, reach
 

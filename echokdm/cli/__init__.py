@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "phantom": ("phantom", "Generate labelled synthetic A4C loops."),
     "metrics": ("metrics", "Keypoints, phases, volumes, EF and GLS from a segmentation."),
     "train": ("train", "Train a registered model (seg, ...) from a YAML config; torchrun for several processes."),
+    "segment": ("segment", "Segment LV cavity, myocardium and LA in a cine loop; NIfTI, overlay GIF, EF report."),
 }
 
 

@@ -12,6 +12,8 @@ import hashlib
 import json
 import math
 import os
+from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from torch.utils.data import Dataset
 
 from echokdm.augment import RandHazed, RandShadowBandsd, RandSpeckled
 from echokdm.models.seg import SectorFit, SegAugmentConfig, SegRunConfig, equalize_frames
+from echokdm.errors import InputError
 from echokdm.progress import progress
 
 
@@ -60,26 +63,74 @@ def work_loop(seed: int, size: int, overrides: dict[str, Any]) -> dict[str, np.n
     }
 
 
-def phantom_loops(split: str, n: int, size: int, overrides: dict[str, Any], cache_dir: str = "") -> list[dict]:
-    """The first ``n`` loops of a phantom split on the working grid (cached in ``cache_dir`` if given)."""
+def phantom_loops(
+    split: str, n: int, size: int, overrides: dict[str, Any], cache_dir: str = "", workers: int = 1
+) -> list[dict]:
+    """``n`` loops of a phantom split on the working grid: its first seeds that the phantom accepts.
+
+    Args:
+        split: ``train``, ``val`` or ``test``.
+        n: number of loops.
+        size: working resolution.
+        overrides: keyword arguments of ``sample_params``.
+        cache_dir: folder of ``.npz`` files reused across runs ('' = no cache).
+        workers: processes simulating loops in parallel.
+
+    Returns:
+        Loops as :func:`work_loop` returns them, in seed order (seeds whose parameters the phantom
+        refuses, e.g. a heart too large for the drawn sector, are skipped).
+    """
+    return list(progress(_accepted_loops(split, n, size, overrides, cache_dir, workers), f"phantom {split} loops", total=n))
+
+
+def _accepted_loops(
+    split: str, n: int, size: int, overrides: dict[str, Any], cache_dir: str, workers: int
+) -> Iterator[dict[str, np.ndarray]]:
     from echokdm.phantom import split_seeds
 
     key = hashlib.sha256(json.dumps([size, overrides], sort_keys=True).encode()).hexdigest()[:12]
-    loops = []
-    for seed in progress(split_seeds(split, n), f"phantom {split} loops"):
-        path = Path(cache_dir) / f"seg_{key}_{int(seed)}.npz" if cache_dir else None
+    done, start = 0, 0
+    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    try:
+        while done < n:
+            seeds = [int(s) for s in split_seeds(split, n - done, start)]
+            start += len(seeds)
+            for loop in _made_or_cached(seeds, size, overrides, cache_dir, key, pool):
+                if loop is not None:
+                    done += 1
+                    yield loop
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _made_or_cached(
+    seeds: list[int], size: int, overrides: dict[str, Any], cache_dir: str, key: str, pool: ProcessPoolExecutor | None
+) -> Iterator[dict[str, np.ndarray] | None]:
+    """Each seed's loop (None when the phantom refuses it), from the cache or simulated (in ``pool``)."""
+    paths = [Path(cache_dir) / f"seg_{key}_{s}.npz" if cache_dir else None for s in seeds]
+    jobs = [(s, size, overrides) for s, p in zip(seeds, paths) if p is None or not p.is_file()]
+    made = pool.map(_work_loop_job, jobs) if pool is not None else map(_work_loop_job, jobs)
+    for path in paths:
         if path is not None and path.is_file():
             with np.load(path) as z:
-                loops.append({k: z[k] for k in z.files})
+                yield {k: z[k] for k in z.files}
             continue
-        loop = work_loop(int(seed), size, overrides)
-        if path is not None:
+        loop = next(made)
+        if loop is not None and path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.stem}.{os.getpid()}.npz")
             np.savez_compressed(tmp, **loop)
             os.replace(tmp, path)
-        loops.append(loop)
-    return loops
+        yield loop
+
+
+def _work_loop_job(job: tuple[int, int, dict[str, Any]]) -> dict[str, np.ndarray] | None:
+    torch.set_num_threads(1)
+    try:
+        return work_loop(*job)
+    except InputError:  # parameters the phantom cannot render
+        return None
 
 
 def augmentation(cfg: SegAugmentConfig) -> Compose:
@@ -135,7 +186,7 @@ class PhantomFrames(Dataset):
         """Training (augmented random frames) or validation (every frame) set of a run configuration."""
         d = cfg.data
         n = d.train_loops if split == "train" else d.val_loops
-        loops = phantom_loops(split, n, cfg.model.size, dict(d.phantom), d.cache_dir)
+        loops = phantom_loops(split, n, cfg.model.size, dict(d.phantom), d.cache_dir, d.workers)
         if split == "train":
             return cls(loops, d.frames_per_loop, augmentation(cfg.augment), cfg.train.seed)
         return cls(loops, None, None, cfg.train.seed)

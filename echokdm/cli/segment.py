@@ -1,0 +1,28 @@
+"""``echokdm segment --dicom study.dcm --out DIR``: LV cavity, myocardium and LA in every frame, plus EF."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("segment")
+@click.option("--dicom", "cine", required=True, type=click.Path(), help="Cine loop (DICOM, or NIfTI/AVI/frames).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--weights", default="seg_a4c", show_default=True, help="Shipped weights name or a model.safetensors.")
+@click.option("--keypoints", "n_keypoints", type=click.Choice(["20", "40"]), default="20", show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing echokdm output folder.")
+def command(cine: str, out: str, weights: str, n_keypoints: str, overwrite: bool) -> None:
+    """Segment a cine loop with the built-in segmenter.
+
+    Writes segmentation.nii.gz, overlay.gif, segmentation.json and the metrics report (report.json/.csv,
+    keypoints, area_curve.png, overlay_ed_es.png) to --out.
+    """
+    from echokdm.segment import segment_study
+
+    s = segment_study(cine, out, weights=weights, n_keypoints=int(n_keypoints), overwrite=overwrite)
+    click.echo(f"segmented {s['n_frames']} frames -> {out}")
+    if s["metrics_error"]:
+        click.echo(f"no metrics: {s['metrics_error']}")
+    else:
+        ef = f"EF {s['ef_simpson']:.1f}% (Simpson), {s['ef_area_length']:.1f}% (area-length)" if s["ef_simpson"] is not None else "no complete beat"
+        click.echo(f"ED frames {s['ed_frames']}, ES frames {s['es_frames']}, {ef}, area jitter {s['lv_area_jitter']:.3f}")

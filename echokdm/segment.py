@@ -1,0 +1,115 @@
+"""What ``echokdm segment`` does: segment a cine loop with the built-in segmenter and measure it.
+
+Files written to the output folder::
+
+    segmentation.nii.gz   (T, H, W) uint8 CAMUS labels on the cine's grid (time slowest; spacing dx, dy)
+    overlay.gif           the loop with the LV cavity (red), myocardium (green) and LA (blue) outlined
+    segmentation.json     weights and their sha256, LV cavity area per frame, area-curve jitter
+    report.json/.csv, frames.csv, keypoints.json/.csv, area_curve.png, overlay_ed_es.png
+                          the metrics report of ``echokdm metrics`` (phases, volumes, EF, GLS)
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from echokdm.errors import InputError
+from echokdm.outputs import OutputDir
+
+FILES = {"segmentation": "segmentation.nii.gz", "overlay_gif": "overlay.gif", "segmentation_json": "segmentation.json"}
+
+
+def segment_study(
+    cine: str | os.PathLike,
+    out: str | os.PathLike,
+    weights: str | os.PathLike = "seg_a4c",
+    n_keypoints: int = 20,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Segment every frame of a cine loop, write the segmentation, an overlay GIF and the metrics report.
+
+    Args:
+        cine: a DICOM cine (or any :func:`echokdm.io.load_cine` input).
+        out: output folder.
+        weights: shipped weights name or a trained ``model.safetensors``.
+        n_keypoints: 20 or 40 keypoints for the metrics.
+        overwrite: replace an earlier echokdm output folder.
+
+    Returns:
+        Summary: files, frames, ED/ES frames, EF (Simpson, area-length), area jitter, and
+        ``metrics_error`` when the loop could not be measured (the segmentation is still written).
+
+    Raises:
+        InputError: unreadable input or a single frame.
+        OutputError: an output folder that cannot be used.
+    """
+    from echokdm.io import load_cine, require_loop
+    from echokdm.metrics import measure_loop
+    from echokdm.metrics_report import metrics_report, write_metrics
+    from echokdm.models.seg import LVSegmenter, area_jitter
+    from echokdm.render import label_overlay, write_gif
+
+    if n_keypoints not in (20, 40):
+        raise InputError(f"number of keypoints must be 20 or 40, got {n_keypoints}")
+    loop = load_cine(cine)
+    require_loop(loop, 3)
+    segmenter = LVSegmenter.from_pretrained(weights)
+    out_dir = OutputDir(out, overwrite=overwrite)
+    result = segmenter(loop)
+    meta = loop.meta
+    spacing = meta.get("spacing_mm")
+    frame_time = meta.get("frame_time_ms")
+    frames = loop[0].numpy()
+
+    with out_dir.atomic(FILES["segmentation"]) as tmp:
+        write_label_sequence(tmp, result.labels, spacing)
+    with out_dir.atomic(FILES["overlay_gif"]) as tmp:
+        write_gif(tmp, label_overlay(frames, result.labels), frame_time)
+
+    summary: dict[str, Any] = {
+        "cine": str(cine),
+        "files": dict(FILES),
+        "n_frames": int(result.labels.shape[0]),
+        "image_size": [int(s) for s in result.labels.shape[1:]],
+        "weights": str(weights),
+        "weights_sha256": segmenter.weights_sha256,
+        "working_size": segmenter.config.size,
+        "temporal_kernel": list(segmenter.temporal_kernel),
+        "lv_area_px": result.lv_area_px.tolist(),
+        "lv_area_jitter": area_jitter(result.lv_area_px),
+        "metrics_error": None,
+    }
+    try:
+        lm = measure_loop(result.labels, n_keypoints, spacing, frame_time)
+    except InputError as e:
+        summary["metrics_error"] = str(e)
+    else:
+        inputs = {"segmentation": FILES["segmentation"], "dicom": str(cine)}
+        report = metrics_report(lm, result.labels.shape[1:], inputs, meta.get("spacing_source") if spacing else None)
+        write_metrics(out_dir, lm, report, frames, "cine")
+        summary.update(ed_frames=report["ed_frames"], es_frames=report["es_frames"], **report["summary"])
+    out_dir.write_json(FILES["segmentation_json"], summary)
+    return summary
+
+
+def write_label_sequence(path: str | os.PathLike, labels: np.ndarray, spacing_mm: list[float] | None = None) -> None:
+    """Write (T, H, W) labels as gzipped NIfTI with time as the slowest axis (CAMUS ``_sequence_gt`` layout).
+
+    Args:
+        path: target file (written as .nii.gz whatever its name).
+        labels: (T, H, W) uint8.
+        spacing_mm: (dy, dx) or None (1 mm).
+    """
+    import gzip
+
+    import nibabel as nib
+
+    dy, dx = spacing_mm if spacing_mm else (1.0, 1.0)
+    data = np.ascontiguousarray(np.asarray(labels, dtype=np.uint8).transpose(2, 1, 0))  # NIfTI: x fastest
+    image = nib.Nifti1Image(data, np.diag([float(dx), float(dy), 1.0, 1.0]))
+    image.header.set_xyzt_units("mm")
+    with open(path, "wb") as f:
+        f.write(gzip.compress(image.to_bytes(), compresslevel=6))
