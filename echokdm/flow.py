@@ -6,6 +6,8 @@ All fields follow ``data_specs/conventions.md``: (2, H, W) or (B, 2, H, W) float
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from monai.networks.blocks import Warp
@@ -13,6 +15,8 @@ from skimage.transform import ThinPlateSplineTransform
 
 from echokdm.errors import EchoKDMError
 
+# MONAI notes on every first use that it falls back to torch's grid_sample (its compiled op is optional)
+warnings.filterwarnings("ignore", message="monai.networks.blocks.Warp: Using PyTorch native grid_sample")
 _WARP = {mode: Warp(mode=mode, padding_mode="border") for mode in ("bilinear", "nearest")}
 
 

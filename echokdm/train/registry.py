@@ -16,6 +16,11 @@ from echokdm.train.trainer import Trainer, TrainResult
 #: model name -> "module:TrainTask subclass"
 TASKS: dict[str, str] = {
     "seg": "echokdm.models.seg:SegTask",
+    "ofnet": "echokdm.models.kdm_training:OFNetTask",
+    "flowae": "echokdm.models.kdm_training:FlowAETask",
+    "k2f": "echokdm.models.kdm_training:K2FTask",
+    "f2i": "echokdm.models.kdm_training:F2ITask",
+    "k2i": "echokdm.models.kdm_training:K2ITask",
 }
 
 

@@ -1,0 +1,319 @@
+"""Training tasks of the KDM models (``echokdm train {ofnet,flowae,k2f,f2i,k2i}``).
+
+All five train on the same phantom frame pairs (:mod:`echokdm.models.pairs`, cached) at the working
+resolution. The order follows the paper: OF-net first (unsupervised); its flows on the training pairs
+are the targets of the flow autoencoder and K2F (``data.flow_source: ofnet``; ``truth`` trains on the
+exact phantom flows instead); F2I learns to render a frame from the source and a flow; k2i is the
+no-flow ablation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, UNet2DModel
+
+from echokdm.config import option
+from echokdm.models.diffusion import diffusion_loss, sample, sampling_scheduler, training_scheduler
+from echokdm.models.f2i import build_f2i_unet, compose, f2i_condition, residual_target
+from echokdm.models.flow_ae import build_flow_autoencoder, decode_flow, encode_flow, flow_autoencoder_loss
+from echokdm.models.k2f import build_k2f_unet, k2f_condition
+from echokdm.models.k2i import build_k2i_unet, k2i_condition
+from echokdm.models.ofnet import OFNet, OFNetLoss
+from echokdm.models.pairs import PairDataset, cached_pairs
+from echokdm.train.task import RunConfig, TrainTask
+
+
+@dataclass
+class PairDataConfig:
+    """Phantom frame pairs (the ``data:`` section of every KDM model's config)."""
+
+    size: int = option(112, "working resolution in pixels (square)")
+    n_keypoints: int = option(40, "keypoints per frame: 20 (endocardium) or 40 (+ epicardium)")
+    train_loops: int = option(120, "training loops (split_seeds('train', n))")
+    val_loops: int = option(6, "validation loops (split_seeds('val', n)); 0 = no validation")
+    every: int = option(2, "stride over target frames when cutting pairs from a loop")
+    cache_dir: str = option("runs/cache", "folder caching the generated pairs")
+    flow_source: Literal["ofnet", "truth"] = option("ofnet", "flows the model learns from: OF-net estimates (the paper) or exact phantom flows")
+    ofnet_weights: str = option("ofnet", "OF-net weights (shipped name or .safetensors) when flow_source is ofnet")
+    flow_vae_weights: str = option("kdm_flow_vae", "flow autoencoder weights used by K2F")
+    val_steps: int = option(4, "sampling steps used in validation of diffusion models")
+
+
+def _lv_mask(batch: dict, device: torch.device) -> torch.Tensor:
+    lab = batch["target_label"].to(device)
+    return (lab == 1) | (lab == 2)
+
+
+def _masked_epe(pred: torch.Tensor, true: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    err = torch.linalg.vector_norm(pred - true, dim=1)
+    m = mask.float()
+    return (err * m).sum((1, 2)) / m.sum((1, 2)).clamp_min(1)
+
+
+def _psnr_in(pred: torch.Tensor, target: torch.Tensor, sector: torch.Tensor) -> torch.Tensor:
+    m = sector[:, None]
+    mse = ((pred - target) ** 2 * m).sum((1, 2, 3)) / m.sum((1, 2, 3)).clamp_min(1)
+    return 10 * torch.log10(1 / mse.clamp_min(1e-10))
+
+
+def load_diffusers_model(cls: type, weights: str) -> torch.nn.Module:
+    """Rebuild a diffusers model from echokdm weights (config in the safetensors metadata), frozen."""
+    from echokdm import weights as W
+
+    w = W.load(weights)
+    model = cls.from_config(w.config)
+    model.load_state_dict(w.state_dict)
+    return model.eval().requires_grad_(False)
+
+
+def load_ofnet(weights: str) -> OFNet:
+    """OF-net from echokdm weights, frozen."""
+    from echokdm import weights as W
+
+    w = W.load(weights)
+    net = OFNet(**{k: tuple(v) if isinstance(v, list) else v for k, v in w.config.items()})
+    net.load_state_dict(w.state_dict)
+    return net.eval().requires_grad_(False)
+
+
+class _PairTask(TrainTask):
+    """Shared data handling: cached phantom pairs, with OF-net flows attached when asked for."""
+
+    uses_model_flows = False
+
+    def _dataset(self, split: str, n_loops: int) -> PairDataset:
+        d = self.cfg.data
+        pairs = cached_pairs(d.cache_dir, split, n_loops, d.size, d.n_keypoints, d.every)
+        flows = None
+        if self.uses_model_flows and d.flow_source == "ofnet":
+            flows = _ofnet_flows(load_ofnet(d.ofnet_weights), pairs)
+        return PairDataset(pairs, flows)
+
+    def train_dataset(self):
+        return self._dataset("train", self.cfg.data.train_loops)
+
+    def val_dataset(self):
+        return self._dataset("val", self.cfg.data.val_loops) if self.cfg.data.val_loops > 0 else None
+
+    def _flow(self, batch: dict, device: torch.device) -> torch.Tensor:
+        key = "model_flow" if "model_flow" in batch else "flow"
+        return batch[key].to(device)
+
+
+@torch.no_grad()
+def _ofnet_flows(net: OFNet, pairs, batch: int = 32) -> np.ndarray:
+    """OF-net estimates for every pair of a PairSet: (P, 2, H, W) float16."""
+    out = []
+    for i in range(0, len(pairs.pairs), batch):
+        idx = pairs.pairs[i : i + batch]
+        src = torch.from_numpy(pairs.frames[idx[:, 0]][:, None].astype(np.float32) / 255)
+        tgt = torch.from_numpy(pairs.frames[idx[:, 1]][:, None].astype(np.float32) / 255)
+        out.append(net(src, tgt).numpy().astype(np.float16))
+    return np.concatenate(out)
+
+
+# ----------------------------------------------------------------------------------------------- OF-net
+@dataclass
+class OFNetModelConfig:
+    channels: tuple[int, ...] = option((16, 32, 64, 64), "UNet feature channels per level")
+    max_displacement: float = option(16.0, "bound of the predicted displacement (pixels)")
+
+
+@dataclass
+class OFNetLossConfig:
+    kernel_size: int = option(9, "LNCC window (pixels, odd)")
+    smooth_weight: float = option(0.05, "weight of the smoothness (diffusion) regulariser")
+
+
+@dataclass
+class OFNetRunConfig(RunConfig):
+    model: OFNetModelConfig = option(OFNetModelConfig, "network")
+    loss: OFNetLossConfig = option(OFNetLossConfig, "unsupervised loss")
+    data: PairDataConfig = option(PairDataConfig, "phantom frame pairs")
+
+
+class OFNetTask(_PairTask):
+    """Unsupervised optical flow; validated by end-point error against the exact flow inside the LV."""
+
+    config_class = OFNetRunConfig
+    select_metric = "epe_lv"
+
+    def __init__(self, cfg: OFNetRunConfig) -> None:
+        super().__init__(cfg)
+        self.loss = OFNetLoss(cfg.loss.kernel_size, cfg.loss.smooth_weight)
+
+    def build_model(self):
+        return OFNet(self.cfg.model.channels, self.cfg.model.max_displacement)
+
+    def training_step(self, model, batch, device):
+        src, tgt = batch["source"].to(device), batch["target"].to(device)
+        return self.loss(src, tgt, model(src, tgt))
+
+    def validation_step(self, model, batch, device):
+        ddf = model(batch["source"].to(device), batch["target"].to(device))
+        return {"epe_lv": _masked_epe(ddf, batch["flow"].to(device), _lv_mask(batch, device))}
+
+    def export_config(self):
+        return {"channels": list(self.cfg.model.channels), "max_displacement": self.cfg.model.max_displacement}
+
+
+# ------------------------------------------------------------------------------------ flow autoencoder
+@dataclass
+class FlowAEConfig:
+    latent_channels: int = option(4, "latent channels (the latent is 4x smaller per side)")
+    kl_weight: float = option(1e-4, "weight of the KL term")
+
+
+@dataclass
+class FlowAERunConfig(RunConfig):
+    model: FlowAEConfig = option(FlowAEConfig, "autoencoder")
+    data: PairDataConfig = option(PairDataConfig, "phantom frame pairs")
+
+
+class FlowAETask(_PairTask):
+    """Flow autoencoder; validated by reconstruction end-point error inside the LV."""
+
+    config_class = FlowAERunConfig
+    select_metric = "epe_lv"
+    uses_model_flows = True
+
+    def build_model(self):
+        return build_flow_autoencoder(self.cfg.data.size, self.cfg.model.latent_channels)
+
+    def training_step(self, model, batch, device):
+        return flow_autoencoder_loss(getattr(model, "module", model), self._flow(batch, device), self.cfg.model.kl_weight)[0]
+
+    def validation_step(self, model, batch, device):
+        vae = getattr(model, "module", model)
+        flow = self._flow(batch, device)
+        return {"epe_lv": _masked_epe(decode_flow(vae, encode_flow(vae, flow)), flow, _lv_mask(batch, device))}
+
+    def export_config(self):
+        return dict(build_flow_autoencoder(self.cfg.data.size, self.cfg.model.latent_channels).config)
+
+
+# ---------------------------------------------------------------------------------------------- K2F
+@dataclass
+class K2FRunConfig(RunConfig):
+    data: PairDataConfig = option(PairDataConfig, "phantom frame pairs")
+
+
+class K2FTask(_PairTask):
+    """Keypoints → flow latent diffusion; validated by the end-point error of sampled flows in the LV."""
+
+    config_class = K2FRunConfig
+    select_metric = "epe_lv"
+    uses_model_flows = True
+
+    def __init__(self, cfg: K2FRunConfig) -> None:
+        super().__init__(cfg)
+        self.scheduler = training_scheduler(clip_sample=False)
+        self._vae: AutoencoderKL | None = None
+
+    def vae(self, device: torch.device) -> AutoencoderKL:
+        if self._vae is None:
+            self._vae = load_diffusers_model(AutoencoderKL, self.cfg.data.flow_vae_weights)
+        return self._vae.to(device)
+
+    def build_model(self):
+        return build_k2f_unet(self.cfg.data.size // 4, self.vae(torch.device("cpu")).config.latent_channels)
+
+    def _cond(self, batch, device):
+        return k2f_condition(self.vae(device), batch["source"].to(device), batch["src_kps"].to(device),
+                             batch["tgt_kps"].to(device), batch["kp_flow"].to(device))
+
+    def training_step(self, model, batch, device):
+        z0 = encode_flow(self.vae(device), self._flow(batch, device))
+        return diffusion_loss(model, self.scheduler, z0, self._cond(batch, device))
+
+    def validation_step(self, model, batch, device):
+        cond = self._cond(batch, device)
+        net = getattr(model, "module", model)
+        z = sample(net, sampling_scheduler(False), cond, net.config.out_channels, self.cfg.data.val_steps,
+                   torch.Generator(device).manual_seed(0))
+        flow = decode_flow(self.vae(device), z)
+        mask = _lv_mask(batch, device)
+        return {"epe_lv": _masked_epe(flow, batch["flow"].to(device), mask),
+                "epe_lv_tps": _masked_epe(batch["kp_flow"].to(device), batch["flow"].to(device), mask)}
+
+    def export_config(self):
+        return dict(build_k2f_unet(self.cfg.data.size // 4).config)
+
+
+# ---------------------------------------------------------------------------------------------- F2I
+@dataclass
+class F2IRunConfig(RunConfig):
+    data: PairDataConfig = option(PairDataConfig, "phantom frame pairs")
+
+
+class F2ITask(_PairTask):
+    """Flow → frame diffusion (residual over the warped source); validated by PSNR in the sector."""
+
+    config_class = F2IRunConfig
+    select_metric = "psnr"
+    select_mode = "max"
+    uses_model_flows = True
+
+    def __init__(self, cfg: F2IRunConfig) -> None:
+        super().__init__(cfg)
+        self.scheduler = training_scheduler(clip_sample=True)
+
+    def build_model(self):
+        return build_f2i_unet(self.cfg.data.size)
+
+    def training_step(self, model, batch, device):
+        cond, warped = f2i_condition(batch["source"].to(device), self._flow(batch, device))
+        return diffusion_loss(model, self.scheduler, residual_target(batch["target"].to(device), warped), cond)
+
+    def validation_step(self, model, batch, device):
+        net = getattr(model, "module", model)
+        cond, warped = f2i_condition(batch["source"].to(device), self._flow(batch, device))
+        res = sample(net, sampling_scheduler(True), cond, 1, self.cfg.data.val_steps, torch.Generator(device).manual_seed(0))
+        tgt, sector = batch["target"].to(device), batch["sector"].to(device)
+        return {"psnr": _psnr_in(compose(warped, res), tgt, sector), "psnr_warp": _psnr_in(warped, tgt, sector)}
+
+    def export_config(self):
+        return dict(build_f2i_unet(self.cfg.data.size).config)
+
+
+# ---------------------------------------------------------------------------------------------- k2i
+@dataclass
+class K2IRunConfig(RunConfig):
+    data: PairDataConfig = option(PairDataConfig, "phantom frame pairs")
+
+
+class K2ITask(_PairTask):
+    """The no-flow ablation: keypoints → frame diffusion; validated by PSNR in the sector."""
+
+    config_class = K2IRunConfig
+    select_metric = "psnr"
+    select_mode = "max"
+
+    def __init__(self, cfg: K2IRunConfig) -> None:
+        super().__init__(cfg)
+        self.scheduler = training_scheduler(clip_sample=True)
+
+    def build_model(self):
+        return build_k2i_unet(self.cfg.data.size)
+
+    def _cond(self, batch, device):
+        return k2i_condition(batch["source"].to(device), batch["src_kps"].to(device), batch["tgt_kps"].to(device))
+
+    def training_step(self, model, batch, device):
+        return diffusion_loss(model, self.scheduler, batch["target"].to(device) * 2 - 1, self._cond(batch, device))
+
+    def validation_step(self, model, batch, device):
+        net = getattr(model, "module", model)
+        x = sample(net, sampling_scheduler(True), self._cond(batch, device), 1, self.cfg.data.val_steps,
+                   torch.Generator(device).manual_seed(0))
+        return {"psnr": _psnr_in(((x + 1) / 2).clamp(0, 1), batch["target"].to(device), batch["sector"].to(device))}
+
+    def export_config(self):
+        return dict(build_k2i_unet(self.cfg.data.size).config)
+
+
+__all__ = ["F2ITask", "FlowAETask", "K2FTask", "K2ITask", "OFNetTask", "PairDataConfig", "load_diffusers_model", "load_ofnet"]

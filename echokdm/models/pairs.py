@@ -1,0 +1,156 @@
+"""Frame pairs for training and scoring the KDM models, cut from phantom loops at the working size.
+
+Each pair is a source frame (the loop's ED or ES) and a target frame of the same loop, with their
+keypoints, the exact pull flow source → target (phantom truth), and the thin-plate-spline flow the
+keypoints alone imply. A :class:`PairSet` is built once per split and cached as safetensors, so every
+model's training reads the same data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file, save_file
+from torch.utils.data import Dataset
+
+from echokdm.flow import keypoint_flow, warp
+from echokdm.keypoints import extract_keypoints
+from echokdm.phantom import sample_params, simulate, split_seeds
+from echokdm.progress import progress
+
+
+@dataclass
+class PairSet:
+    """Frames, keypoints and flows of many loops, and the (source, target) frame pairs between them.
+
+    Attributes:
+        frames: (F, H, W) uint8 frames of all loops.
+        labels: (F, H, W) uint8 CAMUS labels (0–3).
+        keypoints: (F, K, 2) float32 keypoints (x, y).
+        loop: (F,) int32 loop index of each frame.
+        sector: (L, H, W) uint8 sector mask of each loop.
+        pairs: (P, 2) int32 frame indices (source, target).
+        flow: (P, 2, H, W) float16 exact pull flow source → target.
+        kp_flow: (P, 2, H, W) float16 keypoint (TPS) flow source → target.
+    """
+
+    frames: np.ndarray
+    labels: np.ndarray
+    keypoints: np.ndarray
+    loop: np.ndarray
+    sector: np.ndarray
+    pairs: np.ndarray
+    flow: np.ndarray
+    kp_flow: np.ndarray
+
+    def save(self, path: str | os.PathLike) -> None:
+        save_file({f.name: np.ascontiguousarray(getattr(self, f.name)) for f in fields(self)}, str(path))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> PairSet:
+        return cls(**load_file(str(path)))
+
+
+def compose_pull(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Pull flow a → c from pull flows a → b (``first``) and b → c (``second``), each (2, H, W)."""
+    return second + warp(first, second).numpy()
+
+
+def _loop_pairs(ed: int, es: int, n_frames: int, every: int) -> list[tuple[int, int]]:
+    """(source, target) pairs: ED → every frame of its beat, ES → every later frame (stride ``every``)."""
+    pairs = [(ed, t) for t in range(ed, n_frames, every) if t != ed]
+    pairs += [(es, t) for t in range(es + 1, n_frames, every)]
+    return pairs + [(ed, es)] if (ed, es) not in pairs else pairs
+
+
+def build_pairs(split: str, n_loops: int, size: int, n_keypoints: int = 40, every: int = 2, start: int = 0) -> PairSet:
+    """Simulate ``n_loops`` phantom loops of ``split`` at ``size``×``size`` and cut their pairs.
+
+    Args:
+        split: ``train``, ``val`` or ``test`` (disjoint seeds).
+        n_loops: loops to simulate.
+        size: working resolution in pixels.
+        n_keypoints: 20 or 40.
+        every: stride over target frames.
+        start: first seed offset inside the split.
+    """
+    frames, labels, kps, loop_of, sectors, pairs, flows, kp_flows = [], [], [], [], [], [], [], []
+    offset = 0
+    for i, seed in enumerate(progress(split_seeds(split, n_loops, start), f"phantom {split} pairs")):
+        lp = simulate(sample_params(seed, size=size))
+        lab = np.where(lp.labels <= 3, lp.labels, 0).astype(np.uint8)
+        k = np.stack([extract_keypoints(m, n_keypoints) for m in lab]).astype(np.float32)
+        ed, es = lp.ed[0], lp.es[0]
+        forward = {ed: np.zeros((2, size, size), np.float32)}
+        for t in range(ed + 1, len(lp.frames)):  # chain ED -> t from the exact frame-to-frame flows
+            forward[t] = lp.ddf_from_ed[t]
+        from_es = {es: np.zeros((2, size, size), np.float32)}
+        for t in range(es + 1, len(lp.frames)):
+            from_es[t] = compose_pull(from_es[t - 1], lp.ddf_to_next[t - 1])
+        for s, t in _loop_pairs(ed, es, len(lp.frames), every):
+            flow = forward[t] if s == ed else from_es[t]
+            pairs.append((offset + s, offset + t))
+            flows.append(flow.astype(np.float16))
+            kp_flows.append(keypoint_flow(k[s], k[t], (size, size)).astype(np.float16))
+        frames.append((lp.frames * 255).round().astype(np.uint8))
+        labels.append(lab)
+        kps.append(k)
+        loop_of.append(np.full(len(lp.frames), i, np.int32))
+        sectors.append(lp.sector_mask.astype(np.uint8))
+        offset += len(lp.frames)
+    return PairSet(
+        np.concatenate(frames), np.concatenate(labels), np.concatenate(kps), np.concatenate(loop_of),
+        np.stack(sectors), np.asarray(pairs, np.int32), np.stack(flows), np.stack(kp_flows),
+    )
+
+
+def cached_pairs(cache_dir: str | os.PathLike, split: str, n_loops: int, size: int, n_keypoints: int = 40, every: int = 2) -> PairSet:
+    """:func:`build_pairs`, read from / written to ``cache_dir`` (one file per distinct request)."""
+    key = json.dumps([split, n_loops, size, n_keypoints, every])
+    path = Path(cache_dir) / f"pairs_{split}_{hashlib.sha1(key.encode()).hexdigest()[:10]}.safetensors"
+    if path.exists():
+        return PairSet.load(path)
+    ps = build_pairs(split, n_loops, size, n_keypoints, every)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".part")
+    ps.save(tmp)
+    os.replace(tmp, path)
+    return ps
+
+
+class PairDataset(Dataset):
+    """Torch view of a :class:`PairSet`: one dict of float32 tensors per pair.
+
+    Keys: ``source``, ``target`` (1, H, W) in [0, 1]; ``src_kps``, ``tgt_kps`` (K, 2); ``flow`` and
+    ``kp_flow`` (2, H, W); ``target_label`` (H, W) int64; ``sector`` (H, W); and ``model_flow`` when
+    ``model_flows`` (P, 2, H, W) are given (e.g. OF-net estimates used as K2F targets).
+    """
+
+    def __init__(self, pairs: PairSet, model_flows: np.ndarray | None = None) -> None:
+        self.p = pairs
+        self.model_flows = model_flows
+
+    def __len__(self) -> int:
+        return len(self.p.pairs)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        s, t = (int(v) for v in self.p.pairs[i])
+        item = {
+            "source": torch.from_numpy(self.p.frames[s][None].astype(np.float32) / 255),
+            "target": torch.from_numpy(self.p.frames[t][None].astype(np.float32) / 255),
+            "src_kps": torch.from_numpy(self.p.keypoints[s].astype(np.float32)),
+            "tgt_kps": torch.from_numpy(self.p.keypoints[t].astype(np.float32)),
+            "flow": torch.from_numpy(self.p.flow[i].astype(np.float32)),
+            "kp_flow": torch.from_numpy(self.p.kp_flow[i].astype(np.float32)),
+            "target_label": torch.from_numpy(self.p.labels[t].astype(np.int64)),
+            "sector": torch.from_numpy(self.p.sector[self.p.loop[s]].astype(np.float32)),
+        }
+        if self.model_flows is not None:
+            item["model_flow"] = torch.from_numpy(self.model_flows[i].astype(np.float32))
+        return item
