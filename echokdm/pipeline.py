@@ -18,7 +18,7 @@ from diffusers.utils import BaseOutput
 
 from echokdm.errors import EchoKDMError
 from echokdm.models.conditioning import batch_keypoint_flow
-from echokdm.models.diffusion import sample
+from echokdm.models.diffusion import sample, sampling_scheduler
 from echokdm.models.f2i import compose, f2i_condition
 from echokdm.models.flow_ae import decode_flow
 from echokdm.models.k2f import k2f_condition
@@ -62,6 +62,22 @@ class EchoKDMPipeline(DiffusionPipeline):
         self.register_modules(
             flow_vae=flow_vae, k2f_unet=k2f_unet, f2i_unet=f2i_unet,
             k2f_scheduler=k2f_scheduler, f2i_scheduler=f2i_scheduler,
+        )
+
+    @classmethod
+    def from_weights(
+        cls, flow_vae: str = "kdm_flow_vae", k2f: str = "kdm_k2f", f2i: str = "kdm_f2i"
+    ) -> EchoKDMPipeline:
+        """Build the pipeline from echokdm weights: shipped names (sha256-checked) or ``.safetensors`` paths.
+
+        The default is the shipped model; nothing is downloaded.
+        """
+        from echokdm.models.kdm_training import load_diffusers_model
+
+        return cls(
+            load_diffusers_model(AutoencoderKL, flow_vae), load_diffusers_model(UNet2DModel, k2f),
+            load_diffusers_model(UNet2DModel, f2i), sampling_scheduler(clip_sample=False),
+            sampling_scheduler(clip_sample=True),
         )
 
     @property
