@@ -1,0 +1,323 @@
+"""Parameters of one phantom loop: subject anatomy, cardiac cycle, acquisition and image quality.
+
+Every loop is fully described by a :class:`PhantomParams` (plain numbers and strings, written to the
+sidecar JSON); :func:`sample_params` draws one from a seed with realistic subject variation, and
+:func:`split_seeds` hands out disjoint seeds for the train/val/test splits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from echokdm.errors import InputError
+
+#: smallest accepted image side in pixels (the anatomy check below may ask for more).
+MIN_SIZE = 64
+#: a wall must be at least this many pixels thick, else the size is too small for the anatomy.
+MIN_WALL_PX = 1.5
+#: accepted target ejection fractions (percent); the default sampling range is narrower.
+EF_LIMITS = (5.0, 90.0)
+DEFAULT_EF_RANGE = (15.0, 80.0)
+HYPOKINESIS_SEGMENTS = ("none", "septal", "lateral", "apical")
+SPLITS = ("train", "val", "test")
+#: seeds of different splits never overlap: split k uses [k * SPLIT_STRIDE, (k + 1) * SPLIT_STRIDE).
+SPLIT_STRIDE = 1_000_000
+
+
+@dataclass(frozen=True)
+class PhantomParams:
+    """Everything that determines one phantom loop (lengths in mm, angles in degrees, times in ms).
+
+    Anatomy is given in the heart frame at end-diastole: ``lv_length_mm`` from the endocardial apex to
+    the mitral annulus plane, cavity width ``sphericity * lv_length_mm`` of which ``septal_share`` lies
+    on the septal side of the long axis. The loop starts ``pre_ed_frames`` frames before the first ED.
+    """
+
+    seed: int
+    # image grid and acquisition
+    height: int = 256
+    width: int = 256
+    depth_mm: float = 160.0
+    sector_deg: float = 75.0
+    frame_time_ms: float = 25.0
+    n_frames: int = 40
+    pre_ed_frames: int = 2
+    # cardiac cycle
+    n_beats: int = 1
+    heart_rate_bpm: float = 70.0
+    target_ef: float = 60.0
+    long_ratio: float = 1.0
+    thickening: float = 0.45
+    atrial_fraction: float = 0.25
+    rv_function: float = 1.0
+    hypokinesis: str = "none"
+    hypokinesis_center: float = 0.5
+    hypokinesis_severity: float = 0.0
+    # placement of the heart in the sector
+    apex_depth_mm: float = 28.0
+    apex_x_mm: float = 0.0
+    tilt_deg: float = 6.0
+    # LV
+    lv_length_mm: float = 85.0
+    sphericity: float = 0.55
+    septal_share: float = 0.45
+    annulus_ratio: float = 0.6
+    septum_mm: float = 10.0
+    lateral_wall_mm: float = 9.0
+    apex_wall_mm: float = 7.0
+    # RV, atria
+    rv_width_mm: float = 32.0
+    rv_apex_frac: float = 0.4
+    tv_offset_mm: float = 6.0
+    rv_wall_mm: float = 4.0
+    la_length_mm: float = 45.0
+    la_width_mm: float = 40.0
+    ra_length_mm: float = 42.0
+    ra_width_mm: float = 38.0
+    # image formation
+    frequency_mhz: float = 2.5
+    axial_fwhm_mm: float = 2.4
+    phase_coupling: float = 0.1
+    lateral_fwhm_deg: float = 2.6
+    attenuation_db_cm_mhz: float = 0.5
+    tgc_error_db: float = 0.0
+    dynamic_range_db: float = 55.0
+    gray_gamma: float = 2.1
+    display_gain: float = 0.6
+    gain_db: float = 0.0
+    noise_db: float = -70.0
+    blood_db: float = -19.0
+    haze: float = 0.5
+    dropout: float = 0.3
+    ui: bool = False
+    # sidecar-only subject description (CAMUS Info file)
+    sex: str = "F"
+    age: int = 60
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(H, W) of the frames."""
+        return (self.height, self.width)
+
+    @property
+    def cycle_ms(self) -> float:
+        """Duration of one heart beat."""
+        return 60000.0 / self.heart_rate_bpm
+
+    @property
+    def spacing_mm(self) -> float:
+        """Isotropic pixel spacing that fits the whole fan into the frame (mm/pixel)."""
+        half = math.radians(self.sector_deg) / 2
+        return max(self.depth_mm / (self.height - 2), 2 * self.depth_mm * math.sin(half) / (self.width - 2))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The parameters as a JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> PhantomParams:
+        """A copy with some fields changed (validated again)."""
+        _check_names(changes)
+        return dataclasses.replace(self, **changes)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(PhantomParams)}
+
+
+def _check_names(names: dict[str, Any]) -> None:
+    unknown = sorted(set(names) - set(_FIELDS))
+    if unknown:
+        raise InputError(f"unknown phantom parameter(s) {', '.join(unknown)}; expected some of {', '.join(_FIELDS)}")
+
+
+def _validate(p: PhantomParams) -> None:
+    def need(ok: bool, msg: str) -> None:
+        if not ok:
+            raise InputError(msg)
+
+    lo, hi = EF_LIMITS
+    need(lo <= p.target_ef <= hi, f"target EF {p.target_ef:g}% is outside {lo:g}-{hi:g}%")
+    need(
+        min(p.height, p.width) >= MIN_SIZE, f"image size {p.height}x{p.width} is too small; expected at least {MIN_SIZE}"
+    )
+    need(p.n_frames >= 2, f"n_frames={p.n_frames}; expected at least 2")
+    need(1 <= p.n_beats <= 5, f"n_beats={p.n_beats}; expected 1-5")
+    need(30 <= p.heart_rate_bpm <= 180, f"heart rate {p.heart_rate_bpm:g} bpm is outside 30-180")
+    need(2 <= p.frame_time_ms <= 200, f"frame time {p.frame_time_ms:g} ms is outside 2-200")
+    need(0 <= p.pre_ed_frames < p.n_frames, f"pre_ed_frames={p.pre_ed_frames} must be in [0, n_frames)")
+    need(60 <= p.depth_mm <= 300, f"depth {p.depth_mm:g} mm is outside 60-300")
+    need(30 <= p.sector_deg <= 120, f"sector angle {p.sector_deg:g} deg is outside 30-120")
+    need(p.hypokinesis in HYPOKINESIS_SEGMENTS, f"hypokinesis {p.hypokinesis!r}; expected one of {HYPOKINESIS_SEGMENTS}")
+    need(0 <= p.hypokinesis_severity <= 1, "hypokinesis_severity must be in [0, 1]")
+    need(0 <= p.haze <= 1 and 0 <= p.dropout <= 1, "haze and dropout must be in [0, 1]")
+    need(0 <= p.phase_coupling <= 1, "phase_coupling must be in [0, 1]")
+    need(0.05 <= p.atrial_fraction <= 0.6, "atrial_fraction must be in [0.05, 0.6]")
+    need(20 <= p.dynamic_range_db <= 90, f"dynamic range {p.dynamic_range_db:g} dB is outside 20-90")
+    need(0.5 <= p.gray_gamma <= 4, f"gray_gamma {p.gray_gamma:g} is outside 0.5-4")
+    need(0.1 <= p.display_gain <= 1, f"display_gain {p.display_gain:g} is outside 0.1-1")
+    walls = min(p.apex_wall_mm, p.lateral_wall_mm, p.septum_mm, p.rv_wall_mm + 1.0)
+    need(
+        walls / p.spacing_mm >= MIN_WALL_PX,
+        f"image size {p.height}x{p.width} is too small for the anatomy: a {walls:.1f} mm wall would be "
+        f"{walls / p.spacing_mm:.1f} px thick at {p.spacing_mm:.2f} mm/px (depth {p.depth_mm:.0f} mm, "
+        f"sector {p.sector_deg:.0f} deg); use a larger size",
+    )
+
+
+def sample_params(
+    seed: int,
+    *,
+    size: int | tuple[int, int] | None = None,
+    ef_range: tuple[float, float] | None = None,
+    frames: int | None = None,
+    **overrides: Any,
+) -> PhantomParams:
+    """Draw the parameters of one loop from ``seed`` (same seed, same overrides -> same parameters).
+
+    Every random draw happens whatever the overrides, so overriding one field leaves the others as they
+    were; fields drawn after it that depend on it (e.g. sphericity on the EF) follow the override.
+
+    Args:
+        seed: non-negative integer.
+        size: image side, or (H, W); default 256.
+        ef_range: (min, max) percent for the target EF draw; default 15-80.
+        frames: total number of frames; the frame time then follows from heart rate and beats.
+        overrides: any :class:`PhantomParams` field, used instead of the drawn value.
+
+    Returns:
+        The validated parameters.
+
+    Raises:
+        InputError: unknown field, or a value outside its accepted range (e.g. EF outside 5-90%, a size
+            too small for the anatomy, a depth too shallow or a sector too narrow for the heart).
+    """
+    _check_names(overrides)
+    if int(seed) < 0:
+        raise InputError(f"seed {seed} is negative; expected a non-negative integer")
+    lo, hi = ef_range if ef_range is not None else DEFAULT_EF_RANGE
+    if not (EF_LIMITS[0] <= lo <= hi <= EF_LIMITS[1]):
+        raise InputError(f"EF range {lo:g}-{hi:g}% is not an interval within {EF_LIMITS[0]:g}-{EF_LIMITS[1]:g}%")
+    rng = np.random.default_rng([int(seed), 0x5EED])
+    v: dict[str, Any] = {"seed": int(seed)}
+
+    def put(name: str, value: Any) -> Any:
+        v[name] = overrides.get(name, value)
+        return v[name]
+
+    if size is not None:
+        h, w = (size, size) if np.isscalar(size) else size
+        overrides.setdefault("height", int(h))
+        overrides.setdefault("width", int(w))
+    put("height", 256)
+    put("width", 256)
+    u = rng.uniform(size=64)  # a fixed block of draws: adding a field never shifts the others
+    g = rng.standard_normal(size=16)
+
+    ef = put("target_ef", round(float(lo + (hi - lo) * u[0]), 2))
+    sick = float(np.clip((55.0 - ef) / 40.0, 0.0, 1.0))  # 0 healthy .. 1 severely reduced
+    put("heart_rate_bpm", round(float(np.clip(70 + 12 * g[0] + 10 * sick, 48, 115)), 1))
+    beats = put("n_beats", int(1 + (u[1] > 0.6) + (u[1] > 0.9)))
+    put("long_ratio", round(float(np.clip(1.0 + 0.15 * g[1] - 0.15 * sick, 0.6, 1.4)), 3))
+    put("thickening", round(float(0.45 + 0.08 * g[2]), 3))
+    put("atrial_fraction", round(float(np.clip(0.22 + 0.06 * g[3] + 0.1 * sick, 0.1, 0.5)), 3))
+    put("rv_function", round(float(np.clip(1.0 + 0.15 * g[4] - 0.2 * sick, 0.5, 1.3)), 3))
+    hypo_p = 0.15 + 0.5 * sick
+    seg = HYPOKINESIS_SEGMENTS[1 + int(u[3] * 3)] if u[2] < hypo_p else "none"
+    put("hypokinesis", seg)
+    put("hypokinesis_center", round(float(0.3 + 0.5 * u[4]), 3))
+    put("hypokinesis_severity", round(float(0.4 + 0.5 * u[5]) if seg != "none" else 0.0, 3))
+
+    scale = float(np.clip(1.0 + 0.07 * g[5] + 0.08 * sick, 0.85, 1.2))
+    put("lv_length_mm", round(float(np.clip(82 * scale + 4 * g[6], 68, 100)), 2))
+    put("sphericity", round(float(np.clip(0.56 + 0.05 * g[7] + 0.12 * sick, 0.45, 0.78)), 3))
+    put("septal_share", round(float(0.44 + 0.04 * (u[6] - 0.5)), 3))
+    put("annulus_ratio", round(float(0.56 + 0.1 * u[7]), 3))
+    put("septum_mm", round(float(np.clip(10 + 1.2 * g[8], 7.5, 14)), 2))
+    put("lateral_wall_mm", round(float(np.clip(9 + 1.0 * g[9], 7, 12.5)), 2))
+    put("apex_wall_mm", round(float(6.0 + 2.5 * u[8]), 2))
+    put("rv_width_mm", round(float(32 + 10 * u[9]) * scale, 2))
+    put("rv_apex_frac", round(float(0.22 + 0.18 * u[10]), 3))
+    put("tv_offset_mm", round(float(4 + 5 * u[11]), 2))
+    put("rv_wall_mm", round(float(3.5 + 1.5 * u[12]), 2))
+    put("la_length_mm", round(float(40 + 10 * u[13] + 6 * sick) * scale, 2))
+    put("la_width_mm", round(float(36 + 8 * u[14] + 4 * sick) * scale, 2))
+    put("ra_length_mm", round(float(38 + 10 * u[15]) * scale, 2))
+    put("ra_width_mm", round(float(34 + 8 * u[16]) * scale, 2))
+    put("apex_depth_mm", round(float(22 + 14 * u[17]), 2))
+    put("apex_x_mm", round(float(12 * u[18]), 2))
+    put("tilt_deg", round(float(12 * u[19]), 2))
+
+    # acquisition: depth and sector just large enough for the heart, then some slack
+    from echokdm.phantom.anatomy import Anatomy  # geometry needs the anatomy fields chosen above
+
+    anat = Anatomy(PhantomParams(**{**_defaults(), **v}))
+    need_depth, need_half = anat.extent()
+    put("depth_mm", round(float(np.clip(max(120.0, need_depth + 8 + 25 * u[20]), 120, 200)), 1))
+    put("sector_deg", round(float(np.clip(max(60.0, 2 * need_half + 6 + 16 * u[21]), 60, 90)), 1))
+    put("frequency_mhz", round(float(1.8 + 1.4 * u[22]), 2))
+    put("axial_fwhm_mm", round(float(2.0 + 0.9 * u[23]), 3))
+    put("lateral_fwhm_deg", round(float(2.2 + 0.8 * u[24]), 3))
+    put("phase_coupling", round(float(0.15 * u[38]), 3))
+    put("attenuation_db_cm_mhz", round(float(0.4 + 0.3 * u[25]), 3))
+    put("tgc_error_db", round(float(4 * g[10]), 2))
+    put("dynamic_range_db", round(float(50 + 12 * u[26]), 1))
+    put("gray_gamma", round(float(1.8 + 0.6 * u[36]), 3))
+    put("display_gain", round(float(0.45 + 0.3 * u[37]), 3))
+    put("gain_db", round(float(2 * g[11]), 2))
+    put("noise_db", round(float(-76 + 12 * u[27]), 1))
+    put("blood_db", round(float(-24 + 10 * u[28]), 1))
+    put("haze", round(float(0.15 + 0.85 * u[29]), 3))
+    put("dropout", round(float(u[30] ** 1.5), 3))
+    put("ui", bool(u[31] < 0.5))
+    put("sex", "F" if u[32] < 0.5 else "M")
+    put("age", int(25 + 60 * u[33] ** (1 - 0.5 * sick)))
+
+    # timing: frames per beat ~ 30-60 unless the total frame count is given
+    cycle = 60000.0 / v["heart_rate_bpm"]
+    pre = 0.02 + 0.1 * u[34]  # start in late diastole, this many cycles before ED
+    if frames is not None:
+        if int(frames) < 2:
+            raise InputError(f"frames={frames}; expected at least 2")
+        overrides.setdefault("n_frames", int(frames))
+    if "n_frames" in overrides:
+        n = int(overrides["n_frames"])
+        ft = overrides.get("frame_time_ms", (beats + pre) * cycle / n)
+    else:
+        ft = overrides.get("frame_time_ms", 1000.0 / (30 + 30 * u[35]) * 70.0 / v["heart_rate_bpm"])
+        n = int(math.ceil((beats + pre) * cycle / ft))
+    put("frame_time_ms", round(float(ft), 4))
+    put("n_frames", n)
+    put("pre_ed_frames", int(min(round(pre * cycle / v["frame_time_ms"]), v["n_frames"] - 1)))
+    return PhantomParams(**v)
+
+
+def _defaults() -> dict[str, Any]:
+    return {k: f.default for k, f in _FIELDS.items() if f.default is not dataclasses.MISSING}
+
+
+def split_seeds(split: str, n: int, start: int = 0) -> list[int]:
+    """``n`` seeds of a split; different splits never share a seed.
+
+    Args:
+        split: ``train``, ``val`` or ``test``.
+        n: number of seeds (>= 1).
+        start: offset inside the split (``start + n`` at most 1,000,000).
+
+    Raises:
+        InputError: unknown split, ``n < 1`` or a range leaving the split's block.
+    """
+    if split not in SPLITS:
+        raise InputError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    if int(n) < 1:
+        raise InputError(f"number of loops n={n}; expected at least 1")
+    if int(start) < 0 or int(start) + int(n) > SPLIT_STRIDE:
+        raise InputError(f"seed range {start}..{int(start) + int(n) - 1} leaves the {split} block [0, {SPLIT_STRIDE})")
+    base = SPLITS.index(split) * SPLIT_STRIDE + int(start)
+    return list(range(base, base + int(n)))

@@ -1,0 +1,221 @@
+"""Simulate one phantom loop: frames, exact labels, exact displacement fields, phases and volumes."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from echokdm.errors import InputError
+from echokdm.phantom.anatomy import LABEL_OF, Anatomy
+from echokdm.phantom.imaging import EchoModel, Probe, draw_ui
+from echokdm.phantom.motion import CardiacCycle, Deformation, Valves
+from echokdm.phantom.params import PhantomParams
+
+
+@dataclass
+class PhantomLoop:
+    """One simulated A4C loop with its exact ground truth.
+
+    Attributes:
+        frames: (T, H, W) float32 in [0, 1].
+        labels: (T, H, W) uint8: 0 background, 1 LV cavity, 2 LV myocardium, 3 LA, 4 RV, 5 RA,
+            6 other heart tissue (zero outside the sector).
+        ddf_from_ed: (T, 2, H, W) float32, pixels, channels (dy, dx), backward/pull on frame t's grid:
+            ``frame_t(y, x) ~ frame_ed(y + d[0], x + d[1])`` with ED = ``ed[0]``.
+        ddf_to_next: (T, 2, H, W) float32, pull from frame t to frame t+1 on frame t+1's grid (last zero).
+        sector_mask: (H, W) bool, the imaged fan.
+        ed, es: frame indices of end-diastole / end-systole, one per beat.
+        spacing_mm: (dy, dx).
+        frame_time_ms: time between frames.
+        ef: ejection fraction (percent) of the first beat from the label maps (area-length).
+        edv, esv: LV volumes (mL) by the single-plane area-length method on the label maps.
+        params: the loop's parameters and derived values, JSON-ready.
+    """
+
+    frames: np.ndarray
+    labels: np.ndarray
+    ddf_from_ed: np.ndarray
+    ddf_to_next: np.ndarray
+    sector_mask: np.ndarray
+    ed: list[int]
+    es: list[int]
+    spacing_mm: tuple[float, float]
+    frame_time_ms: float
+    ef: float
+    edv: float
+    esv: float
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        T, H, W = self.frames.shape
+        return (
+            f"PhantomLoop(T={T}, size={H}x{W}, spacing={self.spacing_mm[0]:.3f} mm, frame_time={self.frame_time_ms:.1f} ms, "
+            f"ed={self.ed}, es={self.es}, EF={self.ef:.1f}%, EDV={self.edv:.1f} mL, ESV={self.esv:.1f} mL)"
+        )
+
+
+def area_length_volume(mask: np.ndarray, apex_ref: np.ndarray, spacing_mm: float) -> tuple[float, float, float]:
+    """Single-plane area-length volume of a cavity mask.
+
+    Args:
+        mask: (H, W) bool cavity.
+        apex_ref: (2,) (row, col) of the mitral annulus midpoint; the long axis runs from it to the
+            farthest cavity pixel centre.
+        spacing_mm: isotropic pixel spacing.
+
+    Returns:
+        (volume mL, area mm^2, length mm) with V = 8 A^2 / (3 pi L).
+    """
+    rows, cols = np.nonzero(mask)
+    if rows.size == 0:
+        return 0.0, 0.0, 0.0
+    area = rows.size * spacing_mm**2
+    length = float(np.max(np.hypot(rows - apex_ref[0], cols - apex_ref[1]))) * spacing_mm
+    return 8.0 * area**2 / (3.0 * math.pi * length) / 1000.0, area, length
+
+
+def simulate(params: PhantomParams) -> PhantomLoop:
+    """Simulate the loop described by ``params`` (deterministic: same parameters, same loop).
+
+    Args:
+        params: from :func:`echokdm.phantom.sample_params`.
+
+    Returns:
+        The :class:`PhantomLoop`.
+
+    Raises:
+        InputError: the heart does not fit the sector, or the loop is too short to hold an ED and an ES.
+    """
+    p = params
+    anat = Anatomy(p)
+    anat.check_fits()
+    cycle = CardiacCycle(p)
+    t_end = (p.n_frames - 1 - p.pre_ed_frames) * p.frame_time_ms
+    if t_end < cycle.t_es:
+        raise InputError(
+            f"{p.n_frames} frames of {p.frame_time_ms:.1f} ms end {t_end:.0f} ms after ED, before end-systole "
+            f"({cycle.t_es:.0f} ms); use more frames or a longer frame time"
+        )
+    deform = Deformation(anat, cycle)
+    probe = Probe(p)
+    rng = np.random.default_rng([p.seed, 0xEC0])
+    model = EchoModel(p, anat, probe, rng)
+    valves = Valves(anat, rng, density=2.0 * model.density50)
+    frame_rngs = [np.random.default_rng([p.seed, 0xF0, t]) for t in range(p.n_frames)]
+
+    T, H, W = p.n_frames, p.height, p.width
+    times = (np.arange(T) - p.pre_ed_frames) * p.frame_time_ms
+    st = cycle.state(times)
+    x_pix, y_pix = probe.pixel_mm()
+    u_pix, v_pix = (a.ravel() for a in anat.to_heart(x_pix, y_pix))
+    rows0, cols0 = np.mgrid[:H, :W].astype(np.float32)
+    hinges = np.concatenate([anat.mitral_hinges(), anat.tricuspid_hinges()])
+    moving = deform.in_box(model.U, model.V)
+    pix_moving = deform.in_box(u_pix, v_pix)
+    cls_ref = anat.tissue_class(u_pix, v_pix)
+    static_xy = anat.to_image(model.U[~moving], model.V[~moving])
+
+    frames = np.zeros((T, H, W), np.float32)
+    labels = np.zeros((T, H, W), np.uint8)
+    ddf_from_ed = np.zeros((T, 2, H, W), np.float32)
+    ddf_to_next = np.zeros((T, 2, H, W), np.float32)
+    annulus_mid = np.zeros((T, 2))
+    prev = None
+    for t in range(T):
+        c, e = float(st["c"][t]), float(st["e"][t])
+        # exact ground truth: pull material coordinates of every pixel
+        U, V = deform.inverse(u_pix, v_pix, c, e)
+        cls = cls_ref.copy()
+        cls[pix_moving] = anat.tissue_class(U[pix_moving], V[pix_moving])
+        cls = cls.reshape(H, W)
+        labels[t] = np.where(probe.sector_mask, LABEL_OF[cls], 0)
+        xs, ys = anat.to_image(U, V)
+        r_src, c_src = probe.mm_to_px(xs, ys)
+        ddf_from_ed[t, 0] = r_src.reshape(H, W) - rows0
+        ddf_from_ed[t, 1] = c_src.reshape(H, W) - cols0
+        if prev is not None:
+            u_prev, v_prev = deform.forward(U, V, *prev)
+            r_prev, c_prev = probe.mm_to_px(*anat.to_image(u_prev, v_prev))
+            ddf_to_next[t - 1, 0] = r_prev.reshape(H, W) - rows0
+            ddf_to_next[t - 1, 1] = c_prev.reshape(H, W) - cols0
+        prev = (c, e)
+        hu, hv = deform.forward(hinges[:, 0], hinges[:, 1], c, e)
+        annulus_mid[t] = probe.mm_to_px(*anat.to_image(hu[:2].mean(), hv[:2].mean()))
+        # image: move the scatterers, add the leaflets, form the echo
+        u, v = deform.forward(model.U[moving], model.V[moving], c, e)
+        xm, ym = anat.to_image(u, v)
+        lu, lv, la = valves.points(np.stack([hu, hv], 1), float(st["o_mv"][t]), float(st["o_tv"][t]))
+        xl, yl = anat.to_image(lu, lv)
+        xs_all = np.concatenate([xm, static_xy[0], xl])
+        ys_all = np.concatenate([ym, static_xy[1], yl])
+        amp = np.concatenate([model.amp[moving], model.amp[~moving], la * model.leaflet_amp])
+        r_leaf = np.hypot(xl, yl)
+        ph = np.concatenate([model.phase(np.hypot(xm, ym), model.r[moving]), model.phase(model.r[~moving], model.r[~moving]),
+                             model.two_k * r_leaf])
+        blood = np.concatenate([model.blood[moving], model.blood[~moving], np.zeros(la.size, bool)])
+        ph[blood] += frame_rngs[t].uniform(0, 2 * np.pi, int(blood.sum()))  # flowing blood: fresh speckle
+        echo = model.beamform(xs_all, ys_all, amp, ph)
+        if t == 0:
+            model.calibrate(echo, labels[t] == 2)
+        frames[t] = model.to_image(echo, frame_rngs[t])
+
+    area = (labels == 1).sum(axis=(1, 2))
+    ed, es = _phases(times, cycle, area, p)
+    s = probe.spacing
+    edv, a_ed, l_ed = area_length_volume(labels[ed[0]] == 1, annulus_mid[ed[0]], s)
+    esv, a_es, l_es = area_length_volume(labels[es[0]] == 1, annulus_mid[es[0]], s)
+    ef = 100.0 * (edv - esv) / edv
+    if p.ui:
+        frames = draw_ui(frames, probe, p, times, cycle)
+    info = p.to_dict()
+    info.update(
+        spacing_mm=[s, s],
+        ed=ed,
+        es=es,
+        ef=round(ef, 3),
+        edv_ml=round(edv, 3),
+        esv_ml=round(esv, 3),
+        lv_area_ed_mm2=round(a_ed, 2),
+        lv_area_es_mm2=round(a_es, 2),
+        lv_length_ed_mm=round(l_ed, 2),
+        lv_length_es_mm=round(l_es, 2),
+        contractility=round(deform.scale, 5),
+        cycle_ms=round(cycle.cycle_ms, 3),
+        es_time_ms=round(cycle.t_es, 3),
+        mitral_annulus_mid_px=[[round(float(a), 3) for a in m] for m in annulus_mid[[ed[0], es[0]]]],
+    )
+    return PhantomLoop(
+        frames=frames,
+        labels=labels,
+        ddf_from_ed=ddf_from_ed,
+        ddf_to_next=ddf_to_next,
+        sector_mask=probe.sector_mask.copy(),
+        ed=ed,
+        es=es,
+        spacing_mm=(s, s),
+        frame_time_ms=float(p.frame_time_ms),
+        ef=float(ef),
+        edv=float(edv),
+        esv=float(esv),
+        params=info,
+    )
+
+
+def _phases(times: np.ndarray, cycle: CardiacCycle, area: np.ndarray, p: PhantomParams) -> tuple[list[int], list[int]]:
+    """ED (the frame at the start of each beat; the first one is the reference frame) and ES (smallest
+    LV cavity in the beat's systole) of each beat that has both inside the loop."""
+    ed, es = [], []
+    T = len(times)
+    for k in range(p.n_beats + 1):
+        i_ed = p.pre_ed_frames + int(round(k * cycle.cycle_ms / p.frame_time_ms))
+        stop = k * cycle.cycle_ms + cycle.t_es + cycle.ivr
+        window = np.flatnonzero((times > k * cycle.cycle_ms) & (times <= stop))
+        if i_ed >= T or window.size == 0 or times[-1] < k * cycle.cycle_ms + cycle.t_es:
+            break
+        ed.append(i_ed)
+        es.append(int(window[np.argmin(area[window])]))
+    return ed, es
+
