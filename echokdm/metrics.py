@@ -311,7 +311,7 @@ class LoopMetrics:
     Args:
         keypoints: (T, K, 2) keypoints of every frame.
         frames: per-frame :class:`FrameMeasurements`.
-        phases: ED/ES and heart rate found on the cavity area curve.
+        phases: ED/ES and heart rate found on the cavity area (pixel count) curve.
         units: units of the measurements.
         spacing_mm: (dy, dx) or None.
         frame_time_ms: frame time or None.
@@ -377,6 +377,9 @@ def measure_loop(
 ) -> LoopMetrics:
     """Keypoints of every frame, ED/ES from the cavity area curve, and the LV measurements of a loop.
 
+    The phases are found on the cavity's pixel count (the most direct area, free of contour fitting);
+    the measurements use the keypoints.
+
     Args:
         labels: (T, H, W) CAMUS label maps of a loop, T >= 3.
         n_keypoints: 20 or 40.
@@ -411,7 +414,7 @@ def measure_loop(
         except InputError as e:
             raise InputError(f"frame {t}: {e}") from None
     frames = [measure_frame(k, spacing_mm) for k in kps]
-    phases = detect_phases(np.array([m.area for m in frames]), frame_time_ms)
+    phases = detect_phases((lab == 1).sum(axis=(1, 2)), frame_time_ms)
     if not phases.ed or not phases.es:
         raise InputError("the LV area curve shows no clear ED and ES; is the segmentation a full loop?")
     sp = None if spacing_mm is None else (float(spacing_mm[0]), float(spacing_mm[1]))

@@ -171,7 +171,7 @@ def run_metrics(
     Args:
         seg: segmentation of a loop (any :func:`echokdm.io.read_segmentation` input).
         out: output folder.
-        dicom: the loop's cine (any :func:`echokdm.io.load_cine` input), for spacing, timing and overlays.
+        dicom: the loop's cine (any :func:`echokdm.io.read_cine` input), for spacing, timing and overlays.
         n_keypoints: 20 or 40.
         spacing_mm: (dy, dx) overriding the files' spacing.
         frame_time_ms: overriding the cine's frame time.
@@ -197,19 +197,19 @@ def run_metrics(
     sp, sp_source = (list(spacing_mm), "option") if spacing_mm else (seg_meta["spacing_mm"], seg_meta["spacing_source"])
     backgrounds, background_name = labels.astype(np.float32), "labels"
     if dicom is not None:
-        from echokdm.io import load_cine
+        from echokdm.io import read_cine  # load_cine's reader without torch: same frames and meta
 
-        loop = load_cine(dicom)
-        if tuple(loop.shape[1:]) != labels.shape:
+        frames, meta = read_cine(dicom)
+        if frames.shape != labels.shape:
             t, h, w = labels.shape
             raise InputError(
-                f"{seg}: segmentation has {t} frames of {w}x{h} but {dicom} has {loop.shape[1]} frames of "
-                f"{loop.shape[3]}x{loop.shape[2]}; they must match frame for frame"
+                f"{seg}: segmentation has {t} frames of {w}x{h} but {dicom} has {frames.shape[0]} frames of "
+                f"{frames.shape[2]}x{frames.shape[1]}; they must match frame for frame"
             )
-        if not spacing_mm and loop.meta.get("spacing_mm"):
-            sp, sp_source = list(loop.meta["spacing_mm"]), f"cine ({loop.meta.get('spacing_source')})"
-        frame_time_ms = frame_time_ms or loop.meta.get("frame_time_ms")
-        backgrounds, background_name = loop[0].numpy(), "cine"
+        if not spacing_mm and meta.get("spacing_mm"):
+            sp, sp_source = list(meta["spacing_mm"]), f"cine ({meta.get('spacing_source')})"
+        frame_time_ms = frame_time_ms or meta.get("frame_time_ms")
+        backgrounds, background_name = frames.astype(np.float32) / 255.0, "cine"
     lm = measure_loop(labels, n_keypoints, sp, frame_time_ms, septum_side)
     out_dir = OutputDir(out, overwrite=overwrite)
     inputs = {"segmentation": str(seg), "dicom": None if dicom is None else str(dicom)}

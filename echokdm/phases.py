@@ -1,10 +1,12 @@
 """Cardiac phases from the LV cavity area (or volume) curve of a loop: ED and ES of every beat, heart rate.
 
-ED is the frame of maximum LV size in a beat and ES the frame of minimum size (``data_specs/conventions.md``).
+ED is the frame of maximum LV size in a beat and ES the frame of minimum size (``data_specs/conventions.md``);
+of several frames with the same extreme value (an isovolumic phase in a pixel-count curve) the first is
+taken, as ED and ES begin those phases.
 The curve is smoothed lightly; its period is estimated from the autocorrelation so that only one ED and
 one ES are found per beat (a diastasis plateau or atrial kick does not count twice). Extremes at the first
 or last frame count only when the curve is flat there and at the level of the other EDs (ESs), so a loop
-that starts or stops mid-systole does not report a false ED or ES at its edge (see ``_extremes``).
+that starts or stops mid-systole does not report a false ED or ES at its edge (see ``_keep_edges``).
 """
 
 from __future__ import annotations
@@ -73,11 +75,15 @@ def detect_phases(
         raise InputError("the LV area does not change over the loop; ED and ES cannot be told apart")
     s = gaussian_filter1d(c, smooth_frames, mode="mirror") if smooth_frames > 0 else c.copy()
     period0 = _autocorrelation_period(s)
-    ed = _extremes(s, c, period0, min_prominence, edge_slope)
-    es = _extremes(-s, -c, period0, min_prominence, edge_slope)
+    ed = _candidates(s, c, period0, min_prominence)
+    es = _candidates(-s, -c, period0, min_prominence)
+    steps = [float(d) for x in (ed, es) for d in np.diff([p for p in x if 0 < p < c.size - 1])]
+    period = float(np.median(steps)) if steps else period0
+    ed = _keep_edges(ed, s, period, edge_slope)
+    es = _keep_edges(es, -s, period, edge_slope)
     ed, es = _alternate(ed, es, s)
     steps = np.diff(ed).tolist() + np.diff(es).tolist()
-    period = float(np.median(steps)) if steps else period0
+    period = float(np.median(steps)) if steps else period
     beats = []
     for e in ed:
         later = [x for x in es if x > e]
@@ -104,16 +110,12 @@ def _autocorrelation_period(s: np.ndarray) -> float | None:
     return float(p + (0.5 * (a - c) / den if den < 0 else 0.0))
 
 
-def _extremes(s: np.ndarray, raw: np.ndarray, period: float | None, min_prominence: float, edge_slope: float) -> list[int]:
-    """Maxima of ``s``, at most one per ``0.6 * period``, each moved to the raw curve's maximum within one frame.
-
-    A maximum at the first or last frame is kept when the period puts another maximum's repeat within
-    1.5 frames of it; without another maximum, when the curve is flat there and as high as anywhere.
-    """
+def _candidates(s: np.ndarray, raw: np.ndarray, period: float | None, min_prominence: float) -> list[int]:
+    """Maxima of ``s`` (edges included), at most one per ``0.6 * period``, each moved to the raw curve's
+    maximum within one frame (see :func:`_refine`)."""
     n = len(s)
-    span = float(s.max() - s.min())
     padded = np.pad(s, n - 1, mode="reflect")  # an extreme at an edge becomes a visible peak
-    peaks, _ = find_peaks(padded, prominence=min_prominence * span)
+    peaks, _ = find_peaks(padded, prominence=min_prominence * float(s.max() - s.min()))
     found = [int(p) - (n - 1) for p in peaks if n - 1 <= p <= 2 * (n - 1)]
     if period:
         kept: list[int] = []
@@ -121,28 +123,40 @@ def _extremes(s: np.ndarray, raw: np.ndarray, period: float | None, min_prominen
             if all(abs(p - q) >= 0.6 * period for q in kept):
                 kept.append(p)
         found = kept
-    found = sorted({_refine(p, raw) for p in found})
+    return sorted({_refine(p, raw) for p in found})
+
+
+def _keep_edges(found: list[int], s: np.ndarray, period: float | None, edge_slope: float) -> list[int]:
+    """Keep a maximum at the first or last frame only where the curve is flat (slope below ``edge_slope``
+    of the steepest) and about as high as the other maxima, and, when the period is known, another
+    maximum repeats within one frame of it."""
+    n = len(s)
     inner = [p for p in found if 0 < p < n - 1]
+    span = float(s.max() - s.min())
+    level = float(np.median(s[inner])) if inner else float(s.max())
     steep = float(np.abs(np.diff(s)).max())
     keep = []
     for p in found:
         if p in (0, n - 1):
+            slope = abs(s[1] - s[0]) if p == 0 else abs(s[-1] - s[-2])
+            if slope > edge_slope * steep or s[p] < level - 0.15 * span:
+                continue
             if inner and period:
                 q = min(inner, key=lambda i: abs(i - p))
-                if abs(q + round((p - q) / period) * period - p) > 1.5:
-                    continue
-            else:
-                slope = abs(s[1] - s[0]) if p == 0 else abs(s[-1] - s[-2])
-                if slope > edge_slope * steep or s[p] < s.max() - 0.15 * span:
+                if abs(q + round((p - q) / period) * period - p) > 1.0:
                     continue
         keep.append(p)
     return keep
 
 
 def _refine(p: int, raw: np.ndarray) -> int:
-    """The raw curve's maximum within one frame of ``p``."""
+    """The raw curve's maximum within one frame of ``p``; of equal values, the first frame of the run
+    (an isovolumic phase begins at ED and at ES)."""
     lo, hi = max(0, p - 1), min(len(raw), p + 2)
-    return lo + int(np.argmax(raw[lo:hi]))
+    q = lo + int(np.argmax(raw[lo:hi]))
+    while q > 0 and raw[q - 1] == raw[q]:
+        q -= 1
+    return q
 
 
 def _alternate(ed: list[int], es: list[int], s: np.ndarray) -> tuple[list[int], list[int]]:

@@ -8,7 +8,7 @@ spatial transforms have changed its ``affine``::
 
     Compose([
         ExtractKeypointsd(keys="label", n=40),               # -> d["label_keypoints"]
-        Resized(keys=["image", "label"], spatial_size=(128, 128), mode=("bilinear", "nearest")),
+        Resized(keys=["image", "label"], spatial_size=(128, 128), mode=("bilinear", "nearest-exact")),
         Flipd(keys=["image", "label"], spatial_axis=1),
         Rotated(keys=["image", "label"], angle=0.2, mode=("bilinear", "nearest")),
         ApplyTransformToKeypointsd(keys="label_keypoints", refer_key="image"),
@@ -17,7 +17,8 @@ spatial transforms have changed its ``affine``::
 This wraps MONAI's :class:`monai.transforms.ApplyTransformToPoints` (which works in array-axis order)
 for the (x, y) order of echokdm keypoints and for loops, whose keypoints carry their frame index as the
 first spatial axis. A flip mirrors the anatomy: extracting keypoints again from a flipped label map
-needs ``septum_side="right"`` to keep the same order.
+needs ``septum_side="right"`` to keep the same order. Resize label maps with ``"nearest-exact"``: torch's
+``"nearest"`` shifts them by up to half an input pixel, which the affine (and so the keypoints) does not.
 """
 
 from __future__ import annotations

@@ -1,0 +1,79 @@
+"""ED/ES detection on synthetic LV area curves: 1-3 beats, loops starting mid-cycle, noise."""
+
+import numpy as np
+import pytest
+from a4c_shapes import contraction
+
+from echokdm.errors import InputError
+from echokdm.phases import detect_phases
+
+
+def _curve(n, period, phase0, noise=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    return 1500.0 - 500.0 * contraction(n, period, phase0) + noise * rng.standard_normal(n)
+
+
+def _truth(period, phase0, systole=0.35):
+    """True (fractional) ED and ES times of the synthetic curve."""
+    ed = np.array([k * period - phase0 for k in range(-1, 8)])
+    return ed, ed + systole * period
+
+
+def _match(found, truth, n, tol=1.0):
+    """Every true event inside the loop is found within ``tol`` frames, and every detection is within
+    ``tol`` of a true event (which may lie just outside the loop)."""
+    inside = [t for t in truth if 0 <= t <= n - 1]
+    assert all(min(abs(np.asarray(found) - t), default=np.inf) <= tol for t in inside), (found, inside)
+    assert all(np.abs(truth - f).min() <= tol for f in found), (found, truth)
+
+
+@pytest.mark.parametrize(
+    "n,period,phase0,noise",
+    [
+        (25, 20.0, 0.0, 0.0),  # one beat and a bit, starting at ED
+        (45, 20.0, 0.0, 5.0),  # two beats
+        (65, 21.0, 7.0, 5.0),  # three beats, starting just at ES
+        (70, 22.5, 13.0, 8.0),  # three beats, starting in diastole
+        (50, 16.3, 4.2, 5.0),  # fractional period, mid-systole start
+        (22, 20.0, 10.0, 3.0),  # one beat starting mid-diastole
+        (15, 20.0, 0.0, 0.0),  # less than a beat: ED then ES
+    ],
+)
+def test_ed_es_within_one_frame(n, period, phase0, noise):
+    p = detect_phases(_curve(n, period, phase0, noise), frame_time_ms=20.0)
+    ed, es = _truth(period, phase0)
+    _match(p.ed, ed, n)
+    _match(p.es, es, n)
+    for a, b in p.beats:
+        assert 0 < b - a < period
+    if len(p.ed) + len(p.es) >= 3:
+        assert p.period_frames == pytest.approx(period, abs=1.0)
+        assert p.heart_rate_bpm == pytest.approx(60000 / (period * 20.0), rel=0.06)
+
+
+def test_no_false_edge_extremes_mid_systole():
+    # starts mid-systole (falling) and stops mid-systole: no ED/ES at either edge
+    p = detect_phases(_curve(42, 20.0, 3.5), 25.0)
+    assert 0 not in p.ed + p.es and 41 not in p.ed + p.es
+    _match(p.ed, _truth(20.0, 3.5)[0], 42)
+
+
+def test_heart_rate_needs_frame_time():
+    p = detect_phases(_curve(45, 20.0, 0.0))
+    assert p.heart_rate_bpm is None and p.period_frames == pytest.approx(20.0, abs=0.5)
+
+
+def test_diastasis_bump_is_not_a_second_beat():
+    c = _curve(60, 30.0, 0.0)
+    t = np.arange(60)
+    c += 60 * np.exp(-0.5 * ((np.mod(t, 30) - 20) / 1.5) ** 2)  # a small bump during filling
+    p = detect_phases(c, 20.0)
+    _match(p.ed, _truth(30.0, 0.0)[0], 60)
+    _match(p.es, _truth(30.0, 0.0)[1], 60)
+    assert len(p.es) == 2 and 20 not in p.ed and 50 not in p.ed
+
+
+@pytest.mark.parametrize("curve,message", [([1.0, 2.0], "at least 3"), ([1.0, np.nan, 2.0], "non-finite"), ([5.0] * 10, "does not change")])
+def test_bad_curves(curve, message):
+    with pytest.raises(InputError, match=message):
+        detect_phases(curve)
