@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("info", "Describe a cine loop: frames, timing, spacing, sector."),
     "phantom": ("phantom", "Generate labelled synthetic A4C loops."),
     "metrics": ("metrics", "Keypoints, phases, volumes, EF and GLS from a segmentation."),
+    "evaluate": ("evaluate", "Score predictors against baselines on held-out cases; report with CIs and plots."),
     "train": ("train", "Train a registered model (seg, ...) from a YAML config; torchrun for several processes."),
     "segment": ("segment", "Segment LV cavity, myocardium and LA in a cine loop; NIfTI, overlay GIF, EF report."),
 }

@@ -1,0 +1,190 @@
+"""A whole evaluation run: scores (resumable), summary table and figures in one report folder."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from echokdm.errors import EchoKDMError, InputError, OutputError
+from echokdm.evaluate.cases import CaseRef, resolve_cases
+from echokdm.evaluate.plots import bland_altman, box_plots, case_strip
+from echokdm.evaluate.predictors import PREDICTORS, get_predictor
+from echokdm.evaluate.runner import evaluate_cases, predict_and_segment, score_prediction, segmenter_inputs
+from echokdm.evaluate.segmenter import Segmenter, load_segmenter
+from echokdm.evaluate.summary import best_baseline, scored, summary_markdown
+from echokdm.evaluate.tasks import TASKS, KeypointPrior, load_prior, make_sample
+from echokdm.outputs import OutputDir
+
+RUN_JSON = "run.json"
+
+
+@dataclass
+class EvaluationResult:
+    """What :func:`run_evaluation` produced.
+
+    Args:
+        table: every row of ``scores.csv``.
+        summary: path of ``summary.md``.
+        figures: paths of the PNG figures.
+    """
+
+    table: pd.DataFrame
+    summary: Path
+    figures: list[Path]
+
+
+def _check_settings(out: OutputDir, settings: dict) -> None:
+    """Record the run settings, or refuse to resume a report made with different ones."""
+    path = out.file(RUN_JSON)
+    if path.exists():
+        old = json.loads(path.read_text())
+        diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
+        if diff:
+            what = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in diff.items())
+            raise OutputError(f"report folder {out.path} holds a run with other settings ({what}); use another folder or --overwrite")
+    out.write_json(RUN_JSON, settings)
+
+
+def _strip_cases(table: pd.DataFrame, predictors: Sequence[str]) -> list[tuple[str, str]]:
+    """(title, case id) of the best, median and worst case of the reference predictor.
+
+    The reference is the first predictor of kind ``model``, else the best baseline by SSIM; cases are ranked by
+    its SSIM (by its EF error when there is no SSIM, as in target-ef).
+    """
+    rows = scored(table)
+    kinds = rows.groupby("predictor")["kind"].first()
+    has_ssim = "ssim" in rows and rows["ssim"].notna().any()
+    metric = "ssim" if has_ssim else "ef_err_target"
+    models = [p for p in predictors if kinds.get(p) == "model"]
+    ref = models[0] if models else best_baseline(rows, metric, predictors) or predictors[0]
+    ranked = rows[rows["predictor"] == ref].dropna(subset=[metric]).sort_values(metric, ascending=not has_ssim, kind="stable")
+    ids = ranked["case_id"].tolist()
+    if not ids:
+        return []
+    picks = [("best", ids[0]), ("median", ids[len(ids) // 2]), ("worst", ids[-1])]
+    return [p for i, p in enumerate(picks) if p[1] not in [q[1] for q in picks[:i]]]
+
+
+def run_evaluation(
+    data: str | Sequence[CaseRef],
+    report: str | Path,
+    predictors: Sequence[str] = ("copy", "tps", "oracle"),
+    task: str = "es",
+    segmenter: str | Segmenter = "auto",
+    n_keypoints: int = 40,
+    size: int = 128,
+    seed: int = 0,
+    overwrite: bool = False,
+    prior: KeypointPrior | str | Path | None = None,
+) -> EvaluationResult:
+    """Evaluate ``predictors`` on ``task`` over the cases of ``data`` and write the report.
+
+    The report folder gets ``scores.csv`` (one row per case and predictor), ``summary.md`` (mean and bootstrap
+    95% CI per metric and predictor, paired differences against the best baseline), ``boxplots.png``,
+    ``bland_altman.png``, ``strip.png`` and ``run.json`` (the settings). Re-running into the same folder with
+    the same settings skips the cases already scored. The same seed gives the same numbers.
+
+    Args:
+        data: ``phantom-test[:N]`` (the frozen phantom test split, N cases, default 50), a folder (CAMUS,
+            EchoNet-Dynamic or a folder written by ``echokdm phantom``), or the cases themselves (used at their
+            own size).
+        report: the report folder.
+        predictors: registered predictor names.
+        task: one of :data:`~echokdm.evaluate.tasks.TASKS`.
+        segmenter: ``auto`` (built-in when it has weights, else atlas), ``builtin``, ``atlas`` or a
+            :class:`~echokdm.evaluate.segmenter.Segmenter`.
+        n_keypoints: 20 or 40.
+        size: edge of the square working grid in pixels.
+        seed: fixes every random choice.
+        overwrite: replace an existing report instead of resuming it.
+        prior: keypoint motion prior for ``target-ef``, or the path of a saved one (default: the shipped one).
+
+    Returns:
+        The scores table and the paths written.
+
+    Raises:
+        InputError: bad task, predictor, keypoint count, size or data.
+        UnsupportedError: ``target-ef`` without a keypoint motion prior; ``builtin`` segmenter without weights.
+        OutputError: the report folder is not usable.
+    """
+    if task not in TASKS:
+        raise InputError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    if n_keypoints not in (20, 40):
+        raise InputError(f"keypoints must be 20 or 40, got {n_keypoints}")
+    if not 32 <= size <= 1024:
+        raise InputError(f"working size must be 32 to 1024 pixels, got {size}")
+    predictors = list(dict.fromkeys(predictors))
+    if not predictors:
+        raise InputError("no predictor given; expected some of " + ", ".join(sorted(PREDICTORS)))
+    for name in predictors:
+        get_predictor(name)
+    prior_name = str(prior) if isinstance(prior, (str, Path)) else None
+    if task == "target-ef" and (prior is None or prior_name is not None):
+        prior = load_prior(prior_name)
+    if isinstance(data, str):
+        cases, data_name = resolve_cases(data, size=size), data
+    else:
+        cases, data_name = list(data), f"{len(data)} given cases"
+    seg, seg_name = _resolve_segmenter(segmenter)
+    out = OutputDir(report, overwrite=overwrite, resume=not overwrite)
+    settings = {"data": data_name, "task": task, "keypoints": n_keypoints, "size": size, "seed": seed, "segmenter": seg_name}
+    if task == "target-ef":
+        settings["prior"] = prior_name or type(prior).__name__
+    _check_settings(out, settings)
+    table = evaluate_cases(cases, predictors, task, out, seg, n_keypoints=n_keypoints, seed=seed, prior=prior)
+    rows = scored(table)
+    if rows.empty:
+        raise InputError(f"no case of {data_name} could be scored by {', '.join(predictors)}")
+    shown = [p for p in predictors if p in set(rows["predictor"])]
+    header = {
+        "data": f"`{data_name}`",
+        "task": task,
+        "predictors": ", ".join(shown),
+        "working grid": f"{size}x{size}",
+        "keypoints": str(n_keypoints),
+        "segmenter of predictions": seg_name,
+        "seed": str(seed),
+    }
+    spacing_known = bool(rows["spacing_known"].all()) if "spacing_known" in rows else True
+    summary = out.write_text("summary.md", summary_markdown(table, shown, header, spacing_known, seed=seed))
+    figures = [out.file("boxplots.png"), out.file("bland_altman.png"), out.file("strip.png")]
+    with out.atomic("boxplots.png") as tmp:
+        box_plots(table, shown, tmp)
+    with out.atomic("bland_altman.png") as tmp:
+        bland_altman(table, shown, tmp)
+    examples = _examples(cases, _strip_cases(table, shown), shown, task, seg, n_keypoints, seed, prior)
+    with out.atomic("strip.png") as tmp:
+        case_strip(examples, tmp)
+    return EvaluationResult(table=table, summary=summary, figures=figures)
+
+
+def _resolve_segmenter(segmenter: str | Segmenter) -> tuple[Segmenter, str]:
+    if not isinstance(segmenter, str):
+        return segmenter, type(segmenter).__name__
+    if segmenter == "auto":
+        try:
+            return load_segmenter("builtin"), "builtin"
+        except EchoKDMError:  # no built-in weights: fall back to registration; the report says which was used
+            return load_segmenter("atlas"), "atlas"
+    return load_segmenter(segmenter), segmenter
+
+
+def _examples(cases: Sequence[CaseRef], picks, predictors, task, seg, n_keypoints, seed, prior) -> list:
+    """Re-run the predictors on the picked cases (cheaper than storing every prediction)."""
+    by_id = {c.case_id: c for c in cases}
+    out = []
+    for title, case_id in picks:
+        sample = make_sample(by_id[case_id].load(), task, n_keypoints=n_keypoints, prior=prior, seed=seed)
+        source_seg = seg(sample.source[None], **segmenter_inputs(sample))[0]
+        preds = {}
+        for name in predictors:
+            model = get_predictor(name)
+            if model.applicable(sample):
+                pred, labels, _ = predict_and_segment(sample, model, seg, seed)
+                preds[name] = (pred, labels, score_prediction(sample, pred, labels, source_seg, n_keypoints))
+        out.append((title, sample, preds))
+    return out

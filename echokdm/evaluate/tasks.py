@@ -1,0 +1,205 @@
+"""Evaluation tasks: what a predictor is given and what it must produce, built from a :class:`Case`.
+
+- ``es``: the ED frame, its keypoints and the ES keypoints -> the ES frame.
+- ``ed``: the reverse, ES -> ED.
+- ``sequence``: the ED frame and the keypoints of every frame up to ES -> every frame after ED up to ES.
+- ``target-ef``: the ED frame, its keypoints and a requested EF -> the ES frame; the ES keypoints come from
+  the keypoint motion prior, and only EF consistency is scored (there is no true image to compare to).
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from monai.networks.blocks import Warp
+
+from echokdm.errors import InputError, UnsupportedError
+from echokdm.evaluate.cases import Case
+
+TASKS = ("es", "ed", "sequence", "target-ef")
+
+#: range of target EFs (percent) drawn for the target-ef task
+TARGET_EF_RANGE = (20.0, 70.0)
+
+
+@dataclass
+class Sample:
+    """One prediction problem handed to a predictor.
+
+    Args:
+        sample_id: unique name (the case id).
+        task: one of :data:`TASKS`.
+        source: (H, W) float32 source frame in [0, 1].
+        source_labels: (H, W) uint8 CAMUS labels of the source frame.
+        source_keypoints: (K, 2) keypoints (x, y) of the source frame.
+        target_keypoints: (N, K, 2) keypoints of each frame to predict.
+        sector_mask: (H, W) bool.
+        spacing_mm: (dy, dx) or None when unknown.
+        source_is_ed: whether the source is the ED frame (EF is then measured from source -> last target).
+        targets: (N, H, W) true target frames, or None (target-ef).
+        target_labels: (N, H, W) uint8 true target label maps, or None (target-ef).
+        ddf: (N, 2, H, W) exact pull displacement source -> each target on the target grid, or None.
+        target_ef: the requested EF in percent (target-ef task only).
+    """
+
+    sample_id: str
+    task: str
+    source: np.ndarray
+    source_labels: np.ndarray
+    source_keypoints: np.ndarray
+    target_keypoints: np.ndarray
+    sector_mask: np.ndarray
+    spacing_mm: tuple[float, float] | None
+    source_is_ed: bool = True
+    targets: np.ndarray | None = None
+    target_labels: np.ndarray | None = None
+    ddf: np.ndarray | None = None
+    target_ef: float | None = None
+
+
+class KeypointPrior(Protocol):
+    """Keypoint motion prior: predicts ES keypoints from ED keypoints for a requested EF."""
+
+    def __call__(self, source_keypoints: np.ndarray, *, target_ef: float, spacing_mm: tuple[float, float] | None) -> np.ndarray:
+        """(K, 2) ED keypoints -> (K, 2) ES keypoints whose EF is ``target_ef`` percent."""
+
+
+class _MotionPriorAdapter:
+    """:class:`echokdm.models.prior.KeypointMotionPrior` behind :class:`KeypointPrior`."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def __call__(self, source_keypoints: np.ndarray, *, target_ef: float, spacing_mm: tuple[float, float] | None) -> np.ndarray:
+        return self.model.for_target_ef(source_keypoints, target_ef)[-1]
+
+
+def load_prior(path: str | os.PathLike | None = None) -> KeypointPrior:
+    """The keypoint motion prior: the file at ``path`` (written by ``KeypointMotionPrior.save``), else the
+    shipped one.
+
+    Raises:
+        InputError: ``path`` does not exist.
+        UnsupportedError: no path and no prior shipped with this echokdm.
+    """
+    from echokdm.weights import WEIGHTS_DIR, manifest
+
+    if path is None:
+        shipped = [e["file"] for e in manifest().values() if e.get("task") == "prior"]
+        if not shipped:
+            raise UnsupportedError(
+                "task 'target-ef' needs the keypoint motion prior, and this echokdm ships none yet; "
+                "pass --prior FILE (a trained prior) or use --task es, ed or sequence"
+            )
+        path = WEIGHTS_DIR / shipped[0]
+    if not Path(path).is_file():
+        raise InputError(f"keypoint motion prior {path} does not exist")
+    from echokdm.models.prior import KeypointMotionPrior
+
+    return _MotionPriorAdapter(KeypointMotionPrior.load(path))
+
+
+def camus_labels(labels: np.ndarray) -> np.ndarray:
+    """Labels with phantom extras (> 3) mapped to background, as CAMUS consumers expect."""
+    return np.where(labels > 3, 0, labels).astype(np.uint8)
+
+
+def keypoints_of(labels: np.ndarray, n_keypoints: int) -> np.ndarray:
+    """(K, 2) keypoints of a CAMUS label map (``n_keypoints`` 20 or 40)."""
+    from echokdm.keypoints import extract_keypoints
+
+    return np.asarray(extract_keypoints(camus_labels(labels), n=n_keypoints), dtype=np.float64)
+
+
+def invert_ddf(ddf: np.ndarray, iterations: int = 30) -> np.ndarray:
+    """Inverse of a pull displacement field by fixed-point iteration ``v(q) = -u(q + v(q))``.
+
+    Args:
+        ddf: (2, H, W) pull field ``u`` taking image A to B (defined on B's grid).
+        iterations: fixed-point steps (the motion of a heart converges in a few).
+
+    Returns:
+        (2, H, W) pull field taking B to A, on A's grid.
+    """
+    warp = Warp(mode="bilinear", padding_mode="border")
+    u = torch.from_numpy(np.ascontiguousarray(ddf, dtype=np.float32))[None]
+    v = -u
+    with torch.no_grad():
+        for _ in range(iterations):
+            v = -warp(u, v)
+    return v[0].numpy()
+
+
+def target_ef_for(case_id: str, seed: int) -> float:
+    """The EF (percent) requested for ``case_id`` in the target-ef task: uniform in :data:`TARGET_EF_RANGE`,
+    fixed by the case id and seed."""
+    rng = np.random.default_rng([seed, zlib.crc32(case_id.encode())])
+    return float(rng.uniform(*TARGET_EF_RANGE))
+
+
+def make_sample(case: Case, task: str, n_keypoints: int = 40, prior: KeypointPrior | None = None, seed: int = 0) -> Sample:
+    """Build the ``task`` sample of ``case``.
+
+    Args:
+        case: the case, at the working resolution.
+        task: one of :data:`TASKS`.
+        n_keypoints: 20 (endocardium) or 40 (endo + epicardium).
+        prior: keypoint motion prior (required by ``target-ef``).
+        seed: fixes the requested EF of ``target-ef``.
+
+    Returns:
+        The sample.
+
+    Raises:
+        InputError: unknown task, or the case lacks the labels the task needs.
+        UnsupportedError: ``target-ef`` without a prior.
+    """
+    if task not in TASKS:
+        raise InputError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    src_idx = case.es if task == "ed" else case.ed
+    source_labels = camus_labels(case.labels[src_idx])
+    common = dict(
+        sample_id=case.case_id,
+        task=task,
+        source=case.frames[src_idx].astype(np.float32),
+        source_labels=source_labels,
+        source_keypoints=keypoints_of(source_labels, n_keypoints),
+        sector_mask=case.sector_mask,
+        spacing_mm=case.spacing_mm,
+    )
+    if task == "target-ef":
+        if prior is None:
+            prior = load_prior()
+        ef = target_ef_for(case.case_id, seed)
+        tk = np.asarray(prior(common["source_keypoints"], target_ef=ef, spacing_mm=case.spacing_mm), dtype=np.float64)
+        return Sample(**common, target_keypoints=tk[None], target_ef=ef)
+    if task == "sequence":
+        if case.es <= case.ed:
+            raise InputError(f"case {case.case_id}: the sequence task needs ES ({case.es}) after ED ({case.ed})")
+        idx = list(range(case.ed + 1, case.es + 1))
+        missing = [i for i in idx if i not in case.labels]
+        if missing:
+            raise InputError(
+                f"case {case.case_id}: the sequence task needs labels on every frame from ED to ES; "
+                f"frames {missing[:5]} have none"
+            )
+    else:
+        idx = [case.ed if task == "ed" else case.es]
+    target_labels = np.stack([camus_labels(case.labels[i]) for i in idx])
+    ddf = None
+    if case.ddf_from_ed is not None:
+        ddf = case.ddf_from_ed[idx] if task != "ed" else invert_ddf(case.ddf_from_ed[case.es])[None]
+    return Sample(
+        **common,
+        source_is_ed=task != "ed",
+        target_keypoints=np.stack([keypoints_of(t, n_keypoints) for t in target_labels]),
+        targets=case.frames[idx].astype(np.float32),
+        target_labels=target_labels,
+        ddf=ddf,
+    )
