@@ -213,7 +213,7 @@ def _trace_endocardium(an: _Anatomy, smooth_px: float) -> _Border:
         rules.append(_presence(an.myocardium, contour) - _presence(outside, contour))
     rules.append(_basal_end_rule(an.cavity, contour))
     for wall in rules:
-        border = _border_around_gap(contour, wall, la_touch, corner_px=1.5 * smooth_px)
+        border = _border_around_gap(contour, wall, la_touch, corner_px=2.0 * smooth_px)
         if border is not None:
             return border
     raise InputError("cannot find the mitral annulus on the LV cavity border")
@@ -324,7 +324,8 @@ def _border_around_gap(
 
 def _corner(hinge: np.ndarray, wall: np.ndarray, gap: np.ndarray, skip: float) -> tuple[np.ndarray, int]:
     """Sharpen a hinge on a smoothed contour: intersect the lines fitted to the wall and to the gap just
-    beyond the rounded stretch (``skip`` to ``3 skip`` pixels from the hinge along each).
+    beyond the rounded stretch (``skip`` to ``6 skip`` pixels from the hinge along each, at most a third
+    of the gap).
 
     Args:
         hinge: (2,) the hinge on the smoothed contour.
@@ -339,7 +340,7 @@ def _corner(hinge: np.ndarray, wall: np.ndarray, gap: np.ndarray, skip: float) -
     fits = []
     for side, limit in ((wall, np.inf), (gap, _length(np.concatenate([hinge[None], gap])) / 3)):
         d = np.cumsum(np.linalg.norm(np.diff(np.concatenate([hinge[None], side]), axis=0), axis=1))
-        sel = side[(d >= skip) & (d <= min(5 * skip, limit))]
+        sel = side[(d >= skip) & (d <= min(6 * skip, limit))]
         if len(sel) < 3:
             return hinge, 0
         centre = sel.mean(axis=0)
