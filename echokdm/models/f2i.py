@@ -19,10 +19,10 @@ F2I_COND_CHANNELS = 4
 
 
 def build_f2i_unet(sample_size: int = 112) -> UNet2DModel:
-    """Image-space denoiser, the size of the 2.5 M-parameter reference UNet (3 levels, no attention)."""
+    """Image-space denoiser: 3 levels, no attention, about 0.6 M parameters (a quarter of the reference UNet)."""
     return UNet2DModel(
         sample_size=sample_size, in_channels=1 + F2I_COND_CHANNELS, out_channels=1,
-        block_out_channels=(32, 64, 128), layers_per_block=1,
+        block_out_channels=(16, 32, 64), layers_per_block=1, norm_num_groups=8,
         down_block_types=("DownBlock2D",) * 3, up_block_types=("UpBlock2D",) * 3,
     )
 

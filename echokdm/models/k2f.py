@@ -19,12 +19,12 @@ K2F_COND_CHANNELS = 7
 
 
 def build_k2f_unet(latent_size: int = 28, latent_channels: int = 4) -> UNet2DModel:
-    """Latent denoiser (about 4 M parameters) with self-attention at the middle level."""
+    """Latent denoiser (about 1 M parameters) with self-attention at the middle level."""
     return UNet2DModel(
         sample_size=latent_size, in_channels=latent_channels + K2F_COND_CHANNELS, out_channels=latent_channels,
-        block_out_channels=(64, 128, 128), layers_per_block=1,
+        block_out_channels=(32, 64, 64), layers_per_block=1,
         down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D"), norm_num_groups=32,
+        up_block_types=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D"), norm_num_groups=16,
     )
 
 

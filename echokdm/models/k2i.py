@@ -20,7 +20,7 @@ def build_k2i_unet(sample_size: int = 112) -> UNet2DModel:
     """Image-space denoiser of the same size as F2I's."""
     return UNet2DModel(
         sample_size=sample_size, in_channels=1 + K2I_COND_CHANNELS, out_channels=1,
-        block_out_channels=(32, 64, 128), layers_per_block=1,
+        block_out_channels=(16, 32, 64), layers_per_block=1, norm_num_groups=8,
         down_block_types=("DownBlock2D",) * 3, up_block_types=("UpBlock2D",) * 3,
     )
 

@@ -41,6 +41,17 @@ class PairDataConfig:
     ofnet_weights: str = option("ofnet", "OF-net weights (shipped name or .safetensors) when flow_source is ofnet")
     flow_vae_weights: str = option("kdm_flow_vae", "flow autoencoder weights used by K2F")
     val_steps: int = option(4, "sampling steps used in validation of diffusion models")
+    crop: int = option(64, "random square crop (pixels, multiple of 4) when training the fully convolutional flow AE, F2I and k2i; 0 = whole frames")
+
+
+def random_crop(size: int, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The same random ``size``×``size`` window of each (B, C, H, W) tensor (global torch RNG); no-op when 0."""
+    h, w = tensors[0].shape[-2:]
+    if size <= 0 or size >= min(h, w):
+        return tensors
+    y0 = int(torch.randint(0, h - size + 1, ()))
+    x0 = int(torch.randint(0, w - size + 1, ()))
+    return tuple(t[..., y0 : y0 + size, x0 : x0 + size] for t in tensors)
 
 
 def _lv_mask(batch: dict, device: torch.device) -> torch.Tensor:
@@ -174,6 +185,16 @@ class FlowAERunConfig(RunConfig):
     data: PairDataConfig = option(PairDataConfig, "phantom frame pairs")
 
 
+class _TrainableFlowAE(AutoencoderKL):
+    """The flow autoencoder with the training loss as its forward, so that DDP sees the forward pass.
+
+    Same parameters and config as :class:`AutoencoderKL`: its weights load into the plain class.
+    """
+
+    def forward(self, flow: torch.Tensor, kl_weight: float) -> torch.Tensor:  # type: ignore[override]
+        return flow_autoencoder_loss(self, flow, kl_weight)[0]
+
+
 class FlowAETask(_PairTask):
     """Flow autoencoder; validated by reconstruction end-point error inside the LV."""
 
@@ -182,10 +203,11 @@ class FlowAETask(_PairTask):
     uses_model_flows = True
 
     def build_model(self):
-        return build_flow_autoencoder(self.cfg.data.size, self.cfg.model.latent_channels)
+        return build_flow_autoencoder(self.cfg.data.size, self.cfg.model.latent_channels, _TrainableFlowAE)
 
     def training_step(self, model, batch, device):
-        return flow_autoencoder_loss(getattr(model, "module", model), self._flow(batch, device), self.cfg.model.kl_weight)[0]
+        (flow,) = random_crop(self.cfg.data.crop, self._flow(batch, device))
+        return model(flow, self.cfg.model.kl_weight)
 
     def validation_step(self, model, batch, device):
         vae = getattr(model, "module", model)
@@ -267,7 +289,8 @@ class F2ITask(_PairTask):
 
     def training_step(self, model, batch, device):
         cond, warped = f2i_condition(batch["source"].to(device), self._flow(batch, device))
-        return diffusion_loss(model, self.scheduler, residual_target(batch["target"].to(device), warped), cond)
+        x0, cond = random_crop(self.cfg.data.crop, residual_target(batch["target"].to(device), warped), cond)
+        return diffusion_loss(model, self.scheduler, x0, cond)
 
     def validation_step(self, model, batch, device):
         net = getattr(model, "module", model)
@@ -304,7 +327,8 @@ class K2ITask(_PairTask):
         return k2i_condition(batch["source"].to(device), batch["src_kps"].to(device), batch["tgt_kps"].to(device))
 
     def training_step(self, model, batch, device):
-        return diffusion_loss(model, self.scheduler, batch["target"].to(device) * 2 - 1, self._cond(batch, device))
+        x0, cond = random_crop(self.cfg.data.crop, batch["target"].to(device) * 2 - 1, self._cond(batch, device))
+        return diffusion_loss(model, self.scheduler, x0, cond)
 
     def validation_step(self, model, batch, device):
         net = getattr(model, "module", model)

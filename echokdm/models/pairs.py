@@ -35,6 +35,7 @@ class PairSet:
         keypoints: (F, K, 2) float32 keypoints (x, y).
         loop: (F,) int32 loop index of each frame.
         sector: (L, H, W) uint8 sector mask of each loop.
+        ed, es: (L,) int32 frame indices of each loop's first ED and ES.
         pairs: (P, 2) int32 frame indices (source, target).
         flow: (P, 2, H, W) float16 exact pull flow source → target.
         kp_flow: (P, 2, H, W) float16 keypoint (TPS) flow source → target.
@@ -45,9 +46,15 @@ class PairSet:
     keypoints: np.ndarray
     loop: np.ndarray
     sector: np.ndarray
+    ed: np.ndarray
+    es: np.ndarray
     pairs: np.ndarray
     flow: np.ndarray
     kp_flow: np.ndarray
+
+    def systoles(self) -> list[np.ndarray]:
+        """Keypoint trajectory ED → ES of each loop: (T_i, K, 2) arrays (the motion prior's training data)."""
+        return [self.keypoints[a : b + 1] for a, b in zip(self.ed, self.es)]
 
     def save(self, path: str | os.PathLike) -> None:
         save_file({f.name: np.ascontiguousarray(getattr(self, f.name)) for f in fields(self)}, str(path))
@@ -80,7 +87,7 @@ def build_pairs(split: str, n_loops: int, size: int, n_keypoints: int = 40, ever
         every: stride over target frames.
         start: first seed offset inside the split.
     """
-    frames, labels, kps, loop_of, sectors, pairs, flows, kp_flows = [], [], [], [], [], [], [], []
+    frames, labels, kps, loop_of, sectors, eds, ess, pairs, flows, kp_flows = [], [], [], [], [], [], [], [], [], []
     offset = 0
     for i, seed in enumerate(progress(split_seeds(split, n_loops, start), f"phantom {split} pairs")):
         lp = simulate(sample_params(seed, size=size))
@@ -103,10 +110,13 @@ def build_pairs(split: str, n_loops: int, size: int, n_keypoints: int = 40, ever
         kps.append(k)
         loop_of.append(np.full(len(lp.frames), i, np.int32))
         sectors.append(lp.sector_mask.astype(np.uint8))
+        eds.append(offset + ed)
+        ess.append(offset + es)
         offset += len(lp.frames)
     return PairSet(
         np.concatenate(frames), np.concatenate(labels), np.concatenate(kps), np.concatenate(loop_of),
-        np.stack(sectors), np.asarray(pairs, np.int32), np.stack(flows), np.stack(kp_flows),
+        np.stack(sectors), np.asarray(eds, np.int32), np.asarray(ess, np.int32), np.asarray(pairs, np.int32),
+        np.stack(flows), np.stack(kp_flows),
     )
 
 

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 from scipy.optimize import brentq
 
 from echokdm.errors import EchoKDMError, InputError
@@ -145,14 +145,13 @@ class KeypointMotionPrior:
     def save(self, path: str | os.PathLike) -> None:
         """Write the model as safetensors (arrays) with its sizes in the metadata."""
         arrays = {k: np.ascontiguousarray(getattr(self, k), dtype=np.float32) for k in ("shape_mean", "motion_mean", "regression", "modes", "mode_std")}
-        save_file(arrays, str(path), metadata={"config": json.dumps({"n_keypoints": self.n_keypoints, "n_phases": self.n_phases})})
+        meta = {"task": "prior", "config": json.dumps({"n_keypoints": self.n_keypoints, "n_phases": self.n_phases})}
+        save_file(arrays, str(path), metadata=meta)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> KeypointMotionPrior:
-        """Read a model written by :meth:`save` (no pickle)."""
-        from safetensors import safe_open
+    def load(cls, name: str | os.PathLike = "kdm_prior") -> KeypointMotionPrior:
+        """Read a model by shipped name (sha256-checked) or from a file written by :meth:`save` (no pickle)."""
+        from echokdm import weights
 
-        with safe_open(str(path), "numpy") as f:
-            cfg = json.loads(f.metadata()["config"])
-        arrays = {k: v.astype(np.float64) for k, v in load_file(str(path)).items()}
-        return cls(**arrays, **cfg)
+        w = weights.load(name)
+        return cls(**{k: v.double().numpy() for k, v in w.state_dict.items()}, **w.config)

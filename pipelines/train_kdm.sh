@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The exact commands that produced the shipped KDM weights (echokdm/weights/{ofnet,kdm_flow_vae,kdm_k2f,
+# kdm_f2i,kdm_k2i,kdm_prior}.safetensors) on CPU (2 threads, no GPU). Run from the repository root with
+# the venv active. Several GPUs/processes: replace `echokdm train` by
+# `torchrun --nproc_per_node N -m echokdm train` (DDP; gloo on CPU, NCCL on GPU).
+set -euo pipefail
+ship() { python -c "from echokdm import weights; print(weights.export('$1', '$2', '$3'))"; }
+
+# 1. OF-net (unsupervised) -> its flows are the targets of the flow autoencoder, K2F and F2I
+echokdm train ofnet --config pipelines/configs/ofnet.yaml --out runs/ofnet --overwrite
+# 2. flow autoencoder on OF-net flows
+echokdm train flowae --config pipelines/configs/flowae.yaml --out runs/flowae --overwrite
+# 3. K2F on OF-net flows (the paper), and the variant on exact phantom flows for comparison
+echokdm train k2f --config pipelines/configs/k2f.yaml --out runs/k2f --overwrite
+echokdm train k2f --config pipelines/configs/k2f_truth.yaml --out runs/k2f_truth --overwrite
+# 4. F2I on OF-net flows; the k2i ablation
+echokdm train f2i --config pipelines/configs/f2i.yaml --out runs/f2i --overwrite
+echokdm train k2i --config pipelines/configs/k2i.yaml --out runs/k2i --overwrite
+# 5. keypoint motion prior (closed-form fit on the training loops' keypoint trajectories)
+python pipelines/fit_prior.py --config pipelines/configs/k2f.yaml --out runs/prior.safetensors
+
+# 6. ship fp16 copies, sha256 in the manifest and the model card
+ship runs/ofnet/best.safetensors ofnet "OF-net: unsupervised optical flow for echo frame pairs (112x112)"
+ship runs/flowae/best.safetensors kdm_flow_vae "KDM flow autoencoder (2x112x112 flow -> 4x28x28 latent)"
+ship runs/k2f/best.safetensors kdm_k2f "KDM K2F latent denoiser (keypoints -> flow latent)"
+ship runs/f2i/best.safetensors kdm_f2i "KDM F2I denoiser (flow -> frame residual over the warped source)"
+ship runs/k2i/best.safetensors kdm_k2i "k2i ablation denoiser (keypoints -> frame, no flow)"
+ship runs/prior.safetensors kdm_prior "Keypoint motion prior (PCA/ridge of ED->ES keypoint motion, 40 keypoints)"
