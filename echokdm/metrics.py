@@ -79,7 +79,9 @@ class FrameMeasurements:
     disk_diameters: list[float]
 
 
-def measure_frame(keypoints: np.ndarray, spacing_mm: Sequence[float] | None = None, n_disks: int = N_DISKS) -> FrameMeasurements:
+def measure_frame(
+    keypoints: np.ndarray, spacing_mm: Sequence[float] | None = None, n_disks: int = N_DISKS
+) -> FrameMeasurements:
     """Measure one frame's LV from its keypoints.
 
     Args:
@@ -165,7 +167,9 @@ def ejection_fraction(edv: float, esv: float) -> float:
     return float(100.0 * (edv - esv) / edv)
 
 
-def global_longitudinal_strain(ed_keypoints: np.ndarray, es_keypoints: np.ndarray, spacing_mm: Sequence[float] | None = None) -> float:
+def global_longitudinal_strain(
+    ed_keypoints: np.ndarray, es_keypoints: np.ndarray, spacing_mm: Sequence[float] | None = None
+) -> float:
     """GLS in percent: ``100 (L_ES - L_ED) / L_ED`` of the endocardial length (negative when shortening)."""
     l_ed = measure_frame(ed_keypoints, spacing_mm).endocardial_length
     l_es = measure_frame(es_keypoints, spacing_mm).endocardial_length

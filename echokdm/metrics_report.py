@@ -31,7 +31,9 @@ FILES = {
 }
 
 
-def metrics_report(lm: LoopMetrics, image_size: tuple[int, int], inputs: dict[str, str | None], spacing_source: str | None) -> dict[str, Any]:
+def metrics_report(
+    lm: LoopMetrics, image_size: tuple[int, int], inputs: dict[str, str | None], spacing_source: str | None
+) -> dict[str, Any]:
     """The report of one loop as a JSON-ready dict (schema: ``data_specs/metrics_report.schema.json``).
 
     Args:
@@ -74,7 +76,9 @@ def metrics_report(lm: LoopMetrics, image_size: tuple[int, int], inputs: dict[st
     }
 
 
-def write_metrics(out: OutputDir, lm: LoopMetrics, report: dict[str, Any], backgrounds: np.ndarray, background_name: str) -> None:
+def write_metrics(
+    out: OutputDir, lm: LoopMetrics, report: dict[str, Any], backgrounds: np.ndarray, background_name: str
+) -> None:
     """Write every file of ``echokdm metrics`` into ``out``.
 
     Args:
@@ -105,7 +109,8 @@ def write_metrics(out: OutputDir, lm: LoopMetrics, report: dict[str, Any], backg
         "ed_area": f"ed_area_{u.area}", "es_area": f"es_area_{u.area}",
         "ed_long_axis": f"ed_long_axis_{u.length}", "es_long_axis": f"es_long_axis_{u.length}",
     }  # fmt: skip
-    rows = [{"beat": i, **{beat_cols[k]: v for k, v in b.items()}, "heart_rate_bpm": report["heart_rate_bpm"]} for i, b in enumerate(report["beats"])]
+    hr = report["heart_rate_bpm"]
+    rows = [{"beat": i, **{beat_cols[k]: v for k, v in b.items()}, "heart_rate_bpm": hr} for i, b in enumerate(report["beats"])]
     out.write_text(FILES["report_csv"], _csv(["beat", *beat_cols.values(), "heart_rate_bpm"], rows))
     frame_cols = {
         "frame": "frame", "phase": "phase", "area": f"area_{u.area}", "long_axis": f"long_axis_{u.length}",

@@ -22,7 +22,9 @@ LABEL_MAP_SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.7"
 _SEGMENT_NUMBER_TAG = 0x0062000B
 
 
-def read_segmentation(path: str | os.PathLike, image_only: bool = True) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
+def read_segmentation(
+    path: str | os.PathLike, image_only: bool = True
+) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
     """Read a segmentation as integer labels.
 
     Args:
@@ -98,7 +100,8 @@ def _read_volume(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     except RuntimeError as e:
         raise InputError(f"{path}: image cannot be read: {str(e).strip().splitlines()[-1]}") from None
     if image.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(f"{path}: has {image.GetNumberOfComponentsPerPixel()} components per pixel; expected one label per pixel")
+        n = image.GetNumberOfComponentsPerPixel()
+        raise InputError(f"{path}: has {n} components per pixel; expected one label per pixel")
     arr = sitk.GetArrayFromImage(image)  # (T, H, W) for 2D + time, (H, W) for 2D
     if arr.ndim > 3:
         arr = arr.reshape([s for s in arr.shape if s != 1] or [1])
