@@ -105,7 +105,8 @@ def build_pairs(split: str, n_loops: int, size: int, n_keypoints: int = 40, ever
             pairs.append((offset + s, offset + t))
             flows.append(flow.astype(np.float16))
             kp_flows.append(keypoint_flow(k[s], k[t], (size, size)).astype(np.float16))
-        frames.append((lp.frames * 255).round().astype(np.uint8))
+        # as echokdm.io.load_cine does for real loops: nothing outside the sector (burned-in UI) is kept
+        frames.append((lp.frames * lp.sector_mask * 255).round().astype(np.uint8))
         labels.append(lab)
         kps.append(k)
         loop_of.append(np.full(len(lp.frames), i, np.int32))
