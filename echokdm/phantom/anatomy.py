@@ -229,30 +229,46 @@ class Anatomy:
         lat = np.stack([U, wl], 1)
         return np.concatenate([sept, lat[1:]], 0)
 
-    def extent(self) -> tuple[float, float]:
-        """(deepest point of the pericardium in mm, largest half-angle in degrees of the LV epicardium
-        seen from the transducer) in the reference configuration; the right heart may leave the sector."""
-        U = np.linspace(-self.t_ap - 10, self.L + max(self.p.la_length_mm, self.p.ra_length_mm) + 15, 600)
-        lo, hi = self.heart_interval(U, PERI_GAP_MM + PERI_MM)
-        ok = ~np.isnan(lo)
-        ys = np.concatenate([self.to_image(U[ok], lo[ok])[1], self.to_image(U[ok], hi[ok])[1]])
+    def extent(self) -> dict[str, float]:
+        """Where the reference heart reaches, seen from the transducer: ``depth_heart`` (deepest point of
+        the pericardium, mm), ``depth_lv_la`` (deepest point of the LV and LA cavities), ``angle_epi`` and
+        ``angle_cavity`` (largest half-angle in degrees of the LV epicardium / LV cavity)."""
+        U = np.linspace(-self.t_ap - 10, self.L + max(self.p.la_length_mm, self.p.ra_length_mm) + 15, 800)
+
+        def deepest(lo, hi):
+            ok = ~np.isnan(lo) & ~np.isnan(hi) & (lo <= hi)
+            return float(max(self.to_image(U[ok], lo[ok])[1].max(), self.to_image(U[ok], hi[ok])[1].max()))
+
+        def widest(lo, hi):
+            ok = ~np.isnan(lo) & ~np.isnan(hi)
+            angles = [np.degrees(np.arctan2(*self.to_image(U[ok], v[ok]))) for v in (lo, hi)]
+            return float(max(np.abs(a).max() for a in angles))
+
+        iv = self.class_intervals(U)
+        la = iv[:, list(PAINT_ORDER).index(LA_BLOOD)]
+        la_ok = np.isfinite(la[:, 0])
+        ws, wl = self.lv_endo(U)
         ws_e, wl_e = self.lv_epi(U)
-        okv = ~np.isnan(ws_e)
-        pts = [self.to_image(U[okv], -ws_e[okv]), self.to_image(U[okv], wl_e[okv])]
-        ang = max(float(np.max(np.abs(np.degrees(np.arctan2(x, y))))) for x, y in pts)
-        return float(ys.max()), ang
+        lo, hi = self.heart_interval(U, PERI_GAP_MM + PERI_MM)
+        return {
+            "depth_heart": deepest(lo, hi),
+            "depth_lv_la": max(deepest(-ws, wl), deepest(np.where(la_ok, la[:, 0], np.nan), np.where(la_ok, la[:, 1], np.nan))),
+            "angle_epi": widest(-ws_e, wl_e),
+            "angle_cavity": widest(-ws, wl),
+        }
 
     def check_fits(self) -> None:
-        """Raise :class:`InputError` if the heart does not fit into the sector (depth and angle)."""
-        deepest, half = self.extent()
+        """Raise :class:`InputError` unless the LV and LA cavities lie inside the sector (the walls near
+        the apex and the right heart may be cut by its edges, as in real A4C views)."""
+        ext = self.extent()
         p = self.p
-        if deepest + 3 > p.depth_mm:
+        if ext["depth_lv_la"] + 3 > p.depth_mm:
             raise InputError(
-                f"depth {p.depth_mm:g} mm is too shallow for this heart: it reaches {deepest:.0f} mm; "
-                f"use a depth of at least {math.ceil(deepest + 3)} mm"
+                f"depth {p.depth_mm:g} mm is too shallow for this heart: its left atrium reaches "
+                f"{ext['depth_lv_la']:.0f} mm; use a depth of at least {math.ceil(ext['depth_lv_la'] + 3)} mm"
             )
-        if half + 1 > p.sector_deg / 2:
+        if ext["angle_cavity"] + 2 > p.sector_deg / 2:
             raise InputError(
-                f"sector angle {p.sector_deg:g} deg is too narrow for this heart: the LV spans "
-                f"+-{half:.0f} deg; use at least {math.ceil(2 * half + 2)} deg"
+                f"sector angle {p.sector_deg:g} deg is too narrow for this heart: the LV cavity spans "
+                f"+-{ext['angle_cavity']:.0f} deg; use at least {math.ceil(2 * ext['angle_cavity'] + 4)} deg"
             )

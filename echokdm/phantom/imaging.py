@@ -199,7 +199,7 @@ class EchoModel:
             d2 = (U - hu) ** 2 + (V - hv) ** 2
             db += np.where(~np.isin(cls, an.BLOOD_CLASSES), 8.0 * np.exp(-d2 / (2 * 3.0**2)), 0.0)
         # posterior far field (behind the atria) is bright
-        deepest, _ = a.extent()
+        deepest = a.extent()["depth_heart"]
         band = an.smoothstep((y - deepest + 30.0) / 20.0) * (1.0 - 0.8 * an.smoothstep((y - deepest - 5.0) / 25.0))
         db += np.where(extra, 20.0 * band, 0.0)
         return db

@@ -26,7 +26,7 @@ from echokdm.phantom.anatomy import ATRIAL_WALL_MM, Anatomy, smoothstep
 from echokdm.phantom.params import PhantomParams
 
 DECAY_MM = 22.0  # distance over which wall motion fades out into the surrounding tissue
-MIN_JACOBIAN = 0.15  # every piecewise-linear segment keeps at least this stretch factor
+MIN_JACOBIAN = 0.05  # every piecewise-linear segment keeps at least this stretch factor (cavities may nearly empty)
 _EPS = 0.05  # minimum knot spacing (mm)
 TABLE_STEP_MM = 0.1  # resolution of the tabulated knots
 
@@ -204,13 +204,12 @@ class Deformation:
         th_s = p.thickening * a.t_sep * k * taper * hs
         th_l = p.thickening * a.t_lat * k * taper * hl
         k_rv = p.rv_function * min(1.0, 0.4 + 0.6 * k)
-        d_rv = 0.2 * rvw * k_rv
         th_rv = 0.3 * a.t_rv * k_rv * smoothstep(rvw / 5.0)
         vent_x = np.stack([v_sr - rvo - DECAY_MM, v_sr - rvo, v_sr - rvw, v_sr, -ws, wl, wl_e, wl_e + DECAY_MM])
         z = np.zeros_like(Uh)
         pres = smoothstep(rvw / 5.0)  # rows without RV cavity move with the septum
         b3 = d_s - th_s
-        b2 = (1.0 - pres) * b3 + pres * d_rv
+        b2 = b3 + pres * 0.2 * rvw * k_rv  # the RV free wall closes in on the septum
         vent_d = np.stack([z, b2 - th_rv, b2, b3, d_s, -d_l, -d_l + th_l, z])
         # atrial rows
         Ua = np.maximum(Uh, a.l_tv)
@@ -350,6 +349,11 @@ class Deformation:
         hi = 0.25
         while hi < 4.0 and invertible(hi * 1.2):
             hi *= 1.2
+        lo_inv, hi_inv = hi, hi * 1.2  # refine the largest invertible contractility
+        for _ in range(12):
+            mid = 0.5 * (lo_inv + hi_inv)
+            lo_inv, hi_inv = (mid, hi_inv) if invertible(mid) else (lo_inv, mid)
+        hi = lo_inv
         if ef(hi) < target_ef:
             raise InputError(
                 f"target EF {target_ef:g}% is not reachable for this heart (at most {ef(hi):.0f}%); "

@@ -229,14 +229,14 @@ def sample_params(
     put("atrial_fraction", round(float(np.clip(0.22 + 0.06 * g[3] + 0.1 * sick, 0.1, 0.5)), 3))
     put("rv_function", round(float(np.clip(1.0 + 0.15 * g[4] - 0.2 * sick, 0.5, 1.3)), 3))
     hypo_p = 0.15 + 0.5 * sick
-    seg = HYPOKINESIS_SEGMENTS[1 + int(u[3] * 3)] if u[2] < hypo_p else "none"
+    seg = HYPOKINESIS_SEGMENTS[1 + int(u[3] * 3)] if u[2] < hypo_p and ef < 70 else "none"
     put("hypokinesis", seg)
     put("hypokinesis_center", round(float(0.3 + 0.5 * u[4]), 3))
     put("hypokinesis_severity", round(float(0.4 + 0.5 * u[5]) if seg != "none" else 0.0, 3))
 
     scale = float(np.clip(1.0 + 0.07 * g[5] + 0.08 * sick, 0.85, 1.2))
-    put("lv_length_mm", round(float(np.clip(82 * scale + 4 * g[6], 68, 100)), 2))
-    put("sphericity", round(float(np.clip(0.56 + 0.05 * g[7] + 0.12 * sick, 0.45, 0.78)), 3))
+    put("lv_length_mm", round(float(np.clip(84 * scale + 4 * g[6], 68, 102)), 2))
+    put("sphericity", round(float(np.clip(0.6 + 0.05 * g[7] + 0.1 * sick, 0.48, 0.8)), 3))
     put("septal_share", round(float(0.44 + 0.04 * (u[6] - 0.5)), 3))
     put("annulus_ratio", round(float(0.56 + 0.1 * u[7]), 3))
     put("septum_mm", round(float(np.clip(10 + 1.2 * g[8], 7.5, 14)), 2))
@@ -246,21 +246,31 @@ def sample_params(
     put("rv_apex_frac", round(float(0.22 + 0.18 * u[10]), 3))
     put("tv_offset_mm", round(float(4 + 5 * u[11]), 2))
     put("rv_wall_mm", round(float(3.5 + 1.5 * u[12]), 2))
-    put("la_length_mm", round(float(40 + 10 * u[13] + 6 * sick) * scale, 2))
+    put("la_length_mm", round(float(38 + 10 * u[13] + 6 * sick) * scale, 2))
     put("la_width_mm", round(float(36 + 8 * u[14] + 4 * sick) * scale, 2))
     put("ra_length_mm", round(float(38 + 10 * u[15]) * scale, 2))
     put("ra_width_mm", round(float(34 + 8 * u[16]) * scale, 2))
-    put("apex_depth_mm", round(float(22 + 14 * u[17]), 2))
-    put("apex_x_mm", round(float(12 * u[18]), 2))
-    put("tilt_deg", round(float(12 * u[19]), 2))
+    put("apex_depth_mm", round(float(18 + 14 * u[17]), 2))
+    put("apex_x_mm", round(float(-4 + 12 * u[18]), 2))
+    put("tilt_deg", round(float(-3 + 13 * u[19]), 2))
 
     # acquisition: depth and sector just large enough for the heart, then some slack
     from echokdm.phantom.anatomy import Anatomy  # geometry needs the anatomy fields chosen above
 
-    anat = Anatomy(PhantomParams(**{**_defaults(), **v}))
-    need_depth, need_half = anat.extent()
-    put("depth_mm", round(float(np.clip(max(120.0, need_depth + 8 + 25 * u[20]), 120, 200)), 1))
-    put("sector_deg", round(float(np.clip(max(60.0, 2 * need_half + 6 + 16 * u[21]), 60, 90)), 1))
+    # big (dilated) hearts: move the apex away from the probe / shorten the atrium until the LV and LA
+    # fit a 90 deg, 200 mm sector (overridden values are never changed)
+    for _ in range(12):
+        ext = Anatomy(PhantomParams(**{**_defaults(), **v})).extent()
+        if 2.0 * ext["angle_cavity"] + 6.0 > 90.0 and "apex_depth_mm" not in overrides:
+            v["apex_depth_mm"] = round(v["apex_depth_mm"] + 4.0, 2)
+        elif ext["depth_lv_la"] + 5.0 > 200.0 and "la_length_mm" not in overrides and v["la_length_mm"] > 32:
+            v["la_length_mm"] = round(v["la_length_mm"] - 4.0, 2)
+        else:
+            break
+    depth_min = max(120.0, ext["depth_lv_la"] + 5.0)
+    put("depth_mm", round(float(np.clip(ext["depth_heart"] + 3.0 + 30.0 * u[20], depth_min, 200.0)), 1))
+    sector_min = max(60.0, 2.0 * ext["angle_cavity"] + 6.0)
+    put("sector_deg", round(float(np.clip(2.0 * ext["angle_epi"] - 6.0 + 20.0 * u[21], sector_min, 90.0)), 1))
     put("frequency_mhz", round(float(1.8 + 1.4 * u[22]), 2))
     put("axial_fwhm_mm", round(float(2.0 + 0.9 * u[23]), 3))
     put("lateral_fwhm_deg", round(float(2.2 + 0.8 * u[24]), 3))
@@ -295,7 +305,11 @@ def sample_params(
     put("frame_time_ms", round(float(ft), 4))
     put("n_frames", n)
     put("pre_ed_frames", int(min(round(pre * cycle / v["frame_time_ms"]), v["n_frames"] - 1)))
-    return PhantomParams(**v)
+    params = PhantomParams(**v)
+    from echokdm.phantom.simulate import check_loop
+
+    check_loop(params)
+    return params
 
 
 def _defaults() -> dict[str, Any]:

@@ -77,6 +77,32 @@ def area_length_volume(mask: np.ndarray, apex_ref: np.ndarray, spacing_mm: float
     return 8.0 * area**2 / (3.0 * math.pi * length) / 1000.0, area, length
 
 
+def frame_times(p: PhantomParams) -> np.ndarray:
+    """(T,) time of each frame in ms since the first ED (negative before it)."""
+    return (np.arange(p.n_frames) - p.pre_ed_frames) * p.frame_time_ms
+
+
+def check_loop(p: PhantomParams) -> tuple[Anatomy, CardiacCycle]:
+    """Check that the heart fits the sector and that the first beat's ED and ES are sampled.
+
+    Returns:
+        The anatomy and the cardiac cycle of ``p``.
+
+    Raises:
+        InputError: naming what does not fit and what would.
+    """
+    anat = Anatomy(p)
+    anat.check_fits()
+    cycle = CardiacCycle(p)
+    t = frame_times(p)
+    if not np.any((t > 0) & (t <= cycle.t_es + cycle.ivr)):
+        raise InputError(
+            f"{p.n_frames} frames of {p.frame_time_ms:.1f} ms sample no frame between ED and the end of "
+            f"systole ({cycle.t_es + cycle.ivr:.0f} ms after ED); use more frames or a shorter frame time"
+        )
+    return anat, cycle
+
+
 def simulate(params: PhantomParams) -> PhantomLoop:
     """Simulate the loop described by ``params`` (deterministic: same parameters, same loop).
 
@@ -90,15 +116,7 @@ def simulate(params: PhantomParams) -> PhantomLoop:
         InputError: the heart does not fit the sector, or the loop is too short to hold an ED and an ES.
     """
     p = params
-    anat = Anatomy(p)
-    anat.check_fits()
-    cycle = CardiacCycle(p)
-    t_end = (p.n_frames - 1 - p.pre_ed_frames) * p.frame_time_ms
-    if t_end < cycle.t_es:
-        raise InputError(
-            f"{p.n_frames} frames of {p.frame_time_ms:.1f} ms end {t_end:.0f} ms after ED, before end-systole "
-            f"({cycle.t_es:.0f} ms); use more frames or a longer frame time"
-        )
+    anat, cycle = check_loop(p)
     deform = Deformation(anat, cycle)
     probe = Probe(p)
     rng = np.random.default_rng([p.seed, 0xEC0])
@@ -107,7 +125,7 @@ def simulate(params: PhantomParams) -> PhantomLoop:
     frame_rngs = [np.random.default_rng([p.seed, 0xF0, t]) for t in range(p.n_frames)]
 
     T, H, W = p.n_frames, p.height, p.width
-    times = (np.arange(T) - p.pre_ed_frames) * p.frame_time_ms
+    times = frame_times(p)
     st = cycle.state(times)
     x_pix, y_pix = probe.pixel_mm()
     u_pix, v_pix = (a.ravel() for a in anat.to_heart(x_pix, y_pix))
@@ -213,7 +231,7 @@ def _phases(times: np.ndarray, cycle: CardiacCycle, area: np.ndarray, p: Phantom
         i_ed = p.pre_ed_frames + int(round(k * cycle.cycle_ms / p.frame_time_ms))
         stop = k * cycle.cycle_ms + cycle.t_es + cycle.ivr
         window = np.flatnonzero((times > k * cycle.cycle_ms) & (times <= stop))
-        if i_ed >= T or window.size == 0 or times[-1] < k * cycle.cycle_ms + cycle.t_es:
+        if i_ed >= T or window.size == 0 or (k > 0 and times[-1] < k * cycle.cycle_ms + cycle.t_es):
             break
         ed.append(i_ed)
         es.append(int(window[np.argmin(area[window])]))
