@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from echokdm.errors import InputError, UnsupportedError
+from echokdm.errors import InputError
 
 
 @dataclass
@@ -158,19 +158,98 @@ def resolve_cases(data: str, size: int) -> list[CaseRef]:
 
 
 def folder_cases(path: Path, size: int) -> list[CaseRef]:
-    """Cases of a CAMUS, EchoNet-Dynamic or ``echokdm phantom`` folder, brought to ``size`` x ``size``.
+    """Cases of a data folder, brought to ``size`` x ``size``.
+
+    Layouts (``data_specs/layouts.md``): EchoNet-Dynamic (``FileList.csv``; ED/ES LV tracings only, no
+    spacing), CAMUS (``patientNNNN/`` with the 4CH half sequence and its ``_gt``), and the DICOM layout of
+    ``echokdm phantom`` (``manifest.csv``; exact displacements included, so the oracle can run).
 
     Raises:
         InputError: the folder is missing or holds no known layout.
     """
+    from echokdm.phantom import layouts
+
     if not path.is_dir():
         raise InputError(f"--data {path}: no such folder; expected phantom-test[:N] or a CAMUS, EchoNet-Dynamic or echokdm phantom folder")
-    try:
-        from echokdm.phantom.layouts import open_dataset
-    except ImportError:
-        raise UnsupportedError(f"--data {path}: this echokdm cannot read data folders yet; use phantom-test[:N]") from None
-    return [CaseRef(r.case_id, partial(_resized, r.load, size)) for r in open_dataset(path)]
+    if (path / "FileList.csv").exists():
+        refs = [CaseRef(item["filename"], partial(_echonet_case, item)) for item in layouts.echonet_datalist(path)]
+    elif any(p.is_dir() and p.name.startswith("patient") for p in path.iterdir()):
+        refs = [CaseRef(item["patient"], partial(_camus_case, item)) for item in layouts.camus_datalist(path)]
+    elif (path / "manifest.csv").exists() and any(r["layout"] == "dicom" for r in layouts.manifest_rows(path)):
+        rows = [r for r in layouts.manifest_rows(path) if r["layout"] == "dicom"]
+        refs = [CaseRef(r["name"], partial(_dicom_case, path, r["name"])) for r in rows]
+    else:
+        raise InputError(
+            f"--data {path}: not a data folder echokdm knows; expected EchoNet-Dynamic (FileList.csv), CAMUS "
+            "(patientNNNN/) or an echokdm phantom DICOM folder (manifest.csv)"
+        )
+    return [CaseRef(r.case_id, partial(_resized, r.load, size)) for r in refs]
 
 
 def _resized(load: Callable[[], Case], size: int) -> Case:
     return resize_case(load(), size)
+
+
+def _spacing(meta: dict) -> tuple[float, float] | None:
+    sp = meta.get("spacing_mm")
+    return (float(sp[0]), float(sp[1])) if sp and None not in sp else None
+
+
+def _camus_case(item: dict) -> Case:
+    from echokdm.phantom.layouts import load_camus_item
+
+    d = load_camus_item(item)
+    img = d["image"]
+    return Case(
+        case_id=item["patient"],
+        frames=img[0].numpy(),
+        labels={t: lab for t, lab in enumerate(np.asarray(d["label"], dtype=np.uint8))},
+        ed=int(item["ed"]),
+        es=int(item["es"]),
+        spacing_mm=_spacing(img.meta),
+        sector_mask=np.asarray(img.meta["sector_mask"], dtype=bool),
+        info={"source": "camus", "ef_reported": item["ef"], "quality": item["quality"]},
+    )
+
+
+def _echonet_case(item: dict) -> Case:
+    from echokdm.phantom.layouts import load_echonet_item
+
+    d = load_echonet_item(item)
+    img = d["image"]
+    return Case(
+        case_id=item["filename"],
+        frames=img[0].numpy(),
+        labels={int(item["ed"]): d["label_ed"], int(item["es"]): d["label_es"]},
+        ed=int(item["ed"]),
+        es=int(item["es"]),
+        spacing_mm=None,
+        sector_mask=np.asarray(img.meta["sector_mask"], dtype=bool),
+        info={"source": "echonet", "ef_reported": item["ef"]},
+    )
+
+
+def _dicom_case(root: Path, name: str) -> Case:
+    import json
+
+    from echokdm.io import load_cine, read_segmentation
+
+    side = json.loads((root / f"{name}.json").read_text())
+    img = load_cine(root / side["files"]["dicom"], blank_outside_sector=False)
+    labels = read_segmentation(root / side["files"]["label"])
+    ddf, sector = None, np.asarray(img.meta["sector_mask"], dtype=bool)
+    if "ddf" in side["files"]:
+        with np.load(root / side["files"]["ddf"]) as z:
+            ddf, sector = z["ddf_from_ed"].astype(np.float32), z["sector_mask"].astype(bool)
+    ed = int(side["ed"][0])
+    return Case(
+        case_id=name,
+        frames=img[0].numpy(),
+        labels={t: lab for t, lab in enumerate(np.asarray(labels, dtype=np.uint8))},
+        ed=ed,
+        es=int(next(e for e in side["es"] if e > ed)),
+        spacing_mm=_spacing(img.meta),
+        sector_mask=sector,
+        ddf_from_ed=ddf,
+        info={"source": "phantom-dicom", "ef_phantom": round(float(side["ef"]), 2)},
+    )

@@ -13,7 +13,7 @@ from echokdm.errors import EchoKDMError, InputError, OutputError
 from echokdm.evaluate.cases import CaseRef, resolve_cases
 from echokdm.evaluate.plots import bland_altman, box_plots, case_strip
 from echokdm.evaluate.predictors import PREDICTORS, get_predictor
-from echokdm.evaluate.runner import evaluate_cases, predict_and_segment, score_prediction, segmenter_inputs
+from echokdm.evaluate.runner import SCORES_CSV, evaluate_cases, predict_and_segment, score_prediction, segmenter_inputs
 from echokdm.evaluate.segmenter import Segmenter, load_segmenter
 from echokdm.evaluate.summary import best_baseline, scored, summary_markdown
 from echokdm.evaluate.tasks import TASKS, KeypointPrior, load_prior, make_sample
@@ -30,11 +30,13 @@ class EvaluationResult:
         table: every row of ``scores.csv``.
         summary: path of ``summary.md``.
         figures: paths of the PNG figures.
+        resumed: cases found already scored in the report folder (not computed again).
     """
 
     table: pd.DataFrame
     summary: Path
     figures: list[Path]
+    resumed: int = 0
 
 
 def _check_settings(out: OutputDir, settings: dict) -> None:
@@ -135,10 +137,16 @@ def run_evaluation(
     if task == "target-ef":
         settings["prior"] = prior_name or type(prior).__name__
     _check_settings(out, settings)
+    before = pd.read_csv(out.file(SCORES_CSV), dtype={"case_id": str}) if out.file(SCORES_CSV).exists() else None
+    resumed = 0 if before is None else sum(
+        set(predictors) <= set(before.loc[before["case_id"] == c.case_id, "predictor"]) for c in cases
+    )
     table = evaluate_cases(cases, predictors, task, out, seg, n_keypoints=n_keypoints, seed=seed, prior=prior)
     rows = scored(table)
     if rows.empty:
-        raise InputError(f"no case of {data_name} could be scored by {', '.join(predictors)}")
+        first = table.dropna(subset=["error"]).iloc[0] if "error" in table and table["error"].notna().any() else None
+        why = f" (e.g. {first['case_id']}: {first['error']})" if first is not None else ""
+        raise InputError(f"no case of {data_name} could be scored by {', '.join(predictors)}{why}")
     shown = [p for p in predictors if p in set(rows["predictor"])]
     header = {
         "data": f"`{data_name}`",
@@ -159,7 +167,7 @@ def run_evaluation(
     examples = _examples(cases, _strip_cases(table, shown), shown, task, seg, n_keypoints, seed, prior)
     with out.atomic("strip.png") as tmp:
         case_strip(examples, tmp)
-    return EvaluationResult(table=table, summary=summary, figures=figures)
+    return EvaluationResult(table=table, summary=summary, figures=figures, resumed=resumed)
 
 
 def _resolve_segmenter(segmenter: str | Segmenter) -> tuple[Segmenter, str]:

@@ -53,7 +53,7 @@ METRICS: dict[str, Metric] = {
     ),
     "ef_err_target": Metric(False, "EF pts", 2, "|EF of the prediction - requested EF| (target-ef)"),
     "warp_residual": Metric(False, "", 4, "mean |frame t+1 - frame t warped by their optical flow| in the sector"),
-    "area_jitter": Metric(False, "%", 2, "mean |2nd difference| of the LV area curve / mean area"),
+    "area_jitter": Metric(False, "%", 2, "mean |area(t) - mean of its neighbours| of the LV area curve / mean area"),
 }
 
 @contextlib.contextmanager
@@ -147,15 +147,15 @@ def keypoint_distance(a: np.ndarray, b: np.ndarray, spacing_mm: tuple[float, flo
 
 
 def area_jitter(labels: np.ndarray) -> float:
-    """Jitter of the LV cavity area curve: mean |second difference| over mean area, in percent.
+    """Jitter of the LV cavity area curve (:func:`echokdm.models.seg.area_jitter`), in percent of the mean area.
 
     Args:
         labels: (T, H, W) label maps of consecutive frames (T >= 3).
     """
+    from echokdm.models.seg import area_jitter as jitter
+
     area = (labels == 1).reshape(len(labels), -1).sum(1).astype(np.float64)
-    if len(area) < 3 or area.mean() == 0:
-        return float("nan")
-    return float(100.0 * np.abs(np.diff(area, 2)).mean() / area.mean())
+    return 100.0 * jitter(area) if len(area) >= 3 and area.mean() > 0 else float("nan")
 
 
 def warp_residual(frames: np.ndarray, sector_mask: np.ndarray, radius: int = 7) -> float:

@@ -1,0 +1,34 @@
+"""Evaluation harness: fixed tasks on held-out cases, baselines, per-case scores and a report with CIs.
+
+- :mod:`~echokdm.evaluate.cases`: labelled loops (phantom test split, data folders) at the working size.
+- :mod:`~echokdm.evaluate.tasks`: what a predictor gets and must produce (``es``, ``ed``, ``sequence``,
+  ``target-ef``).
+- :mod:`~echokdm.evaluate.predictors`: ``copy``, ``tps``, ``oracle`` and the registry new ones join.
+- :mod:`~echokdm.evaluate.segmenter`: who labels the predictions.
+- :mod:`~echokdm.evaluate.scores`, :mod:`~echokdm.evaluate.stats`: per-case metrics, bootstrap CIs.
+- :mod:`~echokdm.evaluate.runner`, :mod:`~echokdm.evaluate.report`: the resumable loop and the report.
+"""
+
+from echokdm.evaluate.cases import Case, CaseRef, resolve_cases
+from echokdm.evaluate.predictors import PREDICTORS, Predictor, get_predictor
+from echokdm.evaluate.report import EvaluationResult, run_evaluation
+from echokdm.evaluate.segmenter import AtlasSegmenter, Segmenter, load_segmenter
+from echokdm.evaluate.tasks import TASKS, KeypointPrior, Sample, make_sample
+
+__all__ = [
+    "PREDICTORS",
+    "TASKS",
+    "AtlasSegmenter",
+    "Case",
+    "CaseRef",
+    "EvaluationResult",
+    "KeypointPrior",
+    "Predictor",
+    "Sample",
+    "Segmenter",
+    "get_predictor",
+    "load_segmenter",
+    "make_sample",
+    "resolve_cases",
+    "run_evaluation",
+]

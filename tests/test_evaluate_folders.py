@@ -1,0 +1,74 @@
+"""Evaluation cases from data folders in the layouts the phantom writes (CAMUS, EchoNet-Dynamic, DICOM)."""
+
+import numpy as np
+import pytest
+
+from echokdm.errors import InputError
+from echokdm.evaluate.cases import folder_cases, resolve_cases
+from echokdm.evaluate.report import run_evaluation
+from echokdm.outputs import OutputDir
+from echokdm.phantom import sample_params, simulate
+from echokdm.phantom import layouts as L
+
+
+@pytest.fixture(scope="module")
+def loop():
+    return simulate(sample_params(2000001, size=112, n_beats=1, **L.layout_overrides("echonet")))
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory, loop):
+    root = tmp_path_factory.mktemp("data")
+    for layout in ("camus", "echonet", "dicom"):
+        out = OutputDir(root / layout)
+        if layout == "camus":
+            rows = [L.write_camus_patient(out, 1, loop, "test")]
+        elif layout == "echonet":
+            rows = [L.write_echonet_video(out, loop, "test")]
+            L.write_echonet_tables(out, rows)
+        else:
+            rows = [L.write_dicom_loop(out, "loop000", loop, "test")]
+        L.write_manifest(out, rows)
+    return root
+
+
+@pytest.mark.parametrize("layout", ["camus", "echonet", "dicom"])
+def test_folder_cases_match_the_loop(folders, loop, layout):
+    (ref,) = folder_cases(folders / layout, 112)
+    case = ref.load()
+    ed, es = loop.ed[0], loop.es[0]
+    assert case.es - case.ed == es - ed
+    tol = 0.1 if layout == "echonet" else 1 / 255  # MJPG vs lossless uint8
+    assert np.abs(case.frames[case.ed] - loop.frames[ed])[loop.sector_mask].mean() < tol / 2
+    assert np.abs(case.frames[case.es] - loop.frames[es]).max() <= tol
+    cavity_true = loop.labels[es] == 1
+    assert ((case.labels[case.es] == 1) == cavity_true).mean() > 0.99
+    assert (case.spacing_mm is None) == (layout == "echonet")
+    assert (case.ddf_from_ed is not None) == (layout == "dicom")
+    if layout == "dicom":
+        assert np.abs(case.ddf_from_ed[case.es] - loop.ddf_from_ed[es]).max() < 0.01  # float16 on disk
+        assert case.spacing_mm == pytest.approx(loop.spacing_mm)
+    if layout == "camus":
+        assert set(case.labels) == set(range(es - ed + 1))  # the half sequence is labelled throughout
+
+
+def test_folder_cases_are_resized(folders, loop):
+    case = folder_cases(folders / "dicom", 64)[0].load()
+    assert case.frames.shape[1:] == (64, 64) and case.sector_mask.shape == (64, 64)
+    assert case.spacing_mm == pytest.approx(np.array(loop.spacing_mm) * 112 / 64)
+    es = loop.es[0]
+    assert np.abs(case.ddf_from_ed[case.es]).max() == pytest.approx(np.abs(loop.ddf_from_ed[es]).max() * 64 / 112, rel=0.1)
+
+
+def test_evaluate_a_dicom_folder_with_the_oracle(folders, tmp_path):
+    res = run_evaluation(str(folders / "dicom"), tmp_path / "r", segmenter="atlas", size=112)
+    rows = res.table.set_index("predictor")
+    assert rows.loc["oracle", "ssim"] > rows.loc["tps", "ssim"] and rows.loc["oracle", "ssim"] > rows.loc["copy", "ssim"]
+
+
+def test_unknown_folders_are_refused(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="not a data folder"):
+        resolve_cases(str(tmp_path / "empty"), 128)
+    with pytest.raises(InputError, match="no such folder"):
+        resolve_cases(str(tmp_path / "missing"), 128)
