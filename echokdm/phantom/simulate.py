@@ -129,7 +129,6 @@ def simulate(params: PhantomParams) -> PhantomLoop:
     st = cycle.state(times)
     x_pix, y_pix = probe.pixel_mm()
     u_pix, v_pix = (a.ravel() for a in anat.to_heart(x_pix, y_pix))
-    rows0, cols0 = np.mgrid[:H, :W].astype(np.float32)
     hinges = np.concatenate([anat.mitral_hinges(), anat.tricuspid_hinges()])
     moving = deform.in_box(model.U, model.V)
     pix_moving = deform.in_box(u_pix, v_pix)
@@ -150,15 +149,10 @@ def simulate(params: PhantomParams) -> PhantomLoop:
         cls[pix_moving] = anat.tissue_class(U[pix_moving], V[pix_moving])
         cls = cls.reshape(H, W)
         labels[t] = np.where(probe.sector_mask, LABEL_OF[cls], 0)
-        xs, ys = anat.to_image(U, V)
-        r_src, c_src = probe.mm_to_px(xs, ys)
-        ddf_from_ed[t, 0] = r_src.reshape(H, W) - rows0
-        ddf_from_ed[t, 1] = c_src.reshape(H, W) - cols0
+        ddf_from_ed[t] = _heart_to_pixel_ddf(anat, U - u_pix, V - v_pix, probe.spacing, (H, W))
         if prev is not None:
             u_prev, v_prev = deform.forward(U, V, *prev)
-            r_prev, c_prev = probe.mm_to_px(*anat.to_image(u_prev, v_prev))
-            ddf_to_next[t - 1, 0] = r_prev.reshape(H, W) - rows0
-            ddf_to_next[t - 1, 1] = c_prev.reshape(H, W) - cols0
+            ddf_to_next[t - 1] = _heart_to_pixel_ddf(anat, u_prev - u_pix, v_prev - v_pix, probe.spacing, (H, W))
         prev = (c, e)
         hu, hv = deform.forward(hinges[:, 0], hinges[:, 1], c, e)
         annulus_mid[t] = probe.mm_to_px(*anat.to_image(hu[:2].mean(), hv[:2].mean()))
@@ -203,7 +197,7 @@ def simulate(params: PhantomParams) -> PhantomLoop:
         contractility=round(deform.scale, 5),
         cycle_ms=round(cycle.cycle_ms, 3),
         es_time_ms=round(cycle.t_es, 3),
-        mitral_annulus_mid_px=[[round(float(a), 3) for a in m] for m in annulus_mid[[ed[0], es[0]]]],
+        mitral_annulus_mid_px=[[float(a) for a in m] for m in annulus_mid[[ed[0], es[0]]]],
     )
     return PhantomLoop(
         frames=frames,
@@ -220,6 +214,14 @@ def simulate(params: PhantomParams) -> PhantomLoop:
         esv=float(esv),
         params=info,
     )
+
+
+def _heart_to_pixel_ddf(anat: Anatomy, dU: np.ndarray, dV: np.ndarray, spacing: float, shape: tuple[int, int]) -> np.ndarray:
+    """Displacements in the heart frame (mm) -> (2, H, W) (dy, dx) pixels (zero where dU = dV = 0)."""
+    sa, ca = math.sin(anat.alpha), math.cos(anat.alpha)
+    dy = (dU * ca - dV * sa) / spacing
+    dx = (dU * sa + dV * ca) / spacing
+    return np.stack([dy.reshape(shape), dx.reshape(shape)]).astype(np.float32)
 
 
 def _phases(times: np.ndarray, cycle: CardiacCycle, area: np.ndarray, p: PhantomParams) -> tuple[list[int], list[int]]:
