@@ -36,23 +36,33 @@ class OutputDir:
 
     def __init__(self, path: str | os.PathLike, overwrite: bool = False, resume: bool = False) -> None:
         self.path = Path(path)
-        if self.path.exists() and not self.path.is_dir():
-            raise OutputError(f"output path {self.path} exists and is not a folder")
-        ours = (self.path / MARKER).exists()
+        self.check(self.path, overwrite, resume)
         if self.path.is_dir() and any(self.path.iterdir()) and not resume:
-            if not ours:
-                raise OutputError(f"output folder {self.path} is not empty and was not made by echokdm")
-            if not overwrite:
-                raise OutputError(f"output folder {self.path} is not empty; pass --overwrite to replace it")
             for child in self.path.iterdir():
                 shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
-        if self.path.is_dir() and any(self.path.iterdir()) and resume and not ours:
-            raise OutputError(f"output folder {self.path} is not empty and was not made by echokdm")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             (self.path / MARKER).touch()
         except OSError as e:
             raise OutputError(f"cannot write to output folder {self.path}: {e.strerror or e}") from None
+
+    @staticmethod
+    def check(path: str | os.PathLike, overwrite: bool = False, resume: bool = False) -> None:
+        """Raise the error :class:`OutputDir` would raise for ``path``, without creating or clearing anything
+        (lets a command refuse its output folder before long work).
+
+        Raises:
+            OutputError: the path is a file, a non-empty foreign folder, or a non-empty echokdm folder
+                without ``overwrite`` or ``resume``.
+        """
+        p = Path(path)
+        if p.exists() and not p.is_dir():
+            raise OutputError(f"output path {p} exists and is not a folder")
+        if p.is_dir() and any(p.iterdir()):
+            if not (p / MARKER).exists():
+                raise OutputError(f"output folder {p} is not empty and was not made by echokdm")
+            if not (overwrite or resume):
+                raise OutputError(f"output folder {p} is not empty; pass --overwrite to replace it")
 
     def file(self, name: str | os.PathLike) -> Path:
         """Path of ``name`` inside the folder (sub-folders are created)."""

@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("evaluate", "Score predictors against baselines on held-out cases; report with CIs and plots."),
     "train": ("train", "Train a registered model (seg, ...) from a YAML config; torchrun for several processes."),
     "segment": ("segment", "Segment LV cavity, myocardium and LA in a cine loop; NIfTI, overlay GIF, EF report."),
+    "predict": ("predict", "Predict ES/ED frames or a sequence from a cine loop with KDM; DICOM, pictures, EF report."),
+    "predict-batch": ("predict_batch", "Run predict over a manifest of studies (torchrun shards; resumable)."),
 }
 
 
@@ -51,7 +53,7 @@ class LazyGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """echokdm: predict echocardiography frames from contour keypoints (KDM)."""
-    ctx.obj = {"debug": debug}
+    ctx.ensure_object(dict)["debug"] = debug
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     try:
-        cli.main(args=argv, prog_name="echokdm", standalone_mode=False)
+        cli.main(args=argv, prog_name="echokdm", standalone_mode=False, obj={"argv": list(argv)})
     except click.exceptions.Abort:
         click.echo("echokdm: aborted", err=True)
         return 130

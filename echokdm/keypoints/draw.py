@@ -13,7 +13,7 @@ from echokdm.keypoints.contour import check_keypoints, spline_chain
 def plot_keypoints(
     path: str | os.PathLike,
     images: Sequence[np.ndarray],
-    keypoints: Sequence[np.ndarray],
+    keypoints: Sequence[np.ndarray | None],
     titles: Sequence[str],
 ) -> None:
     """Side-by-side panels of frames with their contour and numbered keypoints, saved as PNG.
@@ -23,8 +23,9 @@ def plot_keypoints(
 
     Args:
         path: output PNG (written as PNG whatever its suffix).
-        images: (H, W) grey frames in [0, 1] (or label maps, shown by their values), one per panel.
-        keypoints: (20 or 40, 2) keypoints (x, y) per panel.
+        images: (H, W) grey frames in [0, 1] (or label maps, shown by their values), or (H, W, 3) uint8 RGB
+            pictures (e.g. :func:`echokdm.render.label_overlay`), one per panel.
+        keypoints: (20 or 40, 2) keypoints (x, y) per panel, or None for a panel without keypoints.
         titles: one title per panel.
     """
     import matplotlib
@@ -32,13 +33,21 @@ def plot_keypoints(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    h, w = np.asarray(images[0]).shape
+    h, w = np.asarray(images[0]).shape[:2]
     size = 5.0
     fig, axes = plt.subplots(1, len(images), figsize=(size * len(images), size * h / w + 0.4), dpi=110, squeeze=False)
     for ax, img, kps, title in zip(axes[0], images, keypoints, titles):
+        img = np.asarray(img)
+        if img.ndim == 3:
+            ax.imshow(img, interpolation="nearest")
+        else:
+            img = img.astype(np.float64)
+            ax.imshow(img, cmap="gray", vmin=0.0, vmax=max(1.0, float(img.max())), interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.set_axis_off()
+        if kps is None:
+            continue
         k = check_keypoints(kps)
-        img = np.asarray(img, dtype=np.float64)
-        ax.imshow(img, cmap="gray", vmin=0.0, vmax=max(1.0, float(img.max())), interpolation="nearest")
         structures = [(k[:20], "tab:red")] + ([(k[20:], "lime")] if len(k) == 40 else [])
         centre = k[:20].mean(axis=0)
         for pts, colour in structures:
@@ -50,8 +59,6 @@ def plot_keypoints(
             d = d / (np.linalg.norm(d) or 1.0)
             ax.annotate(str(i), p, xytext=(7 * d[0], -7 * d[1]), textcoords="offset points", fontsize=6,
                         color="white", ha="center", va="center")
-        ax.set_title(title, fontsize=9)
-        ax.set_axis_off()
     fig.tight_layout()
     fig.savefig(path, format="png")
     plt.close(fig)

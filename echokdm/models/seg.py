@@ -167,6 +167,34 @@ class SectorFit:
         out[..., y0 : y1 + 1, x0 : x1 + 1] = up[..., : side - bottom, left : side - right]
         return out
 
+    @property
+    def side(self) -> int:
+        """Side (source pixels) of the padded square that becomes the working grid."""
+        x0, y0, x1, y1 = self.box
+        return max(y1 - y0 + 1, x1 - x0 + 1)
+
+    def points_to_work(self, points: np.ndarray) -> np.ndarray:
+        """Points (..., 2) (x, y) in source pixels -> working pixels, matching :meth:`to_work`.
+
+        Pixel centres map as ``F.interpolate(align_corners=False)`` maps them: ``u = (x' + 0.5) size / side - 0.5``
+        with ``x'`` the position inside the padded square.
+        """
+        x0, y0 = self.box[0] - self._pads[0], self.box[1]
+        return (np.asarray(points, dtype=np.float64) - (x0, y0) + 0.5) * (self.size / self.side) - 0.5
+
+    def points_to_source(self, points: np.ndarray) -> np.ndarray:
+        """Points (..., 2) (x, y) in working pixels -> source pixels (inverse of :meth:`points_to_work`)."""
+        x0, y0 = self.box[0] - self._pads[0], self.box[1]
+        return (np.asarray(points, dtype=np.float64) + 0.5) * (self.side / self.size) - 0.5 + (x0, y0)
+
+    def flow_to_source(self, flow: torch.Tensor) -> torch.Tensor:
+        """Displacement fields (N, 2, size, size) in working pixels -> (N, 2, H, W) in source pixels.
+
+        The working grid is a scaled and shifted copy of the source grid, so a displacement is resampled
+        like an image (:meth:`to_source`) and multiplied by the scale; it is zero outside the sector box.
+        """
+        return self.to_source(flow) * (self.side / self.size)
+
 
 def equalize_frames(frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Histogram-equalise each frame inside the sector by grey-level rank, zero outside.

@@ -1,0 +1,34 @@
+"""``echokdm predict-batch --manifest studies.csv --out DIR``: predict every study of a manifest (torchrun shards)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("predict-batch")
+@click.option("--manifest", required=True, type=click.Path(), help="CSV: study_id, dicom [, phase, target_ef, keypoints, seg, source_frame, frames].")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Batch folder: one sub-folder per study (resumable).")
+@click.option("--steps", type=int, default=10, show_default=True, help="Denoising steps of K2F and of F2I.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampling noise.")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda (each torchrun rank takes its local GPU).")
+@click.option("--weights", "weights_dir", type=click.Path(), default=None,
+              help="Folder of weights named like the shipped ones (default: the shipped weights).")
+@click.pass_context
+def command(ctx: click.Context, manifest, out, steps, seed, device, weights_dir) -> None:
+    """Run `echokdm predict` for every study of a manifest into OUT/<study_id>/.
+
+    Finished studies are skipped, so an interrupted batch continues where it stopped; a failing study is
+    recorded with its reason and never stops the others. Writes summary.csv and failures.csv. Exits with
+    status 1 when some study failed.
+    """
+    from echokdm.cli.predict import command_line
+    from echokdm.predict import PredictWeights
+    from echokdm.predict_batch import predict_batch
+
+    weights = PredictWeights.from_dir(weights_dir) if weights_dir else None
+    r = predict_batch(manifest, out, steps=steps, seed=seed, device=device, weights=weights, command=command_line())
+    click.echo(f"{len(r.done)} predicted, {len(r.skipped)} already done, {len(r.failed)} failed -> {out}")
+    for sid, reason in r.failed.items():
+        click.echo(f"failed {sid}: {reason}", err=True)
+    if r.failed:
+        ctx.exit(1)
