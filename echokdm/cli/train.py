@@ -15,8 +15,11 @@ from echokdm.errors import InputError
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder [default: runs/MODEL].")
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in --out.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing echokdm output folder.")
+@click.option("--stop-after-epoch", type=click.IntRange(min=1), default=None, help="Stop once this many epochs are done (resume later with --resume).")
 @click.option("--print-config", is_flag=True, help="Print every config field with its default and exit.")
-def command(model: str, config: str | None, out: str | None, resume: bool, overwrite: bool, print_config: bool) -> None:
+def command(
+    model: str, config: str | None, out: str | None, resume: bool, overwrite: bool, stop_after_epoch: int | None, print_config: bool
+) -> None:
     """Train MODEL (one of the registered models, e.g. seg).
 
     Runs alone, or as every rank of `torchrun --nproc_per_node N -m echokdm train ...` (DDP: gloo on
@@ -31,7 +34,8 @@ def command(model: str, config: str | None, out: str | None, resume: bool, overw
     if config is None:
         raise InputError("--config FILE is required (echokdm train MODEL --print-config shows the fields)")
     try:
-        result = train(model, config, out or os.path.join("runs", model), resume=resume, overwrite=overwrite)
+        result = train(model, config, out or os.path.join("runs", model), resume=resume, overwrite=overwrite,
+                       stop_after_epoch=stop_after_epoch)
     finally:
         shutdown_distributed()
     if int(os.environ.get("RANK", "0")) == 0:
