@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     try:
-        cli.main(args=argv, prog_name="echokdm", standalone_mode=False, obj={"argv": list(argv)})
+        status = cli.main(args=argv, prog_name="echokdm", standalone_mode=False, obj={"argv": list(argv)})
     except click.exceptions.Abort:
         click.echo("echokdm: aborted", err=True)
         return 130
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         click.echo(f"echokdm: internal error: {type(e).__name__}: {e} (rerun with --debug for details)", err=True)
         return 1
-    return 0
+    return status if isinstance(status, int) else 0  # ctx.exit(n) in a command: click returns n
 
 
 if __name__ == "__main__":

@@ -1,0 +1,177 @@
+"""echokdm.predict in-process on tiny untrained weights: stages, modes, determinism, report and files."""
+
+import json
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+import torch
+
+from echokdm.errors import InputError
+from echokdm.keypoints import KeypointTrack, extract_keypoints, save_keypoints
+from echokdm.models.seg import SectorFit
+from echokdm.predict import KDMPredictor, PredictOptions, PredictWeights, predict_study, residual_transfer
+
+SCHEMA = json.loads((Path(__file__).parents[1] / "data_specs" / "predict_report.schema.json").read_text())
+
+
+class NearestFrameSegmenter:
+    """Labels each frame with the true labels of the most similar frame of the loop (a stand-in for a trained
+    segmenter, so the EF of predictions can be measured with untrained KDM weights)."""
+
+    def __init__(self, frames: np.ndarray, labels: np.ndarray) -> None:
+        self.frames, self.labels = frames.astype(np.float32) / 255, labels
+
+    def __call__(self, loop, sector_mask=None):
+        x = np.asarray(loop, dtype=np.float32).reshape(-1, *self.frames.shape[1:])
+        idx = [int(np.argmin(((self.frames - f) ** 2).mean(axis=(1, 2)))) for f in x]
+        return type("Out", (), {"labels": self.labels[idx]})()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models run fastest on one thread, and threads only contend on the shared test machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_weights):
+    return KDMPredictor.from_weights(PredictWeights.from_dir(tiny_weights))
+
+
+@pytest.fixture(scope="module")
+def oracle(predictor, phantom_study):
+    return KDMPredictor(predictor.pipeline, NearestFrameSegmenter(phantom_study.frames, phantom_study.labels),
+                        predictor.prior_weights, predictor.weights)
+
+
+def opts(study, **kw):
+    return PredictOptions(seg=str(study.labels_nii), steps=2, **kw)
+
+
+def test_es_prediction_follows_the_pipeline(predictor, phantom_study):
+    p = predictor.predict(phantom_study.dicom, opts(phantom_study))
+    assert (p.source_frame, p.target_frame) == (phantom_study.ed[0], phantom_study.es[0])
+    assert p.frames.shape == (1, 128, 128) and p.flows.shape == (1, 2, 128, 128) and p.labels.shape == (1, 128, 128)
+    np.testing.assert_allclose(p.source_keypoints, extract_keypoints(phantom_study.labels[p.source_frame], 40))
+    np.testing.assert_allclose(p.target_keypoints, extract_keypoints(phantom_study.labels[p.target_frame], 40))
+    # the same as running the pipeline by hand on the working grid and carrying it back
+    pipe = predictor.pipeline
+    from echokdm.io import load_cine
+
+    loop = load_cine(phantom_study.dicom)
+    sector = loop.meta["sector_mask"]
+    fit = SectorFit.from_mask(sector, pipe.sample_size)
+    src = loop[0, p.source_frame]
+    out = pipe(fit.to_work(src[None, None])[0, 0], fit.points_to_work(p.source_keypoints), fit.points_to_work(p.target_keypoints),
+               num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="pt")
+    frames, flows = residual_transfer(src, sector, fit, out.flows, (out.frames - out.warped)[:, None])
+    np.testing.assert_allclose(p.frames, frames, atol=1e-6)
+    np.testing.assert_allclose(p.flows, flows, atol=1e-6)
+    # the EF the target keypoints imply is the loop's own beat EF here
+    assert p.report["ef"]["target_keypoints"] == pytest.approx(p.report["ef"]["source_beat"])
+    jsonschema.validate({**p.report, "timings_s": {**p.timings, "write": 0.0}, "files": _files()}, SCHEMA)
+
+
+def _files():
+    return {k: ["frames/frame_000.png"] if k == "frames" else k for k in SCHEMA["properties"]["files"]["required"]}
+
+
+def test_same_seed_same_pixels(predictor, phantom_study):
+    a = predictor.predict(phantom_study.dicom, opts(phantom_study, seed=5)).frames
+    b = predictor.predict(phantom_study.dicom, opts(phantom_study, seed=5)).frames
+    c = predictor.predict(phantom_study.dicom, opts(phantom_study, seed=6)).frames
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_ed_prediction_reverses_source_and_target(predictor, phantom_study):
+    p = predictor.predict(phantom_study.dicom, opts(phantom_study, phase="ed"))
+    assert (p.source_frame, p.target_frame) == (phantom_study.es[0], phantom_study.ed[0])
+    assert p.report["ef"]["target_keypoints"] == pytest.approx(p.report["ef"]["source_beat"])
+
+
+def test_source_frame_picks_the_nearest_target(predictor, phantom_study):
+    src = phantom_study.ed[0] + 2
+    p = predictor.predict(phantom_study.dicom, opts(phantom_study, source_frame=src))
+    assert p.source_frame == src and p.target_frame == phantom_study.es[0]
+
+
+def test_sequence_scales_one_flow(predictor, phantom_study):
+    p = predictor.predict(phantom_study.dicom, opts(phantom_study, frames=4))
+    assert p.alphas == [0.25, 0.5, 0.75, 1.0] and p.frames.shape[0] == 4
+    np.testing.assert_allclose(p.flows[1], 0.5 * p.flows[3], atol=1e-4)
+    assert [f["alpha"] for f in p.report["frames"]] == p.alphas
+
+
+def test_target_ef_comes_from_the_prior(predictor, phantom_study):
+    p = predictor.predict(phantom_study.dicom, opts(phantom_study, target_ef=35))
+    assert p.target_frame is None and p.report["image_metrics"] is None
+    assert p.report["ef"]["target_keypoints"] == pytest.approx(35, abs=1.0)
+    assert "prior" in p.report["weights"]
+
+
+def test_keypoint_file_sets_the_target(predictor, phantom_study, tmp_path):
+    kps = extract_keypoints(phantom_study.labels[phantom_study.es[0]], 40) + (1.5, 0.5)
+    save_keypoints(tmp_path / "edited.json", KeypointTrack(kps[None], [phantom_study.es[0]], image_size=(128, 128), phases={phantom_study.es[0]: "ES"}))
+    p = predictor.predict(phantom_study.dicom, opts(phantom_study, keypoints=str(tmp_path / "edited.json")))
+    np.testing.assert_allclose(p.target_keypoints, kps)
+    assert p.report["request"]["mode"] == "keypoints"
+
+
+def test_ef_of_the_prediction_and_all_files(oracle, phantom_study, tmp_path):
+    out = tmp_path / "out"
+    p = predict_study(phantom_study.dicom, out, opts(phantom_study, frames=2), predictor=oracle, command="echokdm predict ...")
+    rep = json.loads((out / "report.json").read_text())
+    jsonschema.validate(rep, SCHEMA)
+    assert rep["ef"]["prediction"] is not None and rep["ef"]["consistency"]["seg_vs_keypoints"] >= 0
+    assert rep["image_metrics"]["copy_source"]["dice"] == pytest.approx(
+        2 * ((phantom_study.labels[p.source_frame] == 1) & (phantom_study.labels[p.target_frame] == 1)).sum()
+        / ((phantom_study.labels[p.source_frame] == 1).sum() + (phantom_study.labels[p.target_frame] == 1).sum()), rel=1e-5)
+    for name in ("prediction.dcm", "sequence.gif", "comparison.png", "flow.png", "flow.npy", "flow.nii.gz",
+                 "segmentation.nii.gz", "keypoints.json", "report.csv", "frames/frame_000.png", "frames/frame_001.png"):
+        assert (out / name).is_file(), name
+    np.testing.assert_array_equal(np.load(out / "flow.npy"), p.flows)
+    assert rep["command"] == "echokdm predict ..." and rep["timings_s"]["write"] > 0
+    # keypoints.json goes back in as --keypoints and asks for the same target
+    q = oracle.predict(phantom_study.dicom, opts(phantom_study, keypoints=str(out / "keypoints.json")))
+    np.testing.assert_allclose(q.target_keypoints, p.target_keypoints)
+
+
+def test_segmentation_and_flow_files_round_trip(oracle, phantom_study, tmp_path):
+    import nibabel as nib
+
+    from echokdm.io import read_segmentation
+
+    p = predict_study(phantom_study.dicom, tmp_path / "o", opts(phantom_study, frames=2), predictor=oracle)
+    np.testing.assert_array_equal(read_segmentation(tmp_path / "o" / "segmentation.nii.gz"), p.labels)
+    img = nib.load(tmp_path / "o" / "flow.nii.gz")
+    assert img.shape == (128, 128, 2, 1, 2) and img.header.get_intent()[0] == "vector"
+    np.testing.assert_allclose(np.asarray(img.dataobj)[..., 0, :].transpose(2, 3, 1, 0), p.flows)
+
+
+def test_bad_options_are_clear(phantom_study):
+    with pytest.raises(InputError, match="between 5 and 90"):
+        PredictOptions(target_ef=92)
+    with pytest.raises(InputError, match="one target"):
+        PredictOptions(phase="es", target_ef=40)
+    with pytest.raises(InputError, match="frames"):
+        PredictOptions(frames=0)
+
+
+def test_beat_and_segmentation_errors(predictor, phantom_study, tmp_path):
+    from echokdm.segment import write_label_sequence
+
+    flat = tmp_path / "flat.nii.gz"
+    write_label_sequence(flat, np.repeat(phantom_study.labels[:1], len(phantom_study.labels), 0))
+    with pytest.raises(InputError, match="no detectable heart beat"):
+        predictor.predict(phantom_study.dicom, PredictOptions(seg=str(flat), steps=1))
+    short = tmp_path / "short.nii.gz"
+    write_label_sequence(short, phantom_study.labels[:-1])
+    with pytest.raises(InputError, match="must label every frame"):
+        predictor.predict(phantom_study.dicom, PredictOptions(seg=str(short), steps=1))
+    with pytest.raises(InputError, match="beyond the loop"):
+        predictor.predict(phantom_study.dicom, opts(phantom_study, source_frame=99))

@@ -1,0 +1,94 @@
+"""``echokdm predict-batch``: manifest checks, failures recorded per study, resume, and sharding under torchrun."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+
+from echokdm.errors import InputError
+from echokdm.predict_batch import read_manifest
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "ECHOKDM_PROGRESS": "0"}
+
+
+def write_manifest(path, rows, header=("study_id", "dicom", "seg", "target_ef")):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def manifest(phantom_study, tmp_path):
+    return write_manifest(tmp_path / "studies.csv", [
+        ("a", phantom_study.dicom, phantom_study.labels_nii, ""),
+        ("bad", tmp_path / "missing.dcm", "", ""),
+        ("c", phantom_study.dicom, phantom_study.labels_nii, "40"),
+    ])
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def batch(*args, launcher=()):
+    cmd = [sys.executable, *launcher, "-m", "echokdm", "predict-batch", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=ENV)
+
+
+def test_batch_records_failures_and_resumes(manifest, tiny_weights, tmp_path):
+    out = tmp_path / "batch"
+    r = batch("--manifest", manifest, "--out", out, "--steps", 1, "--weights", tiny_weights)
+    assert r.returncode == 1, r.stderr
+    assert "2 predicted, 0 already done, 1 failed" in r.stdout
+    summary = {row["study_id"]: row for row in read_csv(out / "summary.csv")}
+    assert [summary[s]["status"] for s in ("a", "bad", "c")] == ["ok", "failed", "ok"]
+    assert float(summary["c"]["ef_target_keypoints"]) == pytest.approx(40, abs=1)
+    assert summary["a"]["psnr"] and not summary["c"]["psnr"]  # a real target only in the --phase study
+    failures = read_csv(out / "failures.csv")
+    assert [f["study_id"] for f in failures] == ["bad"] and "missing.dcm" in failures[0]["reason"]
+    assert "\n" not in failures[0]["reason"]
+    assert (out / "a" / "report.json").is_file() and not (out / "bad").exists()
+    stamp = (out / "a" / "report.json").stat().st_mtime_ns
+    r = batch("--manifest", manifest, "--out", out, "--steps", 1, "--weights", tiny_weights)
+    assert r.returncode == 1 and "0 predicted, 2 already done, 1 failed" in r.stdout
+    assert (out / "a" / "report.json").stat().st_mtime_ns == stamp
+
+
+def test_batch_shards_over_torchrun_ranks(manifest, tiny_weights, tmp_path):
+    out = tmp_path / "batch"
+    r = batch("--manifest", manifest, "--out", out, "--steps", 1, "--weights", tiny_weights,
+              launcher=("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"))
+    assert r.returncode != 0  # the failed study makes its rank exit 1
+    summary = {row["study_id"]: row["status"] for row in read_csv(out / "summary.csv")}
+    assert summary == {"a": "ok", "bad": "failed", "c": "ok"}
+    # rank 0 takes studies 0 and 2, rank 1 study 1: one line each
+    assert "2 predicted, 0 already done, 0 failed" in r.stdout and "0 predicted, 0 already done, 1 failed" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("rows", "header", "message"),
+    [
+        ([("a", "x.dcm"), ("a", "y.dcm")], ("study_id", "dicom"), "appears twice"),
+        ([("../up", "x.dcm")], ("study_id", "dicom"), "safe folder name"),
+        ([("a",)], ("study_id",), "lacks the column"),
+        ([("a", "x.dcm", "1")], ("study_id", "dicom", "colour"), "unknown column"),
+        ([], ("study_id", "dicom"), "no studies"),
+    ],
+)
+def test_bad_manifests(tmp_path, rows, header, message):
+    with pytest.raises(InputError, match=message):
+        read_manifest(write_manifest(tmp_path / "m.csv", rows, header))
+
+
+def test_manifest_paths_are_relative_to_it(tmp_path):
+    (tmp_path / "sub").mkdir()
+    rows = read_manifest(write_manifest(tmp_path / "sub" / "m.csv", [("s1", "loops/a.dcm", "seg/a.nii.gz", "")]))
+    assert rows[0].dicom == str(tmp_path / "sub" / "loops" / "a.dcm")
+    assert rows[0].options == {"seg": str(tmp_path / "sub" / "seg" / "a.nii.gz")}

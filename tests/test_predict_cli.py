@@ -1,0 +1,153 @@
+"""``echokdm predict`` end to end in a subprocess: files, valid DICOM and report, determinism, no PHI, nothing
+written outside --out, input untouched, and one clear line for every bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pydicom
+import pytest
+from io_files import sha256
+from test_io_write import dciodvfy_errors
+
+from echokdm.io import read_cine, write_cine_dicom
+from echokdm.keypoints import KeypointTrack, extract_keypoints, save_keypoints
+from echokdm.segment import write_label_sequence
+
+SCHEMA = json.loads((Path(__file__).parents[1] / "data_specs" / "predict_report.schema.json").read_text())
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "ECHOKDM_PROGRESS": "0"}
+
+
+def echokdm(*args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "echokdm", *map(str, args)], capture_output=True, text=True,
+                          timeout=300, cwd=cwd, env=ENV)
+
+
+def tree(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def study(phantom_study, tmp_path_factory):
+    """The phantom study with patient fields filled in, in its own folder."""
+    folder = tmp_path_factory.mktemp("inputs")
+    ds = pydicom.dcmread(phantom_study.dicom)
+    ds.PatientName, ds.PatientID = "Doe^Jane", "PID-4711"
+    ds.save_as(folder / "study.dcm")
+    shutil.copy(phantom_study.labels_nii, folder / "labels.nii.gz")
+    return folder
+
+
+def test_predict_writes_a_valid_study(study, tiny_weights, tmp_path):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    before = tree(study)
+    out = tmp_path / "out"
+    args = ["predict", "--dicom", study / "study.dcm", "--seg", study / "labels.nii.gz", "--frames", 3, "--steps", 2,
+            "--weights", tiny_weights, "--out", out]
+    r = echokdm(*args, cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    assert "predicted 3 frame(s)" in r.stdout
+    rep = json.loads((out / "report.json").read_text())
+    jsonschema.validate(rep, SCHEMA)
+    assert rep["command"] == shlex.join(["echokdm", *map(str, args)])
+    assert rep["request"]["frames"] == 3 and len(rep["files"]["frames"]) == 3
+    # a viewer-ready derived cine: valid, 3 frames, spacing and patient kept, new UIDs
+    dcm = out / "prediction.dcm"
+    assert dciodvfy_errors(dcm) in ([], None)
+    ds, src = pydicom.dcmread(dcm), pydicom.dcmread(study / "study.dcm")
+    assert int(ds.NumberOfFrames) == 3 and ds.PatientName == "Doe^Jane" and "DERIVED" in ds.ImageType
+    assert ds.SOPInstanceUID != src.SOPInstanceUID and ds.SeriesInstanceUID != src.SeriesInstanceUID
+    frames, meta = read_cine(dcm, blank_outside_sector=False)
+    _, src_meta = read_cine(study / "study.dcm")
+    assert frames.shape == (3, 128, 128) and meta["spacing_mm"] == src_meta["spacing_mm"]
+    # no patient fields in what echokdm reports or prints
+    for text in ((out / "report.json").read_text(), (out / "report.csv").read_text(), r.stdout, r.stderr):
+        assert "Doe" not in text and "PID-4711" not in text
+    # the input is untouched, nothing lands outside --out, no temporary files are left
+    assert tree(study) == before and not any(cwd.iterdir())
+    assert not [p for p in out.rglob("*") if p.name.endswith(".part")]
+
+
+def test_same_seed_same_pixels(study, tiny_weights, tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        r = echokdm("predict", "--dicom", study / "study.dcm", "--seg", study / "labels.nii.gz", "--steps", 2,
+                    "--seed", 7, "--weights", tiny_weights, "--out", tmp_path / name)
+        assert r.returncode == 0, r.stderr
+        runs.append(pydicom.dcmread(tmp_path / name / "prediction.dcm").pixel_array)
+    assert np.array_equal(*runs)
+    assert np.array_equal(np.load(tmp_path / "a" / "flow.npy"), np.load(tmp_path / "b" / "flow.npy"))
+
+
+def _single_frame(folder: Path, study_frames: np.ndarray) -> list:
+    write_cine_dicom(folder / "one.dcm", study_frames[:1], frame_time_ms=20.0)
+    return ["--dicom", folder / "one.dcm"]
+
+
+def _two_frames(folder: Path, study_frames: np.ndarray, labels: np.ndarray) -> list:
+    write_cine_dicom(folder / "two.dcm", study_frames[:2], frame_time_ms=20.0)
+    write_label_sequence(folder / "two.nii.gz", labels[:2])
+    return ["--dicom", folder / "two.dcm", "--seg", folder / "two.nii.gz"]
+
+
+def _keypoint_file(folder: Path, labels: np.ndarray, n: int) -> Path:
+    path = folder / f"kps{n}.json"
+    save_keypoints(path, KeypointTrack(extract_keypoints(labels[9], n)[None], [9]))
+    return path
+
+
+BAD = {
+    "not_dicom": (lambda f, s: ["--dicom", _write(f / "notes.dcm", "not an image")], "not a DICOM file"),
+    "single_frame": (lambda f, s: _single_frame(f, s.frames), "at least 2 frames"),
+    "two_frames": (lambda f, s: _two_frames(f, s.frames, s.labels), "no detectable heart beat"),
+    "no_beat": (lambda f, s: ["--dicom", s.dicom, "--seg", _labels(f / "flat.nii.gz", np.repeat(s.labels[:1], 20, 0))],
+                "no detectable heart beat"),
+    "seg_mismatch": (lambda f, s: ["--dicom", s.dicom, "--seg", _labels(f / "short.nii.gz", s.labels[:-3])], "must label every frame"),
+    "keypoints_count": (lambda f, s: ["--dicom", s.dicom, "--seg", s.labels_nii, "--keypoints", _keypoint_file(f, s.labels, 20)],
+                        "needs 40"),
+    "keypoints_format": (lambda f, s: ["--dicom", s.dicom, "--seg", s.labels_nii, "--keypoints", _write(f / "k.json", '{"format": "x"}')],
+                         "not a valid echokdm keypoint file"),
+    "ef_high": (lambda f, s: ["--dicom", s.dicom, "--target-ef", 95], "between 5 and 90"),
+    "ef_low": (lambda f, s: ["--dicom", s.dicom, "--target-ef", 2], "between 5 and 90"),
+}
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def _labels(path: Path, labels: np.ndarray) -> Path:
+    write_label_sequence(path, labels)
+    return path
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_is_one_line_and_leaves_nothing(case, phantom_study, tiny_weights, tmp_path):
+    make, expected = BAD[case]
+    args = make(tmp_path, phantom_study)
+    out = tmp_path / "out"
+    r = echokdm("predict", *args, "--steps", 1, "--weights", tiny_weights, "--out", out)
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("echokdm: error:") and expected in lines[0], r.stderr
+    assert not out.exists()
+
+
+def test_foreign_output_folder_is_refused(phantom_study, tiny_weights, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    r = echokdm("predict", "--dicom", phantom_study.dicom, "--seg", phantom_study.labels_nii, "--steps", 1,
+                "--weights", tiny_weights, "--out", out)
+    assert r.returncode == 2 and "not made by echokdm" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert [p.name for p in out.iterdir()] == ["notes.txt"] and (out / "notes.txt").read_text() == "keep me"
