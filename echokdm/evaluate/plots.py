@@ -85,7 +85,8 @@ def case_strip(
         truth = sample.target_labels[-1] == 1 if sample.target_labels is not None else None
         panels = [("source", sample.source, sample.source_labels == 1, None)]
         if sample.targets is not None:
-            panels.append(("target", sample.targets[-1], None, None))
+            n = len(sample.targets)
+            panels.append(("target" if n == 1 else f"target (last of {n})", sample.targets[-1], None, None))
         else:
             panels.append((f"target EF {sample.target_ef:.0f}%", np.zeros_like(sample.source), None, None))
         for name in names:

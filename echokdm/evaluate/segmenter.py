@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
-from skimage.registration import optical_flow_tvl1
+from skimage.registration import optical_flow_ilk
 from skimage.transform import warp
 
 from echokdm.errors import InputError
@@ -38,15 +38,20 @@ class Segmenter(Protocol):
 
 
 class AtlasSegmenter:
-    """Labels each frame by registering it to a labelled atlas frame (TV-L1 optical flow) and pulling the
-    atlas labels along the flow.
+    """Labels each frame by registering it to a labelled atlas frame and pulling the atlas labels along the
+    flow (iterative Lucas-Kanade, :func:`skimage.registration.optical_flow_ilk`, Gaussian window).
+
+    The default window was chosen on 10 phantom validation pairs at 128x128 (ED->ES, oracle-warped ES
+    frames): radius 2 gave LV Dice 0.977 and an EF bias of -1.9 points; radius 3, 5 and 7 gave 0.975 / 0.965 /
+    0.948 and -2.4 / -4.8 / -8.6; TV-L1 (attachment 30-100) 0.966-0.970 and -5.1 to -4.3. Larger windows
+    smooth the flow and underestimate wall motion.
 
     Args:
-        attachment: TV-L1 data-attachment weight (higher follows intensities more closely).
+        radius: half-size of the Gaussian window in pixels.
     """
 
-    def __init__(self, attachment: float = 30.0) -> None:
-        self.attachment = attachment
+    def __init__(self, radius: int = 2) -> None:
+        self.radius = radius
 
     def __call__(
         self,
@@ -66,22 +71,26 @@ class AtlasSegmenter:
             if np.array_equal(frame, image):
                 out[i] = labels
                 continue
-            v, u = optical_flow_tvl1(frame, image, attachment=self.attachment)
+            v, u = optical_flow_ilk(frame, image, radius=self.radius, gaussian=True)
             out[i] = warp(labels, np.array([rows + v, cols + u]), order=0, mode="edge", preserve_range=True)
         return out
 
 
 class BuiltinSegmenter:
-    """The shipped learned segmenter (:class:`echokdm.models.seg.LVSegmenter`) behind the harness protocol.
+    """The learned segmenter (:class:`echokdm.models.seg.LVSegmenter`) behind the harness protocol.
 
     Args:
-        weights: shipped weights name or a ``.safetensors`` path.
+        model: a ready segmenter; default: the shipped weights.
+        weights: shipped weights name or a ``.safetensors`` path, used when ``model`` is None.
+
+    Raises:
+        InputError: the weights are missing or damaged.
     """
 
-    def __init__(self, weights: str | None = None) -> None:
+    def __init__(self, model=None, weights: str | None = None) -> None:
         from echokdm.models.seg import DEFAULT_WEIGHTS, LVSegmenter
 
-        self.model = LVSegmenter.from_pretrained(weights or DEFAULT_WEIGHTS)
+        self.model = model if model is not None else LVSegmenter.from_pretrained(weights or DEFAULT_WEIGHTS)
 
     def __call__(
         self,
