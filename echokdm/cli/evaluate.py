@@ -27,5 +27,7 @@ def command(data: str, predictors: str, report: str, task: str, n_keypoints: str
         data, report, predictors=names, task=task, segmenter=segmenter, n_keypoints=int(n_keypoints),
         size=size, seed=seed, overwrite=overwrite, prior=prior,
     )
+    if result.resumed:
+        click.echo(f"resumed: {result.resumed} case(s) were already scored in {report}")
     click.echo(result.summary.read_text())
     click.echo(f"report written to {result.summary.parent}")
