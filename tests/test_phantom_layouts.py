@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 
@@ -22,6 +24,7 @@ from echokdm.phantom.layouts import (
 )
 
 ARGS = ["--n", "2", "--frames", "16", "--seed", "5"]
+SCHEMA = json.loads((Path(__file__).parents[1] / "data_specs" / "phantom.schema.json").read_text())
 
 
 def _run(tmp_path, layout, *extra):
@@ -48,6 +51,7 @@ def test_dicom_layout_round_trips(tmp_path):
     ddf = np.load(out / "phantom_0000005_ddf.npz")
     np.testing.assert_allclose(ddf["ddf_from_ed"], loop.ddf_from_ed, atol=0.05)
     side = json.loads((out / "phantom_0000005.json").read_text())
+    jsonschema.validate(side, SCHEMA)
     assert side["ed"] == loop.ed and side["params"]["seed"] == 5
     assert float(rows[0]["ef"]) == pytest.approx(loop.ef, abs=1e-3)
 
@@ -67,6 +71,7 @@ def test_camus_layout_and_loader(tmp_path):
     expected = np.where(loop.labels[ed : es + 1] <= 3, loop.labels[ed : es + 1], 0)
     np.testing.assert_array_equal(item["label"], expected)
     np.testing.assert_array_equal(read_segmentation(item["label_es"]), expected[-1])
+    jsonschema.validate(json.loads((out / "patient0006" / "patient0006_4CH_phantom.json").read_text()), SCHEMA)
     assert item["ef"] == pytest.approx(loop.ef, abs=0.01)
     assert item["spacing"] == pytest.approx(loop.spacing_mm, rel=1e-6)
     assert item["image"].meta["frame_time_ms"] == pytest.approx(loop.frame_time_ms, rel=1e-3)

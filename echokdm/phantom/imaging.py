@@ -23,7 +23,7 @@ from echokdm.phantom.params import PhantomParams
 SOUND_SPEED_MM_US = 1.54
 SIDELOBE_DB = -17.0  # side-lobe level relative to the main lobe
 SIDELOBE_WIDTH = 6.0  # side-lobe skirt width relative to the main lobe
-NEAR_FIELD_MM = 3.0  # narrowest lateral beam width (FWHM) in the near field
+NEAR_FIELD_MM = 4.0  # narrowest lateral beam width (FWHM) in the near field
 SCATTERERS_PER_CELL = 10.0  # per axial x lateral resolution cell: fully developed speckle
 
 
@@ -175,7 +175,7 @@ class EchoModel:
     def _echogenicity_db(self, cls, U, V, x, y, rng) -> np.ndarray:
         """Echogenicity (dB relative to myocardium) of each scatterer from its class and textures."""
         p, a = self.p, self.a
-        base = np.array([-32.0, p.blood_db, 0.0, p.blood_db, p.blood_db, p.blood_db, -2.0, 6.0, -12.0])
+        base = np.array([EXTRA_DB, p.blood_db, 0.0, p.blood_db, p.blood_db, p.blood_db, -2.0, 6.0, -12.0])
         db = base[cls].copy()
         # textures in reference image mm on a 1 mm grid: myocardial (fine) and surrounding tissue (coarse)
         gx0, gy0 = -pr_extent(self.probe), 0.0
@@ -189,10 +189,11 @@ class EchoModel:
         db += np.where(tissue, 3.0 * fine_s, 0.0)
         extra = cls == an.EXTRA
         db += np.where(extra, 8.0 * coarse_s, 0.0)
-        # chest wall: bright layered near field above the heart
+        # chest wall: bright layers (skin, fat, muscle) above the heart
         chest = p.apex_depth_mm - 4.0
-        layers = 4.0 * np.sin(2 * np.pi * y / (chest / 2.3) + 1.3) + 10.0
-        db += np.where(extra & (y < chest), layers * (1.0 - an.smoothstep((y - chest + 8.0) / 8.0)), 0.0)
+        layers = CHEST_DB + 4.0 * np.sin(2 * np.pi * y / (chest / 2.3) + 1.3) + 3.0 * coarse_s
+        w = 1.0 - an.smoothstep((y - chest + 8.0) / 8.0)
+        db = np.where(extra, (1.0 - w) * db + w * layers, db)
         # septum and the fibrous annuli are brighter; lateral wall fibres slightly darker
         db += np.where(cls == an.LV_MYO, np.where(V < 0, 6.0, -3.0), 0.0)
         for hu, hv in np.concatenate([a.mitral_hinges(), a.tricuspid_hinges()]):
@@ -200,8 +201,12 @@ class EchoModel:
             db += np.where(~np.isin(cls, an.BLOOD_CLASSES), 8.0 * np.exp(-d2 / (2 * 3.0**2)), 0.0)
         # posterior far field (behind the atria) is bright
         deepest = a.extent()["depth_heart"]
-        band = an.smoothstep((y - deepest + 30.0) / 20.0) * (1.0 - 0.8 * an.smoothstep((y - deepest - 5.0) / 25.0))
-        db += np.where(extra, 20.0 * band, 0.0)
+        rows = np.linspace(-a.t_ap, deepest, 200)
+        lo, hi = a.heart_interval(rows, 0.0)
+        v_lo, v_hi = np.nanmin(lo), np.nanmax(hi)
+        beside = an.smoothstep((V - v_lo + 5.0) / 10.0) * (1.0 - an.smoothstep((V - v_hi - 5.0) / 10.0))
+        band = an.smoothstep((y - deepest + 28.0) / 15.0) * (1.0 - an.smoothstep((y - deepest + 2.0) / 15.0)) * beside
+        db = np.where(extra, (1.0 - band) * db + band * (POSTERIOR_DB + 4.0 * coarse_s), db)
         return db
 
     def _dropout(self, rr: np.ndarray, tt: np.ndarray) -> np.ndarray:
@@ -221,7 +226,7 @@ class EchoModel:
         p, pr = self.p, self.probe
         shape = (pr.nr, pr.nt)
         field = _smooth_noise(rng, shape, (1.0, 4.0)) + 1j * _smooth_noise(rng, shape, (1.0, 4.0))
-        reach = p.apex_depth_mm + 18.0
+        reach = p.apex_depth_mm + 30.0
         env = np.exp(-rr / (0.45 * reach)) * (1.0 + 0.6 * np.cos(2 * np.pi * rr / (p.apex_depth_mm / 2.0)) ** 2)
         near = 10.0 ** (-2.0 / 20.0) * p.haze * env
         fog = 10.0 ** (FOG_DB / 20.0) * (0.5 + p.haze) * np.exp(-rr / 150.0)
@@ -264,7 +269,18 @@ class EchoModel:
         env = np.abs(z) * self.tgc
         db = 20.0 * np.log10(env / self.ref + 1e-6) + p.gain_db
         level = np.clip((db + p.dynamic_range_db * MYO_LEVEL) / p.dynamic_range_db, 0.0, 1.0)
-        return np.clip(pr.scan_convert(p.display_gain * level**p.gray_gamma), 0.0, 1.0)
+        img = pr.scan_convert(p.display_gain * level**p.gray_gamma)
+        if p.smoothing_mm > 0:  # the scanner's speckle-reduction filter, inside the sector only
+            sigma = p.smoothing_mm / pr.spacing
+            img = ndimage.gaussian_filter(img, sigma, truncate=2.5) / np.maximum(self._mask_blur(sigma), 1e-6)
+            img[~pr.sector_mask] = 0.0
+        return np.clip(img, 0.0, 1.0).astype(np.float32)
+
+    def _mask_blur(self, sigma: float) -> np.ndarray:
+        if getattr(self, "_blur", (None,))[0] != sigma:
+            mask = self.probe.sector_mask.astype(np.float32)
+            self._blur = (sigma, ndimage.gaussian_filter(mask, sigma, truncate=2.5))
+        return self._blur[1]
 
 
 def draw_ui(frames: np.ndarray, probe: Probe, p: PhantomParams, times: np.ndarray, cycle) -> np.ndarray:
@@ -320,7 +336,10 @@ def draw_ui(frames: np.ndarray, probe: Probe, p: PhantomParams, times: np.ndarra
     return out
 
 
-FOG_DB = -24.0
+FOG_DB = -30.0  # diffuse reverberation fog everywhere, relative to myocardium
+EXTRA_DB = -44.0  # tissue around the heart (lung, fat), relative to myocardium
+CHEST_DB = -8.0  # chest wall layers above the apex
+POSTERIOR_DB = 3.0  # bright structures behind the atria (AV groove, descending aorta, posterior pericardium)
 EDGE_LOSS = 0.75  # amplitude lost at the sector edges (element directivity, lung)  # diffuse reverberation fog everywhere, relative to myocardium
 MYO_LEVEL = 0.6  # position of the median myocardial echo in the dynamic range (before the gray map)
 LEAFLET_DB = 10.0  # leaflet echo relative to myocardium

@@ -90,16 +90,17 @@ class CardiacCycle:
 
 
 def _segment(x: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """(N, 1) index of the knot segment of ``k`` (N, K) that holds ``x`` (N,), clipped to the ends."""
-    return np.clip(np.sum(x[:, None] >= k, axis=1) - 1, 0, k.shape[1] - 2)[:, None]
+    """Flat index into ``k`` (N, K) of the first knot of the segment holding ``x`` (N,), clipped to the ends."""
+    n, K = k.shape
+    return np.clip(np.sum(x[:, None] >= k, axis=1) - 1, 0, K - 2) + np.arange(n) * K
 
 
 def _pl_displace(x: np.ndarray, kx: np.ndarray, kd: np.ndarray) -> np.ndarray:
     """Piecewise-linear displacement at ``x`` (N,) given per-point knots ``kx``/``kd`` (N, K); zero
     outside the knot range (the first and last displacements are zero)."""
     i = _segment(x, kx)
-    x0, x1 = np.take_along_axis(kx, i, 1)[:, 0], np.take_along_axis(kx, i + 1, 1)[:, 0]
-    d0, d1 = np.take_along_axis(kd, i, 1)[:, 0], np.take_along_axis(kd, i + 1, 1)[:, 0]
+    fx, fd = kx.ravel(), kd.ravel()
+    x0, x1, d0, d1 = fx[i], fx[i + 1], fd[i], fd[i + 1]
     t = np.clip((x - x0) / (x1 - x0), 0.0, 1.0)
     return d0 + t * (d1 - d0)
 
@@ -108,8 +109,8 @@ def _pl_inverse(y: np.ndarray, kx: np.ndarray, kd: np.ndarray) -> np.ndarray:
     """Solve ``x + d(x) = y`` for the map of :func:`_pl_displace` (monotone knots required)."""
     ky = kx + kd
     i = _segment(y, ky)
-    y0, y1 = np.take_along_axis(ky, i, 1)[:, 0], np.take_along_axis(ky, i + 1, 1)[:, 0]
-    x0, x1 = np.take_along_axis(kx, i, 1)[:, 0], np.take_along_axis(kx, i + 1, 1)[:, 0]
+    fy, fx = ky.ravel(), kx.ravel()
+    y0, y1, x0, x1 = fy[i], fy[i + 1], fx[i], fx[i + 1]
     t = (y - y0) / (y1 - y0)
     inside = (t >= 0.0) & (t <= 1.0)
     return np.where(inside, x0 + t * (x1 - x0), y)
@@ -154,7 +155,7 @@ class Deformation:
         es = cycle.state(cycle.t_es)
         self.es_state = (float(es["c"]), float(es["e"]))
         self.scale = 1.0 if scale is None else float(scale)
-        self._tv = self._tu = None
+        self._tu = None
         if scale is None:
             self.scale = self._calibrate(p.target_ef)
         self._build_tables()
@@ -168,8 +169,9 @@ class Deformation:
         x = (U / self.a.L - centre) / 0.18
         return 1.0 - p.hypokinesis_severity * np.exp(-0.5 * x * x)
 
-    def _m1_knots(self, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Knots (N, 6) in U and longitudinal displacement per unit contraction at material ``V``."""
+    def _m1_parts(self, V: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """M1 at material ``V``: atrioventricular plane row, atrial roof row (both material U), and the
+        displacements per unit contraction of the apical endocardium and of the AV plane."""
         a, p, k = self.a, self.p, self.scale
         tvs, tvl = a.tricuspid_hinges()[:, 1]
         L_av = np.interp(V, [tvs - 2.0, -a.ws_a - 2.0], [a.l_tv, a.L])
@@ -183,10 +185,41 @@ class Deformation:
         left = float(tvl) - a.t_rv - 6.0
         right = a.wl_max + a.t_lat + 6.0
         W = 1.0 - smoothstep(np.maximum(left - V, V - right) / 25.0)
-        z = np.zeros_like(V)
-        kx = np.stack([z - a.t_ap - 20.0, z - a.t_ap, z, L_av, bottom, bottom + 15.0], -1)
-        kd = np.stack([z, z, dap * W * np.ones_like(V), -d * W, z, z], -1)
+        return L_av, bottom, dap * W, -d * W
+
+    def _m1_knots(self, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Knots (N, 6) in U and longitudinal displacement per unit contraction at material ``V``:
+        still above the apex, apical thickening at the endocardial apex, the AV plane moving towards the
+        apex, the atria stretching back to their fixed roof."""
+        L_av, bottom, A, B = self._m1_parts(V)
+        z = np.zeros_like(L_av)
+        kx = np.stack([z - self.a.t_ap - 20.0, z - self.a.t_ap, z, L_av, bottom, bottom + 15.0], -1)
+        kd = np.stack([z, z, A, B, z, z], -1)
         return kx, kd
+
+    def _m1_forward(self, U: np.ndarray, V: np.ndarray, c: float) -> np.ndarray:
+        """u = M1(U; V): the piecewise-linear profile of :meth:`_m1_knots`, evaluated segment by segment."""
+        L_av, bottom, A, B = self._m1_parts(V)
+        A, B = c * A, c * B
+        j1 = -self.a.t_ap
+        d = np.select(
+            [(U > j1) & (U < 0.0), (U >= 0.0) & (U < L_av), (U >= L_av) & (U < bottom)],
+            [A * (U - j1) / -j1, A + (B - A) * U / L_av, B * (bottom - U) / (bottom - L_av)],
+            0.0,
+        )
+        return U + d
+
+    def _m1_inverse(self, u: np.ndarray, V: np.ndarray, c: float) -> np.ndarray:
+        """U = M1^-1(u; V)."""
+        L_av, bottom, A, B = self._m1_parts(V)
+        A, B = c * A, c * B
+        j1 = -self.a.t_ap
+        y2, y3 = A, L_av + B
+        return np.select(
+            [(u > j1) & (u < y2), (u >= y2) & (u < y3), (u >= y3) & (u < bottom)],
+            [j1 + (u - j1) * -j1 / (y2 - j1), (u - y2) * L_av / (y3 - y2), L_av + (u - y3) * (bottom - L_av) / (bottom - y3)],
+            u,
+        )
 
     def _m2_knots(self, Uh: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Knots (N, 8) in V and transverse displacements per unit contraction and per unit atrial
@@ -236,16 +269,15 @@ class Deformation:
         return _monotone(kx.T), kd_c.T, kd_e.T
 
     def _build_tables(self) -> None:
-        """Tabulate the knots on fine 1-D grids (M1 over V, M2 over U) for fast per-point lookup."""
+        """Tabulate the M2 knots on a fine grid of rows for fast per-point lookup; find the box."""
         a = self.a
         v0, v1 = -160.0, 130.0
         u0, u1 = -a.t_ap - 60.0, a.L + max(a.p.la_length_mm, a.p.ra_length_mm) + 60.0
         Vg, Ug = np.arange(v0, v1, TABLE_STEP_MM), np.arange(u0, u1, TABLE_STEP_MM)
-        self._tv = (v0, TABLE_STEP_MM, *self._m1_knots(Vg))
         self._tu = (u0, TABLE_STEP_MM, *self._m2_knots(Ug))
         self._kd_cache: tuple[float, float, np.ndarray] | None = None
         # box (material = current coordinates) outside which the map is the identity
-        kx1, kd1 = self._tv[2:]
+        kx1, kd1 = self._m1_knots(Vg)
         kx2, kd_c, kd_e = self._tu[2:]
         rows = np.flatnonzero((np.abs(kd_c) + np.abs(kd_e)).max(axis=1) > 0)
         cols = np.flatnonzero(np.abs(kd1).max(axis=1) > 0)
@@ -255,11 +287,6 @@ class Deformation:
             min(kx2[rows, 0].min(), Vg[cols].min()) - 1.0,
             max(kx2[rows, -1].max(), Vg[cols].max()) + 1.0,
         )
-
-    def _knots1(self, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self._tv is None:
-            return self._m1_knots(V)
-        return _lookup(self._tv, V)
 
     def _knots2(self, Uh: np.ndarray, c: float, e: float) -> tuple[np.ndarray, np.ndarray]:
         if self._tu is None:
@@ -302,16 +329,14 @@ class Deformation:
         return out_a, out_b
 
     def _forward(self, U: np.ndarray, V: np.ndarray, c: float, e: float) -> tuple[np.ndarray, np.ndarray]:
-        kx, kd = self._knots1(V)
-        u = U + _pl_displace(U, kx, c * kd)
+        u = self._m1_forward(U, V, c)
         kx, kd = self._knots2(self._u_hat(u, c), c, e)
         return u, V + _pl_displace(V, kx, kd)
 
     def _inverse(self, u: np.ndarray, v: np.ndarray, c: float, e: float) -> tuple[np.ndarray, np.ndarray]:
         kx, kd = self._knots2(self._u_hat(u, c), c, e)
         V = _pl_inverse(v, kx, kd)
-        kx, kd = self._knots1(V)
-        return _pl_inverse(u, kx, c * kd), V
+        return self._m1_inverse(u, V, c), V
 
     def min_stretch(self, c: float, e: float) -> float:
         """Smallest segment stretch factor of M1 and M2 over the heart (> 0 means invertible)."""

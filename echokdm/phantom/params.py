@@ -16,6 +16,8 @@ import numpy as np
 
 from echokdm.errors import InputError
 
+#: bumped whenever the same parameters would give a different loop (recorded in every sidecar)
+PHANTOM_VERSION = "1.0"
 #: smallest accepted image side in pixels (the anatomy check below may ask for more).
 MIN_SIZE = 64
 #: a wall must be at least this many pixels thick, else the size is too small for the anatomy.
@@ -87,11 +89,12 @@ class PhantomParams:
     attenuation_db_cm_mhz: float = 0.5
     tgc_error_db: float = 0.0
     dynamic_range_db: float = 55.0
-    gray_gamma: float = 2.1
-    display_gain: float = 0.6
+    gray_gamma: float = 2.4
+    smoothing_mm: float = 0.6
+    display_gain: float = 0.5
     gain_db: float = 0.0
     noise_db: float = -70.0
-    blood_db: float = -19.0
+    blood_db: float = -22.0
     haze: float = 0.5
     dropout: float = 0.3
     ui: bool = False
@@ -162,6 +165,7 @@ def _validate(p: PhantomParams) -> None:
     need(20 <= p.dynamic_range_db <= 90, f"dynamic range {p.dynamic_range_db:g} dB is outside 20-90")
     need(0.5 <= p.gray_gamma <= 4, f"gray_gamma {p.gray_gamma:g} is outside 0.5-4")
     need(0.1 <= p.display_gain <= 1, f"display_gain {p.display_gain:g} is outside 0.1-1")
+    need(0 <= p.smoothing_mm <= 5, f"smoothing_mm {p.smoothing_mm:g} is outside 0-5")
     walls = min(p.apex_wall_mm, p.lateral_wall_mm, p.septum_mm, p.rv_wall_mm + 1.0)
     need(
         walls / p.spacing_mm >= MIN_WALL_PX,
@@ -278,11 +282,12 @@ def sample_params(
     put("attenuation_db_cm_mhz", round(float(0.4 + 0.3 * u[25]), 3))
     put("tgc_error_db", round(float(4 * g[10]), 2))
     put("dynamic_range_db", round(float(50 + 12 * u[26]), 1))
-    put("gray_gamma", round(float(1.8 + 0.6 * u[36]), 3))
-    put("display_gain", round(float(0.45 + 0.3 * u[37]), 3))
+    put("gray_gamma", round(float(2.1 + 0.6 * u[36]), 3))
+    put("display_gain", round(float(0.38 + 0.24 * u[37]), 3))
+    put("smoothing_mm", round(float(0.3 + 0.6 * u[39]), 3))
     put("gain_db", round(float(2 * g[11]), 2))
     put("noise_db", round(float(-76 + 12 * u[27]), 1))
-    put("blood_db", round(float(-24 + 10 * u[28]), 1))
+    put("blood_db", round(float(-27 + 10 * u[28]), 1))
     put("haze", round(float(0.15 + 0.85 * u[29]), 3))
     put("dropout", round(float(u[30] ** 1.5), 3))
     put("ui", bool(u[31] < 0.5))

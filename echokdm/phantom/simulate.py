@@ -12,7 +12,7 @@ from echokdm.errors import InputError
 from echokdm.phantom.anatomy import LABEL_OF, Anatomy
 from echokdm.phantom.imaging import EchoModel, Probe, draw_ui
 from echokdm.phantom.motion import CardiacCycle, Deformation, Valves
-from echokdm.phantom.params import PhantomParams
+from echokdm.phantom.params import PHANTOM_VERSION, PhantomParams
 
 
 @dataclass
@@ -184,6 +184,7 @@ def simulate(params: PhantomParams) -> PhantomLoop:
         frames = draw_ui(frames, probe, p, times, cycle)
     info = p.to_dict()
     info.update(
+        phantom_version=PHANTOM_VERSION,
         spacing_mm=[s, s],
         ed=ed,
         es=es,

@@ -6,7 +6,7 @@ histogram inside the sector and frame-to-frame change; prints a table and writes
 Default real loop: pydicom's SonoSite cine ``examples_ybr_color.dcm`` (an A4C view; its calibration
 belongs to the 640x480 matrix it was downscaled from, so the true spacing is ~1.02 mm/pixel, which
 ``echokdm.io.read_cine`` reports). The phantom loops are simulated with an acquisition close to the real
-one (depth 190 mm, 80 deg sector, 33.3 ms frames, ~1.02 mm pixels) and the same measurements are made
+one (depth 192 mm, 84 deg sector, 33.3 ms frames, ~1.02 mm pixels) and the same measurements are made
 on both, in the same way:
 
 * speckle: full width at half maximum (mm) of the autocorrelation of the high-passed image along rows
@@ -37,6 +37,8 @@ from echokdm.phantom import sample_params, simulate
 SONOSITE_CAVITY = [(166, 90, 192, 120)]
 SONOSITE_MYO = [(148, 92, 157, 124), (203, 96, 211, 124)]
 TOLERANCE = 0.30
+# the phantom's acquisition, close to the SonoSite loop's (its fan: ~84 deg, ~192 mm deep, 1.02 mm pixels)
+DEPTH_MM, SECTOR_DEG, SIZE = 192.0, 84.0, (190, 254)
 
 
 def speckle_fwhm(frames: np.ndarray, sector: np.ndarray, spacing: float, apex_col: float) -> tuple[float, float]:
@@ -154,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cavity-roi", help="x0,y0,x1,y1[;...] LV cavity boxes on the real loop")
     ap.add_argument("--myo-roi", help="x0,y0,x1,y1[;...] myocardium boxes on the real loop")
     ap.add_argument("--picture", default="docs/phantom_vs_real.png", help="side-by-side PNG ('' to skip)")
+    ap.add_argument("--verbose", action="store_true", help="print every phantom loop's figures")
     args = ap.parse_args(argv)
     if args.real is None:
         from pydicom.data import get_testdata_file
@@ -183,10 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     seed = 0
     while len(runs) < args.seeds and seed < 10 * args.seeds + 10:
         try:
-            p = sample_params(
-                seed, size=240, depth_mm=190.0, sector_deg=80.0, frame_time_ms=float(meta.get("frame_time_ms") or 33.3),
-                n_beats=1, ui=False,
-            )
+            p = sample_params(seed, size=SIZE, depth_mm=DEPTH_MM, sector_deg=SECTOR_DEG, n_beats=1, ui=False,
+                              frame_time_ms=float(meta.get("frame_time_ms") or 33.3))
             loop = simulate(p)
         except EchoKDMError:
             seed += 1
@@ -195,11 +196,15 @@ def main(argv: list[str] | None = None) -> int:
         g = np.round(loop.frames * 255).astype(np.uint8)
         c, m = phantom_rois(loop.labels)
         runs.append(measure(g, loop.sector_mask, loop.spacing_mm[0], (loop.frames.shape[2] - 1) / 2, c, m))
+        if args.verbose:
+            print(f"  seed {p.seed}: " + ", ".join(f"{k} {v:.2f}" for k, v in runs[-1].items() if not k.startswith("_"))
+                  + f" | haze {p.haze:.2f} gamma {p.gray_gamma:.2f} gain {p.display_gain:.2f}")
         example = example if example is not None else (g, loop)
     keys = [k for k in ref if not k.startswith("_")]
     ph = {k: float(np.mean([r[k] for r in runs])) for k in keys}
     inter = float(np.mean([np.minimum(r["_hist"], ref["_hist"]).sum() for r in runs]))
-    print(f"phantom: {len(runs)} loops, 240x240 at ~{example[1].spacing_mm[0]:.2f} mm, depth 190 mm, 80 deg\n")
+    print(f"phantom: {len(runs)} loops, {SIZE[0]}x{SIZE[1]} at {example[1].spacing_mm[0]:.3f} mm, depth {DEPTH_MM:g} mm, "
+          f"{SECTOR_DEG:g} deg sector\n")
     print(f"{'measure':<22}{'real':>10}{'phantom':>10}{'ratio':>8}  within +-30%")
     bad = []
     for k in keys:
