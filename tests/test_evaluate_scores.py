@@ -12,7 +12,7 @@ from echokdm.evaluate.scores import (
     ssim_in_sector,
     warp_residual,
 )
-from evaluate_synthetic import ed_labels, sector, synthetic_case
+from evaluate_synthetic import ed_labels, synthetic_case
 
 
 @pytest.fixture(scope="module")

@@ -190,43 +190,36 @@ def _resized(load: Callable[[], Case], size: int) -> Case:
     return resize_case(load(), size)
 
 
-def _spacing(meta: dict) -> tuple[float, float] | None:
-    sp = meta.get("spacing_mm")
-    return (float(sp[0]), float(sp[1])) if sp and None not in sp else None
+def _loop_case(case_id: str, img, labels: dict[int, np.ndarray], ed: int, es: int, spacing: bool = True, **kw) -> Case:
+    """A case from a loaded loop (a ``load_cine`` MetaTensor (1, T, H, W) with its spacing and sector mask)."""
+    sp = img.meta.get("spacing_mm") if spacing else None
+    return Case(
+        case_id=case_id,
+        frames=img[0].numpy(),
+        labels={t: np.asarray(lab, dtype=np.uint8) for t, lab in labels.items()},
+        ed=int(ed),
+        es=int(es),
+        spacing_mm=(float(sp[0]), float(sp[1])) if sp and None not in sp else None,
+        sector_mask=np.asarray(kw.pop("sector_mask", img.meta["sector_mask"]), dtype=bool),
+        **kw,
+    )
 
 
 def _camus_case(item: dict) -> Case:
     from echokdm.phantom.layouts import load_camus_item
 
     d = load_camus_item(item)
-    img = d["image"]
-    return Case(
-        case_id=item["patient"],
-        frames=img[0].numpy(),
-        labels={t: lab for t, lab in enumerate(np.asarray(d["label"], dtype=np.uint8))},
-        ed=int(item["ed"]),
-        es=int(item["es"]),
-        spacing_mm=_spacing(img.meta),
-        sector_mask=np.asarray(img.meta["sector_mask"], dtype=bool),
-        info={"source": "camus", "ef_reported": item["ef"], "quality": item["quality"]},
-    )
+    info = {"source": "camus", "ef_reported": item["ef"], "quality": item["quality"]}
+    return _loop_case(item["patient"], d["image"], dict(enumerate(d["label"])), item["ed"], item["es"], info=info)
 
 
 def _echonet_case(item: dict) -> Case:
     from echokdm.phantom.layouts import load_echonet_item
 
     d = load_echonet_item(item)
-    img = d["image"]
-    return Case(
-        case_id=item["filename"],
-        frames=img[0].numpy(),
-        labels={int(item["ed"]): d["label_ed"], int(item["es"]): d["label_es"]},
-        ed=int(item["ed"]),
-        es=int(item["es"]),
-        spacing_mm=None,
-        sector_mask=np.asarray(img.meta["sector_mask"], dtype=bool),
-        info={"source": "echonet", "ef_reported": item["ef"]},
-    )
+    labels = {int(item["ed"]): d["label_ed"], int(item["es"]): d["label_es"]}
+    info = {"source": "echonet", "ef_reported": item["ef"]}
+    return _loop_case(item["filename"], d["image"], labels, item["ed"], item["es"], spacing=False, info=info)
 
 
 def _dicom_case(root: Path, name: str) -> Case:
@@ -237,19 +230,11 @@ def _dicom_case(root: Path, name: str) -> Case:
     side = json.loads((root / f"{name}.json").read_text())
     img = load_cine(root / side["files"]["dicom"], blank_outside_sector=False)
     labels = read_segmentation(root / side["files"]["label"])
-    ddf, sector = None, np.asarray(img.meta["sector_mask"], dtype=bool)
+    ddf, sector = None, img.meta["sector_mask"]
     if "ddf" in side["files"]:
         with np.load(root / side["files"]["ddf"]) as z:
             ddf, sector = z["ddf_from_ed"].astype(np.float32), z["sector_mask"].astype(bool)
     ed = int(side["ed"][0])
-    return Case(
-        case_id=name,
-        frames=img[0].numpy(),
-        labels={t: lab for t, lab in enumerate(np.asarray(labels, dtype=np.uint8))},
-        ed=ed,
-        es=int(next(e for e in side["es"] if e > ed)),
-        spacing_mm=_spacing(img.meta),
-        sector_mask=sector,
-        ddf_from_ed=ddf,
-        info={"source": "phantom-dicom", "ef_phantom": round(float(side["ef"]), 2)},
-    )
+    es = next(e for e in side["es"] if e > ed)
+    info = {"source": "phantom-dicom", "ef_phantom": round(float(side["ef"]), 2)}
+    return _loop_case(name, img, dict(enumerate(labels)), ed, es, sector_mask=sector, ddf_from_ed=ddf, info=info)

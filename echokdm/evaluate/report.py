@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from echokdm.errors import EchoKDMError, InputError, OutputError
@@ -16,7 +17,7 @@ from echokdm.evaluate.predictors import PREDICTORS, get_predictor
 from echokdm.evaluate.runner import SCORES_CSV, evaluate_cases, predict_and_segment, score_prediction, segmenter_inputs
 from echokdm.evaluate.segmenter import Segmenter, load_segmenter
 from echokdm.evaluate.summary import best_baseline, scored, summary_markdown
-from echokdm.evaluate.tasks import TASKS, KeypointPrior, load_prior, make_sample
+from echokdm.evaluate.tasks import TASKS, KeypointPrior, Sample, load_prior, make_sample
 from echokdm.outputs import OutputDir
 
 RUN_JSON = "run.json"
@@ -87,8 +88,9 @@ def run_evaluation(
 
     The report folder gets ``scores.csv`` (one row per case and predictor), ``summary.md`` (mean and bootstrap
     95% CI per metric and predictor, paired differences against the best baseline), ``boxplots.png``,
-    ``bland_altman.png``, ``strip.png`` and ``run.json`` (the settings). Re-running into the same folder with
-    the same settings skips the cases already scored. The same seed gives the same numbers.
+    ``bland_altman.png``, ``strip.png`` (best, median and worst case) and ``run.json`` (the settings).
+    Re-running into the same folder with the same settings skips the cases already scored. The same seed
+    gives the same numbers.
 
     Args:
         data: ``phantom-test[:N]`` (the frozen phantom test split, N cases, default 50), a folder (CAMUS,
@@ -159,14 +161,16 @@ def run_evaluation(
     }
     spacing_known = bool(rows["spacing_known"].all()) if "spacing_known" in rows else True
     summary = out.write_text("summary.md", summary_markdown(table, shown, header, spacing_known, seed=seed))
-    figures = [out.file("boxplots.png"), out.file("bland_altman.png"), out.file("strip.png")]
+    figures = [out.file("boxplots.png"), out.file("bland_altman.png")]
     with out.atomic("boxplots.png") as tmp:
         box_plots(table, shown, tmp)
     with out.atomic("bland_altman.png") as tmp:
         bland_altman(table, shown, tmp)
     examples = _examples(cases, _strip_cases(table, shown), shown, task, seg, n_keypoints, seed, prior)
-    with out.atomic("strip.png") as tmp:
-        case_strip(examples, tmp)
+    if examples:
+        with out.atomic("strip.png") as tmp:
+            case_strip(examples, tmp)
+        figures.append(out.file("strip.png"))
     return EvaluationResult(table=table, summary=summary, figures=figures, resumed=resumed)
 
 
@@ -181,11 +185,22 @@ def _resolve_segmenter(segmenter: str | Segmenter) -> tuple[Segmenter, str]:
     return load_segmenter(segmenter), segmenter
 
 
-def _examples(cases: Sequence[CaseRef], picks, predictors, task, seg, n_keypoints, seed, prior) -> list:
-    """Re-run the predictors on the picked cases (cheaper than storing every prediction)."""
+def _examples(
+    cases: Sequence[CaseRef],
+    picks: list[tuple[str, str]],
+    predictors: Sequence[str],
+    task: str,
+    seg: Segmenter,
+    n_keypoints: int,
+    seed: int,
+    prior: KeypointPrior | None,
+) -> list[tuple[str, Sample, dict[str, tuple[np.ndarray, np.ndarray, dict[str, float]]]]]:
+    """Predictions of the picked cases for the strip, computed again (cheaper than storing every prediction)."""
     by_id = {c.case_id: c for c in cases}
     out = []
     for title, case_id in picks:
+        if case_id not in by_id:
+            continue
         sample = make_sample(by_id[case_id].load(), task, n_keypoints=n_keypoints, prior=prior, seed=seed)
         source_seg = seg(sample.source[None], **segmenter_inputs(sample))[0]
         preds = {}
