@@ -1,11 +1,17 @@
 """Image formation: moving scatterers -> beam-domain echo -> envelope -> log compression -> fan image.
 
-The tissue is a cloud of point scatterers fixed in material coordinates, so the speckle moves (and
-decorrelates under strain) with the tissue instead of being redrawn. Each frame, the scatterers' current
-positions are splatted as complex baseband echoes ``a exp(i 2 k r)`` onto a polar (range, beam) grid,
-convolved with a Gaussian axial/lateral point-spread function, attenuated with depth, hazed by
-stationary near-field clutter, shadowed where the lateral wall drops out, corrupted by receiver noise,
-envelope-detected, time-gain compensated, log compressed and scan converted to the Cartesian sector.
+The tissue is a cloud of point scatterers fixed in material coordinates, so the speckle moves with the
+tissue instead of being redrawn (blood scatterers get a fresh random phase every frame: flowing blood
+noise). Each frame, the scatterers' current positions are splatted as complex baseband echoes
+``a exp(i phase)`` onto a polar (range, beam) grid and convolved with the point-spread function (Gaussian
+main lobe, wider near the probe, plus a low lateral side-lobe skirt that leaks wall echo into the
+cavities). The echo is attenuated with depth, shadowed at the sector edges and where the lateral wall
+drops out, hazed by stationary near-field clutter and reverberation fog, corrupted by receiver noise,
+envelope-detected, time-gain compensated, log compressed, mapped through a grey curve, scan converted to
+the Cartesian sector and lightly smoothed (the scanner's speckle reduction).
+
+The echogenicity levels and the grey map were tuned against a real SonoSite A4C loop
+(``pipelines/bench/phantom_realism.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +30,13 @@ SOUND_SPEED_MM_US = 1.54
 SIDELOBE_DB = -17.0  # side-lobe level relative to the main lobe
 SIDELOBE_WIDTH = 6.0  # side-lobe skirt width relative to the main lobe
 NEAR_FIELD_MM = 4.0  # narrowest lateral beam width (FWHM) in the near field
+FOG_DB = -30.0  # diffuse reverberation fog everywhere, relative to myocardium
+EXTRA_DB = -44.0  # tissue around the heart (lung, fat), relative to myocardium
+CHEST_DB = -8.0  # chest wall layers above the apex
+POSTERIOR_DB = 3.0  # bright structures behind the atria (AV groove, descending aorta, posterior pericardium)
+EDGE_LOSS = 0.75  # amplitude lost at the sector edges (element directivity, lung)
+MYO_LEVEL = 0.6  # position of the median myocardial echo in the dynamic range (before the gray map)
+LEAFLET_DB = 10.0  # leaflet echo relative to myocardium
 SCATTERERS_PER_CELL = 10.0  # per axial x lateral resolution cell: fully developed speckle
 
 
@@ -57,7 +70,7 @@ class Probe:
         level = np.minimum(np.round(np.log(sig / 1.5) / np.log(1.25)), 12).astype(int)
         edges = np.flatnonzero(np.diff(level)) + 1
         starts, stops = np.r_[0, edges], np.r_[edges, self.nr]
-        self.lateral_bands = [(slice(a, b), 1.5 * 1.25 ** level[a]) for a, b in zip(starts, stops)]
+        self.lateral_bands = [(slice(a, b), 1.5 * 1.25 ** level[a]) for a, b in zip(starts, stops, strict=True)]
         x, y = self.pixel_mm()
         r, t = np.hypot(x, y), np.arctan2(x, y)
         self.sector_mask = (r <= self.depth) & (np.abs(t) <= self.half) & (y >= 0)
@@ -159,6 +172,9 @@ class EchoModel:
         self.noise_amp = 0.0
         self.ref = 1.0
         self.leaflet_amp = 10.0 ** (LEAFLET_DB / 20.0)
+        sector = pr.sector_mask.astype(np.float32)
+        smooth = ndimage.gaussian_filter(sector, p.smoothing_mm / pr.spacing, truncate=2.5) if p.smoothing_mm > 0 else sector
+        self._sector_weight = np.maximum(smooth, 1e-6)
 
     def calibrate(self, echo: np.ndarray, myo: np.ndarray) -> None:
         """Fix the display reference (median myocardial echo) and the receiver noise from the ED echo.
@@ -178,8 +194,8 @@ class EchoModel:
         base = np.array([EXTRA_DB, p.blood_db, 0.0, p.blood_db, p.blood_db, p.blood_db, -2.0, 6.0, -12.0])
         db = base[cls].copy()
         # textures in reference image mm on a 1 mm grid: myocardial (fine) and surrounding tissue (coarse)
-        gx0, gy0 = -pr_extent(self.probe), 0.0
-        shape = (int(self.probe.depth + 12), int(2 * pr_extent(self.probe) + 2))
+        gx0, gy0 = -_texture_half_width(self.probe), 0.0
+        shape = (int(self.probe.depth + 12), int(2 * _texture_half_width(self.probe) + 2))
         fine = _smooth_noise(rng, shape, 1.5)
         coarse = _smooth_noise(rng, shape, (3.0, 6.0))
         coords = np.stack([y - gy0, x - gx0])
@@ -270,17 +286,10 @@ class EchoModel:
         db = 20.0 * np.log10(env / self.ref + 1e-6) + p.gain_db
         level = np.clip((db + p.dynamic_range_db * MYO_LEVEL) / p.dynamic_range_db, 0.0, 1.0)
         img = pr.scan_convert(p.display_gain * level**p.gray_gamma)
-        if p.smoothing_mm > 0:  # the scanner's speckle-reduction filter, inside the sector only
-            sigma = p.smoothing_mm / pr.spacing
-            img = ndimage.gaussian_filter(img, sigma, truncate=2.5) / np.maximum(self._mask_blur(sigma), 1e-6)
+        if p.smoothing_mm > 0:  # the scanner's speckle-reduction filter, normalised inside the sector
+            img = ndimage.gaussian_filter(img, p.smoothing_mm / pr.spacing, truncate=2.5) / self._sector_weight
             img[~pr.sector_mask] = 0.0
         return np.clip(img, 0.0, 1.0).astype(np.float32)
-
-    def _mask_blur(self, sigma: float) -> np.ndarray:
-        if getattr(self, "_blur", (None,))[0] != sigma:
-            mask = self.probe.sector_mask.astype(np.float32)
-            self._blur = (sigma, ndimage.gaussian_filter(mask, sigma, truncate=2.5))
-        return self._blur[1]
 
 
 def draw_ui(frames: np.ndarray, probe: Probe, p: PhantomParams, times: np.ndarray, cycle) -> np.ndarray:
@@ -336,15 +345,6 @@ def draw_ui(frames: np.ndarray, probe: Probe, p: PhantomParams, times: np.ndarra
     return out
 
 
-FOG_DB = -30.0  # diffuse reverberation fog everywhere, relative to myocardium
-EXTRA_DB = -44.0  # tissue around the heart (lung, fat), relative to myocardium
-CHEST_DB = -8.0  # chest wall layers above the apex
-POSTERIOR_DB = 3.0  # bright structures behind the atria (AV groove, descending aorta, posterior pericardium)
-EDGE_LOSS = 0.75  # amplitude lost at the sector edges (element directivity, lung)  # diffuse reverberation fog everywhere, relative to myocardium
-MYO_LEVEL = 0.6  # position of the median myocardial echo in the dynamic range (before the gray map)
-LEAFLET_DB = 10.0  # leaflet echo relative to myocardium
-
-
-def pr_extent(probe: Probe) -> float:
+def _texture_half_width(probe: Probe) -> float:
     """Half width (mm) of the texture grid around the sector."""
     return probe.depth * math.sin(probe.half) + 15.0

@@ -373,7 +373,8 @@ def echonet_datalist(root: str | os.PathLike, split: str | None = None) -> list[
             raise InputError(f"{video}: listed in FileList.csv but missing")
         if key not in traces:
             raise InputError(f"{root / 'VolumeTracings.csv'}: no tracings for {key}")
-        per_frame = {int(f): g[["X1", "Y1", "X2", "Y2"]].to_numpy(np.float64) for f, g in traces[key].groupby("Frame", sort=False)}
+        groups = traces[key].groupby("Frame", sort=False)
+        per_frame = {int(f): g[["X1", "Y1", "X2", "Y2"]].to_numpy(np.float64) for f, g in groups}
         if len(per_frame) < 2:
             raise InputError(f"{root / 'VolumeTracings.csv'}: {key} has {len(per_frame)} traced frame(s); expected 2")
         by_area = sorted(per_frame, key=lambda f: _trace_area(per_frame[f]))
@@ -506,7 +507,8 @@ def generate(
     params = [sample_params(s, size=size, frames=frames, ef_range=ef_range, **overrides) for s in seeds]
     out = OutputDir(out_dir, overwrite=overwrite)
     rows = []
-    for k, p in enumerate(progress(params, desc=f"phantom {layout}", disable=progress_bar if progress_bar is None else not progress_bar)):
+    disable = None if progress_bar is None else not progress_bar
+    for k, p in enumerate(progress(params, desc=f"phantom {layout}", disable=disable)):
         loop = simulate(p)
         if layout == "dicom":
             rows.append(write_dicom_loop(out, f"phantom_{p.seed:07d}", loop, split, ddf=ddf))
