@@ -71,8 +71,8 @@ def case_strip(
 ) -> None:
     """Rows of example cases: source | target | each prediction (last target frame of a sequence).
 
-    The true target LV contour is drawn in green on the target and on every prediction, the contour of the
-    prediction's segmentation in orange.
+    The true target LV contour is drawn in green on the target and on every prediction, the target keypoints
+    in cyan on the target, and the contour of the prediction's segmentation in orange.
 
     Args:
         examples: (row title, sample, predictor -> (prediction (N, H, W), its labels (N, H, W), scores)).
@@ -87,14 +87,16 @@ def case_strip(
         if sample.targets is not None:
             n = len(sample.targets)
             panels.append(("target" if n == 1 else f"target (last of {n})", sample.targets[-1], None, None))
-        else:
-            panels.append((f"target EF {sample.target_ef:.0f}%", np.zeros_like(sample.source), None, None))
+        else:  # target-ef: no true image; show where the requested keypoints lie on the source
+            panels.append((f"target keypoints, EF {sample.target_ef:.0f}%", sample.source, None, None))
         for name in names:
             if name not in preds:
                 panels.append((f"{name}\nnot applicable", np.zeros_like(sample.source), None, None))
                 continue
             pred, labels, s = preds[name]
             score = ", ".join(f"{k} {s[k]:.2f}" for k in ("ssim", "dice") if np.isfinite(s.get(k, np.nan)))
+            if np.isfinite(s.get("ef_pred", np.nan)):
+                score += f"{', ' if score else ''}EF {s['ef_pred']:.0f}%"
             panels.append((f"{name}\n{score}" if score else name, pred[-1], None, labels[-1] == 1))
         for c, (label, img, own, seg) in enumerate(panels):
             ax = axes[r, c]
@@ -105,6 +107,8 @@ def case_strip(
                 ax.contour(truth, levels=[0.5], colors="tab:green", linewidths=0.8)
             if seg is not None and seg.any():
                 ax.contour(seg, levels=[0.5], colors="tab:orange", linewidths=0.8)
+            if c == 1:
+                ax.plot(*sample.target_keypoints[-1].T, ".", color="tab:cyan", ms=2.5)
             ax.set_title(label, fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])

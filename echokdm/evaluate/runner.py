@@ -161,7 +161,7 @@ def evaluate_cases(
                 row = {"case_id": case.case_id, "predictor": name, "kind": models[name].kind, "task": task,
                        "spacing_known": case.spacing_mm is not None, **case.info}
                 if not models[name].applicable(sample):
-                    rows.append({**row, "skipped": True, "error": f"{name} needs {', '.join(sorted(models[name].requires))}"})
+                    rows.append({**row, "skipped": True, "error": f"{name} needs {', '.join(sorted(models[name].requires))}, which this task and data do not provide"})
                     continue
                 pred, labels, seconds = predict_and_segment(sample, models[name], segmenter, seed)
                 scores = score_prediction(sample, pred, labels, source_seg, n_keypoints)

@@ -24,6 +24,8 @@ from echokdm.evaluate.cases import Case
 
 TASKS = ("es", "ed", "sequence", "target-ef")
 
+#: shipped weights name of the keypoint motion prior
+SHIPPED_PRIOR = "kdm_prior"
 #: range of target EFs (percent) drawn for the target-ef task
 TARGET_EF_RANGE = (20.0, 70.0)
 
@@ -81,27 +83,25 @@ class _MotionPriorAdapter:
 
 
 def load_prior(path: str | os.PathLike | None = None) -> KeypointPrior:
-    """The keypoint motion prior: the file at ``path`` (written by ``KeypointMotionPrior.save``), else the
-    shipped one.
+    """The keypoint motion prior: the file at ``path`` (written by ``KeypointMotionPrior.save``, e.g. by
+    ``pipelines/fit_prior.py``), else the shipped ``kdm_prior``.
 
     Raises:
-        InputError: ``path`` does not exist.
+        InputError: ``path`` does not exist, or is not a prior.
         UnsupportedError: no path and no prior shipped with this echokdm.
     """
-    from echokdm.weights import WEIGHTS_DIR, manifest
+    from echokdm.models.prior import KeypointMotionPrior
+    from echokdm.weights import manifest
 
     if path is None:
-        shipped = [e["file"] for e in manifest().values() if e.get("task") == "prior"]
-        if not shipped:
+        if SHIPPED_PRIOR not in manifest():
             raise UnsupportedError(
                 "task 'target-ef' needs the keypoint motion prior, and this echokdm ships none yet; "
-                "pass --prior FILE (a trained prior) or use --task es, ed or sequence"
+                "pass --prior FILE (e.g. from pipelines/fit_prior.py) or use --task es, ed or sequence"
             )
-        path = WEIGHTS_DIR / shipped[0]
+        return _MotionPriorAdapter(KeypointMotionPrior.load(SHIPPED_PRIOR))
     if not Path(path).is_file():
         raise InputError(f"keypoint motion prior {path} does not exist")
-    from echokdm.models.prior import KeypointMotionPrior
-
     return _MotionPriorAdapter(KeypointMotionPrior.load(path))
 
 
