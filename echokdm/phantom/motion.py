@@ -155,7 +155,7 @@ class Deformation:
         es = cycle.state(cycle.t_es)
         self.es_state = (float(es["c"]), float(es["e"]))
         self.scale = 1.0 if scale is None else float(scale)
-        self._tu = None
+        self._tu = self._tv = None
         if scale is None:
             self.scale = self._calibrate(p.target_ef)
         self._build_tables()
@@ -171,7 +171,11 @@ class Deformation:
 
     def _m1_parts(self, V: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """M1 at material ``V``: atrioventricular plane row, atrial roof row (both material U), and the
-        displacements per unit contraction of the apical endocardium and of the AV plane."""
+        displacements per unit contraction of the apical endocardium and of the AV plane (tabulated
+        once the contractility is known)."""
+        if self._tv is not None:
+            x0, step, table = self._tv
+            return tuple(table[:, np.clip(np.rint((V - x0) / step).astype(np.intp), 0, table.shape[1] - 1)])
         a, p, k = self.a, self.p, self.scale
         tvs, tvl = a.tricuspid_hinges()[:, 1]
         L_av = np.interp(V, [tvs - 2.0, -a.ws_a - 2.0], [a.l_tv, a.L])
@@ -269,12 +273,13 @@ class Deformation:
         return _monotone(kx.T), kd_c.T, kd_e.T
 
     def _build_tables(self) -> None:
-        """Tabulate the M2 knots on a fine grid of rows for fast per-point lookup; find the box."""
+        """Tabulate M1 (over V) and the M2 knots (over rows U) for fast per-point lookup; find the box."""
         a = self.a
         v0, v1 = -160.0, 130.0
         u0, u1 = -a.t_ap - 60.0, a.L + max(a.p.la_length_mm, a.p.ra_length_mm) + 60.0
         Vg, Ug = np.arange(v0, v1, TABLE_STEP_MM), np.arange(u0, u1, TABLE_STEP_MM)
         self._tu = (u0, TABLE_STEP_MM, *self._m2_knots(Ug))
+        self._tv = (v0, TABLE_STEP_MM, np.stack(self._m1_parts(Vg)))
         self._kd_cache: tuple[float, float, np.ndarray] | None = None
         # box (material = current coordinates) outside which the map is the identity
         kx1, kd1 = self._m1_knots(Vg)
@@ -308,20 +313,26 @@ class Deformation:
         kx, kd = self._m1_knots(np.zeros(1))
         return np.interp(u, (kx + c * kd)[0], kx[0])
 
-    def forward(self, U: np.ndarray, V: np.ndarray, c: float, e: float) -> tuple[np.ndarray, np.ndarray]:
-        """Material (U, V) -> current (u, v) at contraction ``c`` and atrial filling ``e`` (mm)."""
-        return self._apply(self._forward, U, V, c, e)
+    def forward(
+        self, U: np.ndarray, V: np.ndarray, c: float, e: float, inside: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Material (U, V) -> current (u, v) at contraction ``c`` and atrial filling ``e`` (mm).
 
-    def inverse(self, u: np.ndarray, v: np.ndarray, c: float, e: float) -> tuple[np.ndarray, np.ndarray]:
+        ``inside=True`` promises that every point lies in :attr:`box` (skips the test)."""
+        return self._apply(self._forward, U, V, c, e, inside)
+
+    def inverse(
+        self, u: np.ndarray, v: np.ndarray, c: float, e: float, inside: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Current (u, v) -> material (U, V); exact inverse of :meth:`forward`."""
-        return self._apply(self._inverse, u, v, c, e)
+        return self._apply(self._inverse, u, v, c, e, inside)
 
-    def _apply(self, body, a: np.ndarray, b: np.ndarray, c: float, e: float) -> tuple[np.ndarray, np.ndarray]:
+    def _apply(self, body, a: np.ndarray, b: np.ndarray, c: float, e: float, inside: bool) -> tuple[np.ndarray, np.ndarray]:
         """Run ``body`` on the points inside the box (once it is known); the identity elsewhere."""
         a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
         if c == 0.0 and e == 0.0:
             return a.copy(), b.copy()
-        if self._tu is None:
+        if self._tu is None or inside:
             return body(a, b, c, e)
         m = self.in_box(a, b)
         out_a, out_b = a.copy(), b.copy()

@@ -128,51 +128,53 @@ def simulate(params: PhantomParams) -> PhantomLoop:
     times = frame_times(p)
     st = cycle.state(times)
     x_pix, y_pix = probe.pixel_mm()
-    u_pix, v_pix = (a.ravel() for a in anat.to_heart(x_pix, y_pix))
+    u_all, v_all = (a.ravel() for a in anat.to_heart(x_pix, y_pix))
     hinges = np.concatenate([anat.mitral_hinges(), anat.tricuspid_hinges()])
+    # only pixels and scatterers inside the deformation's box ever move
+    pm = np.flatnonzero(deform.in_box(u_all, v_all))
+    u_pix, v_pix = u_all[pm], v_all[pm]
+    cls_ref = anat.tissue_class(u_all, v_all)
     moving = deform.in_box(model.U, model.V)
-    pix_moving = deform.in_box(u_pix, v_pix)
-    cls_ref = anat.tissue_class(u_pix, v_pix)
-    static_xy = anat.to_image(model.U[~moving], model.V[~moving])
+    mU, mV, m_r = model.U[moving], model.V[moving], model.r[moving]
+    sx, sy = anat.to_image(model.U[~moving], model.V[~moving])
+    s_ph = model.phase(model.r[~moving], model.r[~moving])
+    amp = np.concatenate([model.amp[moving], model.amp[~moving]])
+    blood = np.flatnonzero(np.concatenate([model.blood[moving], model.blood[~moving]]))
 
     frames = np.zeros((T, H, W), np.float32)
     labels = np.zeros((T, H, W), np.uint8)
-    ddf_from_ed = np.zeros((T, 2, H, W), np.float32)
-    ddf_to_next = np.zeros((T, 2, H, W), np.float32)
+    ddf_from_ed = np.zeros((T, 2, H * W), np.float32)
+    ddf_to_next = np.zeros((T, 2, H * W), np.float32)
     annulus_mid = np.zeros((T, 2))
     prev = None
     for t in range(T):
         c, e = float(st["c"][t]), float(st["e"][t])
-        # exact ground truth: pull material coordinates of every pixel
-        U, V = deform.inverse(u_pix, v_pix, c, e)
+        # exact ground truth: pull the material coordinates of every moving pixel
+        U, V = deform.inverse(u_pix, v_pix, c, e, inside=True)
         cls = cls_ref.copy()
-        cls[pix_moving] = anat.tissue_class(U[pix_moving], V[pix_moving])
-        cls = cls.reshape(H, W)
-        labels[t] = np.where(probe.sector_mask, LABEL_OF[cls], 0)
-        ddf_from_ed[t] = _heart_to_pixel_ddf(anat, U - u_pix, V - v_pix, probe.spacing, (H, W))
+        cls[pm] = anat.tissue_class(U, V)
+        labels[t] = np.where(probe.sector_mask, LABEL_OF[cls.reshape(H, W)], 0)
+        ddf_from_ed[t][:, pm] = _heart_to_pixel_ddf(anat, U - u_pix, V - v_pix, probe.spacing)
         if prev is not None:
-            u_prev, v_prev = deform.forward(U, V, *prev)
-            ddf_to_next[t - 1] = _heart_to_pixel_ddf(anat, u_prev - u_pix, v_prev - v_pix, probe.spacing, (H, W))
+            u_prev, v_prev = deform.forward(U, V, *prev, inside=True)
+            ddf_to_next[t - 1][:, pm] = _heart_to_pixel_ddf(anat, u_prev - u_pix, v_prev - v_pix, probe.spacing)
         prev = (c, e)
         hu, hv = deform.forward(hinges[:, 0], hinges[:, 1], c, e)
         annulus_mid[t] = probe.mm_to_px(*anat.to_image(hu[:2].mean(), hv[:2].mean()))
         # image: move the scatterers, add the leaflets, form the echo
-        u, v = deform.forward(model.U[moving], model.V[moving], c, e)
-        xm, ym = anat.to_image(u, v)
+        xm, ym = anat.to_image(*deform.forward(mU, mV, c, e, inside=True))
         lu, lv, la = valves.points(np.stack([hu, hv], 1), float(st["o_mv"][t]), float(st["o_tv"][t]))
         xl, yl = anat.to_image(lu, lv)
-        xs_all = np.concatenate([xm, static_xy[0], xl])
-        ys_all = np.concatenate([ym, static_xy[1], yl])
-        amp = np.concatenate([model.amp[moving], model.amp[~moving], la * model.leaflet_amp])
-        r_leaf = np.hypot(xl, yl)
-        ph = np.concatenate([model.phase(np.hypot(xm, ym), model.r[moving]), model.phase(model.r[~moving], model.r[~moving]),
-                             model.two_k * r_leaf])
-        blood = np.concatenate([model.blood[moving], model.blood[~moving], np.zeros(la.size, bool)])
-        ph[blood] += frame_rngs[t].uniform(0, 2 * np.pi, int(blood.sum()))  # flowing blood: fresh speckle
-        echo = model.beamform(xs_all, ys_all, amp, ph)
+        ph = np.concatenate([model.phase(np.hypot(xm, ym), m_r), s_ph, model.two_k * np.hypot(xl, yl)])
+        ph[blood] += frame_rngs[t].uniform(0, 2 * np.pi, blood.size)  # flowing blood: fresh speckle
+        echo = model.beamform(
+            np.concatenate([xm, sx, xl]), np.concatenate([ym, sy, yl]), np.concatenate([amp, la * model.leaflet_amp]), ph
+        )
         if t == 0:
             model.calibrate(echo, labels[t] == 2)
         frames[t] = model.to_image(echo, frame_rngs[t])
+    ddf_from_ed = ddf_from_ed.reshape(T, 2, H, W)
+    ddf_to_next = ddf_to_next.reshape(T, 2, H, W)
 
     area = (labels == 1).sum(axis=(1, 2))
     ed, es = _phases(times, cycle, area, p)
@@ -217,12 +219,10 @@ def simulate(params: PhantomParams) -> PhantomLoop:
     )
 
 
-def _heart_to_pixel_ddf(anat: Anatomy, dU: np.ndarray, dV: np.ndarray, spacing: float, shape: tuple[int, int]) -> np.ndarray:
-    """Displacements in the heart frame (mm) -> (2, H, W) (dy, dx) pixels (zero where dU = dV = 0)."""
+def _heart_to_pixel_ddf(anat: Anatomy, dU: np.ndarray, dV: np.ndarray, spacing: float) -> np.ndarray:
+    """Displacements (N,) in the heart frame (mm) -> (2, N) (dy, dx) in pixels."""
     sa, ca = math.sin(anat.alpha), math.cos(anat.alpha)
-    dy = (dU * ca - dV * sa) / spacing
-    dx = (dU * sa + dV * ca) / spacing
-    return np.stack([dy.reshape(shape), dx.reshape(shape)]).astype(np.float32)
+    return np.stack([(dU * ca - dV * sa) / spacing, (dU * sa + dV * ca) / spacing]).astype(np.float32)
 
 
 def _phases(times: np.ndarray, cycle: CardiacCycle, area: np.ndarray, p: PhantomParams) -> tuple[list[int], list[int]]:
