@@ -24,6 +24,9 @@ PREDICTORS: dict[str, str] = {
     "copy": "echokdm.evaluate.predictors:CopyPredictor",
     "tps": "echokdm.evaluate.predictors:TPSPredictor",
     "oracle": "echokdm.evaluate.predictors:OraclePredictor",
+    "kdm": "echokdm.evaluate.kdm:KDMModel",
+    "k2f-warp": "echokdm.evaluate.kdm:K2FWarpModel",
+    "k2i": "echokdm.evaluate.kdm:K2IModel",
 }
 
 
