@@ -99,6 +99,7 @@ class Anatomy:
         self.alpha = math.radians(p.tilt_deg)
         self.x_a = float(p.apex_x_mm)
         self.y_a = float(p.apex_depth_mm) + self.t_ap * math.cos(self.alpha)
+        self._table: np.ndarray | None = None  # class intervals per row, built on first use
 
     # ---- frames -------------------------------------------------------------------------------------
     def to_image(self, U: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -181,6 +182,7 @@ class Anatomy:
         return out
 
     def _build_table(self) -> None:
+        """Tabulate :meth:`class_intervals` every ROW_STEP_MM over all rows the heart occupies."""
         u0 = -self.t_ap - PERI_GAP_MM - PERI_MM - 2.0
         u1 = max(self.la.uc + self.la.a, self.ra.uc + self.ra.a) + ATRIAL_WALL_MM + PERI_GAP_MM + PERI_MM + 2.0
         self._u0 = u0
@@ -193,7 +195,7 @@ class Anatomy:
         table, so reference and deformed label maps agree exactly)."""
         U = np.asarray(U, dtype=np.float64)
         V = np.asarray(V, dtype=np.float64)
-        if not hasattr(self, "_table"):
+        if self._table is None:
             self._build_table()
         f = np.rint((U.ravel() - self._u0) / ROW_STEP_MM)
         n = self._table.shape[0]
@@ -204,11 +206,6 @@ class Anatomy:
         last = inside.shape[1] - 1 - np.argmax(inside[:, ::-1], axis=1)
         cls = np.where(inside.any(axis=1), PAINT_ORDER[last], EXTRA).astype(np.uint8)
         return cls.reshape(U.shape)
-
-    def labels(self, U: np.ndarray, V: np.ndarray) -> np.ndarray:
-        """Label values (0 background, 1 LV cavity, 2 LV myocardium, 3 LA, 4 RV, 5 RA, 6 other heart
-        tissue) at material points."""
-        return LABEL_OF[self.tissue_class(U, V)]
 
     # ---- landmarks -----------------------------------------------------------------------------------
     def mitral_hinges(self) -> np.ndarray:

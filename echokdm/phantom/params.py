@@ -294,7 +294,7 @@ def sample_params(
     put("sex", "F" if u[32] < 0.5 else "M")
     put("age", int(25 + 60 * u[33] ** (1 - 0.5 * sick)))
 
-    # timing: frames per beat ~ 30-60 unless the total frame count is given
+    # timing: 30-60 frames per beat unless the total frame count (or the frame time) is given
     cycle = 60000.0 / v["heart_rate_bpm"]
     pre = 0.02 + 0.1 * u[34]  # start in late diastole, this many cycles before ED
     if frames is not None:
@@ -305,7 +305,7 @@ def sample_params(
         n = int(overrides["n_frames"])
         ft = overrides.get("frame_time_ms", (beats + pre) * cycle / n)
     else:
-        ft = overrides.get("frame_time_ms", 1000.0 / (30 + 30 * u[35]) * 70.0 / v["heart_rate_bpm"])
+        ft = overrides.get("frame_time_ms", cycle / (30.0 + 30.0 * u[35]))
         n = int(math.ceil((beats + pre) * cycle / ft))
     put("frame_time_ms", round(float(ft), 4))
     put("n_frames", n)
