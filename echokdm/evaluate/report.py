@@ -13,7 +13,7 @@ import pandas as pd
 from echokdm.errors import EchoKDMError, InputError, OutputError
 from echokdm.evaluate.cases import CaseRef, resolve_cases
 from echokdm.evaluate.plots import bland_altman, box_plots, case_strip
-from echokdm.evaluate.predictors import PREDICTORS, get_predictor
+from echokdm.evaluate.predictors import PREDICTORS, Predictor, get_predictor
 from echokdm.evaluate.runner import SCORES_CSV, evaluate_cases, predict_and_segment, score_prediction, segmenter_inputs
 from echokdm.evaluate.segmenter import Segmenter, load_segmenter
 from echokdm.evaluate.summary import best_baseline, scored, summary_markdown
@@ -124,8 +124,7 @@ def run_evaluation(
     predictors = list(dict.fromkeys(predictors))
     if not predictors:
         raise InputError("no predictor given; expected some of " + ", ".join(sorted(PREDICTORS)))
-    for name in predictors:
-        get_predictor(name)
+    models = {name: get_predictor(name) for name in predictors}  # once: model predictors load weights
     prior_name = str(prior) if isinstance(prior, (str, Path)) else None
     if task == "target-ef" and (prior is None or prior_name is not None):
         prior = load_prior(prior_name)
@@ -143,7 +142,7 @@ def run_evaluation(
     resumed = 0 if before is None else sum(
         set(predictors) <= set(before.loc[before["case_id"] == c.case_id, "predictor"]) for c in cases
     )
-    table = evaluate_cases(cases, predictors, task, out, seg, n_keypoints=n_keypoints, seed=seed, prior=prior)
+    table = evaluate_cases(cases, models, task, out, seg, n_keypoints=n_keypoints, seed=seed, prior=prior)
     rows = scored(table)
     if rows.empty:
         first = table.dropna(subset=["error"]).iloc[0] if "error" in table and table["error"].notna().any() else None
@@ -166,7 +165,7 @@ def run_evaluation(
         box_plots(table, shown, tmp)
     with out.atomic("bland_altman.png") as tmp:
         bland_altman(table, shown, tmp)
-    examples = _examples(cases, _strip_cases(table, shown), shown, task, seg, n_keypoints, seed, prior)
+    examples = _examples(cases, _strip_cases(table, shown), {p: models[p] for p in shown}, task, seg, n_keypoints, seed, prior)
     if examples:
         with out.atomic("strip.png") as tmp:
             case_strip(examples, tmp)
@@ -188,7 +187,7 @@ def _resolve_segmenter(segmenter: str | Segmenter) -> tuple[Segmenter, str]:
 def _examples(
     cases: Sequence[CaseRef],
     picks: list[tuple[str, str]],
-    predictors: Sequence[str],
+    models: dict[str, Predictor],
     task: str,
     seg: Segmenter,
     n_keypoints: int,
@@ -204,8 +203,7 @@ def _examples(
         sample = make_sample(by_id[case_id].load(), task, n_keypoints=n_keypoints, prior=prior, seed=seed)
         source_seg = seg(sample.source[None], **segmenter_inputs(sample))[0]
         preds = {}
-        for name in predictors:
-            model = get_predictor(name)
+        for name, model in models.items():
             if model.applicable(sample):
                 pred, labels, _ = predict_and_segment(sample, model, seg, seed)
                 preds[name] = (pred, labels, score_prediction(sample, pred, labels, source_seg, n_keypoints))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -113,7 +113,7 @@ def _scores(sample: Sample, pred: np.ndarray, pred_labels: np.ndarray, source_se
 
 def evaluate_cases(
     cases: Sequence[CaseRef],
-    predictors: Sequence[str],
+    predictors: Sequence[str] | Mapping[str, Predictor],
     task: str,
     out: OutputDir,
     segmenter: Segmenter,
@@ -130,7 +130,7 @@ def evaluate_cases(
 
     Args:
         cases: the cases, loaded lazily.
-        predictors: registered predictor names.
+        predictors: registered predictor names, or name -> ready predictor.
         task: one of :data:`echokdm.evaluate.tasks.TASKS`.
         out: the report folder.
         segmenter: labels predicted frames.
@@ -141,12 +141,12 @@ def evaluate_cases(
     Returns:
         All rows of ``scores.csv``: one per case and predictor.
     """
-    models = {name: get_predictor(name) for name in predictors}
+    models = dict(predictors) if isinstance(predictors, Mapping) else {name: get_predictor(name) for name in predictors}
     path = out.file(SCORES_CSV)
     table = pd.read_csv(path, dtype={"case_id": str}) if path.exists() else pd.DataFrame()
     done = set(zip(table["case_id"], table["predictor"])) if len(table) else set()
     for ref in progress(cases, desc=f"evaluate {task}"):
-        todo = [p for p in predictors if (ref.case_id, p) not in done]
+        todo = [p for p in models if (ref.case_id, p) not in done]
         if not todo:
             continue
         try:
