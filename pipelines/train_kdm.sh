@@ -6,18 +6,16 @@
 set -euo pipefail
 ship() { python -c "from echokdm import weights; print(weights.export('$1', '$2', '$3'))"; }
 
-# 1. OF-net (unsupervised) -> its flows are the targets of the flow autoencoder, K2F and F2I
-# (the shipped OF-net stopped after 2 of its 4 scheduled epochs, to fit the CPU budget)
-echokdm train ofnet --config pipelines/configs/ofnet.yaml --out runs/ofnet --overwrite --stop-after-epoch 2
+# 1. OF-net (unsupervised); its flows are the targets of the flow autoencoder, K2F and F2I
+echokdm train ofnet --config pipelines/configs/ofnet.yaml --out runs/ofnet --overwrite
 # 2. flow autoencoder on OF-net flows
 echokdm train flowae --config pipelines/configs/flowae.yaml --out runs/flowae --overwrite
-# 3. K2F on OF-net flows (the paper), and the variant on exact phantom flows for comparison
+# 3. K2F on OF-net flows (as the paper)
 echokdm train k2f --config pipelines/configs/k2f.yaml --out runs/k2f --overwrite
-echokdm train k2f --config pipelines/configs/k2f_truth.yaml --out runs/k2f_truth --overwrite
 # 4. F2I on OF-net flows; the k2i ablation
 echokdm train f2i --config pipelines/configs/f2i.yaml --out runs/f2i --overwrite
 echokdm train k2i --config pipelines/configs/k2i.yaml --out runs/k2i --overwrite
-# 5. keypoint motion prior (closed-form fit on the training loops' keypoint trajectories)
+# 5. keypoint motion prior (closed-form fit on the training loops' ED->ES keypoint trajectories)
 python pipelines/fit_prior.py --config pipelines/configs/k2f.yaml --out runs/prior.safetensors
 
 # 6. ship fp16 copies, sha256 in the manifest and the model card
@@ -26,4 +24,7 @@ ship runs/flowae/best.safetensors kdm_flow_vae "KDM flow autoencoder (2x112x112 
 ship runs/k2f/best.safetensors kdm_k2f "KDM K2F latent denoiser (keypoints -> flow latent)"
 ship runs/f2i/best.safetensors kdm_f2i "KDM F2I denoiser (flow -> frame residual over the warped source)"
 ship runs/k2i/best.safetensors kdm_k2i "k2i ablation denoiser (keypoints -> frame, no flow)"
-ship runs/prior.safetensors kdm_prior "Keypoint motion prior (PCA/ridge of ED->ES keypoint motion, 40 keypoints)"
+ship runs/prior.safetensors kdm_prior "Keypoint motion prior (ridge/PCA of ED->ES motion of 40 keypoints)"
+
+# 7. comparison only (not shipped): K2F trained on the exact phantom flows instead of OF-net's
+echokdm train k2f --config pipelines/configs/k2f_truth.yaml --out runs/k2f_truth --overwrite
