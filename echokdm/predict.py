@@ -356,20 +356,22 @@ class KDMPredictor:
                 phases = detect_phases((labels == 1).sum(axis=(1, 2)), meta.get("frame_time_ms"))
             except InputError as e:
                 raise InputError(f"{name}: no detectable heart beat: {e}") from None
-            if not phases.beats:
+            beats = phases.beats or [(e, min(phases.es, key=lambda s: abs(s - e))) for e in phases.ed if phases.es]
+            if not beats:
                 raise InputError(
-                    f"{name}: no detectable heart beat: the LV area curve shows no ED followed by an ES "
-                    f"(ED frames {phases.ed}, ES frames {phases.es}); predict needs a loop with a beat"
+                    f"{name}: no detectable heart beat: the LV area curve shows ED frames {phases.ed} and ES frames "
+                    f"{phases.es}; predict needs a loop with both"
                 )
-            return self._choose(frames, meta, sector, labels, phases, opts, target_track)
+            return self._choose(frames, meta, sector, labels, phases, beats, opts, target_track)
 
-    def _choose(self, frames, meta, sector, labels, phases, opts: PredictOptions, track) -> _Study:
+    def _choose(self, frames, meta, sector, labels, phases, beats, opts: PredictOptions, track) -> _Study:
+        """Source and target frames and keypoints; ``beats`` are (ED, ES) pairs (ES after ED when the loop shows it)."""
         src = opts.source_frame
         if src is None:
-            beat = phases.beats[0]
+            beat = beats[0]
             src = beat[1] if opts.phase == "ed" else beat[0]
         else:
-            beat = min(phases.beats, key=lambda b: (0 if b[0] <= src <= b[1] else 1, abs(b[0] - src)))
+            beat = min(beats, key=lambda b: (0 if min(b) <= src <= max(b) else 1, abs(b[0] - src)))
         target = None
         if opts.mode == "phase":
             if opts.source_frame is None:

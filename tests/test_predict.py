@@ -175,3 +175,13 @@ def test_beat_and_segmentation_errors(predictor, phantom_study, tmp_path):
         predictor.predict(phantom_study.dicom, PredictOptions(seg=str(short), steps=1))
     with pytest.raises(InputError, match="beyond the loop"):
         predictor.predict(phantom_study.dicom, opts(phantom_study, source_frame=99))
+
+
+def test_missing_weights_are_clear(tiny_weights, tmp_path):
+    from echokdm.errors import UnsupportedError
+
+    with pytest.raises(UnsupportedError, match=r"ships no weights named .*\bnope\b"):
+        KDMPredictor.from_weights(PredictWeights(k2f="nope"))
+    (tmp_path / "w").mkdir()
+    with pytest.raises(InputError, match="lacks seg_a4c.safetensors"):
+        PredictWeights.from_dir(tmp_path / "w")

@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Speed of ``echokdm predict``: stage breakdown of an ES prediction, sequence vs independent predictions.
+
+1. ES prediction (ED -> ES, built-in segmenter, default steps) on the bundled SonoSite sample and on a
+   phantom DICOM (256x256): median seconds per stage over ``--repeats`` runs after one warm-up, writing
+   every output file. Model loading is timed once, apart (a batch pays it once).
+2. A 16-frame sequence (one K2F run, F2I for 16 alphas) against 16 single-frame predictions (each one
+   K2F + F2I run: what 16 separate ``echokdm predict`` calls compute) on the phantom, models loaded once:
+   ratios of the whole prediction, of what follows loading and segmenting the loop, and of K2F + F2I alone.
+3. The reference compute floor of this machine (``/work/shared/bench/unet_floor.py``, same resolution,
+   steps and threads) run in the same job, and each time as a ratio to it.
+
+The whole command (``echokdm predict ...`` in a fresh process, imports included) is timed too.
+
+    python pipelines/bench/predict_speed.py [--weights DIR] [--steps 10] [--threads 2] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+FLOOR = Path("/work/shared/bench/unet_floor.py")
+STAGES = ("load", "segment", "keypoints", "prepare", "k2f", "f2i", "transfer", "segment_prediction", "measure", "write", "total")
+
+
+def phantom_dicom(folder: Path, seed: int = 11) -> Path:
+    from echokdm.io import write_cine_dicom
+    from echokdm.phantom import sample_params, simulate
+
+    lp = simulate(sample_params(seed, size=256))
+    path = folder / "phantom.dcm"
+    write_cine_dicom(path, (lp.frames * 255).round().astype(np.uint8), frame_time_ms=lp.frame_time_ms, spacing_mm=lp.spacing_mm)
+    return path
+
+
+def median_timings(predictor, cine: Path, options, repeats: int, folder: Path) -> dict[str, float]:
+    from echokdm.predict import predict_study
+
+    predict_study(cine, folder / "warmup", options, predictor, overwrite=True)
+    runs = [predict_study(cine, folder / "run", options, predictor, overwrite=True).timings for _ in range(repeats)]
+    return {s: statistics.median(r.get(s, 0.0) for r in runs) for s in STAGES}
+
+
+def floor_seconds(steps: int, threads: int, device: str) -> tuple[float, str]:
+    cmd = [sys.executable, str(FLOOR), "--res", "112", "--steps", str(steps), "--threads", str(threads), "--device", device]
+    line = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+    return float(line.rsplit("seconds=", 1)[1]), line
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--weights", default=None, help="weights folder (default: the shipped weights)")
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--frames", type=int, default=16)
+    ap.add_argument("--device", default="cpu")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+
+    from echokdm.data import sample_path
+    from echokdm.predict import KDMPredictor, PredictOptions, PredictWeights, predict_study
+
+    weights = PredictWeights.from_dir(a.weights) if a.weights else PredictWeights()
+    t0 = time.perf_counter()
+    predictor = KDMPredictor.from_weights(weights, a.device)
+    load_models = time.perf_counter() - t0
+    print(f"device {a.device}, torch threads {a.threads}, steps {a.steps}; loading the models: {load_models:.2f} s")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        inputs = {"sonosite": sample_path("sonosite"), "phantom": phantom_dicom(folder)}
+        es = PredictOptions(phase="es", steps=a.steps)
+        table = {name: median_timings(predictor, path, es, a.repeats, folder / name) for name, path in inputs.items()}
+        print(f"\nES prediction, median of {a.repeats} runs (seconds)")
+        print(f"{'stage':<20}" + "".join(f"{n:>12}" for n in table))
+        for s in STAGES:
+            print(f"{s:<20}" + "".join(f"{table[n][s]:>12.3f}" for n in table))
+
+        # a sequence from one K2F run against the same number of single-frame predictions
+        n = a.frames
+        seq = predict_study(inputs["phantom"], folder / "seq", PredictOptions(phase="es", frames=n, steps=a.steps), predictor).timings
+        singles = [predict_study(inputs["phantom"], folder / "single", PredictOptions(phase="es", steps=a.steps), predictor,
+                                 overwrite=True).timings for _ in range(n)]
+        print(f"\n{n}-frame sequence vs {n} single-frame predictions (phantom; models loaded once)")
+        print("sequence stages: " + ", ".join(f"{k} {v:.2f}" for k, v in seq.items()))
+        for label, f in (("end to end (load ... write)", lambda t: t["total"]),
+                         ("after loading + segmenting the loop", lambda t: t["total"] - t["load"] - t["segment"]),
+                         ("K2F + F2I only", lambda t: t["k2f"] + t["f2i"])):
+            one, many = f(seq), sum(f(t) for t in singles)
+            print(f"{label:<34} sequence {one:7.2f} s   {n} singles {many:7.2f} s   ratio {many / one:5.2f}x (target >= 1.8x)")
+
+        # the whole command in a fresh process (imports, model loading, every file)
+        cmd = [sys.executable, "-m", "echokdm", "predict", "--dicom", str(inputs["sonosite"]), "--phase", "es",
+               "--steps", str(a.steps), "--device", a.device, "--out", str(folder / "cli")]
+        if a.weights:
+            cmd += ["--weights", a.weights]
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, env={"OMP_NUM_THREADS": str(a.threads), **_env()})
+        cli = time.perf_counter() - t0
+
+    floor, line = floor_seconds(a.steps, a.threads, a.device)
+    print(f"\n{line}")
+    for name in table:
+        t = table[name]
+        print(f"{name:<9} ES end to end {t['total']:6.2f} s = {t['total'] / floor:5.1f}x floor;  "
+              f"K2F + F2I {t['k2f'] + t['f2i']:6.2f} s = {(t['k2f'] + t['f2i']) / floor:5.2f}x floor")
+    print(f"whole `echokdm predict` command on the sonosite sample (fresh process): {cli:.2f} s = {cli / floor:.1f}x floor")
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+
+
+if __name__ == "__main__":
+    main()
