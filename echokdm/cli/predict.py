@@ -1,4 +1,7 @@
-"""``echokdm predict --dicom study.dcm [--phase es|ed | --target-ef X | --keypoints F] --out DIR``: KDM prediction + report."""
+"""``echokdm predict --dicom study.dcm [--phase es|ed | --target-ef X | --keypoints F] --out DIR``: KDM prediction + report.
+
+``--sample`` predicts on the bundled SonoSite cine instead of ``--dicom``.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ import click
 
 
 @click.command("predict")
-@click.option("--dicom", "cine", required=True, type=click.Path(), help="Cine loop (DICOM, or NIfTI/AVI/frames).")
+@click.option("--dicom", "cine", type=click.Path(), default=None, help="Cine loop (DICOM, or NIfTI/AVI/frames).")
+@click.option("--sample", is_flag=True, help="Use the bundled sample loop (a real SonoSite cine) instead of --dicom.")
 @click.option("--phase", type=click.Choice(["es", "ed"]), default=None,
               help="Target observed in the loop: es (source ED -> ES, the default) or ed (source ES -> ED).")
 @click.option("--target-ef", type=float, default=None, help="Predict ES at this EF (%, 5-90), keypoints from the motion prior.")
@@ -24,14 +28,19 @@ import click
               help="Folder of weights named like the shipped ones (seg_a4c, kdm_flow_vae, kdm_k2f, kdm_f2i, kdm_prior .safetensors).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing echokdm output folder.")
-def command(cine, phase, target_ef, keypoints, frames, seg, source_frame, steps, seed, device, weights_dir, out, overwrite) -> None:
+def command(cine, sample, phase, target_ef, keypoints, frames, seg, source_frame, steps, seed, device, weights_dir, out, overwrite) -> None:
     """Predict the target frame (or the sequence towards it) of a cine loop with KDM.
 
     Writes prediction.dcm, frames/*.png, sequence.gif, comparison.png, flow.png/.npy/.nii.gz,
     segmentation.nii.gz, keypoints.json and report.json/.csv to --out.
     """
+    from echokdm.data import sample_path
+    from echokdm.errors import InputError
     from echokdm.predict import PredictOptions, PredictWeights, predict_study
 
+    if sample == (cine is not None):
+        raise InputError("give either --dicom FILE or --sample")
+    cine = sample_path("sonosite") if sample else cine
     options = PredictOptions(phase=phase, target_ef=target_ef, keypoints=keypoints, frames=frames, seg=seg,
                              source_frame=source_frame, steps=steps, seed=seed)
     weights = PredictWeights.from_dir(weights_dir) if weights_dir else None
