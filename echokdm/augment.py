@@ -1,4 +1,4 @@
-"""Ultrasound-specific random transforms that MONAI lacks: speckle, acoustic shadows, near-field haze.
+"""Ultrasound-specific random transforms that MONAI lacks: speckle, shadows, haze, structure echogenicity.
 
 They act on a frame ``(1, H, W)`` in [0, 1] whose sector apex is at the top centre (the working grid of
 :class:`echokdm.models.seg.SectorFit`). Each exists as an array transform and a thin ``...d`` dictionary
@@ -21,6 +21,12 @@ def _polar(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     h, w = shape
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
     return np.arctan2(x - (w - 1) / 2, y + 1.0), y / max(h - 1, 1)
+
+
+def _smooth_positive(rng: np.random.RandomState, shape: tuple[int, int], sigma: float, spread: float = 0.7) -> np.ndarray:
+    """A smooth, strictly positive random field (log-normal: no dark zero-crossing lines), float32."""
+    n = gaussian_filter(rng.standard_normal(shape), sigma)
+    return np.exp(spread * n / (n.std() + 1e-8)).astype(np.float32)
 
 
 class RandSpeckle(RandomizableTransform):
@@ -98,10 +104,73 @@ class RandHaze(RandomizableTransform):
         if not self._do_transform:
             return img
         _, depth = _polar(tuple(img.shape[-2:]))
-        field = np.abs(gaussian_filter(self.R.standard_normal(depth.shape), self.R.uniform(2.0, 6.0)))
-        field /= field.max() + 1e-8
+        field = _smooth_positive(self.R, depth.shape, self.R.uniform(2.0, 6.0))
+        field /= field.max()
         haze = self.R.uniform(*self.level) * field * np.exp(-depth / self.R.uniform(*self.reach))
         return (img + torch.as_tensor(haze.astype(np.float32), device=img.device)).clamp(0.0, 1.0)
+
+
+class RandTissueContrast(RandomizableTransform):
+    """Randomise the echogenicity of each kind of structure, given the phantom's label map.
+
+    Real blood pools are rarely black (clutter, haze, harmonics) and the myocardium is not always brighter
+    than its surroundings. All four chambers (LV, LA, RV, RA: labels 1, 3, 4, 5) get the same smooth grey
+    clutter, so fill brightness cannot tell them apart; myocardium (2), other tissue (6) and background
+    (0) are scaled by independent gains. The gain/offset maps are blurred so no new edges appear.
+
+    Args:
+        prob: probability of applying.
+        fill: range of the mean clutter level added to the chambers.
+        gain: range of each tissue class's gain.
+    """
+
+    BLOOD = (1, 3, 4, 5)
+
+    def __init__(self, prob: float = 0.1, fill: tuple[float, float] = (0.0, 0.2), gain: tuple[float, float] = (0.6, 1.4)) -> None:
+        RandomizableTransform.__init__(self, prob)
+        self.fill, self.gain = fill, gain
+
+    def __call__(self, img: torch.Tensor, label: torch.Tensor, randomize: bool = True) -> torch.Tensor:
+        """Args: img (1, H, W) in [0, 1]; label (1, H, W) phantom labels 0-6. Returns: the new image."""
+        if randomize:
+            self.randomize(None)
+        if not self._do_transform:
+            return img
+        lab = np.asarray(label, dtype=np.int64)[0] if not torch.is_tensor(label) else label[0].long().cpu().numpy()
+        gains = np.ones(7, np.float32)
+        gains[[0, 2, 6]] = self.R.uniform(*self.gain, size=3)
+        gain = gaussian_filter(gains[np.clip(lab, 0, 6)], 1.0)
+        blood = gaussian_filter(np.isin(lab, self.BLOOD).astype(np.float32), 1.0)
+        clutter = _smooth_positive(self.R, lab.shape, self.R.uniform(1.5, 5.0), spread=0.4)
+        clutter *= self.R.uniform(*self.fill) / clutter.mean()
+        out = img * torch.as_tensor(gain, device=img.device) + torch.as_tensor((blood * clutter).astype(np.float32), device=img.device)
+        return out.clamp(0.0, 1.0)
+
+
+class RandTissueContrastd(RandomizableTransform, MapTransform):
+    """Dictionary version of :class:`RandTissueContrast`; ``label_key`` names the label map."""
+
+    def __init__(self, keys: KeysCollection, label_key: str = "label", prob: float = 0.1, allow_missing_keys: bool = False, **kwargs) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, prob)
+        self.label_key = label_key
+        self.transform = RandTissueContrast(prob=1.0, **kwargs)
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+        super().set_random_state(seed, state)
+        self.transform.set_random_state(seed, state)
+        return self
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        self.randomize(None)
+        if not self._do_transform:
+            return d
+        state = self.transform.R.get_state()
+        for key in self.key_iterator(d):
+            self.transform.R.set_state(state)
+            d[key] = self.transform(torch.as_tensor(d[key]), d[self.label_key])
+        return d
 
 
 class _RandDict(RandomizableTransform, MapTransform):

@@ -39,7 +39,8 @@ def segment_study(
         overwrite: replace an earlier echokdm output folder.
 
     Returns:
-        Summary: files, frames, ED/ES frames, EF (Simpson, area-length), area jitter, and
+        Summary: files, frames, ED/ES frames, EF (Simpson, area-length) of complete beats, ``ef_unpaired``
+        (EF from ED and ES of neighbouring beats) when the loop holds no complete beat, area jitter, and
         ``metrics_error`` when the loop could not be measured (the segmentation is still written).
 
     Raises:
@@ -91,8 +92,31 @@ def segment_study(
         report = metrics_report(lm, result.labels.shape[1:], inputs, meta.get("spacing_source") if spacing else None)
         write_metrics(out_dir, lm, report, frames, "cine")
         summary.update(ed_frames=report["ed_frames"], es_frames=report["es_frames"], **report["summary"])
+        summary["ef_unpaired"] = _unpaired_ef(lm) if not report["beats"] else None
     out_dir.write_json(FILES["segmentation_json"], summary)
     return summary
+
+
+def _unpaired_ef(lm: Any) -> dict[str, Any] | None:
+    """EF from the largest-area ED and the smallest-area ES when the loop holds no ED followed by an ES.
+
+    A loop of about one beat often starts after ED or ends before ES; the ES of one beat and the ED of
+    the next still give the stroke volume of a beat of similar size.
+    """
+    from echokdm.metrics import ejection_fraction
+
+    if not (lm.phases.ed and lm.phases.es):
+        return None
+    ed = max(lm.phases.ed, key=lambda t: lm.frames[t].area)
+    es = min(lm.phases.es, key=lambda t: lm.frames[t].area)
+    a, b = lm.frames[ed], lm.frames[es]
+    return {
+        "ed": int(ed),
+        "es": int(es),
+        "ef_simpson": ejection_fraction(a.volume_simpson, b.volume_simpson),
+        "ef_area_length": ejection_fraction(a.volume_area_length, b.volume_area_length),
+        "note": "no ED followed by ES inside the loop; ED and ES of neighbouring beats",
+    }
 
 
 def write_label_sequence(path: str | os.PathLike, labels: np.ndarray, spacing_mm: list[float] | None = None) -> None:

@@ -98,7 +98,8 @@ def test_resume_refuses_a_different_config_and_fresh_run_refuses_a_used_folder(t
         Trainer(Toy(_cfg(epochs=2, lr=0.5)), tmp_path / "r", resume=True).fit()
     with pytest.raises(InputError, match="not empty"):
         Trainer(Toy(_cfg(epochs=1)), tmp_path / "r").fit()
-    assert Trainer(Toy(_cfg(epochs=2)), tmp_path / "r", resume=True).fit().epochs_done == 2
+    # more epochs, or another way of using the machine, is fine
+    assert Trainer(Toy(_cfg(epochs=2, threads=1, num_workers=1)), tmp_path / "r", resume=True).fit().epochs_done == 2
 
 
 def test_batch_larger_than_data_is_a_clear_error(tmp_path):

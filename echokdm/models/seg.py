@@ -57,6 +57,9 @@ class SegAugmentConfig:
     translate_px: float = option(8.0, "maximum shift in working pixels")
     affine_prob: float = option(0.8, "probability of rotation/zoom/shift")
     flip_prob: float = option(0.5, "left-right flip (both A4C display conventions exist)")
+    tissue_contrast_prob: float = option(
+        0.7, "per-structure echogenicity: grey clutter in all four chambers, independent myocardium/tissue gain"
+    )
     gamma: tuple[float, float] = option((0.5, 2.0), "gamma range of the contrast change")
     gamma_prob: float = option(0.5, "probability of a gamma change")
     bias_field_prob: float = option(0.3, "smooth gain field (time-gain compensation, lateral gain)")
@@ -360,7 +363,7 @@ class LVSegmenter:
         Raises:
             InputError: a loop of the wrong shape or a sector mask that does not fit it.
         """
-        frames = torch.as_tensor(np.asarray(loop) if isinstance(loop, np.ndarray) else loop.as_tensor() if hasattr(loop, "as_tensor") else loop)
+        frames = loop.as_tensor() if hasattr(loop, "as_tensor") else torch.as_tensor(np.asarray(loop))
         if frames.ndim == 4 and frames.shape[0] == 1:
             frames = frames[0]
         if frames.ndim != 3:

@@ -32,18 +32,22 @@ from monai.transforms import (
 )
 from torch.utils.data import Dataset
 
-from echokdm.augment import RandHazed, RandShadowBandsd, RandSpeckled
+from echokdm.augment import RandHazed, RandShadowBandsd, RandSpeckled, RandTissueContrastd
 from echokdm.models.seg import SectorFit, SegAugmentConfig, SegRunConfig, equalize_frames
 from echokdm.errors import InputError
 from echokdm.progress import progress
+
+#: bump when the content of cached loops changes
+CACHE_VERSION = 2
 
 
 def work_loop(seed: int, size: int, overrides: dict[str, Any]) -> dict[str, np.ndarray]:
     """Simulate phantom loop ``seed`` and map it to the ``size`` working grid.
 
     Returns:
-        ``frames`` (T, S, S) uint8, ``labels`` (T, S, S) uint8 CAMUS (labels > 3 -> 0), ``mask`` (S, S) bool,
-        ``ef`` () float, ``ed`` and ``es`` frame indices.
+        ``frames`` (T, S, S) uint8, ``labels`` (T, S, S) uint8 phantom labels (0-6: CAMUS plus RV, RA and
+        other tissue, which the augmentation needs; training targets map labels > 3 to 0), ``mask`` (S, S)
+        bool, ``ef`` () float, ``ed`` and ``es`` frame indices.
     """
     from echokdm.phantom import sample_params, simulate
 
@@ -51,7 +55,6 @@ def work_loop(seed: int, size: int, overrides: dict[str, Any]) -> dict[str, np.n
     fit = SectorFit.from_mask(loop.sector_mask, size)
     frames = fit.to_work(torch.as_tensor(np.asarray(loop.frames, np.float32))[:, None])[:, 0]
     labels = fit.to_work(torch.as_tensor(np.asarray(loop.labels))[:, None], mode="nearest")[:, 0]
-    labels[labels > 3] = 0
     mask = fit.to_work(torch.as_tensor(np.asarray(loop.sector_mask), dtype=torch.float32)[None, None])[0, 0] > 0.5
     return {
         "frames": (frames.clamp(0, 1) * 255).round().to(torch.uint8).numpy(),
@@ -88,7 +91,7 @@ def _accepted_loops(
 ) -> Iterator[dict[str, np.ndarray]]:
     from echokdm.phantom import split_seeds
 
-    key = hashlib.sha256(json.dumps([size, overrides], sort_keys=True).encode()).hexdigest()[:12]
+    key = hashlib.sha256(json.dumps([CACHE_VERSION, size, overrides], sort_keys=True).encode()).hexdigest()[:12]
     done, start = 0, 0
     pool = ProcessPoolExecutor(workers) if workers > 1 else None
     try:
@@ -149,6 +152,7 @@ def augmentation(cfg: SegAugmentConfig) -> Compose:
                 padding_mode="zeros",
             ),
             RandFlipd(keys, prob=cfg.flip_prob, spatial_axis=1),
+            RandTissueContrastd("image", label_key="label", prob=cfg.tissue_contrast_prob),
             RandBiasFieldd("image", prob=cfg.bias_field_prob, coeff_range=(0.0, 0.3)),
             RandAdjustContrastd("image", prob=cfg.gamma_prob, gamma=cfg.gamma),
             RandHistogramShiftd("image", prob=cfg.hist_shift_prob, num_control_points=(4, 8)),
@@ -215,7 +219,9 @@ class PhantomFrames(Dataset):
             sample = self.augment(sample)
         mask = _plain(sample["mask"]) > 0.5
         image = equalize_frames(_plain(sample["image"]).float()[None], mask[None])[0]
-        return {"image": image, "label": _plain(sample["label"]).round().long()}
+        label = _plain(sample["label"]).round().long()
+        label[label > 3] = 0  # RV, RA and other tissue are background for the segmenter
+        return {"image": image, "label": label}
 
 
 def _plain(x: Any) -> torch.Tensor:

@@ -83,6 +83,11 @@ def init_distributed(device: str = "auto") -> DistContext:
 
 
 def shutdown_distributed() -> None:
-    """Leave the process group (no-op for a lone process)."""
+    """Leave the process group (no-op for a lone process).
+
+    All ranks meet at a barrier first, so no rank tears down its connections while another is still
+    using them (gloo otherwise aborts the slower process at exit now and then).
+    """
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()

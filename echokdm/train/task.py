@@ -38,6 +38,7 @@ class TrainConfig:
     val_every: int = option(1, "validate every this many epochs (and always after the last)")
     keep_checkpoints: int = option(2, "how many epoch checkpoints to keep (the newest)")
     tensorboard: bool = option(True, "also log to TensorBoard when the tensorboard package is installed")
+    init_weights: str = option("", "start from these weights (shipped name or .safetensors path) to fine-tune; '' = random")
 
 
 @dataclass

@@ -5,7 +5,7 @@ and before each epoch the global torch RNG, the sampler and the training set (``
 from ``(seed, epoch, rank)``. So a run resumed from an epoch checkpoint continues exactly as if it had
 never stopped. Output folder::
 
-    config.yaml          effective configuration (resuming checks it matches, bar ``train.epochs``)
+    config.yaml          effective configuration (resuming checks it matches, bar RESUMABLE_CHANGES)
     metrics.csv          one row per epoch: lr, train loss, throughput, validation metrics
     checkpoints/         epoch_NNNN/ (model + optimizer, see echokdm.train.checkpoint) and latest.txt
     model.safetensors    final weights, with the task's model config in the metadata
@@ -42,6 +42,13 @@ from echokdm.progress import progress
 from echokdm.train.checkpoint import load_checkpoint, model_state, save_checkpoint
 from echokdm.train.distributed import DistContext, init_distributed
 from echokdm.train.task import TrainConfig, TrainTask
+
+
+#: config fields that may differ when resuming: more epochs, or how the run uses the machine
+RESUMABLE_CHANGES = {
+    "train.epochs", "train.threads", "train.num_workers", "train.device", "train.tensorboard",
+    "train.keep_checkpoints", "train.val_every",
+}  # fmt: skip
 
 
 @dataclass
@@ -98,7 +105,12 @@ class Trainer:
         outdir = self._prepare_output(ctx)
 
         torch.manual_seed(cfg.seed)
-        model = self.task.build_model().to(ctx.device)
+        model = self.task.build_model()
+        if cfg.init_weights:
+            from echokdm.weights import load
+
+            _load_init(model, load(cfg.init_weights).state_dict, cfg.init_weights)
+        model = model.to(ctx.device)
         optimizer = _make_optimizer(cfg, model)
         start_epoch, step, best = 0, 0, {"value": None, "epoch": None}
         ckpt = self._latest_checkpoint() if self.resume else None
@@ -221,7 +233,7 @@ class Trainer:
         current = config_to_dict(self.task.cfg)
         if self.resume and path.is_file():
             saved = yaml.safe_load(path.read_text())
-            diff = sorted(_diff(saved, current) - {"train.epochs"})
+            diff = sorted(_diff(saved, current) - RESUMABLE_CHANGES)
             if diff:
                 raise InputError(f"cannot resume {self.out}: config differs from the saved one in {', '.join(diff)}")
         outdir.write_text("config.yaml", dump_config(self.task.cfg))
@@ -298,6 +310,13 @@ class Trainer:
         stacked = torch.stack([sums.get(k, torch.zeros(2, dtype=torch.float64)) for k in names]) if names else torch.zeros(0, 2)
         totals = ctx.all_sum(stacked)
         return {f"val_{k}": float(t[0] / t[1]) if t[1] > 0 else float("nan") for k, t in zip(names, totals)}
+
+
+def _load_init(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise InputError(f"train.init_weights {source} do not fit the model: {str(e).splitlines()[0]}") from None
 
 
 def _make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:

@@ -117,6 +117,7 @@ def export(
     tmp = target.with_name(f".{target.name}.part")
     save_file(half, str(tmp), metadata={"task": src.task, "config": json.dumps(src.config, sort_keys=True)})
     os.replace(tmp, target)
+    target.chmod(0o644)
     entries = manifest(root)
     entries[name] = {
         "file": target.name,

@@ -10,10 +10,13 @@ not counted.
 from __future__ import annotations
 
 import argparse
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: idle threads sleep (shared CPUs)
 import statistics
 import time
 
-import torch
+import torch  # noqa: E402
 from pydicom.data import get_testdata_file
 
 from echokdm.io import load_cine
