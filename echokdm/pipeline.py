@@ -101,12 +101,15 @@ class EchoKDMPipeline(DiffusionPipeline):
         self, source: torch.Tensor, source_keypoints: torch.Tensor, target_keypoints: torch.Tensor,
         num_inference_steps: int = 10, generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """K2F: (1, 1, H, W) source and (1, K, 2) keypoints → (flow (1, 2, H, W), keypoint flow (1, 2, H, W))."""
+        """K2F: (1, 1, H, W) source and (1, K, 2) keypoints → (flow (1, 2, H, W), keypoint flow (1, 2, H, W)).
+
+        The flow is the keypoint (thin-plate-spline) flow plus the decoded correction K2F generates.
+        """
         kp_flow = batch_keypoint_flow(source_keypoints, target_keypoints, tuple(source.shape[-2:])).to(source)
-        cond = k2f_condition(self.flow_vae, source, source_keypoints, target_keypoints, kp_flow)
+        cond = k2f_condition(source, source_keypoints, target_keypoints, kp_flow)
         latent = sample(self.k2f_unet, self.k2f_scheduler, cond, self.k2f_unet.config.out_channels,
                         num_inference_steps, generator)
-        return decode_flow(self.flow_vae, latent), kp_flow
+        return kp_flow + decode_flow(self.flow_vae, latent), kp_flow
 
     @torch.no_grad()
     def render(

@@ -1,21 +1,26 @@
 """K2F: keypoints → flow, a latent diffusion model in the flow autoencoder's latent space.
 
-The denoiser generates the latent of the source→target flow, conditioned (by concatenation, at latent
-resolution) on: the latent of the thin-plate-spline flow that the keypoints alone imply (the sparse
-displacement rendered densely), the source image, and Gaussian heatmaps of source and target keypoints.
+The keypoints alone imply a dense flow: the thin-plate spline through them (the sparse displacement
+rendered densely). K2F generates what that spline misses — the latent of ``flow − keypoint flow`` —
+conditioned (by concatenation, at latent resolution) on the keypoint flow itself, the source image and
+Gaussian heatmaps of the source and target keypoints. The output flow is ``keypoint flow + decoded latent``,
+so the autoencoder's error only touches the (small) correction.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, UNet2DModel
+from diffusers import UNet2DModel
 
-from echokdm.models.conditioning import batch_keypoint_flow, keypoint_heatmap
-from echokdm.models.flow_ae import encode_flow
+from echokdm.models.conditioning import keypoint_heatmap
+from echokdm.models.flow_ae import FLOW_SCALE
 
-#: conditioning channels: keypoint-flow latent (4) + source (1) + source heatmap (1) + target heatmap (1)
-K2F_COND_CHANNELS = 7
+#: conditioning channels: keypoint flow (2) + source (1) + source heatmap (1) + target heatmap (1)
+K2F_COND_CHANNELS = 5
+
+#: the flow autoencoder's down-sampling factor (latent side = image side / LATENT_FACTOR)
+LATENT_FACTOR = 4
 
 
 def build_k2f_unet(latent_size: int = 28, latent_channels: int = 4) -> UNet2DModel:
@@ -28,28 +33,22 @@ def build_k2f_unet(latent_size: int = 28, latent_channels: int = 4) -> UNet2DMod
     )
 
 
-def k2f_condition(
-    vae: AutoencoderKL, source: torch.Tensor, src_kps: torch.Tensor, tgt_kps: torch.Tensor,
-    kp_flow: torch.Tensor | None = None,
-) -> torch.Tensor:
+def k2f_condition(source: torch.Tensor, src_kps: torch.Tensor, tgt_kps: torch.Tensor, kp_flow: torch.Tensor) -> torch.Tensor:
     """K2F conditioning at latent resolution.
 
     Args:
-        vae: the flow autoencoder.
         source: (B, 1, H, W) source frames in [0, 1].
         src_kps, tgt_kps: (B, K, 2) keypoints (x, y) in pixels of the (H, W) grid.
-        kp_flow: (B, 2, H, W) precomputed keypoint (TPS) flow; computed when None.
+        kp_flow: (B, 2, H, W) keypoint (TPS) flow, pixels (:func:`batch_keypoint_flow`).
 
     Returns:
-        (B, 7, H/4, W/4).
+        (B, 5, H/4, W/4).
     """
     h, w = source.shape[-2:]
-    if kp_flow is None:
-        kp_flow = batch_keypoint_flow(src_kps, tgt_kps, (h, w))
-    z_kp = encode_flow(vae, kp_flow.to(source))
-    lh, lw = z_kp.shape[-2:]
+    lh, lw = h // LATENT_FACTOR, w // LATENT_FACTOR
     scale = torch.tensor([lw / w, lh / h], device=source.device)
+    kp_small = F.adaptive_avg_pool2d(kp_flow.to(source), (lh, lw)) / FLOW_SCALE
     src_small = F.adaptive_avg_pool2d(source, (lh, lw)) * 2 - 1
     heat_src = keypoint_heatmap(src_kps * scale, (lh, lw))
     heat_tgt = keypoint_heatmap(tgt_kps * scale, (lh, lw))
-    return torch.cat([z_kp, src_small, heat_src, heat_tgt], 1)
+    return torch.cat([kp_small, src_small, heat_src, heat_tgt], 1)

@@ -114,6 +114,10 @@ class _PairTask(TrainTask):
         key = "model_flow" if "model_flow" in batch else "flow"
         return batch[key].to(device)
 
+    def _correction(self, batch: dict, device: torch.device) -> torch.Tensor:
+        """What K2F generates: the flow minus the keypoint (TPS) flow."""
+        return self._flow(batch, device) - batch["kp_flow"].to(device)
+
 
 @torch.no_grad()
 def _ofnet_flows(net: OFNet, pairs, batch: int = 32) -> np.ndarray:
@@ -196,7 +200,7 @@ class _TrainableFlowAE(AutoencoderKL):
 
 
 class FlowAETask(_PairTask):
-    """Flow autoencoder; validated by reconstruction end-point error inside the LV."""
+    """Flow autoencoder of K2F's target, flow − keypoint flow; validated by reconstruction EPE inside the LV."""
 
     config_class = FlowAERunConfig
     select_metric = "epe_lv"
@@ -206,13 +210,13 @@ class FlowAETask(_PairTask):
         return build_flow_autoencoder(self.cfg.data.size, self.cfg.model.latent_channels, _TrainableFlowAE)
 
     def training_step(self, model, batch, device):
-        (flow,) = random_crop(self.cfg.data.crop, self._flow(batch, device))
+        (flow,) = random_crop(self.cfg.data.crop, self._correction(batch, device))
         return model(flow, self.cfg.model.kl_weight)
 
     def validation_step(self, model, batch, device):
         vae = getattr(model, "module", model)
-        flow = self._flow(batch, device)
-        return {"epe_lv": _masked_epe(decode_flow(vae, encode_flow(vae, flow)), flow, _lv_mask(batch, device))}
+        corr = self._correction(batch, device)
+        return {"epe_lv": _masked_epe(decode_flow(vae, encode_flow(vae, corr)), corr, _lv_mask(batch, device))}
 
     def export_config(self):
         return dict(build_flow_autoencoder(self.cfg.data.size, self.cfg.model.latent_channels).config)
@@ -245,11 +249,11 @@ class K2FTask(_PairTask):
         return build_k2f_unet(self.cfg.data.size // 4, self.vae(torch.device("cpu")).config.latent_channels)
 
     def _cond(self, batch, device):
-        return k2f_condition(self.vae(device), batch["source"].to(device), batch["src_kps"].to(device),
-                             batch["tgt_kps"].to(device), batch["kp_flow"].to(device))
+        return k2f_condition(batch["source"].to(device), batch["src_kps"].to(device), batch["tgt_kps"].to(device),
+                             batch["kp_flow"].to(device))
 
     def training_step(self, model, batch, device):
-        z0 = encode_flow(self.vae(device), self._flow(batch, device))
+        z0 = encode_flow(self.vae(device), self._correction(batch, device))
         return diffusion_loss(model, self.scheduler, z0, self._cond(batch, device))
 
     def validation_step(self, model, batch, device):
@@ -257,7 +261,7 @@ class K2FTask(_PairTask):
         net = getattr(model, "module", model)
         z = sample(net, sampling_scheduler(False), cond, net.config.out_channels, self.cfg.data.val_steps,
                    torch.Generator(device).manual_seed(0))
-        flow = decode_flow(self.vae(device), z)
+        flow = batch["kp_flow"].to(device) + decode_flow(self.vae(device), z)
         mask = _lv_mask(batch, device)
         return {"epe_lv": _masked_epe(flow, batch["flow"].to(device), mask),
                 "epe_lv_tps": _masked_epe(batch["kp_flow"].to(device), batch["flow"].to(device), mask)}
