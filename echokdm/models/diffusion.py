@@ -16,6 +16,20 @@ from diffusers.utils.torch_utils import randn_tensor
 PREDICTION_TYPE = "sample"
 
 
+def image_unet(sample_size: int, cond_channels: int) -> UNet2DModel:
+    """The image-space denoiser of F2I and k2i: 3 levels, no attention, about 0.6 M parameters.
+
+    Args:
+        sample_size: working resolution.
+        cond_channels: conditioning channels concatenated to the one-channel noisy sample.
+    """
+    return UNet2DModel(
+        sample_size=sample_size, in_channels=1 + cond_channels, out_channels=1,
+        block_out_channels=(16, 32, 64), layers_per_block=1, norm_num_groups=8,
+        down_block_types=("DownBlock2D",) * 3, up_block_types=("UpBlock2D",) * 3,
+    )
+
+
 def training_scheduler(clip_sample: bool = True) -> DDPMScheduler:
     """The DDPM noise schedule every echokdm denoiser is trained with."""
     return DDPMScheduler(

@@ -11,6 +11,7 @@ import torch
 from diffusers import UNet2DModel
 
 from echokdm.models.conditioning import keypoint_heatmap
+from echokdm.models.diffusion import image_unet
 
 #: conditioning channels: source (1) + source heatmap (1) + target heatmap (1)
 K2I_COND_CHANNELS = 3
@@ -18,11 +19,7 @@ K2I_COND_CHANNELS = 3
 
 def build_k2i_unet(sample_size: int = 112) -> UNet2DModel:
     """Image-space denoiser of the same size as F2I's."""
-    return UNet2DModel(
-        sample_size=sample_size, in_channels=1 + K2I_COND_CHANNELS, out_channels=1,
-        block_out_channels=(16, 32, 64), layers_per_block=1, norm_num_groups=8,
-        down_block_types=("DownBlock2D",) * 3, up_block_types=("UpBlock2D",) * 3,
-    )
+    return image_unet(sample_size, K2I_COND_CHANNELS)
 
 
 def k2i_condition(source: torch.Tensor, src_kps: torch.Tensor, tgt_kps: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKL, UNet2DModel
+from diffusers import AutoencoderKL
 
 from echokdm.config import option
 from echokdm.models.diffusion import diffusion_loss, sample, sampling_scheduler, training_scheduler
