@@ -12,7 +12,6 @@ import hashlib
 import json
 import math
 import os
-from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from monai.transforms import (
     RandGaussianSmoothd,
     RandHistogramShiftd,
 )
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from echokdm.augment import RandHazed, RandShadowBandsd, RandSpeckled, RandTissueContrastd
 from echokdm.models.seg import SectorFit, SegAugmentConfig, SegRunConfig, equalize_frames
@@ -93,27 +92,41 @@ def _accepted_loops(
 
     key = hashlib.sha256(json.dumps([CACHE_VERSION, size, overrides], sort_keys=True).encode()).hexdigest()[:12]
     done, start = 0, 0
-    pool = ProcessPoolExecutor(workers) if workers > 1 else None
-    try:
-        while done < n:
-            seeds = [int(s) for s in split_seeds(split, n - done, start)]
-            start += len(seeds)
-            for loop in _made_or_cached(seeds, size, overrides, cache_dir, key, pool):
-                if loop is not None:
-                    done += 1
-                    yield loop
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+    while done < n:
+        seeds = [int(s) for s in split_seeds(split, n - done, start)]
+        start += len(seeds)
+        for loop in _made_or_cached(seeds, size, overrides, cache_dir, key, workers):
+            if loop is not None:
+                done += 1
+                yield loop
+
+
+class _LoopJobs(Dataset):
+    """Phantom loops to simulate, as a dataset so that torch's DataLoader workers run them in parallel."""
+
+    def __init__(self, jobs: list[tuple[int, int, dict[str, Any]]]) -> None:
+        self.jobs = jobs
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray] | None:
+        return _work_loop_job(self.jobs[i])
+
+
+def _as_is(item: Any) -> Any:
+    return item
 
 
 def _made_or_cached(
-    seeds: list[int], size: int, overrides: dict[str, Any], cache_dir: str, key: str, pool: ProcessPoolExecutor | None
+    seeds: list[int], size: int, overrides: dict[str, Any], cache_dir: str, key: str, workers: int
 ) -> Iterator[dict[str, np.ndarray] | None]:
-    """Each seed's loop (None when the phantom refuses it), from the cache or simulated (in ``pool``)."""
+    """Each seed's loop (None when the phantom refuses it), from the cache or simulated (``workers``
+    DataLoader processes; 1 = in this process)."""
     paths = [Path(cache_dir) / f"seg_{key}_{s}.npz" if cache_dir else None for s in seeds]
     jobs = [(s, size, overrides) for s, p in zip(seeds, paths) if p is None or not p.is_file()]
-    made = pool.map(_work_loop_job, jobs) if pool is not None else map(_work_loop_job, jobs)
+    n_workers = workers if workers > 1 and len(jobs) > 1 else 0
+    made = iter(DataLoader(_LoopJobs(jobs), batch_size=None, num_workers=n_workers, collate_fn=_as_is))
     for path in paths:
         if path is not None and path.is_file():
             with np.load(path) as z:
