@@ -6,9 +6,9 @@
 set -euo pipefail
 ship() { python -c "from echokdm import weights; print(weights.export('$1', '$2', '$3'))"; }
 
-# 1. OF-net (unsupervised); its flows are the targets of the flow autoencoder, K2F and F2I
+# 1. OF-net (unsupervised optical flow); scored against TV-L1/iLK, and the flow source of the paper-recipe K2F (step 7)
 echokdm train ofnet --config pipelines/configs/ofnet.yaml --out runs/ofnet --overwrite
-# 2. flow autoencoder on OF-net flows
+# 2. flow autoencoder of the correction K2F generates (exact flow minus keypoint flow)
 echokdm train flowae --config pipelines/configs/flowae.yaml --out runs/flowae --overwrite
 # 3. K2F on the exact phantom flows (shipped; the paper's OF-net-flow recipe is the comparison run in step 7)
 echokdm train k2f --config pipelines/configs/k2f.yaml --out runs/k2f --overwrite
