@@ -288,15 +288,15 @@ class KDMPredictor:
             InputError: everything :func:`echokdm.io.load_cine` rejects, a single frame, a loop without a
                 visible beat, a segmentation that does not fit the loop, an unusable keypoint file.
         """
+        from echokdm.models.seg import SectorFit
+
         opts = options or PredictOptions()
         clock = StageClock(self.device)
         t_start = time.perf_counter()
         study = self._study(cine, opts, clock)
-        pipe, fit_size = self.pipeline, self.pipeline.sample_size
-        from echokdm.models.seg import SectorFit
-
+        pipe = self.pipeline
         with clock("prepare"):
-            fit = SectorFit.from_mask(study.sector, fit_size)
+            fit = SectorFit.from_mask(study.sector, pipe.sample_size)
             dev, dtype = self.device, pipe.f2i_unet.dtype
             src_full = torch.from_numpy(study.frames[study.source_frame])
             src = fit.to_work(src_full[None, None]).to(dev, dtype)
