@@ -23,7 +23,7 @@ tools:
 	    else echo "install dicom3tools and dcmtk (e.g. sudo apt-get install dicom3tools dcmtk)"; exit 1; fi; }
 
 demo: venv
-	$(BIN)/echokdm info --sample
+	$(BIN)/echokdm predict --sample --out $(OUT) --overwrite
 
 test: venv tools
 	$(BIN)/python -m pytest -q -p no:cacheprovider
