@@ -62,7 +62,6 @@ def test_cli_bad_input_in_a_subprocess(tmp_path):
         (["--data", "phantom-test:zero"], "phantom-test:N"),
         (["--data", "phantom-test:2", "--predictors", "copy,kdm2"], "unknown predictor 'kdm2'"),
         (["--data", "phantom-test:2", "--predictors", ","], "no predictor given"),
-        (["--data", "phantom-test:2", "--task", "target-ef"], "motion prior"),
         (["--data", "phantom-test:2", "--task", "target-ef", "--prior", "/no/prior.safetensors"], "does not exist"),
         (["--data", "phantom-test:2", "--size", "8"], "working size"),
     ],
@@ -76,3 +75,13 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys, args, message):
     assert len(lines) == 1 and message in lines[0] and lines[0].startswith("echokdm: error:")
     assert "Traceback" not in err
     assert not (tmp_path / "r").exists()
+
+
+def test_target_ef_without_any_prior_is_a_clear_error(monkeypatch):
+    from echokdm import weights
+    from echokdm.errors import UnsupportedError
+    from echokdm.evaluate.tasks import load_prior
+
+    monkeypatch.setattr(weights, "manifest", lambda root=weights.WEIGHTS_DIR: {})
+    with pytest.raises(UnsupportedError, match="motion prior"):
+        load_prior()
