@@ -76,12 +76,3 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys, args, message):
     assert "Traceback" not in err
     assert not (tmp_path / "r").exists()
 
-
-def test_target_ef_without_any_prior_is_a_clear_error(monkeypatch):
-    from echokdm import weights
-    from echokdm.errors import UnsupportedError
-    from echokdm.evaluate.tasks import load_prior
-
-    monkeypatch.setattr(weights, "manifest", lambda root=weights.WEIGHTS_DIR: {})
-    with pytest.raises(UnsupportedError, match="motion prior"):
-        load_prior()

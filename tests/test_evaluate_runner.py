@@ -115,7 +115,10 @@ def test_target_ef_task_with_a_prior(tmp_path):
     assert "ef_err_target" in res.summary.read_text() and "oracle needs ddf, which" in res.summary.read_text()
 
 
-def test_target_ef_without_a_prior_says_so(tmp_path):
+def test_target_ef_without_a_prior_says_so(tmp_path, monkeypatch):
+    from echokdm import weights
+
+    monkeypatch.setattr(weights, "manifest", lambda root=weights.WEIGHTS_DIR: {})  # an install without a prior
     with pytest.raises(UnsupportedError, match="target-ef.*motion prior"):
         load_prior()
     with pytest.raises(UnsupportedError, match="target-ef"):
