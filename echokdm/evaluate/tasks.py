@@ -17,7 +17,6 @@ from typing import Protocol
 
 import numpy as np
 import torch
-from monai.networks.blocks import Warp
 
 from echokdm.errors import InputError, UnsupportedError
 from echokdm.evaluate.cases import Case
@@ -127,13 +126,14 @@ def invert_ddf(ddf: np.ndarray, iterations: int = 30) -> np.ndarray:
     Returns:
         (2, H, W) pull field taking B to A, on A's grid.
     """
-    warp = Warp(mode="bilinear", padding_mode="border")
-    u = torch.from_numpy(np.ascontiguousarray(ddf, dtype=np.float32))[None]
+    from echokdm.flow import warp
+
+    u = torch.from_numpy(np.ascontiguousarray(ddf, dtype=np.float32))
     v = -u
     with torch.no_grad():
         for _ in range(iterations):
             v = -warp(u, v)
-    return v[0].numpy()
+    return v.numpy()
 
 
 def target_ef_for(case_id: str, seed: int) -> float:
