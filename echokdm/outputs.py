@@ -15,6 +15,8 @@ from typing import Any
 from echokdm.errors import OutputError
 
 MARKER = ".echokdm"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 class OutputDir:
@@ -78,6 +80,7 @@ class OutputDir:
         os.close(fd)
         try:
             yield Path(tmp)
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs get the usual permissions
             os.replace(tmp, final)
         except OSError as e:
             _unlink(tmp)
