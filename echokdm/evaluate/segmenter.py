@@ -12,9 +12,9 @@ from typing import Protocol
 
 import numpy as np
 from skimage.registration import optical_flow_ilk
-from skimage.transform import warp
 
 from echokdm.errors import InputError
+from echokdm.flow import warp
 
 SEGMENTERS = ("builtin", "atlas")
 
@@ -64,15 +64,13 @@ class AtlasSegmenter:
         if atlas is None:
             raise InputError("the atlas segmenter needs a labelled atlas frame")
         image, labels = atlas
-        h, w = image.shape
-        rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
         out = np.empty(frames.shape, dtype=np.uint8)
         for i, frame in enumerate(frames):
             if np.array_equal(frame, image):
                 out[i] = labels
                 continue
-            v, u = optical_flow_ilk(frame, image, radius=self.radius, gaussian=True)
-            out[i] = warp(labels, np.array([rows + v, cols + u]), order=0, mode="edge", preserve_range=True)
+            flow = np.stack(optical_flow_ilk(frame, image, radius=self.radius, gaussian=True))  # pull, (dy, dx)
+            out[i] = warp(labels, flow, mode="nearest").numpy()
         return out
 
 
