@@ -8,7 +8,9 @@ a DICOM frame to the sector and resizing is the caller's job (``echokdm.predict`
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,7 +18,7 @@ from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DModel
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 
-from echokdm.errors import EchoKDMError
+from echokdm.errors import EchoKDMError, InputError
 from echokdm.models.conditioning import batch_keypoint_flow
 from echokdm.models.diffusion import sample, sampling_scheduler
 from echokdm.models.f2i import compose, f2i_condition
@@ -79,6 +81,32 @@ class EchoKDMPipeline(DiffusionPipeline):
             load_diffusers_model(UNet2DModel, f2i), sampling_scheduler(clip_sample=False),
             sampling_scheduler(clip_sample=True),
         )
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike | None = None, **kwargs) -> EchoKDMPipeline:
+        """Load a pipeline from a local folder; ``None`` (the default) is the shipped model. Nothing is downloaded.
+
+        Args:
+            pretrained_model_name_or_path: ``None``; a folder written by :meth:`save_pretrained`
+                (``model_index.json`` + safetensors); or a folder of echokdm weights files named like the
+                shipped ones (``kdm_flow_vae.safetensors``, ``kdm_k2f.safetensors``, ``kdm_f2i.safetensors``).
+            kwargs: passed to diffusers' ``DiffusionPipeline.from_pretrained`` for a saved pipeline folder.
+
+        Raises:
+            InputError: the folder does not exist or holds neither layout.
+        """
+        if pretrained_model_name_or_path is None:
+            return cls.from_weights()
+        root = Path(pretrained_model_name_or_path)
+        if (root / "model_index.json").is_file():
+            kwargs = {"local_files_only": True, "use_safetensors": True, **kwargs}
+            return super().from_pretrained(root, **kwargs)
+        names = ("kdm_flow_vae", "kdm_k2f", "kdm_f2i")
+        files = [root / f"{n}.safetensors" for n in names]
+        if not root.is_dir() or not all(f.is_file() for f in files):
+            raise InputError(f"{root} is neither a saved EchoKDMPipeline (model_index.json) nor a folder with "
+                             f"{', '.join(f.name for f in files)}")
+        return cls.from_weights(*(str(f) for f in files))
 
     @property
     def sample_size(self) -> int:

@@ -11,6 +11,7 @@ from echokdm.models.f2i import build_f2i_unet
 from echokdm.models.flow_ae import build_flow_autoencoder
 from echokdm.models.k2f import build_k2f_unet
 from echokdm.pipeline import EchoKDMPipeline
+from echokdm.weights import WEIGHTS_DIR
 
 SIZE = 32
 
@@ -85,3 +86,20 @@ def test_wrong_size_and_keypoint_count(pipe, inputs):
         pipe(np.zeros((SIZE + 1, SIZE), np.float32), a, b, num_inference_steps=1)
     with pytest.raises(EchoKDMError, match="differ in count"):
         pipe(src, a, b[:-1], num_inference_steps=1)
+
+
+def test_from_pretrained_default_is_the_shipped_model(tmp_path):
+    shipped = EchoKDMPipeline.from_pretrained()
+    assert shipped.sample_size == 112
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    for name in ("kdm_flow_vae", "kdm_k2f", "kdm_f2i"):
+        (folder / f"{name}.safetensors").write_bytes((WEIGHTS_DIR / f"{name}.safetensors").read_bytes())
+    from_folder = EchoKDMPipeline.from_pretrained(folder)
+    for a, b in zip(shipped.k2f_unet.state_dict().values(), from_folder.k2f_unet.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_from_pretrained_unknown_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(EchoKDMError, match="neither a saved EchoKDMPipeline"):
+        EchoKDMPipeline.from_pretrained(tmp_path)
