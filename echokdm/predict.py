@@ -274,11 +274,12 @@ class KDMPredictor:
     def device(self) -> torch.device:
         return self.pipeline.f2i_unet.device
 
-    def predict(self, cine: str | os.PathLike, options: PredictOptions | None = None) -> Prediction:
+    def predict(self, cine: str | os.PathLike | torch.Tensor, options: PredictOptions | None = None) -> Prediction:
         """Predict the target frame (or the sequence towards it) of a cine loop; writes nothing.
 
         Args:
-            cine: a DICOM cine (or any :func:`echokdm.io.load_cine` input).
+            cine: a DICOM cine (or any :func:`echokdm.io.load_cine` input), or the (1, T, H, W) ``MetaTensor``
+                that :func:`~echokdm.io.load_cine` / :class:`~echokdm.transforms.LoadCineLoop` made of one.
             options: what to predict (default: ED -> ES).
 
         Returns:
@@ -326,12 +327,12 @@ class KDMPredictor:
         )
 
     # -- stages 1-3 -------------------------------------------------------------------------------------------
-    def _study(self, cine: str | os.PathLike, opts: PredictOptions, clock: StageClock) -> _Study:
+    def _study(self, cine: str | os.PathLike | torch.Tensor, opts: PredictOptions, clock: StageClock) -> _Study:
         from echokdm.io import load_cine, read_segmentation, require_loop
         from echokdm.phases import detect_phases
 
         with clock("load"):
-            loop = load_cine(cine)
+            loop = cine if isinstance(cine, torch.Tensor) else load_cine(cine)
             require_loop(loop, 2)
             frames = loop[0].numpy()
             meta = dict(loop.meta)
@@ -351,7 +352,7 @@ class KDMPredictor:
                 labels = self.segmenter(loop, sector_mask=sector).labels
             labels = np.where(labels <= 3, labels, 0).astype(np.uint8)
         with clock("keypoints"):
-            name = Path(str(cine)).name
+            name = Path(_path_of(cine)).name
             try:
                 phases = detect_phases((labels == 1).sum(axis=(1, 2)), meta.get("frame_time_ms"))
             except InputError as e:
@@ -516,7 +517,7 @@ def residual_transfer(
 
 
 def predict_study(
-    cine: str | os.PathLike,
+    cine: str | os.PathLike | torch.Tensor,
     out: str | os.PathLike,
     options: PredictOptions | None = None,
     predictor: KDMPredictor | None = None,
@@ -528,7 +529,7 @@ def predict_study(
     """Predict and write every output file into ``out`` (nothing is left there when it fails).
 
     Args:
-        cine: the input loop (never modified).
+        cine: the input loop (never modified): a file or a loaded loop (see :meth:`KDMPredictor.predict`).
         out: output folder (created; an existing one must be an echokdm folder, replaced with ``overwrite``).
         options: what to predict.
         predictor: loaded models (default: loaded from ``weights`` on ``device``).
@@ -545,7 +546,28 @@ def predict_study(
     """
     OutputDir.check(out, overwrite)
     predictor = predictor or KDMPredictor.from_weights(weights, device)
-    pred = predictor.predict(cine, options)
+    return save_prediction(predictor.predict(cine, options), cine, out, overwrite, command)
+
+
+def save_prediction(
+    pred: Prediction, cine: str | os.PathLike | torch.Tensor, out: str | os.PathLike, overwrite: bool = False,
+    command: str | None = None,
+) -> Prediction:
+    """Write every output file of ``pred`` into ``out``, the report last (nothing is left there when it fails).
+
+    Args:
+        pred: the prediction of ``cine``.
+        cine: its input loop (a DICOM input lends its header to ``prediction.dcm``).
+        out: output folder (see :func:`predict_study`).
+        overwrite: replace an earlier echokdm output folder.
+        command: the command line to record in the report.
+
+    Returns:
+        ``pred`` (its report now lists the files written).
+
+    Raises:
+        OutputError: an unusable output folder.
+    """
     pred.report["command"] = command
     existed = Path(out).exists()
     out_dir = OutputDir(out, overwrite=overwrite)
@@ -562,7 +584,7 @@ def predict_study(
     return pred
 
 
-def write_prediction(out: OutputDir, pred: Prediction, cine: str | os.PathLike) -> None:
+def write_prediction(out: OutputDir, pred: Prediction, cine: str | os.PathLike | torch.Tensor) -> None:
     """Write the frames, pictures, flow, segmentation and keypoints of ``pred`` (all but the report files)."""
     import imageio.v3 as iio
 
@@ -578,7 +600,7 @@ def write_prediction(out: OutputDir, pred: Prediction, cine: str | os.PathLike) 
     source8 = (np.clip(pred.source, 0, 1) * 255).round().astype(np.uint8)
     spacing = meta["spacing_mm"]
     what = _describe(pred)
-    header = read_dicom_header(cine) if meta["format"] == "dicom" else None
+    header = read_dicom_header(_path_of(cine)) if meta["format"] == "dicom" else None
     with out.atomic(FILES["dicom"]) as tmp:
         write_cine_dicom(tmp, frames8, frame_time_ms=_sequence_frame_time(pred), spacing_mm=spacing, source=header,
                          series_description="echokdm prediction", derivation=what)
@@ -753,6 +775,11 @@ def _require_shipped(weights: PredictWeights, roles: tuple[str, ...] = ("seg", "
         )
 
 
+def _path_of(cine: str | os.PathLike | torch.Tensor) -> str:
+    """The file a loop comes from: the path itself, or a loaded loop's ``filename_or_obj``."""
+    return str(cine.meta.get("filename_or_obj", "")) if isinstance(cine, torch.Tensor) else str(cine)
+
+
 def _weights_name(name: str) -> str:
     return Path(name).name if str(name).endswith(".safetensors") else str(name)
 
@@ -882,5 +909,5 @@ def _remove_written(path: Path, existed: bool) -> None:
 __all__ = [
     "DEFAULT_STEPS", "EF_LIMITS", "FILES", "KDMPredictor", "N_KEYPOINTS", "PredictOptions", "PredictWeights",
     "Prediction", "StageClock", "comparison_figure", "flow_figure", "predict_study", "report_csv",
-    "residual_transfer", "software_versions", "write_flow_nifti", "write_prediction",
+    "residual_transfer", "save_prediction", "software_versions", "write_flow_nifti", "write_prediction",
 ]
