@@ -61,13 +61,11 @@ def plot_curve(
         marks: name -> frame indices to mark (e.g. ``{"ED": [0, 28], "ES": [12]}``).
         title: plot title.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     t = np.arange(len(values), dtype=float) * (frame_time_ms or 1.0)
-    fig, ax = plt.subplots(figsize=(6, 3), dpi=100)
+    fig = Figure(figsize=(6, 3), dpi=100)
+    ax = fig.subplots()
     ax.plot(t, values, "-o", ms=3, color="black", lw=1)
     for (name, idx), colour in zip((marks or {}).items(), ("tab:red", "tab:blue", "tab:green", "tab:orange")):
         idx = [i for i in idx if 0 <= i < len(values)]
@@ -81,4 +79,3 @@ def plot_curve(
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)

@@ -5,16 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from echokdm.evaluate.scores import METRICS  # noqa: E402
-from echokdm.evaluate.summary import metrics_present, scored  # noqa: E402
-from echokdm.evaluate.tasks import Sample  # noqa: E402
+from echokdm.evaluate.scores import METRICS
+from echokdm.evaluate.summary import metrics_present, scored
+from echokdm.evaluate.tasks import Sample
 
 
 def box_plots(table: pd.DataFrame, predictors: Sequence[str], path: Path) -> None:
@@ -23,7 +20,8 @@ def box_plots(table: pd.DataFrame, predictors: Sequence[str], path: Path) -> Non
     metrics = metrics_present(table)
     cols = min(4, len(metrics))
     rows = -(-len(metrics) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
+    fig = Figure(figsize=(3.2 * cols, 3.0 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, m in zip(axes.ravel(), metrics):
         data = [table.loc[table["predictor"] == p, m].to_numpy(dtype=float) for p in predictors]
         data = [d[np.isfinite(d)] for d in data]
@@ -40,13 +38,13 @@ def box_plots(table: pd.DataFrame, predictors: Sequence[str], path: Path) -> Non
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)
 
 
 def bland_altman(table: pd.DataFrame, predictors: Sequence[str], path: Path) -> None:
     """Bland–Altman panels, one per predictor: EF of the prediction vs true EF (bias and 95% limits)."""
     table = scored(table)
-    fig, axes = plt.subplots(1, len(predictors), figsize=(3.6 * len(predictors), 3.4), squeeze=False, sharey=True)
+    fig = Figure(figsize=(3.6 * len(predictors), 3.4))
+    axes = fig.subplots(1, len(predictors), squeeze=False, sharey=True)
     for ax, p in zip(axes[0], predictors):
         rows = table[table["predictor"] == p]
         a, b = rows["ef_pred"].to_numpy(dtype=float), rows["ef_true"].to_numpy(dtype=float)
@@ -63,7 +61,6 @@ def bland_altman(table: pd.DataFrame, predictors: Sequence[str], path: Path) -> 
     axes[0, 0].set_ylabel("EF pred − EF true (EF points)")
     fig.tight_layout()
     fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)
 
 
 def case_strip(
@@ -80,7 +77,8 @@ def case_strip(
     """
     names = list(dict.fromkeys(name for _, _, preds in examples for name in preds))
     cols = 2 + len(names)
-    fig, axes = plt.subplots(len(examples), cols, figsize=(2.4 * cols, 2.6 * len(examples)), squeeze=False)
+    fig = Figure(figsize=(2.4 * cols, 2.6 * len(examples)))
+    axes = fig.subplots(len(examples), cols, squeeze=False)
     for r, (title, sample, preds) in enumerate(examples):
         truth = sample.target_labels[-1] == 1 if sample.target_labels is not None else None
         panels = [("source", sample.source, sample.source_labels == 1, None)]
@@ -115,4 +113,3 @@ def case_strip(
         axes[r, 0].set_ylabel(f"{title}\n{sample.sample_id}", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)

@@ -28,14 +28,12 @@ def plot_keypoints(
         keypoints: (20 or 40, 2) keypoints (x, y) per panel, or None for a panel without keypoints.
         titles: one title per panel.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     h, w = np.asarray(images[0]).shape[:2]
     size = 5.0
-    fig, axes = plt.subplots(1, len(images), figsize=(size * len(images), size * h / w + 0.4), dpi=110, squeeze=False)
+    fig = Figure(figsize=(size * len(images), size * h / w + 0.4), dpi=110)
+    axes = fig.subplots(1, len(images), squeeze=False)
     for ax, img, kps, title in zip(axes[0], images, keypoints, titles):
         img = np.asarray(img)
         if img.ndim == 3:
@@ -61,4 +59,3 @@ def plot_keypoints(
                         color="white", ha="center", va="center")
     fig.tight_layout()
     fig.savefig(path, format="png")
-    plt.close(fig)

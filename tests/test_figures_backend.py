@@ -1,0 +1,34 @@
+"""Library figures leave the user's matplotlib alone: no backend switch, no pyplot figures (notebooks keep
+their inline figures)."""
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from echokdm.evaluate.plots import box_plots
+from echokdm.keypoints.draw import plot_keypoints
+from echokdm.render import plot_curve
+
+
+@pytest.fixture
+def svg_backend():
+    before = matplotlib.get_backend()
+    plt.switch_backend("svg")
+    yield
+    plt.switch_backend(before)
+
+
+def test_figures_keep_backend_and_pyplot_state(svg_backend, tmp_path):
+    open_before = plt.get_fignums()
+    kps = np.stack([40 + 20 * np.cos(np.linspace(0, np.pi, 20)), 20 + 30 * np.sin(np.linspace(0, np.pi, 20))], 1)
+    plot_keypoints(tmp_path / "k.png", [np.zeros((64, 80))], [kps], ["t"])
+    plot_curve(tmp_path / "c.png", np.arange(10.0), "area")
+    table = pd.DataFrame({"case_id": ["a", "b"], "predictor": ["copy", "copy"], "skipped": [False, False],
+                          "psnr": [20.0, 21.0]})
+    box_plots(table, ["copy"], tmp_path / "b.png")
+    assert matplotlib.get_backend() == "svg"
+    assert plt.get_fignums() == open_before
+    for name in ("k.png", "c.png", "b.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
