@@ -26,7 +26,13 @@ from monai.inferers import Inferer
 
 from echokdm.errors import InputError
 from echokdm.outputs import OutputDir
-from echokdm.predict import DEFAULT_STEPS, KDMPredictor, Prediction, PredictOptions, save_prediction
+from echokdm.predict import (
+    DEFAULT_STEPS,
+    KDMPredictor,
+    Prediction,
+    PredictOptions,
+    save_prediction,
+)
 from echokdm.progress import progress
 
 logger = logging.getLogger(__name__)
