@@ -7,7 +7,8 @@
   :meth:`echokdm.predict.KDMPredictor.predict` (segmentation, keypoints, sector fit, K2F/F2I, residual transfer,
   measurements), as ``echokdm predict`` does.
 - :class:`PredictionSaver` and :func:`run_inference`: the loop over the bundle's ``DataLoader`` that writes each
-  study's files with :func:`echokdm.predict.save_prediction`.
+  study's files with :func:`echokdm.predict.save_prediction`; a study that fails is listed in ``failures.csv``
+  and the others go on.
 """
 
 from __future__ import annotations
@@ -16,15 +17,16 @@ import logging
 import os
 import shlex
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
-from monai.data import MetaTensor
+from monai.data import DataLoader, MetaTensor
 from monai.inferers import Inferer
 
-from echokdm.errors import InputError
+from echokdm.errors import EchoKDMError, InputError
 from echokdm.outputs import OutputDir
 from echokdm.predict import (
     DEFAULT_STEPS,
@@ -36,6 +38,8 @@ from echokdm.predict import (
 from echokdm.progress import progress
 
 logger = logging.getLogger(__name__)
+#: the failed studies of a run (study, image, reason), in the output folder
+FAILURES_CSV = "failures.csv"
 
 
 def datalist(input_dir: str | os.PathLike | None = None) -> list[dict[str, str]]:
@@ -179,29 +183,46 @@ class PredictionSaver:
 
 
 def run_inference(
-    dataloader: Iterable[list[Mapping[str, Any]]], network: KDMNetwork, inferer: KDMInferer, saver: PredictionSaver
+    dataloader: DataLoader, network: KDMNetwork, inferer: KDMInferer, saver: PredictionSaver
 ) -> list[Path]:
-    """Predict and save every study of ``dataloader`` (batches left uncollated: lists of :func:`datalist` items
-    with the loop loaded under ``image``).
+    """Predict and save every study of ``dataloader`` (batch size 1, batches left uncollated: lists of one
+    :func:`datalist` item with the loop loaded under ``image``).
+
+    A study that cannot be loaded, predicted or written is logged with its one-line reason, listed in
+    ``failures.csv`` (study, image, reason) and skipped; the others go on.
 
     Returns:
         The study folders written, in order.
 
     Raises:
-        EchoKDMError: the first study that cannot be loaded, predicted or written (the run stops there).
+        SystemExit: after the last study, when some failed (exit status 1, the count and ``failures.csv`` named).
     """
     network.eval()
-    written = []
-    for batch in progress(dataloader, "predict"):
-        for item in batch:
-            pred = inferer(item["image"], network)
-            written.append(saver(item, pred))
-            ef = pred.report["ef"]
-            logger.info(
-                "%s: frame %d -> %s: EF target keypoints %.1f %%, prediction %s -> %s", item["study"], pred.source_frame,
-                pred.target_frame, ef["target_keypoints"],
-                f"{ef['prediction']:.1f} %" if ef["prediction"] is not None else "not measurable", written[-1],
-            )
+    items = list(dataloader.dataset.data)
+    written, failures = [], []
+    batches = iter(dataloader)
+    for item in progress(items, "predict"):
+        try:
+            (loaded,) = next(batches)
+            pred = inferer(loaded["image"], network)
+            written.append(saver(loaded, pred))
+        except Exception as e:  # only echokdm's user errors are skipped; others propagate
+            reason = _user_error(e)
+            if reason is None:
+                raise
+            logger.error("%s: %s", item["study"], reason)
+            failures.append({"study": item["study"], "image": item["image"], "reason": " ".join(str(reason).split())})
+            continue
+        ef = pred.report["ef"]
+        logger.info(
+            "%s: frame %d -> %s: EF target keypoints %.1f %%, prediction %s -> %s", item["study"], pred.source_frame,
+            pred.target_frame, ef["target_keypoints"],
+            f"{ef['prediction']:.1f} %" if ef["prediction"] is not None else "not measurable", written[-1],
+        )
+    table = pd.DataFrame(failures, columns=["study", "image", "reason"])
+    saver.root.write_text(FAILURES_CSV, table.to_csv(index=False))
+    if failures:
+        raise SystemExit(f"{len(failures)} of {len(items)} studies failed; reasons in {saver.root.path / FAILURES_CSV}")
     return written
 
 
@@ -212,6 +233,13 @@ def command_line() -> str:
     if Path(argv[0]).parts[-3:] == ("monai", "bundle", "__main__.py"):
         argv = ["python", "-m", "monai.bundle", *argv[1:]]
     return shlex.join(argv)
+
+
+def _user_error(error: BaseException) -> EchoKDMError | None:
+    """The echokdm error behind ``error`` (MONAI's transforms wrap what they raise in a ``RuntimeError``)."""
+    while error is not None and not isinstance(error, EchoKDMError):
+        error = error.__cause__
+    return error
 
 
 def _has_dicom_marker(path: Path) -> bool:

@@ -129,3 +129,27 @@ def test_verify_net_in_out_offline(offline):
     verify_net_in_out(**args)
     with pytest.raises(ValueError, match="output channel number"):
         verify_net_in_out(**args, **{"_meta_#network_data_format#outputs#pred#num_channels": 3})
+
+
+def test_failed_study_is_listed_and_the_others_go_on(phantom_study, tmp_path):
+    from monai.data import DataLoader, Dataset
+    from monai.data.utils import no_collation
+
+    from echokdm.bundle import KDMInferer, KDMNetwork, PredictionSaver, run_inference
+    from echokdm.predict import KDMPredictor, PredictOptions
+    from echokdm.transforms import LoadCineLoopd
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(phantom_study.dicom, inputs / "good.dcm")
+    (inputs / "cut.dcm").write_bytes(phantom_study.dicom.read_bytes()[:2000])
+    data = datalist(inputs)
+    loader = DataLoader(Dataset(data, LoadCineLoopd("image")), batch_size=1, collate_fn=no_collation)
+    saver = PredictionSaver(tmp_path / "out")
+    with pytest.raises(SystemExit, match="1 of 2 studies failed"):
+        run_inference(loader, KDMNetwork(KDMPredictor.from_weights()), KDMInferer(PredictOptions(steps=1)), saver)
+    assert (tmp_path / "out" / "good" / "report.json").is_file()
+    assert not (tmp_path / "out" / "cut").exists()
+    failures = (tmp_path / "out" / "failures.csv").read_text().splitlines()
+    assert failures[0] == "study,image,reason" and len(failures) == 2
+    assert failures[1].startswith(f"cut,{inputs / 'cut.dcm'},") and "Traceback" not in failures[1]
