@@ -76,7 +76,7 @@ def load_config(source: str | os.PathLike | dict | None, cls: type[C]) -> C:
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:
-            raise InputError(f"config file {path} is not valid YAML: {e}") from None
+            raise InputError(f"config file {path} is not valid YAML: {' '.join(str(e).split())}") from None
         where = str(path)
     return _build(cls, data, where)
 

@@ -15,6 +15,10 @@ from typing import Any
 from echokdm.errors import OutputError
 
 MARKER = ".echokdm"
+#: errors of a full, read-only or forbidden output location (reported as one OutputError line)
+UNWRITABLE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM)
+#: suffix of the temporary files of :meth:`OutputDir.atomic` (only a killed process leaves one behind)
+PART = ".part"
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
@@ -54,12 +58,17 @@ class OutputDir:
         (lets a command refuse its output folder before long work).
 
         Raises:
-            OutputError: the path is a file, a non-empty foreign folder, or a non-empty echokdm folder
-                without ``overwrite`` or ``resume``.
+            OutputError: the path is a file, a non-empty foreign folder, a non-empty echokdm folder
+                without ``overwrite`` or ``resume``, or in a place this process cannot write to.
         """
         p = Path(path)
         if p.exists() and not p.is_dir():
             raise OutputError(f"output path {p} exists and is not a folder")
+        existing = next(a for a in (p.absolute(), *p.absolute().parents) if a.exists())
+        if not existing.is_dir():
+            raise OutputError(f"output folder {p} cannot be made: {existing} is a file")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise OutputError(f"cannot write to output folder {p}: {existing} is read-only or not writable")
         if p.is_dir() and any(p.iterdir()):
             if not (p / MARKER).exists():
                 raise OutputError(f"output folder {p} is not empty and was not made by echokdm")
@@ -75,16 +84,17 @@ class OutputDir:
     @contextlib.contextmanager
     def atomic(self, name: str | os.PathLike) -> Iterator[Path]:
         """Yield a temporary path to write ``name`` to; it is renamed into place when the block ends."""
-        final = self.file(name)
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=final.suffix + ".part", dir=final.parent)
-        os.close(fd)
+        final, tmp = self.path / name, None
         try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=final.suffix + PART, dir=final.parent)
+            os.close(fd)
             yield Path(tmp)
             os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs get the usual permissions
             os.replace(tmp, final)
         except OSError as e:
             _unlink(tmp)
-            if e.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT):
+            if e.errno in UNWRITABLE:
                 raise OutputError(f"cannot write {final}: {e.strerror}") from None
             raise
         except BaseException:
@@ -114,6 +124,7 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def _unlink(p: str | os.PathLike) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(p)
+def _unlink(p: str | os.PathLike | None) -> None:
+    if p is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(p)

@@ -35,13 +35,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 
 from echokdm.errors import EchoKDMError, InputError, UnsupportedError
 from echokdm.outputs import MARKER, OutputDir
+
+if TYPE_CHECKING:
+    from echokdm.io.anonymize import Anonymizer
 
 #: keypoints per frame the KDM models and the motion prior use (endocardium + epicardium)
 N_KEYPOINTS = 40
@@ -316,6 +319,7 @@ class KDMPredictor:
             report = self._report(study, opts, frames, pred_labels, fit)
         clock.seconds["total"] = time.perf_counter() - t_start
         report["timings_s"] = dict(clock.seconds)
+        report["input"]["sha256"] = _input_sha256(cine)
         observed = study.target_frame is not None
         return Prediction(
             frames=frames, flows=flows_src, labels=pred_labels[1:], source=study.frames[study.source_frame],
@@ -439,6 +443,7 @@ class KDMPredictor:
                 "keypoints_file": opts.keypoints, "segmentation": "file" if opts.seg else "builtin",
                 "segmentation_file": opts.seg, "frames": opts.frames, "alphas": opts.alphas,
                 "steps": opts.steps, "seed": opts.seed, "device": str(self.device),
+                "threads": torch.get_num_threads(), "anonymize": False,
             },
             "phases": {
                 "ed_frames": list(study.phases.ed), "es_frames": list(study.phases.es),
@@ -525,6 +530,7 @@ def predict_study(
     device: str = "cpu",
     overwrite: bool = False,
     command: str | None = None,
+    anonymize: bool | Anonymizer = False,
 ) -> Prediction:
     """Predict and write every output file into ``out`` (nothing is left there when it fails).
 
@@ -537,6 +543,9 @@ def predict_study(
         device: ``cpu`` or ``cuda`` when ``predictor`` is None.
         overwrite: replace an earlier echokdm output folder.
         command: the command line to record in the report.
+        anonymize: de-identify ``prediction.dcm`` (DICOM PS3.15 basic profile, see :mod:`echokdm.io.anonymize`;
+            pass one :class:`~echokdm.io.anonymize.Anonymizer` to keep UIDs consistent over several studies) and
+            keep no input path, hash or command line in the report.
 
     Returns:
         The :class:`Prediction` (its report lists the files written).
@@ -546,12 +555,12 @@ def predict_study(
     """
     OutputDir.check(out, overwrite)
     predictor = predictor or KDMPredictor.from_weights(weights, device)
-    return save_prediction(predictor.predict(cine, options), cine, out, overwrite, command)
+    return save_prediction(predictor.predict(cine, options), cine, out, overwrite, command, anonymize)
 
 
 def save_prediction(
     pred: Prediction, cine: str | os.PathLike | torch.Tensor, out: str | os.PathLike, overwrite: bool = False,
-    command: str | None = None,
+    command: str | None = None, anonymize: bool | Anonymizer = False,
 ) -> Prediction:
     """Write every output file of ``pred`` into ``out``, the report last (nothing is left there when it fails).
 
@@ -561,6 +570,7 @@ def save_prediction(
         out: output folder (see :func:`predict_study`).
         overwrite: replace an earlier echokdm output folder.
         command: the command line to record in the report.
+        anonymize: see :func:`predict_study`.
 
     Returns:
         ``pred`` (its report now lists the files written).
@@ -568,12 +578,17 @@ def save_prediction(
     Raises:
         OutputError: an unusable output folder.
     """
+    from echokdm.io.anonymize import Anonymizer
+
     pred.report["command"] = command
+    anonymizer = (anonymize if isinstance(anonymize, Anonymizer) else Anonymizer()) if anonymize else None
+    if anonymizer is not None:
+        _redact(pred.report)
     existed = Path(out).exists()
     out_dir = OutputDir(out, overwrite=overwrite)
     try:
         t0 = time.perf_counter()
-        write_prediction(out_dir, pred, cine)
+        write_prediction(out_dir, pred, cine, anonymizer)
         pred.timings["write"] = time.perf_counter() - t0
         pred.timings["total"] += pred.timings["write"]
         out_dir.write_text(FILES["report_csv"], report_csv(pred.report))
@@ -584,8 +599,11 @@ def save_prediction(
     return pred
 
 
-def write_prediction(out: OutputDir, pred: Prediction, cine: str | os.PathLike | torch.Tensor) -> None:
-    """Write the frames, pictures, flow, segmentation and keypoints of ``pred`` (all but the report files)."""
+def write_prediction(
+    out: OutputDir, pred: Prediction, cine: str | os.PathLike | torch.Tensor, anonymizer: Anonymizer | None = None
+) -> None:
+    """Write the frames, pictures, flow, segmentation and keypoints of ``pred`` (all but the report files);
+    ``anonymizer`` de-identifies ``prediction.dcm``."""
     import imageio.v3 as iio
 
     from echokdm.io import write_cine_dicom
@@ -603,7 +621,7 @@ def write_prediction(out: OutputDir, pred: Prediction, cine: str | os.PathLike |
     header = read_dicom_header(_path_of(cine)) if meta["format"] == "dicom" else None
     with out.atomic(FILES["dicom"]) as tmp:
         write_cine_dicom(tmp, frames8, frame_time_ms=_sequence_frame_time(pred), spacing_mm=spacing, source=header,
-                         series_description="echokdm prediction", derivation=what)
+                         series_description="echokdm prediction", derivation=what, anonymize=anonymizer)
     names = []
     for i, f in enumerate(frames8):
         names.append(f"{FILES['frames']}/frame_{i:03d}.png")
@@ -718,7 +736,7 @@ def write_flow_nifti(path: str | os.PathLike, flows: np.ndarray, spacing_mm: lis
     image.header["descrip"] = b"echokdm pull flow source->frame, (dy, dx) in pixels"
     image.header.set_xyzt_units("mm")
     with open(path, "wb") as f:
-        f.write(gzip.compress(image.to_bytes(), compresslevel=6))
+        f.write(gzip.compress(image.to_bytes(), compresslevel=6, mtime=0))  # no time stamp: same data, same bytes
 
 
 def report_csv(report: dict[str, Any]) -> str:
@@ -745,7 +763,8 @@ def software_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}
-    for pkg in ("echokdm", "torch", "diffusers", "monai", "numpy", "pydicom", "scikit-image"):
+    for pkg in ("echokdm", "torch", "diffusers", "monai", "numpy", "pydicom", "scikit-image", "scipy", "SimpleITK",
+                "nibabel", "opencv-python-headless", "dicom-anonymizer"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -778,6 +797,21 @@ def _require_shipped(weights: PredictWeights, roles: tuple[str, ...] = ("seg", "
 def _path_of(cine: str | os.PathLike | torch.Tensor) -> str:
     """The file a loop comes from: the path itself, or a loaded loop's ``filename_or_obj``."""
     return str(cine.meta.get("filename_or_obj", "")) if isinstance(cine, torch.Tensor) else str(cine)
+
+
+def _input_sha256(cine: str | os.PathLike | torch.Tensor) -> str | None:
+    """sha256 of the input file (None for a folder of frames or a loop not read from one file)."""
+    from echokdm.weights import sha256_of
+
+    path = Path(_path_of(cine))
+    return sha256_of(path) if path.is_file() else None
+
+
+def _redact(report: dict[str, Any]) -> None:
+    """``--anonymize``: no input path, file hash or command line in the report (the settings stay)."""
+    report["command"] = None
+    report["input"]["sha256"] = None
+    report["request"].update(anonymize=True, keypoints_file=None, segmentation_file=None)
 
 
 def _weights_name(name: str) -> str:

@@ -6,10 +6,15 @@ default; relative paths are relative to the manifest's folder). Each study is wr
 
 - Sharding: under ``torchrun`` rank ``r`` of ``W`` takes studies ``r, r + W, ...`` (``RANK`` / ``WORLD_SIZE``).
 - Resuming: a study whose ``report.json`` exists is finished and skipped; the others (failed or interrupted)
-  are run again.
+  are run again. Every file is written atomically and ``report.json`` last, so a batch killed at any moment
+  (even SIGKILL) and started again ends with every study done once; the temporary files a killed run leaves
+  are removed when the batch starts again.
 - Failures: a bad study never stops the batch; its folder is removed and its one-line reason kept until it
   succeeds. When every rank is done, rank 0 writes ``summary.csv`` (one row per study: status and the main
-  numbers) and ``failures.csv`` (study, input, reason).
+  numbers) and ``failures.csv`` (study, input, reason). An unusable output location (read-only, full) stops
+  the batch with that one error: every further study would fail the same way.
+- ``anonymize``: every ``prediction.dcm`` is de-identified with one :class:`~echokdm.io.anonymize.Anonymizer`
+  (its key shared by all ranks), so studies of one run that share an original UID share its replacement.
 """
 
 from __future__ import annotations
@@ -24,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from echokdm.errors import EchoKDMError, InputError
-from echokdm.outputs import MARKER, OutputDir
+from echokdm.errors import EchoKDMError, InputError, OutputError
+from echokdm.outputs import MARKER, PART, OutputDir
 
 REQUIRED = ("study_id", "dicom")
 OPTIONAL = ("phase", "target_ef", "keypoints", "seg", "source_frame", "frames")
@@ -123,6 +128,7 @@ def predict_batch(
     weights=None,
     predictor=None,
     command: str | None = None,
+    anonymize: bool = False,
 ) -> BatchResult:
     """Predict every study of ``manifest`` into ``out/<study_id>/`` (this rank's share under torchrun).
 
@@ -134,14 +140,17 @@ def predict_batch(
         device: ``cpu`` or ``cuda`` (each rank takes its local GPU).
         weights: :class:`echokdm.predict.PredictWeights` (default: shipped).
         predictor: already loaded models (instead of ``weights``/``device``).
-        command: command line recorded in every report.
+        command: command line recorded in every report (none with ``anonymize``).
+        anonymize: de-identify the DICOM outputs and keep input paths out of the reports (see the module docstring).
 
     Returns:
         This rank's :class:`BatchResult`.
 
     Raises:
-        InputError: a bad manifest; OutputError: an unusable batch folder. Single studies never raise.
+        InputError: a bad manifest; OutputError: an unusable batch folder (also when it turns read-only or
+            full during the batch). Single studies never raise.
     """
+    from echokdm.io.anonymize import Anonymizer
     from echokdm.predict import DEFAULT_STEPS, KDMPredictor, PredictOptions, predict_study
     from echokdm.progress import progress
     from echokdm.train.distributed import init_distributed, shutdown_distributed
@@ -150,17 +159,23 @@ def predict_batch(
     out_dir = OutputDir(out, resume=True)
     ctx = init_distributed("cuda" if str(device).startswith("cuda") else "cpu")
     try:
+        if ctx.is_main:
+            _remove_leftovers(out_dir.path)
+        ctx.barrier()
+        anonymizer = Anonymizer(_shared_key(ctx)) if anonymize else False
         predictor = predictor or KDMPredictor.from_weights(weights, str(ctx.device))
         done, skipped, failed = [], [], {}
         for row in progress(rows[ctx.rank :: ctx.world_size], "predict-batch"):
             folder = out_dir.path / row.study_id
-            state = out_dir.file(f"{STATE_DIR}/{row.study_id}.txt")
+            state = out_dir.path / STATE_DIR / f"{row.study_id}.txt"
             if (folder / "report.json").is_file():
                 skipped.append(row.study_id)
                 continue
             try:
                 opts = PredictOptions(**_typed(row.options), steps=steps or DEFAULT_STEPS, seed=seed)
-                predict_study(row.dicom, folder, opts, predictor, overwrite=True, command=command)
+                predict_study(row.dicom, folder, opts, predictor, overwrite=True, command=command, anonymize=anonymizer)
+            except OutputError:
+                raise
             except EchoKDMError as e:
                 failed[row.study_id] = str(e)
             except Exception as e:  # one bad study never stops the batch
@@ -198,6 +213,22 @@ def write_summary(out: OutputDir, rows: list[ManifestRow]) -> Path:
     out.write_text(SUMMARY_CSV, _csv(summary, columns))
     out.write_text(FAILURES_CSV, _csv(failures, ["study_id", "dicom", "reason"]))
     return out.file(SUMMARY_CSV)
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Temporary files that a killed run left in the batch folder and its failure notes (a study folder
+    without ``report.json`` is cleared anyway when its study runs again)."""
+    for folder in (out, out / STATE_DIR):
+        for tmp in folder.glob(f".*{PART}"):
+            tmp.unlink(missing_ok=True)
+
+
+def _shared_key(ctx) -> bytes:
+    """32 random bytes of rank 0, known to every rank (the UID key of --anonymize)."""
+    import torch
+
+    mine = torch.tensor(list(os.urandom(32)) if ctx.is_main else [0] * 32)
+    return bytes(ctx.all_sum(mine).round().to(torch.uint8).tolist())
 
 
 def _typed(options: dict[str, str]) -> dict[str, Any]:

@@ -136,4 +136,4 @@ def write_label_sequence(path: str | os.PathLike, labels: np.ndarray, spacing_mm
     image = nib.Nifti1Image(data, np.diag([float(dx), float(dy), 1.0, 1.0]))
     image.header.set_xyzt_units("mm")
     with open(path, "wb") as f:
-        f.write(gzip.compress(image.to_bytes(), compresslevel=6))
+        f.write(gzip.compress(image.to_bytes(), compresslevel=6, mtime=0))  # no time stamp: same data, same bytes

@@ -28,7 +28,10 @@ import click
               help="Folder of weights named like the shipped ones (seg_a4c, kdm_flow_vae, kdm_k2f, kdm_f2i, kdm_prior .safetensors).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing echokdm output folder.")
-def command(cine, sample, phase, target_ef, keypoints, frames, seg, source_frame, steps, seed, device, weights_dir, out, overwrite) -> None:
+@click.option("--anonymize", is_flag=True,
+              help="De-identify prediction.dcm (DICOM PS3.15 basic profile) and keep input paths out of the report.")
+def command(cine, sample, phase, target_ef, keypoints, frames, seg, source_frame, steps, seed, device, weights_dir, out, overwrite,
+            anonymize) -> None:
     """Predict the target frame (or the sequence towards it) of a cine loop with KDM.
 
     Writes prediction.dcm, frames/*.png, sequence.gif, comparison.png, flow.png/.npy/.nii.gz,
@@ -44,7 +47,8 @@ def command(cine, sample, phase, target_ef, keypoints, frames, seg, source_frame
     options = PredictOptions(phase=phase, target_ef=target_ef, keypoints=keypoints, frames=frames, seg=seg,
                              source_frame=source_frame, steps=steps, seed=seed)
     weights = PredictWeights.from_dir(weights_dir) if weights_dir else None
-    p = predict_study(cine, out, options, weights=weights, device=device, overwrite=overwrite, command=command_line())
+    p = predict_study(cine, out, options, weights=weights, device=device, overwrite=overwrite, command=command_line(),
+                      anonymize=anonymize)
     ef = p.report["ef"]
     click.echo(f"predicted {len(p.frames)} frame(s) from frame {p.source_frame} -> {out}")
     line = f"EF source beat {ef['source_beat']:.1f}%, target keypoints {ef['target_keypoints']:.1f}%"

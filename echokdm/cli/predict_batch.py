@@ -13,8 +13,10 @@ import click
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda (each torchrun rank takes its local GPU).")
 @click.option("--weights", "weights_dir", type=click.Path(), default=None,
               help="Folder of weights named like the shipped ones (default: the shipped weights).")
+@click.option("--anonymize", is_flag=True,
+              help="De-identify every prediction.dcm (DICOM PS3.15 basic profile) and keep input paths out of the reports.")
 @click.pass_context
-def command(ctx: click.Context, manifest, out, steps, seed, device, weights_dir) -> None:
+def command(ctx: click.Context, manifest, out, steps, seed, device, weights_dir, anonymize) -> None:
     """Run `echokdm predict` for every study of a manifest into OUT/<study_id>/.
 
     Finished studies are skipped, so an interrupted batch continues where it stopped; a failing study is
@@ -26,7 +28,8 @@ def command(ctx: click.Context, manifest, out, steps, seed, device, weights_dir)
     from echokdm.predict_batch import predict_batch
 
     weights = PredictWeights.from_dir(weights_dir) if weights_dir else None
-    r = predict_batch(manifest, out, steps=steps, seed=seed, device=device, weights=weights, command=command_line())
+    r = predict_batch(manifest, out, steps=steps, seed=seed, device=device, weights=weights, command=command_line(),
+                      anonymize=anonymize)
     click.echo(f"{len(r.done)} predicted, {len(r.skipped)} already done, {len(r.failed)} failed -> {out}")
     for sid, reason in r.failed.items():
         click.echo(f"failed {sid}: {reason}", err=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -46,6 +46,7 @@ def write_cine_dicom(
     series_number: int = 900,
     heart_rate_bpm: float | None = None,
     derivation: str | None = None,
+    anonymize: Callable[[Dataset], object] | None = None,
 ) -> None:
     """Write a loop as a DICOM Ultrasound Multi-frame Image Storage file.
 
@@ -66,6 +67,8 @@ def write_cine_dicom(
         series_number: Series Number.
         heart_rate_bpm: Heart Rate to record, if known.
         derivation: Derivation Description (e.g. "echokdm predicted ES frame").
+        anonymize: de-identification applied to the finished dataset in place, e.g.
+            :class:`echokdm.io.anonymize.Anonymizer` (DICOM PS3.15 basic profile).
 
     Raises:
         InputError: frames of the wrong shape or type, or a non-positive frame time or spacing.
@@ -156,6 +159,8 @@ def write_cine_dicom(
     if spacing_mm is not None:
         ds.SequenceOfUltrasoundRegions = DicomSequence([_tissue_region(spacing_mm, h, w)])
     ds.PixelData = np.ascontiguousarray(frames).tobytes()
+    if anonymize is not None:
+        anonymize(ds)
     ds.save_as(path, enforce_file_format=True)
 
 

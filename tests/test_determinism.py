@@ -1,0 +1,74 @@
+"""Determinism: the same input, seed and settings give bit-identical outputs on CPU in two separate processes,
+and the report records what a rerun needs (seed, steps, threads, versions, weight and input hashes).
+
+Only what is new per run by design differs: the instance UIDs of ``prediction.dcm`` (every run writes a new
+DICOM instance, as DICOM requires), its content time, the timings and the command line in the report.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from hardening_files import echokdm
+from io_files import sha256
+
+#: attributes of prediction.dcm that are new for every run (new instance, series and frames of reference)
+PER_RUN = {"SOPInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID", "SynchronizationFrameOfReferenceUID",
+           "ContentDate", "ContentTime", "MediaStorageSOPInstanceUID"}
+PER_RUN_REPORT = ("timings_s", "command")
+
+
+def run(study, weights: Path, out: Path, seed: int = 3):
+    r = echokdm("predict", "--dicom", study.dicom, "--seg", study.labels_nii, "--frames", 2, "--steps", 2, "--seed", seed,
+                "--weights", weights, "--out", out)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(phantom_study, tiny_weights, tmp_path_factory) -> dict[str, Path]:
+    """Output folders of three separate processes: a and b with seed 3, c with seed 4."""
+    root = tmp_path_factory.mktemp("determinism")
+    return {n: run(phantom_study, tiny_weights, root / n, seed=4 if n == "c" else 3) for n in "abc"}
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_two_processes_give_bit_identical_outputs(runs):
+    a, b = files(runs["a"]), files(runs["b"])
+    assert a.keys() == b.keys()
+    special = {"prediction.dcm", "report.json", "report.csv"}
+    differing = [name for name in a if name not in special and a[name] != b[name]]
+    assert differing == []  # pictures, flow (.npy, .nii.gz), segmentation, keypoints: the same bytes
+    da, db = (pydicom.dcmread(runs[n] / "prediction.dcm") for n in "ab")
+    assert da.PixelData == db.PixelData
+    changed = {e.keyword for x, y in ((da, db), (da.file_meta, db.file_meta))
+               for e in x if e.tag not in y or e.value != y[e.tag].value}
+    assert "SOPInstanceUID" in changed and changed <= PER_RUN, changed - PER_RUN
+    ra, rb = (json.loads(a["report.json"]), json.loads(b["report.json"]))
+    assert {k: v for k, v in ra.items() if k not in PER_RUN_REPORT} == {
+        k: v for k, v in rb.items() if k not in PER_RUN_REPORT}
+
+
+def test_the_seed_changes_the_pixels(runs):
+    """The test above would pass for a model that ignores its noise; here the seed must matter."""
+    assert not np.array_equal(*(np.load(runs[n] / "flow.npy") for n in "ac"))
+
+
+def test_report_records_what_a_rerun_needs(runs, phantom_study, tiny_weights):
+    rep = json.loads((runs["a"] / "report.json").read_text())
+    req = rep["request"]
+    assert (req["seed"], req["steps"], req["frames"], req["threads"], req["device"]) == (3, 2, 2, 1, "cpu")
+    assert rep["input"]["sha256"] == sha256(phantom_study.dicom)
+    for pkg in ("echokdm", "torch", "diffusers", "monai", "numpy", "pydicom", "scipy"):
+        assert rep["software"][pkg] not in ("", "not installed"), pkg
+    for role, name in (("seg", "seg_a4c"), ("flow_vae", "kdm_flow_vae"), ("k2f", "kdm_k2f"), ("f2i", "kdm_f2i")):
+        path = tiny_weights / f"{name}.safetensors"
+        assert rep["weights"][role] == {"name": path.name, "sha256": sha256(path)}
+    assert "--seed 3" in rep["command"] and "--steps 2" in rep["command"]

@@ -1,0 +1,175 @@
+"""Faults: ``predict-batch`` killed with SIGKILL and started again, a read-only and a full output location.
+
+The read-only and full locations are real where the test can make them (a read-only or a tiny tmpfs mounted
+by root), else the closest honest stand-in: a chmod 0555 folder for a non-root user, and RLIMIT_FSIZE (the
+write fails with EFBIG, as on a file system whose file size limit is reached) for the full disk.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hardening_files import (
+    ENV,
+    assert_complete_study,
+    checksums,
+    echokdm,
+    leftovers,
+    one_error_line,
+    read_csv,
+    write_manifest,
+)
+
+GOOD = [f"s{i}" for i in range(5)]
+
+
+@pytest.fixture(scope="module")
+def batch_inputs(tmp_path_factory) -> Path:
+    """Five small phantom studies (96x96, 20 frames, one beat; DICOM + true labels), one non-DICOM ``bad.dcm``
+    and the manifest ``studies.csv`` listing them (bad third)."""
+    from echokdm.io import write_cine_dicom
+    from echokdm.phantom import sample_params, simulate
+    from echokdm.segment import write_label_sequence
+
+    root = tmp_path_factory.mktemp("batch_inputs")
+    rows = []
+    for i, sid in enumerate(GOOD):
+        lp = simulate(sample_params(20 + i, size=96, frames=20, n_beats=1))
+        write_cine_dicom(root / f"{sid}.dcm", (lp.frames * 255).round().astype(np.uint8), frame_time_ms=lp.frame_time_ms,
+                         spacing_mm=lp.spacing_mm)
+        write_label_sequence(root / f"{sid}.nii.gz", np.where(lp.labels <= 3, lp.labels, 0).astype(np.uint8), lp.spacing_mm)
+        rows.append((sid, f"{sid}.dcm", f"{sid}.nii.gz"))
+    (root / "bad.dcm").write_text("this is not a DICOM file")
+    rows.insert(2, ("bad", "bad.dcm", ""))
+    write_manifest(root / "studies.csv", rows)
+    return root
+
+
+def batch_command(inputs: Path, out: Path, weights: Path) -> list[str]:
+    return [sys.executable, "-m", "echokdm", "predict-batch", "--manifest", str(inputs / "studies.csv"), "--out", str(out),
+            "--steps", "2", "--weights", str(weights)]
+
+
+def test_sigkill_and_restart_leave_every_study_done_once(batch_inputs, tiny_weights, tmp_path):
+    before = checksums(batch_inputs)
+    out = tmp_path / "batch"
+    cmd = batch_command(batch_inputs, out, tiny_weights)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    deadline = time.monotonic() + 300
+    while not any(out.glob("*/report.json")):  # kill right after the first study is finished
+        assert proc.poll() is None, "the batch ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    finished = {p.parent.name: p.stat() for p in out.glob("*/report.json")}
+    assert 1 <= len(finished) < len(GOOD)
+    # what a kill in the middle of writing leaves, made certain: a study folder with half of its files and
+    # orphaned temporary files in the batch folder, the failure notes and a study folder
+    todo = [s for s in GOOD if s not in finished]
+    half = out / todo[-1]
+    if not half.exists():
+        half.mkdir()
+        (half / ".echokdm").touch()
+    (half / "flow.npy").write_bytes(b"\x93NUMPY half")
+    (half / ".prediction.dcm.k1ll3d.dcm.part").write_bytes(b"DICM half")
+    (out / ".summary.csv.k1ll3d.csv.part").write_text("study_id,sta")
+    (out / ".failed").mkdir(exist_ok=True)
+    (out / ".failed" / ".bad.txt.k1ll3d.txt.part").write_text("half a rea")
+
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=ENV)
+    assert r.returncode == 1, r.stderr  # the bad study fails
+    assert f"{len(todo)} predicted, {len(finished)} already done, 1 failed" in r.stdout, r.stderr
+    # finished studies were not run again; every good study is complete and readable; nothing half-written
+    for sid, stat in finished.items():
+        now = (out / sid / "report.json").stat()
+        assert (now.st_ino, now.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
+    for sid in GOOD:
+        assert_complete_study(out / sid)
+    assert leftovers(out) == []
+    assert sorted(p.name for p in out.iterdir() if p.is_dir() and p.name != ".failed") == GOOD
+    summary = read_csv(out / "summary.csv")
+    assert [row["study_id"] for row in summary] == ["s0", "s1", "bad", "s2", "s3", "s4"]
+    assert {row["study_id"]: row["status"] for row in summary} == {**dict.fromkeys(GOOD, "ok"), "bad": "failed"}
+    failures = read_csv(out / "failures.csv")
+    assert [f["study_id"] for f in failures] == ["bad"] and "not a DICOM file" in failures[0]["reason"]
+    assert checksums(batch_inputs) == before
+
+
+@pytest.fixture
+def unwritable(tmp_path):
+    """A folder this process cannot write to: a read-only tmpfs (root), chmod 0555 (other users), or a folder
+    under /sys (root where mounting is not allowed). Yields (folder, how)."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder, "chmod"
+        folder.chmod(0o755)
+    elif _mount(folder, "ro,size=64k"):
+        yield folder, "read-only mount"
+        subprocess.run(["umount", str(folder)], check=True)
+    else:
+        yield Path("/sys/echokdm-test"), "sysfs"
+
+
+@pytest.fixture
+def full(tmp_path):
+    """Yields (folder, preexec_fn): a 96 KiB tmpfs (root; writes fail with ENOSPC), or a plain folder and a
+    file-size limit of 96 KiB for the child (writes fail with EFBIG)."""
+    folder = tmp_path / "full"
+    folder.mkdir()
+    if os.geteuid() == 0 and _mount(folder, "size=96k"):
+        yield folder, None
+        subprocess.run(["umount", str(folder)], check=True)
+    else:
+        yield folder, lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (96 * 1024, 96 * 1024))
+
+
+def _mount(folder: Path, options: str) -> bool:
+    if shutil.which("mount") is None:
+        return False
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True).returncode == 0
+
+
+@pytest.mark.parametrize("command", ["predict", "predict-batch"])
+def test_read_only_output_is_one_clear_error(command, unwritable, batch_inputs, tiny_weights):
+    folder, how = unwritable
+    before = checksums(batch_inputs)
+    out = folder / "out"
+    source = (["--dicom", batch_inputs / "s0.dcm", "--seg", batch_inputs / "s0.nii.gz"] if command == "predict"
+              else ["--manifest", batch_inputs / "studies.csv"])
+    r = echokdm(command, *source, "--steps", 1, "--weights", tiny_weights, "--out", out)
+    assert r.returncode == 2, (how, r.stdout, r.stderr)
+    line = one_error_line(r)
+    assert line.startswith("echokdm: error:") and "cannot write" in line and str(out) in line, (how, line)
+    assert not out.exists()
+    assert checksums(batch_inputs) == before
+
+
+@pytest.mark.parametrize("command", ["predict", "predict-batch"])
+def test_full_disk_is_one_clear_error_and_leaves_nothing(command, full, batch_inputs, tiny_weights):
+    folder, limit = full
+    before = checksums(batch_inputs)
+    out = folder / "out"
+    source = (["--dicom", batch_inputs / "s0.dcm", "--seg", batch_inputs / "s0.nii.gz"] if command == "predict"
+              else ["--manifest", batch_inputs / "studies.csv"])
+    r = echokdm(command, *source, "--steps", 1, "--weights", tiny_weights, "--out", out, preexec_fn=limit)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    line = one_error_line(r)
+    reason = "File too large" if limit else "No space left on device"
+    assert line.startswith("echokdm: error: cannot write") and reason in line, line
+    # nothing partial: no study folder (predict removes the folder it made; the batch keeps only its marker)
+    left = sorted(str(p.relative_to(out)) for p in out.rglob("*")) if out.exists() else []
+    assert left in ([], [".echokdm"]), left
+    assert checksums(batch_inputs) == before
+
