@@ -7,12 +7,15 @@
    studies/s and this process's RSS after each load.
 3. Runs ``echokdm predict-batch`` (a fresh process: shipped weights, built-in segmenter, ``--steps``) on the
    first ``--predict`` studies and samples the child's memory every 20 ms: studies/s, peak RSS (VmHWM), and the
-   RSS right after each study is finished (its report.json appears).
+   RSS right after each study is finished (its report.json appears). With ``--repeat R`` the manifest lists
+   those studies R times (new study ids): growth that stops in the later passes comes from caches that fill
+   once per new image shape, not from a leak, which keeps growing.
 
 Memory is flat when RSS does not grow with the number of studies: printed as the least-squares slope of RSS
-over studies 5..N (MiB per study) and the ratio RSS(last) / RSS(study 5).
+over studies 5..N (MiB per study), the ratio RSS(last) / RSS(study 5), and the slope over the second half
+(after the allocator and the models' caches have warmed up, a leak still shows there).
 
-    nice python pipelines/bench/load_batch.py [--studies 200] [--predict 20] [--steps 2] [--size 128] [--frames 20]
+    nice python pipelines/bench/load_batch.py [--studies 200] [--predict 20] [--repeat 1] [--steps 2] [--size 128]
 """
 
 from __future__ import annotations
@@ -89,11 +92,12 @@ def bench_load(manifest: Path) -> None:
     print(f"load_cine RSS slope over studies 5..{len(rss)}: {slope * 1024:+.1f} KiB/study; last/study-5 ratio {ratio:.3f}")
 
 
-def bench_predict(manifest: Path, n: int, steps: int, out: Path) -> None:
-    rows = manifest.read_text().splitlines()
-    sub = manifest.parent / f"manifest_first{n}.csv"
-    sub.write_text("\n".join(rows[: n + 1]) + "\n")
-    ids = [r.split(",")[0] for r in rows[1 : n + 1]]
+def bench_predict(manifest: Path, n: int, repeat: int, steps: int, out: Path) -> None:
+    rows = manifest.read_text().splitlines()[1 : n + 1]
+    listed = [f"{r.split(',')[0]}_{k}," + r.split(",", 1)[1] for k in range(1, repeat + 1) for r in rows] if repeat > 1 else rows
+    sub = manifest.parent / f"manifest_first{n}x{repeat}.csv"
+    sub.write_text("\n".join(["study_id,dicom", *listed]) + "\n")
+    ids = [r.split(",")[0] for r in listed]
     cmd = [sys.executable, "-m", "echokdm", "predict-batch", "--manifest", str(sub), "--out", str(out), "--steps", str(steps)]
     env = {**os.environ, "ECHOKDM_PROGRESS": "0"}
     t0 = time.perf_counter()
@@ -122,13 +126,22 @@ def bench_predict(manifest: Path, n: int, steps: int, out: Path) -> None:
     print("RSS after each study (MiB): " + " ".join(f"{r:.0f}" for r in rss))
     if len(rss) >= 7:
         slope, ratio = flatness(list(rss))
-        print(f"RSS slope over studies 5..{len(rss)}: {slope:+.2f} MiB/study; last/study-5 ratio {ratio:.3f}")
+        half = len(rss) // 2 + 1
+        late, _ = flatness(list(rss), half)
+        print(f"RSS slope over studies 5..{len(rss)}: {slope:+.2f} MiB/study; last/study-5 ratio {ratio:.3f}; "
+              f"slope over studies {half}..{len(rss)}: {late:+.2f} MiB/study")
+    if repeat > 1:
+        per = len(rss) // repeat
+        print("RSS by pass over the same studies (first, last, slope MiB/study): " + "; ".join(
+            f"pass {k + 1}: {rss[k * per]:.0f}, {rss[(k + 1) * per - 1]:.0f}, "
+            f"{np.polyfit(np.arange(per), rss[k * per:(k + 1) * per], 1)[0]:+.2f}" for k in range(repeat)))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--studies", type=int, default=200)
     ap.add_argument("--predict", type=int, default=20)
+    ap.add_argument("--repeat", type=int, default=1, help="passes over the --predict studies in one batch")
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--frames", type=int, default=20)
@@ -141,7 +154,7 @@ def main() -> None:
         data = args.data or Path(tmp) / "studies"
         manifest = write_studies(data, args.studies, args.size, args.frames)
         bench_load(manifest)
-        bench_predict(manifest, args.predict, args.steps, Path(tmp) / "batch")
+        bench_predict(manifest, args.predict, args.repeat, args.steps, Path(tmp) / "batch")
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 
