@@ -59,7 +59,8 @@ def test_bundle_run_gives_the_cli_pixels(phantom_study, tmp_path):
     r = run("-m", "monai.bundle", "run", "--bundle_root", BUNDLE, "--config_file", CONFIG, "--input_dir", inputs,
             "--output_dir", out, "--steps", STEPS, "--seed", SEED)
     assert "phantom: frame" in r.stdout and "sonosite: frame" in r.stdout
-    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["phantom", "sonosite"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["failures.csv", "phantom", "sonosite"]
+    assert (out / "failures.csv").read_text().splitlines() == ["study,image,reason"]
     for study in ("phantom", "sonosite"):
         cli = tmp_path / f"cli_{study}"
         run("-m", "echokdm", "predict", "--dicom", inputs / f"{study}.dcm", "--phase", "es", "--seed", SEED,
