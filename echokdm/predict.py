@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 
-from echokdm.errors import EchoKDMError, InputError, UnsupportedError
+from echokdm.errors import InputError, UnsupportedError
 from echokdm.outputs import MARKER, OutputDir
 
 if TYPE_CHECKING:
@@ -409,7 +409,12 @@ class KDMPredictor:
 
     # -- stage 7 ----------------------------------------------------------------------------------------------
     def _report(self, study: _Study, opts: PredictOptions, frames: np.ndarray, pred_labels: np.ndarray, fit) -> dict[str, Any]:
-        from echokdm.metrics import Units, ef_consistency, ejection_fraction, measure_frame
+        from echokdm.metrics import (
+            Units,
+            ef_consistency,
+            ejection_fraction,
+            measure_frame,
+        )
 
         spacing = study.meta.get("spacing_mm")
         sp = tuple(spacing) if spacing else None
@@ -656,9 +661,6 @@ def write_prediction(
 def comparison_figure(path: str | os.PathLike, pred: Prediction, box: list[int]) -> None:
     """source | prediction | real target (when observed) | difference, cropped to the sector box, with the
     segmentation outlined and the numbered keypoints (source's, the target ones asked for, the real target's)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     from matplotlib import colormaps
 
     from echokdm.keypoints.draw import plot_keypoints
@@ -690,10 +692,7 @@ def comparison_figure(path: str | os.PathLike, pred: Prediction, box: list[int])
 
 def flow_figure(path: str | os.PathLike, flow: np.ndarray, source: np.ndarray, box: list[int]) -> None:
     """The flow source -> prediction as a colour wheel picture (hue: direction, brightness: magnitude) with its key."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from echokdm.flow import flow_to_rgb
 
@@ -704,7 +703,8 @@ def flow_figure(path: str | os.PathLike, flow: np.ndarray, source: np.ndarray, b
     yy, xx = np.meshgrid(r, r, indexing="ij")
     key = flow_to_rgb(np.stack([yy, xx]) * vmax, vmax)
     key[np.hypot(yy, xx) > 1] = 255
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4.2), dpi=100, gridspec_kw={"width_ratios": [4, 4, 1.3]})
+    fig = Figure(figsize=(12, 4.2), dpi=100)
+    axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [4, 4, 1.3]})
     axes[0].imshow(source[y0 : y1 + 1, x0 : x1 + 1], cmap="gray", vmin=0, vmax=1)
     axes[0].set_title("source", fontsize=9)
     axes[1].imshow(flow_to_rgb(f, vmax))
@@ -716,7 +716,6 @@ def flow_figure(path: str | os.PathLike, flow: np.ndarray, source: np.ndarray, b
         ax.set_axis_off()
     fig.tight_layout()
     fig.savefig(path, format="png")
-    plt.close(fig)
 
 
 def write_flow_nifti(path: str | os.PathLike, flows: np.ndarray, spacing_mm: list[float] | None) -> None:
@@ -941,7 +940,22 @@ def _remove_written(path: Path, existed: bool) -> None:
 
 
 __all__ = [
-    "DEFAULT_STEPS", "EF_LIMITS", "FILES", "KDMPredictor", "N_KEYPOINTS", "PredictOptions", "PredictWeights",
-    "Prediction", "StageClock", "comparison_figure", "flow_figure", "predict_study", "report_csv",
-    "residual_transfer", "save_prediction", "software_versions", "write_flow_nifti", "write_prediction",
+    "DEFAULT_STEPS",
+    "EF_LIMITS",
+    "FILES",
+    "N_KEYPOINTS",
+    "KDMPredictor",
+    "PredictOptions",
+    "PredictWeights",
+    "Prediction",
+    "StageClock",
+    "comparison_figure",
+    "flow_figure",
+    "predict_study",
+    "report_csv",
+    "residual_transfer",
+    "save_prediction",
+    "software_versions",
+    "write_flow_nifti",
+    "write_prediction",
 ]
