@@ -215,7 +215,10 @@ def run_metrics(
             sp, sp_source = list(meta["spacing_mm"]), f"cine ({meta.get('spacing_source')})"
         frame_time_ms = frame_time_ms or meta.get("frame_time_ms")
         backgrounds, background_name = frames.astype(np.float32) / 255.0, "cine"
-    lm = measure_loop(labels, n_keypoints, sp, frame_time_ms, septum_side)
+    try:
+        lm = measure_loop(labels, n_keypoints, sp, frame_time_ms, septum_side)
+    except InputError as e:  # name the file whose labels cannot be measured
+        raise InputError(f"{seg}: {e}") from None
     out_dir = OutputDir(out, overwrite=overwrite)
     inputs = {"segmentation": str(seg), "dicom": None if dicom is None else str(dicom)}
     report = metrics_report(lm, labels.shape[1:], inputs, sp_source if sp else None)

@@ -90,11 +90,13 @@ def read_manifest(path: str | os.PathLike) -> list[ManifestRow]:
     """
     p = Path(path)
     if not p.is_file():
-        raise InputError(f"manifest {p} does not exist")
+        raise InputError(f"manifest {p} does not exist" if not p.exists() else f"manifest {p} is not a file")
     try:
         rows = list(csv.DictReader(io.StringIO(p.read_text(encoding="utf-8-sig"))))
     except (UnicodeDecodeError, csv.Error) as e:
         raise InputError(f"manifest {p} is not a readable CSV file: {e}") from None
+    except OSError as e:
+        raise InputError(f"manifest {p} cannot be read: {e.strerror or e}") from None
     if not rows:
         raise InputError(f"manifest {p} lists no studies")
     columns = set(rows[0])

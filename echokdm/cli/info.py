@@ -11,7 +11,7 @@ from echokdm.errors import InputError
 
 
 @click.command("info")
-@click.argument("file", required=False, type=click.Path(path_type=str))
+@click.argument("file", required=False, type=click.Path(path_type=str, readable=False))
 @click.option("--sample", is_flag=True, help="Describe the bundled sample loop (a real SonoSite cine).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema: data_specs/info.schema.json).")
 def command(file: str | None, sample: bool, as_json: bool) -> None:

@@ -6,9 +6,9 @@ import click
 
 
 @click.command("metrics")
-@click.option("--seg", required=True, type=click.Path(path_type=str),
+@click.option("--seg", required=True, type=click.Path(path_type=str, readable=False),
               help="Segmentation of the loop: NIfTI, MHD, DICOM SEG or a folder of PNG frames.")
-@click.option("--dicom", type=click.Path(path_type=str),
+@click.option("--dicom", type=click.Path(path_type=str, readable=False),
               help="The loop itself (DICOM cine or any readable loop): spacing, timing, overlays.")
 @click.option("--keypoints", "n_keypoints", type=click.Choice(["20", "40"]), default="20", show_default=True,
               help="Endocardium (20) or endo + epicardium (40).")

@@ -12,14 +12,14 @@ import click
 
 
 @click.command("predict")
-@click.option("--dicom", "cine", type=click.Path(), default=None, help="Cine loop (DICOM, or NIfTI/AVI/frames).")
+@click.option("--dicom", "cine", type=click.Path(readable=False), default=None, help="Cine loop (DICOM, or NIfTI/AVI/frames).")
 @click.option("--sample", is_flag=True, help="Use the bundled sample loop (a real SonoSite cine) instead of --dicom.")
 @click.option("--phase", type=click.Choice(["es", "ed"]), default=None,
               help="Target observed in the loop: es (source ED -> ES, the default) or ed (source ES -> ED).")
 @click.option("--target-ef", type=float, default=None, help="Predict ES at this EF (%, 5-90), keypoints from the motion prior.")
-@click.option("--keypoints", type=click.Path(), default=None, help="Target keypoints file (echokdm metrics format, 40 keypoints).")
+@click.option("--keypoints", type=click.Path(readable=False), default=None, help="Target keypoints file (echokdm metrics format, 40 keypoints).")
 @click.option("--frames", type=int, default=1, show_default=True, help="Frames of the sequence source -> target (one K2F run).")
-@click.option("--seg", type=click.Path(), default=None, help="Segmentation of every frame (NIfTI/MHD/PNG/DICOM SEG) instead of the built-in one.")
+@click.option("--seg", type=click.Path(readable=False), default=None, help="Segmentation of every frame (NIfTI/MHD/PNG/DICOM SEG) instead of the built-in one.")
 @click.option("--source-frame", type=int, default=None, help="Source frame index (default: ED of the first beat; ES for --phase ed).")
 @click.option("--steps", type=int, default=10, show_default=True, help="Denoising steps of K2F and of F2I.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampling noise (same seed, same pixels).")

@@ -13,7 +13,7 @@ import click  # noqa: E402
 
 
 @click.command("segment")
-@click.option("--dicom", "cine", required=True, type=click.Path(), help="Cine loop (DICOM, or NIfTI/AVI/frames).")
+@click.option("--dicom", "cine", required=True, type=click.Path(readable=False), help="Cine loop (DICOM, or NIfTI/AVI/frames).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--weights", default="seg_a4c", show_default=True, help="Shipped weights name or a model.safetensors.")
 @click.option("--keypoints", "n_keypoints", type=click.Choice(["20", "40"]), default="20", show_default=True)

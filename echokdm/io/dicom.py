@@ -9,7 +9,14 @@ lookup table first; MONOCHROME1 is inverted.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import re
+import struct
+import threading
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -61,11 +68,35 @@ def read_dicom_header(path: str | os.PathLike) -> Dataset:
         InputError: the file is not DICOM or its header is corrupt.
     """
     try:
-        return pydicom.dcmread(path, stop_before_pixels=True)
+        with quiet_pydicom():
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
     except InvalidDicomError:
         raise InputError(f"{path}: not a DICOM file (no 'DICM' marker) and not a known image/video type") from None
-    except (OSError, EOFError, ValueError, KeyError, TypeError) as e:
+    except MemoryError:
+        raise
+    except Exception as e:  # pydicom raises many kinds (EOFError, ValueError, BytesLengthException, ...) for damage
         raise InputError(f"{path}: DICOM header cannot be read: {_one_line(e)}") from None
+    try:
+        with quiet_pydicom():
+            _convert_public(ds.file_meta)
+            _convert_public(ds)
+    except MemoryError:
+        raise
+    except Exception as e:  # as above: a value pydicom cannot convert
+        raise InputError(f"{path}: DICOM header is corrupt: {_one_line(e)}") from None
+    return ds
+
+
+def _convert_public(ds: Dataset) -> None:
+    """Convert every public element now: pydicom converts values when first used, so a corrupt one would fail
+    wherever that happens. Private elements are never used by echokdm and stay as they are."""
+    for tag in list(ds.keys()):
+        if tag.is_private:
+            continue
+        elem = ds[tag]
+        if elem.VR == "SQ":
+            for item in elem.value:
+                _convert_public(item)
 
 
 def read_dicom_cine(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any], list[UltrasoundRegion]]:
@@ -84,6 +115,35 @@ def read_dicom_cine(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]
         InputError: not ultrasound, no pixel data, truncated pixel data, zero frames, absurd dimensions.
         UnsupportedError: the transfer syntax or photometric interpretation cannot be decoded here.
     """
+    with quiet_pydicom() as failures:
+        return _read_dicom_cine(path, failures)
+
+
+@contextlib.contextmanager
+def quiet_pydicom() -> Iterator[list[str]]:
+    """Keep pydicom's warnings (about values it repairs or ignores) off the console: echokdm says what matters in
+    its own errors. Yields the messages of decoder plugins that failed on a frame (pydicom logs them and tries
+    the next plugin, which may accept damaged data)."""
+    failures: list[str] = []
+    thread = threading.get_ident()
+
+    class Failures(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.thread == thread:  # another thread's reads are not this one's
+                failures.append(record.getMessage())
+
+    handler = Failures(logging.ERROR)
+    logger = logging.getLogger("pydicom")
+    logger.addHandler(handler)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"pydicom")
+            yield failures
+    finally:
+        logger.removeHandler(handler)
+
+
+def _read_dicom_cine(path: str | os.PathLike, failures: list[str]) -> tuple[np.ndarray, dict[str, Any], list[UltrasoundRegion]]:
     ds = read_dicom_header(path)
     _check_ultrasound(ds, path)
     t, h, w, samples = _geometry(ds, path)
@@ -91,10 +151,12 @@ def read_dicom_cine(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]
     if tsyntax is None:
         raise InputError(f"{path}: DICOM file has no Transfer Syntax UID in its file meta information")
     _check_decoder(tsyntax, path)
-    if not tsyntax.is_compressed:
+    photometric = _photometric(ds, path)
+    if tsyntax.is_deflated:
         _check_native_length(ds, path, t)
-    photometric = str(ds.get("PhotometricInterpretation", "")).strip()
-    frames = np.empty((t, h, w), np.uint8)
+    else:
+        _check_pixel_data(ds, path, tsyntax, t)
+    frames = None  # allocated once the first frame has decoded to the size the header claims
     # frames are read from the file one at a time; a deflated file can only be inflated as a whole
     source = pydicom.dcmread(path) if tsyntax.is_deflated else path
     n = 0
@@ -102,7 +164,12 @@ def read_dicom_cine(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]
         for n, arr in enumerate(iter_pixels(source), start=1):
             if n > t:
                 break
-            frames[n - 1] = _to_grey(arr, ds, photometric, path)
+            if failures:  # a decoder failed on this frame and pydicom fell back to another: damaged data
+                raise InputError(f"{path}: pixel data is corrupt at frame {n - 1} ({tsyntax.name}): {_one_line(failures[0])}")
+            grey = _to_grey(arr, ds, photometric, path)
+            if frames is None:
+                frames = np.empty((t, h, w), np.uint8)
+            frames[n - 1] = grey
     except AttributeError as e:
         if "no 'Pixel Data'" in str(e):
             raise InputError(f"{path}: DICOM file has no pixel data") from None
@@ -111,7 +178,7 @@ def read_dicom_cine(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]
         raise InputError(
             f"{path}: pixel data is truncated or corrupt at frame {n} ({tsyntax.name}): {_one_line(e)}"
         ) from None
-    if n == 0:
+    if n == 0 or frames is None:
         raise InputError(f"{path}: DICOM file has no pixel data")
     if n < t:
         raise InputError(f"{path}: pixel data is truncated: {n} of {t} frames could be decoded")
@@ -170,6 +237,11 @@ def _check_ultrasound(ds: Dataset, path: str | os.PathLike) -> None:
     sop = str(ds.get("SOPClassUID", "") or "")
     if modality == "US" or sop in US_SOP_CLASSES:
         return
+    if not modality and not sop:  # pydicom stops silently at the end of a cut file
+        raise InputError(
+            f"{path}: DICOM header is incomplete: no Modality and no SOP Class UID "
+            f"(a truncated or damaged file of {os.path.getsize(path)} bytes?)"
+        )
     kind = getattr(ds.get("SOPClassUID"), "name", None) or "unknown SOP class"
     raise InputError(f"{path}: not an ultrasound image (Modality {modality or 'missing'}, {kind}); expected Modality US")
 
@@ -196,7 +268,24 @@ def _geometry(ds: Dataset, path: str | os.PathLike) -> tuple[int, int, int, int]
         raise InputError(f"{path}: Samples per Pixel {samples}; expected 1 (grey/palette) or 3 (colour)")
     if bits not in (1, 8, 16, 32):
         raise InputError(f"{path}: Bits Allocated {bits}; expected 8 or 16")
+    try:
+        stored = int(ds.get("BitsStored", bits))
+    except (TypeError, ValueError) as e:
+        raise InputError(f"{path}: DICOM image attributes are malformed: {_one_line(e)}") from None
+    if not 1 <= stored <= bits:
+        raise InputError(f"{path}: Bits Stored {stored}; expected 1..{bits} (Bits Allocated {bits})")
     return frames, rows, cols, samples
+
+
+def _photometric(ds: Dataset, path: str | os.PathLike) -> str:
+    """The photometric interpretation, refused before decoding when missing or of an unknown kind."""
+    if "PhotometricInterpretation" not in ds:
+        raise InputError(f"{path}: DICOM image lacks 'PhotometricInterpretation'")
+    photometric = str(ds.PhotometricInterpretation or "").strip()
+    known = ("MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", *sorted(RGB_LIKE))
+    if photometric not in known:
+        raise UnsupportedError(f"{path}: photometric interpretation {photometric!r} is not supported; expected one of {', '.join(known)}")
+    return photometric
 
 
 def _check_decoder(tsyntax: pydicom.uid.UID, path: str | os.PathLike) -> None:
@@ -220,15 +309,81 @@ def _check_native_length(ds: Dataset, path: str | os.PathLike, frames: int) -> N
     elem = full.get_item("PixelData") if "PixelData" in full else None
     if elem is None:
         raise InputError(f"{path}: DICOM file has no pixel data")
-    expected = get_expected_length(full)
     if elem.value is None and isinstance(elem, pydicom.dataelem.RawDataElement):  # deferred: not read yet
         present = min(elem.length, max(os.path.getsize(path) - elem.value_tell, 0))
     else:
         present = len(elem.value or b"")
+    _compare_native_length(full, path, frames, present)
+
+
+def _check_pixel_data(ds: Dataset, path: str | os.PathLike, tsyntax: pydicom.uid.UID, frames: int) -> None:
+    """Check that the pixel data holds what the header claims, reading item headers only (nothing is decoded or
+    allocated, so a header claiming thousands of frames fails at once).
+
+    Uncompressed data must hold every frame, and not a frame or more beyond them (Rows, Columns or Number of
+    Frames would then contradict the data). Encapsulated data needs at least one fragment per frame, each
+    within the file, up to the sequence delimiter.
+
+    Raises:
+        InputError: no pixel data, truncated or contradictory pixel data.
+    """
+    size = os.path.getsize(path)
+    end = "<" if tsyntax.is_little_endian else ">"
+    with open(path, "rb") as f:
+        pydicom.dcmread(f, stop_before_pixels=True)  # leaves f at the pixel data's tag, or at the end
+        start = f.tell()
+        head = f.read(12)
+        if len(head) < (8 if tsyntax.is_implicit_VR else 12):
+            raise InputError(f"{path}: DICOM file has no pixel data")
+        if tsyntax.is_implicit_VR:  # tag, 4-byte length
+            group, elem, length = struct.unpack(f"{end}HHL", head[:8])
+            f.seek(start + 8)
+        else:  # tag, VR (OB/OW), 2 reserved bytes, 4-byte length
+            group, elem = struct.unpack(f"{end}HH", head[:4])
+            (length,) = struct.unpack(f"{end}L", head[8:12])
+        if (group, elem) != (0x7FE0, 0x0010):
+            raise UnsupportedError(f"{path}: pixel data element ({group:04X},{elem:04X}) is not supported; expected (7FE0,0010) Pixel Data")
+        encapsulated = length == 0xFFFFFFFF
+        if not tsyntax.is_compressed:
+            if encapsulated:
+                raise InputError(f"{path}: pixel data is encapsulated (compressed) but the transfer syntax {tsyntax.name} is uncompressed")
+            _compare_native_length(ds, path, frames, min(length, max(size - f.tell(), 0)))
+            return
+        if not encapsulated:
+            raise InputError(f"{path}: pixel data is not encapsulated although the transfer syntax {tsyntax.name} is compressed")
+        fragments = -1  # the first item is the basic offset table
+        while True:
+            item = f.read(8)
+            if len(item) < 8:
+                raise InputError(f"{path}: pixel data is truncated: the file ends after {max(fragments, 0)} fragment(s), before the sequence delimiter")
+            tag_group, tag_elem, item_length = struct.unpack(f"{end}HHL", item)
+            if (tag_group, tag_elem) == (0xFFFE, 0xE0DD):
+                break
+            if (tag_group, tag_elem) != (0xFFFE, 0xE000) or item_length == 0xFFFFFFFF:
+                raise InputError(f"{path}: encapsulated pixel data is corrupt: item {fragments + 1} has tag ({tag_group:04X},{tag_elem:04X})")
+            if f.tell() + item_length > size:
+                raise InputError(f"{path}: pixel data is truncated: fragment {fragments + 1} runs past the end of the file")
+            f.seek(item_length, os.SEEK_CUR)
+            fragments += 1
+    if fragments < frames:
+        raise InputError(
+            f"{path}: Number of Frames is {frames} but the encapsulated pixel data holds only {max(fragments, 0)} "
+            "fragment(s); they contradict each other (truncated data or a wrong Number of Frames)"
+        )
+
+
+def _compare_native_length(ds: Dataset, path: str | os.PathLike, frames: int, present: int) -> None:
+    expected = get_expected_length(ds)
     if present < expected:
         raise InputError(
             f"{path}: pixel data is truncated: {present} bytes, expected {expected} for {frames} frame(s) "
             f"of {ds.Columns}x{ds.Rows}"
+        )
+    full_422 = str(ds.get("PhotometricInterpretation", "")).strip() == "YBR_FULL_422" and present == expected * 3 // 2
+    if present - expected >= max(expected // frames, 2) and not full_422:  # pydicom reads YBR_FULL_422 stored unsubsampled
+        raise InputError(
+            f"{path}: pixel data holds {present} bytes, {present / (expected / frames):.1f} frames' worth, but Rows, "
+            f"Columns and Number of Frames ({ds.Rows}, {ds.Columns}, {frames}) describe {expected}; they contradict the data"
         )
 
 
@@ -283,7 +438,7 @@ def _positive(value: Any) -> float | None:
 
 def _one_line(error: Exception) -> str:
     """An exception's message on one line (decoders list one failure per plugin on separate lines)."""
-    return " ".join(str(error).split())
+    return re.sub(r" at 0x[0-9a-f]+>", ">", " ".join(str(error).split()))  # no memory addresses: same file, same message
 
 
 def _text(value: Any) -> str | None:

@@ -50,9 +50,7 @@ def read_cine(path: str | os.PathLike, blank_outside_sector: bool = True) -> tup
         InputError: missing path, folder without frames, unreadable or implausible input.
         UnsupportedError: an encoding that cannot be decoded here.
     """
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{p}: no such file or folder")
+    p = check_input_path(path)
     regions = []
     if p.is_dir():
         files = frame_files(p)
@@ -62,8 +60,6 @@ def read_cine(path: str | os.PathLike, blank_outside_sector: bool = True) -> tup
                 "or a folder of PNG/JPEG frames"
             )
         frames, meta = read_frames(files, p)
-    elif not os.access(p, os.R_OK):
-        raise InputError(f"{p}: file cannot be read (permission denied)")
     elif suffix_of(p) in VOLUME_SUFFIXES:
         frames, meta = read_volume_sequence(p)
     elif suffix_of(p) in VIDEO_SUFFIXES:
@@ -101,6 +97,38 @@ def read_cine(path: str | os.PathLike, blank_outside_sector: bool = True) -> tup
     )
     meta.setdefault("heart_rate_bpm", None)
     return frames, meta
+
+
+def check_input_path(path: str | os.PathLike) -> Path:
+    """Refuse an input path that cannot be read as a file or folder, before any reader opens it.
+
+    Args:
+        path: the input.
+
+    Returns:
+        The path.
+
+    Raises:
+        InputError: missing path, broken symbolic link or link loop, a pipe, socket or device (reading one could
+            wait forever), an unreadable or empty file.
+    """
+    p = Path(path)
+    if not p.exists():
+        if p.is_symlink():  # a link to nothing, or a loop of links
+            try:
+                os.stat(p)
+            except OSError as e:
+                raise InputError(f"{p}: symbolic link cannot be followed: {e.strerror} (it points to {os.readlink(p)})") from None
+        raise InputError(f"{p}: no such file or folder")
+    if p.is_dir():
+        return p
+    if not p.is_file():
+        raise InputError(f"{p}: is not a regular file (a pipe, socket or device); expected a file or folder")
+    if not os.access(p, os.R_OK):
+        raise InputError(f"{p}: file cannot be read (permission denied)")
+    if p.stat().st_size == 0:
+        raise InputError(f"{p}: is an empty file (0 bytes)")
+    return p
 
 
 def load_cine(path: str | os.PathLike, blank_outside_sector: bool = True) -> MetaTensor:

@@ -9,13 +9,22 @@ and LABELMAP segmentation types are read.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from echokdm.errors import InputError, UnsupportedError
-from echokdm.io.sequences import FRAME_SUFFIXES, VOLUME_SUFFIXES, frame_files, suffix_of
+from echokdm.io.load import check_input_path
+from echokdm.io.sequences import (
+    FRAME_SUFFIXES,
+    VOLUME_SUFFIXES,
+    check_nifti,
+    frame_files,
+    read_sitk_image,
+    suffix_of,
+)
 
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 LABEL_MAP_SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.7"
@@ -43,9 +52,7 @@ def read_segmentation(
             frames of different sizes, a DICOM object that is not a segmentation.
         UnsupportedError: a DICOM SEG whose frames cannot be placed in time.
     """
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{p}: no such file or folder")
+    p = check_input_path(path)
     if p.is_dir():
         files = [f for f in frame_files(p) if suffix_of(f) == ".png"]
         if not files:
@@ -82,8 +89,8 @@ def _read_png(path: Path) -> np.ndarray:
 
     try:
         img = np.asarray(iio.imread(path))
-    except (OSError, ValueError) as e:
-        raise InputError(f"{path}: image cannot be read: {e}") from None
+    except Exception as e:  # each imageio plugin (Pillow, SimpleITK, ...) raises its own kinds
+        raise InputError(f"{path}: image cannot be read: {' '.join(str(e).split()) or type(e).__name__}") from None
     if img.ndim == 3:
         colour = img[..., :3] if img.shape[-1] >= 3 else img[..., :1]
         if not np.all(colour == colour[..., :1]):
@@ -95,10 +102,9 @@ def _read_png(path: Path) -> np.ndarray:
 def _read_volume(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     import SimpleITK as sitk
 
-    try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError as e:
-        raise InputError(f"{path}: image cannot be read: {str(e).strip().splitlines()[-1]}") from None
+    if suffix_of(path) in (".nii", ".nii.gz"):
+        check_nifti(path)
+    image = read_sitk_image(path)
     if image.GetNumberOfComponentsPerPixel() != 1:
         n = image.GetNumberOfComponentsPerPixel()
         raise InputError(f"{path}: has {n} components per pixel; expected one label per pixel")
@@ -121,18 +127,21 @@ def _read_dicom_seg(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     from pydicom.errors import InvalidDicomError
 
     try:
-        ds = pydicom.dcmread(path)
-    except (InvalidDicomError, OSError) as e:
+        header = pydicom.dcmread(path, stop_before_pixels=True)
+    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as e:
         raise InputError(
-            f"{path}: is not a segmentation file ({e}); expected NIfTI, MHD, PNG or DICOM SEG"
+            f"{path}: is not a segmentation file ({' '.join(str(e).split())}); expected NIfTI, MHD, PNG or DICOM SEG"
         ) from None
-    sop = str(ds.get("SOPClassUID", ""))
-    if ds.get("Modality") != "SEG" and sop not in (SEGMENTATION_STORAGE, LABEL_MAP_SEGMENTATION_STORAGE):
-        raise InputError(f"{path}: is a DICOM {ds.get('Modality', '?')} object, not a segmentation (DICOM SEG)")
+    sop = str(header.get("SOPClassUID", ""))
+    if header.get("Modality") != "SEG" and sop not in (SEGMENTATION_STORAGE, LABEL_MAP_SEGMENTATION_STORAGE):
+        raise InputError(f"{path}: is a DICOM {header.get('Modality') or '?'} object, not a segmentation (DICOM SEG)")
     try:
-        pixels = ds.pixel_array
+        with warnings.catch_warnings():  # pydicom warns about a cut file; the error below says what is wrong
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path)
+            pixels = ds.pixel_array
     except Exception as e:  # pydicom raises many kinds for undecodable pixel data
-        raise InputError(f"{path}: segmentation pixel data cannot be decoded: {e}") from None
+        raise InputError(f"{path}: segmentation pixel data cannot be decoded: {' '.join(str(e).split())}") from None
     n = int(ds.get("NumberOfFrames", 1))
     pixels = pixels.reshape(n, int(ds.Rows), int(ds.Columns))
     seg_type = str(ds.get("SegmentationType", "BINARY")).upper()

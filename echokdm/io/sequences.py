@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from echokdm.errors import InputError
-from echokdm.io.dicom import LUMA
+from echokdm.io.dicom import LUMA, MAX_PIXELS, MAX_SIDE
 
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mhd", ".mha", ".nrrd")
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv")
@@ -33,6 +35,53 @@ def frame_files(folder: str | os.PathLike) -> list[Path]:
     return sorted(files, key=lambda p: [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", p.name)])
 
 
+class NativeStderr:
+    """Collects what C/C++ libraries (ITK's MetaIO, FFmpeg) write straight to the process's stderr while a file
+    is read, so that a reader puts it in its one-line error instead of letting it spill onto the console.
+
+    Use as ``with NativeStderr() as native: ...``; ``native.text`` is what was written so far, on one line.
+    """
+
+    def __enter__(self) -> NativeStderr:
+        sys.stderr.flush()
+        self._file = tempfile.TemporaryFile()
+        self._saved = os.dup(2)
+        os.dup2(self._file.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        self._file.close()
+
+    @property
+    def text(self) -> str:
+        self._file.seek(0)
+        text = " ".join(self._file.read().decode(errors="replace").split())
+        return re.sub(r" @ 0x[0-9a-f]+\]", "]", text)  # FFmpeg names its decoder with a memory address
+
+
+def check_nifti(path: str | os.PathLike) -> None:
+    """Read a NIfTI file's data with nibabel: ITK reads a cut file without error (the missing voxels become 0)
+    and NaN as 0, so a NIfTI file read with SimpleITK is checked here first.
+
+    Raises:
+        InputError: truncated or unreadable data, or NaN / infinite values.
+    """
+    import nibabel as nib
+
+    try:
+        image = nib.load(str(path))
+        _check_size(image.shape, 1, path)
+        data = np.asanyarray(image.dataobj)
+    except InputError:
+        raise
+    except Exception as e:  # nibabel, gzip and zlib raise many kinds for damaged files
+        raise InputError(f"{path}: image cannot be read: {' '.join(str(e).split()) or type(e).__name__}") from None
+    if data.dtype.kind in "fc" and not np.all(np.isfinite(data)):
+        raise InputError(f"{path}: image holds non-finite values (NaN or infinity)")
+
+
 def read_volume_sequence(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
     """A NIfTI/MHD/NRRD image whose last axis is time (CAMUS ``_half_sequence`` layout), or one 2D image.
 
@@ -45,12 +94,11 @@ def read_volume_sequence(path: str | os.PathLike) -> tuple[np.ndarray, dict[str,
     Raises:
         InputError: unreadable, or not a 2D image / 2D+time sequence.
     """
+    if suffix_of(path) in (".nii", ".nii.gz"):
+        check_nifti(path)
     import SimpleITK as sitk
 
-    try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError as e:
-        raise InputError(f"{path}: image cannot be read: {str(e).strip().splitlines()[-1]}") from None
+    image = read_sitk_image(path)
     arr = sitk.GetArrayFromImage(image)  # (T, H, W[, C]) for a 3D image, (H, W[, C]) for 2D
     spacing = image.GetSpacing()
     channels = image.GetNumberOfComponentsPerPixel()
@@ -72,6 +120,33 @@ def read_volume_sequence(path: str | os.PathLike) -> tuple[np.ndarray, dict[str,
     return _to_uint8(arr, meta), meta
 
 
+def read_sitk_image(path: str | os.PathLike):
+    """Read an image with SimpleITK, refusing absurd sizes from the header before any voxel is allocated; its
+    messages on stderr (MetaIO prints why data is missing) go into the error.
+
+    Raises:
+        InputError: SimpleITK cannot read the file, or the header claims more than MAX_SIDE pixels per side or
+            more than MAX_PIXELS voxels.
+    """
+    import SimpleITK as sitk
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    with NativeStderr() as native:
+        try:
+            reader.ReadImageInformation()
+            _check_size(reader.GetSize(), reader.GetNumberOfComponents(), path)
+            return reader.Execute()
+        except RuntimeError as e:
+            why = native.text or str(e).strip().splitlines()[-1]
+            raise InputError(f"{path}: image cannot be read: {why}") from None
+
+
+def _check_size(size: tuple[int, ...], components: int, path: str | os.PathLike) -> None:
+    if any(s > MAX_SIDE for s in size[:2]) or int(np.prod(size, dtype=np.int64)) * components > MAX_PIXELS:
+        raise InputError(f"{path}: absurd image size {' x '.join(map(str, size))}; expected 1..{MAX_SIDE} pixels per side")
+
+
 def read_video(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
     """An AVI (EchoNet-Dynamic) or other video read with OpenCV.
 
@@ -86,21 +161,27 @@ def read_video(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
     """
     import cv2
 
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise InputError(f"{path}: video cannot be opened (unknown codec or not a video)")
-    fps = float(capture.get(cv2.CAP_PROP_FPS) or 0)
-    frames = []
-    try:
-        while True:
-            ok, bgr = capture.read()
-            if not ok:
-                break
-            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr)
-    finally:
-        capture.release()
+    with NativeStderr() as native:  # FFmpeg reports damaged streams on stderr: they go into the error
+        capture = cv2.VideoCapture(str(path))
+        if not capture.isOpened():
+            raise InputError(f"{path}: video cannot be opened (unknown codec or not a video)")
+        fps = float(capture.get(cv2.CAP_PROP_FPS) or 0)
+        claimed = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        frames = []
+        try:
+            while True:
+                ok, bgr = capture.read()
+                if not ok:
+                    break
+                frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr)
+        finally:
+            capture.release()
+        why = native.text
     if not frames:
-        raise InputError(f"{path}: video has no frames")
+        raise InputError(f"{path}: video has no frames" + (f": {why}" if why else ""))
+    # an AVI header counts its frames exactly; other containers may estimate the count from the duration
+    if len(frames) < claimed - (0 if suffix_of(path) == ".avi" else 1):
+        raise InputError(f"{path}: video is truncated or damaged: {len(frames)} of {claimed} frames could be decoded" + (f" ({why})" if why else ""))
     meta = {
         "format": "video",
         "spacing_mm": None,
@@ -131,8 +212,8 @@ def read_frames(paths: list[Path], source: str | os.PathLike) -> tuple[np.ndarra
     for p in paths:
         try:
             img = iio.imread(p)
-        except (OSError, ValueError) as e:
-            raise InputError(f"{p}: image cannot be read: {' '.join(str(e).split())}") from None
+        except Exception as e:  # each imageio plugin (Pillow, SimpleITK, ...) raises its own kinds
+            raise InputError(f"{p}: image cannot be read: {' '.join(str(e).split()) or type(e).__name__}") from None
         if img.ndim == 3:
             img = img[..., :3].astype(np.float32) @ LUMA if img.shape[-1] >= 3 else img[..., 0]
         grey = _to_uint8(np.asarray(img)[None], {})[0]

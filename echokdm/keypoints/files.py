@@ -119,6 +119,8 @@ def load_keypoints(path: str | os.PathLike) -> KeypointTrack:
                 return _from_csv(list(csv.DictReader(f)))
     except (ValueError, KeyError, TypeError, IndexError) as e:
         raise InputError(f"{p} is not a valid echokdm keypoint file: {e}") from None
+    except OSError as e:
+        raise InputError(f"keypoint file {p} cannot be read: {e.strerror or e}") from None
     raise InputError(f"keypoint files end in .json or .csv, got {p.name}")
 
 
