@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -85,9 +86,12 @@ def init_distributed(device: str = "auto") -> DistContext:
 def shutdown_distributed() -> None:
     """Leave the process group (no-op for a lone process).
 
-    All ranks meet at a barrier first, so no rank tears down its connections while another is still
-    using them (gloo otherwise aborts the slower process at exit now and then).
+    Unreachable objects that still hold the group (a DDP reducer in a reference cycle) are freed first, while
+    the group is alive; then all ranks meet at a barrier, so no rank tears down its connections while another
+    is still using them. Otherwise gloo's threads can outlive the group and abort the process at exit
+    ("terminate called without an active exception").
     """
     if dist.is_initialized():
+        gc.collect()
         dist.barrier()
         dist.destroy_process_group()
