@@ -1,13 +1,16 @@
 """A corpus of broken inputs, generated (never committed) from pydicom's shipped test files and phantom loops.
 
-Each :class:`BrokenCase` writes one input into a folder: truncated files and pixel data, corrupt JPEG / JPEG 2000
-fragments, missing or contradictory tags, wrong VRs, bad frame time and spacing, other modalities, single
-frames, enormous claimed dimensions, non-DICOM files named ``.dcm``, empty files, folders, unreadable files and
-symlink loops. :data:`EXPECTED` says, per case and command, whether echokdm should accept the input or refuse
-it with one clear line (and which words the line must hold).
+Each :class:`BrokenCase` writes one input into a folder. :data:`CASES` are broken loops: truncated files and
+pixel data, corrupt JPEG / JPEG 2000 fragments, missing or contradictory tags, wrong VRs, bad frame time and
+spacing, other modalities, a single frame, enormous claimed dimensions, non-DICOM files named ``.dcm``, empty
+files, folders, pipes, unreadable files, broken links and link loops, and damaged NIfTI / MetaImage / AVI /
+PNG loops. :data:`SEG_CASES` are broken segmentations. :data:`EXPECTED_OK` says which (command, case) pairs
+must succeed; every other pair must fail with one line naming the file and the problem (:func:`message`),
+exit status 2 (predict-batch: 1, the study in failures.csv), nothing partial left, the input unchanged.
 
-``python tests/broken_inputs.py --report`` runs every CLI command that takes an input on every case and prints
-the counts (cases tried, clean errors, successes, anything else) per command.
+``python tests/broken_inputs.py --report [--weights DIR]`` runs every CLI command that takes an input on every
+case (in this process, 120 s limit each) and prints the counts per command: tried, clean errors, successes,
+wrong; ``python tests/broken_inputs.py`` lists the cases.
 """
 
 from __future__ import annotations
