@@ -1,7 +1,5 @@
 """``python -m echokdm`` runs the command line."""
 
-import sys
+from echokdm.cli import run
 
-from echokdm.cli import main
-
-sys.exit(main())
+run()

@@ -9,6 +9,8 @@ User mistakes (:class:`echokdm.errors.EchoKDMError`) print one line on stderr an
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 import sys
 import traceback
 
@@ -89,5 +91,19 @@ def main(argv: list[str] | None = None) -> int:
     return status if isinstance(status, int) else 0  # ctx.exit(n) in a command: click returns n
 
 
+def run() -> None:
+    """The ``echokdm`` executable: :func:`main`, then leave without the interpreter's teardown.
+
+    Everything a command writes is closed (atomically renamed) when it returns, so after flushing the logs
+    and standard streams the process exits at once: tearing down torch, MONAI and diffusers would add about
+    a second to every command. Library callers and tests use :func:`main`, which returns.
+    """
+    status = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
