@@ -12,8 +12,8 @@ echokdm train ofnet --config pipelines/configs/ofnet.yaml --out runs/ofnet --ove
 echokdm train flowae --config pipelines/configs/flowae.yaml --out runs/flowae --overwrite
 # 3. K2F on the exact phantom flows (shipped; the paper's OF-net-flow recipe is the comparison run in step 7)
 echokdm train k2f --config pipelines/configs/k2f.yaml --out runs/k2f --overwrite
-# 4. F2I on exact phantom flows; the k2i ablation
-echokdm train f2i --config pipelines/configs/f2i.yaml --out runs/f2i --overwrite
+# 4. F2I on OF-net flows (the paper's recipe, shipped; needs step 1); the k2i ablation
+echokdm train f2i --config pipelines/configs/f2i_ofnet.yaml --out runs/f2i_ofnet --overwrite
 echokdm train k2i --config pipelines/configs/k2i.yaml --out runs/k2i --overwrite
 # 5. keypoint motion prior (closed-form fit on the training loops' ED->ES keypoint trajectories)
 python pipelines/fit_prior.py --config pipelines/configs/k2f.yaml --out runs/prior.safetensors
@@ -22,9 +22,10 @@ python pipelines/fit_prior.py --config pipelines/configs/k2f.yaml --out runs/pri
 ship runs/ofnet/best.safetensors ofnet "OF-net: unsupervised optical flow for echo frame pairs (112x112)"
 ship runs/flowae/best.safetensors kdm_flow_vae "KDM flow autoencoder (2x112x112 flow -> 4x28x28 latent)"
 ship runs/k2f/best.safetensors kdm_k2f "KDM K2F latent denoiser (keypoints -> flow latent)"
-ship runs/f2i/best.safetensors kdm_f2i "KDM F2I denoiser (flow -> frame residual over the warped source)"
+ship runs/f2i_ofnet/best.safetensors kdm_f2i "KDM F2I denoiser (flow -> frame residual over the warped source), trained on OF-net flows"
 ship runs/k2i/best.safetensors kdm_k2i "k2i ablation denoiser (keypoints -> frame, no flow)"
 ship runs/prior.safetensors kdm_prior "Keypoint motion prior (ridge/PCA of ED->ES motion of 40 keypoints)"
 
-# 7. comparison only (not shipped): K2F trained on OF-net flows, as the KDM paper does
+# 7. comparisons only (not shipped): K2F trained on OF-net flows, as the KDM paper does; F2I trained on exact flows
 echokdm train k2f --config pipelines/configs/k2f_ofnet.yaml --out runs/k2f_ofnet --overwrite
+echokdm train f2i --config pipelines/configs/f2i.yaml --out runs/f2i --overwrite
