@@ -147,32 +147,6 @@ class RandTissueContrast(RandomizableTransform):
         return out.clamp(0.0, 1.0)
 
 
-class RandTissueContrastd(RandomizableTransform, MapTransform):
-    """Dictionary version of :class:`RandTissueContrast`; ``label_key`` names the label map."""
-
-    def __init__(self, keys: KeysCollection, label_key: str = "label", prob: float = 0.1, allow_missing_keys: bool = False, **kwargs) -> None:
-        MapTransform.__init__(self, keys, allow_missing_keys)
-        RandomizableTransform.__init__(self, prob)
-        self.label_key = label_key
-        self.transform = RandTissueContrast(prob=1.0, **kwargs)
-
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
-        super().set_random_state(seed, state)
-        self.transform.set_random_state(seed, state)
-        return self
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        self.randomize(None)
-        if not self._do_transform:
-            return d
-        state = self.transform.R.get_state()
-        for key in self.key_iterator(d):
-            self.transform.R.set_state(state)
-            d[key] = self.transform(torch.as_tensor(d[key]), d[self.label_key])
-        return d
-
-
 class _RandDict(RandomizableTransform, MapTransform):
     """Dictionary wrapper: one random draw applied to every key (a thin loop over the array transform)."""
 
@@ -196,8 +170,24 @@ class _RandDict(RandomizableTransform, MapTransform):
         state = self.transform.R.get_state()
         for key in self.key_iterator(d):
             self.transform.R.set_state(state)
-            d[key] = self.transform(torch.as_tensor(d[key]))
+            d[key] = self._apply(d, key)
         return d
+
+    def _apply(self, d: dict[Hashable, torch.Tensor], key: Hashable) -> torch.Tensor:
+        return self.transform(torch.as_tensor(d[key]))
+
+
+class RandTissueContrastd(_RandDict):
+    """Dictionary version of :class:`RandTissueContrast`; ``label_key`` names the label map."""
+
+    array_class = RandTissueContrast
+
+    def __init__(self, keys: KeysCollection, label_key: str = "label", prob: float = 0.1, allow_missing_keys: bool = False, **kwargs) -> None:
+        super().__init__(keys, prob, allow_missing_keys, **kwargs)
+        self.label_key = label_key
+
+    def _apply(self, d: dict[Hashable, torch.Tensor], key: Hashable) -> torch.Tensor:
+        return self.transform(torch.as_tensor(d[key]), d[self.label_key])
 
 
 class RandSpeckled(_RandDict):

@@ -208,6 +208,11 @@ def _case(name: str, what: str, message: str | None):
 CASES: dict[str, BrokenCase] = {}
 
 
+def _tag_case(name: str, what: str, message: str | None, base: str = "loop", **tags) -> None:
+    """Register a case that sets (or, with None, deletes) DICOM attributes of a base file (``loop`` or ``sonosite``)."""
+    _case(name, what, message)(lambda d, b: _edit(getattr(b, base), d / "study.dcm", _set(**tags)))
+
+
 # files that are not DICOM, or not files
 @_case("empty", "an empty file named .dcm", "empty file")
 def _(d: Path, b: Base) -> Path:
@@ -372,14 +377,8 @@ def _(d: Path, b: Base) -> Path:
 
 
 # missing or contradictory tags
-@_case("no_pixel_data", "the loop without Pixel Data", "no pixel data")
-def _(d: Path, b: Base) -> Path:
-    return _edit(b.loop, d / "study.dcm", _set(PixelData=None))
-
-
-@_case("no_rows", "the loop without Rows", "lacks 'rows'")
-def _(d: Path, b: Base) -> Path:
-    return _edit(b.loop, d / "study.dcm", _set(Rows=None))
+_tag_case("no_pixel_data", "the loop without Pixel Data", "no pixel data", PixelData=None)
+_tag_case("no_rows", "the loop without Rows", "lacks 'rows'", Rows=None)
 
 
 @_case("no_transfer_syntax", "the loop without a Transfer Syntax UID", "transfer syntax")
@@ -390,94 +389,24 @@ def _(d: Path, b: Base) -> Path:
     return _edit(b.loop, d / "study.dcm", edit)
 
 
-@_case("no_photometric", "the loop without Photometric Interpretation", "lacks 'photometricinterpretation'")
-def _(d: Path, b: Base) -> Path:
-    return _edit(b.loop, d / "study.dcm", _set(PhotometricInterpretation=None))
-
-
-@_case("photometric_bogus", "Photometric Interpretation 'RAINBOW'", "photometric interpretation 'rainbow' is not supported")
-def _(d: Path, b: Base) -> Path:
-    return _edit(b.loop, d / "study.dcm", _set(PhotometricInterpretation="RAINBOW"))
-
-
-@_case("rows_doubled", "Rows twice the data's (pixel data too short)", "pixel data is truncated")
-def _(d: Path, b: Base) -> Path:
-    return _edit(b.loop, d / "study.dcm", _set(Rows=2 * BASE_SIZE))
-
-
-@_case("rows_halved", "Rows half the data's (pixel data twice too long)", "contradict")
-def _(d: Path, b: Base) -> Path:
-    return _edit(b.loop, d / "study.dcm", _set(Rows=BASE_SIZE // 2))
-
-
-@_case("frames_zero", "Number of Frames 0", "number of frames is 0")
-def _(d: Path, b: Base) -> Path:
-    return _edit(b.loop, d / "study.dcm", _set(NumberOfFrames=0))
-
-
-@_case("frames_negative", "Number of Frames -3", "frame count -3")
-def _(d: Path, b: Base) -> Path:
-    return _edit(b.loop, d / "study.dcm", _set(NumberOfFrames=-3))
-
-
-@_case("frames_doubled", "Number of Frames twice the frames present", "pixel data is truncated")
-def _(d: Path, b: Base) -> Path:
-    return _edit(b.loop, d / "study.dcm", _set(NumberOfFrames=2 * BASE_FRAMES))
-
-
-@_case("frames_fewer", "Number of Frames 2 while the pixel data holds 12 frames", "contradict")
-def _(d: Path, b: Base) -> Path:
-    return _edit(b.loop, d / "study.dcm", _set(NumberOfFrames=2))
-
-
-@_case("frames_huge_native", "Number of Frames 100000 on a 12-frame uncompressed loop", "pixel data is truncated")
-def _(d: Path, b: Base) -> Path:
-    return _edit(b.loop, d / "study.dcm", _set(NumberOfFrames=100_000))
-
-
-@_case("frames_huge_jpeg", "Number of Frames 50000 on the 30-frame SonoSite JPEG cine (3.8 GB if allocated)", "holds only 30 fragment")
-def _(d: Path, b: Base) -> Path:
-    return _edit(b.sonosite, d / "study.dcm", _set(NumberOfFrames=50_000))
-
-
-@_case("enormous_dims", "Rows 65535, Columns 65535, Number of Frames 100000", "absurd image size")
-def _(d: Path, b: Base) -> Path:
-    return _edit(b.loop, d / "study.dcm", _set(Rows=65535, Columns=65535, NumberOfFrames=100_000))
-
-
-@_case("large_dims_jpeg", "SonoSite claiming 4096 x 4096 pixels per frame (0.5 GB if allocated)", "(4096,4096,3)")
-def _(d: Path, b: Base) -> Path:
-    return _edit(b.sonosite, d / "study.dcm", _set(Rows=4096, Columns=4096))
-
-
-@_case("bits_allocated_7", "Bits Allocated 7", "bits allocated 7")
-def _(d: Path, b: Base) -> Path:
-    return _edit(b.loop, d / "study.dcm", _set(BitsAllocated=7))
-
-
-@_case("bits_allocated_12", "Bits Allocated 12", "bits allocated 12")
-def _(d: Path, b: Base) -> Path:
-    return _edit(b.loop, d / "study.dcm", _set(BitsAllocated=12))
-
-
-@_case("bits_allocated_0", "Bits Allocated 0", "bits allocated 0")
-def _(d: Path, b: Base) -> Path:
-    return _edit(b.loop, d / "study.dcm", _set(BitsAllocated=0))
-
-
-@_case("bits_stored_0", "Bits Stored 0 (Bits Allocated 8)", "bits stored 0; expected 1..8")
-def _(d: Path, b: Base) -> Path:
-    return _edit(b.loop, d / "study.dcm", _set(BitsStored=0))
-
-
-@_case("bits_stored_16", "Bits Stored 16 with Bits Allocated 8", "bits stored 16; expected 1..8")
-def _(d: Path, b: Base) -> Path:
-    return _edit(b.loop, d / "study.dcm", _set(BitsStored=16, HighBit=15))
-
-
-@_case("samples_per_pixel_2", "Samples per Pixel 2", "samples per pixel 2")
-def _(d: Path, b: Base) -> Path:
-    return _edit(b.loop, d / "study.dcm", _set(SamplesPerPixel=2))
+_tag_case("no_photometric", "the loop without Photometric Interpretation", "lacks 'photometricinterpretation'", PhotometricInterpretation=None)
+_tag_case("photometric_bogus", "Photometric Interpretation 'RAINBOW'", "photometric interpretation 'rainbow' is not supported", PhotometricInterpretation="RAINBOW")
+_tag_case("rows_doubled", "Rows twice the data's (pixel data too short)", "pixel data is truncated", Rows=2 * BASE_SIZE)
+_tag_case("rows_halved", "Rows half the data's (pixel data twice too long)", "contradict", Rows=BASE_SIZE // 2)
+_tag_case("frames_zero", "Number of Frames 0", "number of frames is 0", NumberOfFrames=0)
+_tag_case("frames_negative", "Number of Frames -3", "frame count -3", NumberOfFrames=-3)
+_tag_case("frames_doubled", "Number of Frames twice the frames present", "pixel data is truncated", NumberOfFrames=2 * BASE_FRAMES)
+_tag_case("frames_fewer", "Number of Frames 2 while the pixel data holds 12 frames", "contradict", NumberOfFrames=2)
+_tag_case("frames_huge_native", "Number of Frames 100000 on a 12-frame uncompressed loop", "pixel data is truncated", NumberOfFrames=100_000)
+_tag_case("frames_huge_jpeg", "Number of Frames 50000 on the 30-frame SonoSite JPEG cine (3.8 GB if allocated)", "holds only 30 fragment", base="sonosite", NumberOfFrames=50_000)
+_tag_case("enormous_dims", "Rows 65535, Columns 65535, Number of Frames 100000", "absurd image size", Rows=65535, Columns=65535, NumberOfFrames=100_000)
+_tag_case("large_dims_jpeg", "SonoSite claiming 4096 x 4096 pixels per frame (0.5 GB if allocated)", "(4096,4096,3)", base="sonosite", Rows=4096, Columns=4096)
+_tag_case("bits_allocated_7", "Bits Allocated 7", "bits allocated 7", BitsAllocated=7)
+_tag_case("bits_allocated_12", "Bits Allocated 12", "bits allocated 12", BitsAllocated=12)
+_tag_case("bits_allocated_0", "Bits Allocated 0", "bits allocated 0", BitsAllocated=0)
+_tag_case("bits_stored_0", "Bits Stored 0 (Bits Allocated 8)", "bits stored 0; expected 1..8", BitsStored=0)
+_tag_case("bits_stored_16", "Bits Stored 16 with Bits Allocated 8", "bits stored 16; expected 1..8", BitsStored=16, HighBit=15)
+_tag_case("samples_per_pixel_2", "Samples per Pixel 2", "samples per pixel 2", SamplesPerPixel=2)
 
 
 @_case("planar_configuration_2", "colour SonoSite-like data with Planar Configuration 2", "planar configuration")

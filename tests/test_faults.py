@@ -141,13 +141,19 @@ def _mount(folder: Path, options: str) -> bool:
     return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True).returncode == 0
 
 
+def _input_args(command: str, inputs: Path) -> list:
+    """The input options of ``predict`` (one study with its segmentation) or ``predict-batch`` (the manifest)."""
+    if command == "predict":
+        return ["--dicom", inputs / "s0.dcm", "--seg", inputs / "s0.nii.gz"]
+    return ["--manifest", inputs / "studies.csv"]
+
+
 @pytest.mark.parametrize("command", ["predict", "predict-batch"])
 def test_read_only_output_is_one_clear_error(command, unwritable, batch_inputs, tiny_weights):
     folder, how = unwritable
     before = checksums(batch_inputs)
     out = folder / "out"
-    source = (["--dicom", batch_inputs / "s0.dcm", "--seg", batch_inputs / "s0.nii.gz"] if command == "predict"
-              else ["--manifest", batch_inputs / "studies.csv"])
+    source = _input_args(command, batch_inputs)
     r = echokdm(command, *source, "--steps", 1, "--weights", tiny_weights, "--out", out)
     assert r.returncode == 2, (how, r.stdout, r.stderr)
     line = one_error_line(r)
@@ -161,8 +167,7 @@ def test_full_disk_is_one_clear_error_and_leaves_nothing(command, full, batch_in
     folder, limit = full
     before = checksums(batch_inputs)
     out = folder / "out"
-    source = (["--dicom", batch_inputs / "s0.dcm", "--seg", batch_inputs / "s0.nii.gz"] if command == "predict"
-              else ["--manifest", batch_inputs / "studies.csv"])
+    source = _input_args(command, batch_inputs)
     r = echokdm(command, *source, "--steps", 1, "--weights", tiny_weights, "--out", out, preexec_fn=limit)
     assert r.returncode == 2, (r.stdout, r.stderr)
     line = one_error_line(r)
