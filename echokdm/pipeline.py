@@ -19,6 +19,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 
 from echokdm.errors import EchoKDMError, InputError
+from echokdm.flow import snap_to_contours
 from echokdm.models.conditioning import batch_keypoint_flow
 from echokdm.models.diffusion import sample, sampling_scheduler
 from echokdm.models.f2i import compose, f2i_condition
@@ -131,13 +132,15 @@ class EchoKDMPipeline(DiffusionPipeline):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """K2F: (1, 1, H, W) source and (1, K, 2) keypoints → (flow (1, 2, H, W), keypoint flow (1, 2, H, W)).
 
-        The flow is the keypoint (thin-plate-spline) flow plus the decoded correction K2F generates.
+        The flow is the keypoint (thin-plate-spline) flow plus the decoded correction K2F generates, snapped
+        so that the contours land on the target keypoints (:func:`echokdm.flow.snap_to_contours`).
         """
         kp_flow = batch_keypoint_flow(source_keypoints, target_keypoints, tuple(source.shape[-2:])).to(source)
         cond = k2f_condition(source, source_keypoints, target_keypoints, kp_flow)
         latent = sample(self.k2f_unet, self.k2f_scheduler, cond, self.k2f_unet.config.out_channels,
                         num_inference_steps, generator)
-        return kp_flow + decode_flow(self.flow_vae, latent), kp_flow
+        flow = snap_to_contours(kp_flow + decode_flow(self.flow_vae, latent), kp_flow, target_keypoints)
+        return flow, kp_flow
 
     @torch.no_grad()
     def render(

@@ -4,14 +4,16 @@
 # command with `torchrun --nproc_per_node N -m` instead of `echokdm` (DDP; gloo on CPU, NCCL on GPU).
 set -euo pipefail
 
-# 1. train in two stages (phantom loops are simulated once into data/cache/seg, two processes in parallel):
-#    heavy per-structure echogenicity randomisation (robust on the real loop), then a milder fine-tune
-#    (removes most of the first stage's EF bias on the phantom). ~7 + ~2.5 min wall at 1 thread.
+# 1. train in four stages (phantom loops are simulated once into data/cache/seg, two processes in parallel):
+#    heavy per-structure echogenicity randomisation (robust on the real loop), then ever milder fine-tunes
+#    that remove most of the first stage's EF bias on the phantom. ~7 + ~2.5 + ~2 + ~2 min wall.
 echokdm train seg --config pipelines/configs/seg.yaml --out runs/seg_a4c
 echokdm train seg --config pipelines/configs/seg_finetune.yaml --out runs/seg_a4c_ft
+echokdm train seg --config pipelines/configs/seg_finetune2.yaml --out runs/seg_a4c_ft2
+echokdm train seg --config pipelines/configs/seg_finetune3.yaml --out runs/seg_a4c_ft3
 
 # 2. ship: fp16 copy + manifest sha256 + model-card file table
-python -c "from echokdm import weights; print(weights.export('runs/seg_a4c_ft/best.safetensors', 'seg_a4c', \
+python -c "from echokdm import weights; print(weights.export('runs/seg_a4c_ft3/best.safetensors', 'seg_a4c', \
   'LV cavity / LV myocardium / LA segmenter for apical 4-chamber cines (MONAI UNet, 128x128 working grid)'))"
 
 # 3. check: held-out phantom test split, speed, the real SonoSite loop

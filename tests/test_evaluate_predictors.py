@@ -36,6 +36,14 @@ def test_copy_and_oracle(case):
     assert not oracle.applicable(s)
 
 
+def test_truth_returns_the_targets_and_needs_them(case):
+    s = make_sample(case, "sequence")
+    truth = get_predictor("truth")
+    assert truth.kind == "ceiling" and np.array_equal(truth(s), s.targets)
+    s.targets = None
+    assert not truth.applicable(s)
+
+
 def test_tps_moves_keypoints_and_keeps_the_background(case):
     s = make_sample(case, "es")
     pred = get_predictor("tps")(s)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from echokdm.errors import EchoKDMError
-from echokdm.flow import endpoint_error, flow_to_rgb, keypoint_flow, warp
+from echokdm.flow import contour_normals, endpoint_error, flow_to_rgb, keypoint_flow, snap_to_contours, warp
 
 
 def _blob(h=48, w=48, cy=20.0, cx=24.0):
@@ -77,3 +77,45 @@ def test_flow_to_rgb_encodes_direction():
     assert rgb.shape == (4, 8, 3) and rgb.dtype == np.uint8
     assert not np.array_equal(rgb[0, 0], rgb[0, 7])
     assert rgb[0, 0].max() == 255
+
+
+def _ellipse_keypoints(n=20, cx=40.0, cy=36.0):
+    th = np.linspace(0.15 * np.pi, 1.85 * np.pi, n)  # hinge -> apex -> hinge, open at the base
+    return np.stack([cx + 14 * np.sin(th), cy - 20 * np.cos(th)], 1)
+
+
+def _at(flow, kps):
+    """(K, 2) values (dy, dx) of a (2, H, W) flow at keypoints (x, y), bilinear."""
+    h, w = flow.shape[-2:]
+    g = torch.tensor(kps, dtype=torch.float64) * torch.tensor([2 / (w - 1), 2 / (h - 1)]) - 1
+    return torch.nn.functional.grid_sample(flow[None].double(), g[None, None], align_corners=True)[0, :, 0].T.numpy()
+
+
+def test_contour_normals_are_unit_and_across_the_contour():
+    kps = np.concatenate([_ellipse_keypoints(), _ellipse_keypoints(cx=40.5, cy=35.0) * 1.0])
+    n = contour_normals(kps)
+    assert n.shape == (40, 2) and np.allclose(np.linalg.norm(n, axis=1), 1.0)
+    tangent = np.gradient(kps[:20], axis=0)
+    assert np.abs((n[:20] * tangent).sum(1)).max() < 1e-9
+    assert abs(n[9] @ np.array([0.0, 1.0])) > 0.95  # near the apex (top) the normal is nearly vertical
+
+
+def test_snap_to_contours_fixes_the_normal_motion_only():
+    kps = _ellipse_keypoints()
+    normal = contour_normals(kps)[:, ::-1]  # (dy, dx)
+    tangent = normal[:, ::-1] * np.array([1.0, -1.0])
+    reference = torch.from_numpy(keypoint_flow(kps + 1.0, kps, (72, 80)))[None]
+    # a flow whose contour misses the keypoints (1.5 px across) and that slides tissue along it (1 px)
+    rng = np.random.default_rng(0)
+    off = 1.5 * normal + tangent * rng.uniform(-1, 1, (20, 1))
+    bump = keypoint_flow(kps + off[:, ::-1], kps, (72, 80), anchors=np.array([[0.0, 0.0], [79.0, 71.0]]))
+    flow = reference + torch.from_numpy(bump)[None].float()
+    snapped = snap_to_contours(flow, reference, torch.from_numpy(kps)[None])
+    d_before = _at(flow[0] - reference[0], kps)
+    d_after = _at(snapped[0] - reference[0], kps)
+    assert np.abs((d_before * normal).sum(1)).min() > 1.0  # it missed the contour
+    assert np.abs((d_after * normal).sum(1)).max() < 0.1  # now it lies on it
+    assert np.abs(((d_after - d_before) * tangent).sum(1)).max() < 0.1  # sliding untouched
+    far = snapped[0, :, :, 70:] - flow[0, :, :, 70:]  # > 15 px from every keypoint
+    assert far.abs().max() < 1e-3
+    assert snapped.shape == flow.shape and snapped.dtype == flow.dtype

@@ -24,6 +24,7 @@ PREDICTORS: dict[str, str] = {
     "copy": "echokdm.evaluate.predictors:CopyPredictor",
     "tps": "echokdm.evaluate.predictors:TPSPredictor",
     "oracle": "echokdm.evaluate.predictors:OraclePredictor",
+    "truth": "echokdm.evaluate.predictors:TruthPredictor",
     "kdm": "echokdm.evaluate.kdm:KDMModel",
     "k2f-warp": "echokdm.evaluate.kdm:K2FWarpModel",
     "k2i": "echokdm.evaluate.kdm:K2IModel",
@@ -124,6 +125,17 @@ class OraclePredictor(Predictor):
 
     def __call__(self, sample: Sample, generator: torch.Generator | None = None) -> np.ndarray:
         return _warp_source(sample.source, sample.ddf)
+
+
+class TruthPredictor(Predictor):
+    """The true target frames themselves: what the instrument gives a perfect prediction (e.g. the EF error
+    that the segmenter of predictions alone causes)."""
+
+    kind = "ceiling"
+    requires = frozenset({"targets"})
+
+    def __call__(self, sample: Sample, generator: torch.Generator | None = None) -> np.ndarray:
+        return sample.targets.astype(np.float32)
 
 
 @torch.no_grad()
