@@ -9,6 +9,7 @@ a DICOM frame to the sector and resizing is the caller's job (``echokdm.predict`
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,13 +145,24 @@ class EchoKDMPipeline(DiffusionPipeline):
 
     @torch.no_grad()
     def render(
-        self, source: torch.Tensor, flows: torch.Tensor, num_inference_steps: int = 10,
-        generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """F2I: (1, 1, H, W) source and (N, 2, H, W) flows → (frames (N, 1, H, W), warped (N, 1, H, W))."""
-        cond, warped = f2i_condition(source.expand(flows.shape[0], -1, -1, -1), flows)
-        residual = sample(self.f2i_unet, self.f2i_scheduler, cond, 1, num_inference_steps, generator, shared_noise=True)
-        return compose(warped, residual), warped
+        self, source: torch.Tensor, flow: torch.Tensor, alphas: Sequence[float] = (1.0,),
+        num_inference_steps: int = 10, generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """F2I: (1, 1, H, W) source and (1, 2, H, W) flow → a frame for each fraction alpha of the motion.
+
+        Continuous generation: frame i shows the source pulled by ``alphas[i] * flow``, rendered by F2I with
+        denoising strength ``alphas[i]`` (the img2img ``strength`` of diffusers): the residual of a frame
+        close to the source starts from a lightly noised zero residual and fades out with the motion, as
+        the source itself needs none. Alpha 1 samples from pure noise.
+
+        Returns:
+            (frames (N, 1, H, W), flows ``alpha * flow`` (N, 2, H, W), warped sources (N, 1, H, W)).
+        """
+        flows = torch.cat([a * flow for a in alphas])
+        cond, warped = f2i_condition(source.expand(len(flows), -1, -1, -1), flows)
+        residual = sample(self.f2i_unet, self.f2i_scheduler, cond, 1, num_inference_steps, generator,
+                          shared_noise=True, strength=alphas)
+        return compose(warped, residual), flows, warped
 
     @torch.no_grad()
     def __call__(
@@ -185,8 +197,7 @@ class EchoKDMPipeline(DiffusionPipeline):
             raise EchoKDMError(f"alphas must be in (0, 1], got {alphas}")
         src, kps_src, kps_tgt = self._inputs(source, source_keypoints, target_keypoints)
         flow, kp_flow = self.generate_flow(src, kps_src, kps_tgt, num_inference_steps, generator)
-        flows = torch.cat([a * flow for a in alphas])
-        frames, warped = self.render(src, flows, num_inference_steps, generator)
+        frames, flows, warped = self.render(src, flow, alphas, num_inference_steps, generator)
         out = (frames[:, 0], flows, kp_flow[0], warped[:, 0])
         if output_type == "np":
             out = tuple(o.float().cpu().numpy() for o in out)

@@ -309,8 +309,7 @@ class KDMPredictor:
         with clock("k2f"):
             flow, _ = pipe.generate_flow(src, kps[0], kps[1], opts.steps, generator)
         with clock("f2i"):
-            flows = torch.cat([a * flow for a in opts.alphas])
-            work_frames, warped = pipe.render(src, flows, opts.steps, generator)
+            work_frames, flows, warped = pipe.render(src, flow, opts.alphas, opts.steps, generator)
         with clock("transfer"):
             frames, flows_src = residual_transfer(src_full, study.sector, fit, flows.float().cpu(), (work_frames - warped).float().cpu())
         with clock("segment_prediction"):

@@ -6,7 +6,7 @@ import torch
 from diffusers import DPMSolverMultistepScheduler
 
 from echokdm.errors import EchoKDMError
-from echokdm.models.diffusion import sampling_scheduler
+from echokdm.models.diffusion import sample, sampling_scheduler
 from echokdm.models.f2i import build_f2i_unet
 from echokdm.models.flow_ae import build_flow_autoencoder
 from echokdm.models.k2f import build_k2f_unet
@@ -52,6 +52,30 @@ def test_sequence_scales_one_flow(pipe, inputs):
     assert out.frames.shape == (3, SIZE, SIZE)
     np.testing.assert_allclose(out.flows[0], 0.25 * out.flows[2], atol=1e-5)
     np.testing.assert_allclose(out.flows[1], 0.5 * out.flows[2], atol=1e-5)
+
+
+def test_strength_runs_the_last_steps_of_the_schedule(pipe):
+    cond = torch.rand(3, 4, SIZE, SIZE)
+
+    def run(strength, scheduler=None, items=slice(None)):
+        g = torch.Generator().manual_seed(5)
+        return sample(pipe.f2i_unet, scheduler or pipe.f2i_scheduler, cond[items], 1, 4, g, shared_noise=True, strength=strength)
+
+    full = run(None)
+    assert torch.equal(run([1.0, 1.0, 1.0]), full)  # strength 1 is plain sampling from noise
+    mixed = run([1.0, 0.5, 0.2])  # 4, 2 and 0 steps
+    # (batches of other sizes may differ in the last float bits)
+    assert torch.allclose(mixed[0], full[0], atol=1e-5) and (mixed[1] - full[1]).abs().max() > 1e-3
+    assert torch.allclose(mixed[1], run([0.5], items=slice(1, 2))[0], atol=1e-5)  # other strengths do not interfere
+    assert not mixed[2].any()  # no step: the zero sample
+    dpm = DPMSolverMultistepScheduler.from_config(pipe.f2i_scheduler.config)  # a multistep solver keeps state
+    assert torch.isfinite(run([1.0, 0.5, 0.75], dpm)).all()
+
+
+def test_sequence_frames_near_the_source_are_only_warped(pipe, inputs):
+    out = pipe(*inputs, alphas=[0.05, 1.0], num_inference_steps=4, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(out.frames[0], np.clip(out.warped[0], 0, 1), atol=1e-6)
+    assert np.abs(out.frames[1] - out.warped[1]).max() > 1e-3
 
 
 def test_scheduler_is_swappable(pipe, inputs):

@@ -90,15 +90,12 @@ class KDMModel(_WorkingGrid):
 
     def _generate(self, source, src_kps, tgt_kps, generator):
         flow, _ = self.pipe.generate_flow(source, src_kps, tgt_kps[-1], self.steps, generator)
-        n = len(tgt_kps)
-        if n > 1:  # continuous generation: alpha = fraction of the final motion reached by each target
-            alphas = _alphas(src_kps[0].numpy(), [k[0].numpy() for k in tgt_kps])
-            flows = torch.cat([a * flow for a in alphas])
-        else:
-            flows = flow
+        # continuous generation: alpha = fraction of the final motion reached by each target
+        alphas = _alphas(src_kps[0].numpy(), [k[0].numpy() for k in tgt_kps]) if len(tgt_kps) > 1 else [1.0]
         if self.warp_only:
+            flows = torch.cat([a * flow for a in alphas])
             return flows, _warp(source, flows)
-        frames, _ = self.pipe.render(source, flows, self.steps, generator)
+        frames, flows, _ = self.pipe.render(source, flow, alphas, self.steps, generator)
         return flows, frames
 
 

@@ -6,6 +6,8 @@ diffusers scheduler (DDPM for training; DDIM, DPM-Solver, ... for sampling); not
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
@@ -71,29 +73,47 @@ def diffusion_loss(
 def sample(
     unet: UNet2DModel, scheduler: SchedulerMixin, cond: torch.Tensor, channels: int,
     num_inference_steps: int, generator: torch.Generator | None = None, shared_noise: bool = False,
+    strength: Sequence[float] | None = None,
 ) -> torch.Tensor:
     """Run the reverse process from Gaussian noise, conditioned on ``cond``.
 
     Args:
         unet: the denoiser.
-        scheduler: a diffusers scheduler with ``set_timesteps`` and ``step`` (its config must match the
-            one the denoiser was trained with).
+        scheduler: a diffusers scheduler with ``set_timesteps``, ``add_noise`` and ``step`` (its config must
+            match the one the denoiser was trained with).
         cond: (B, Cc, H, W) conditioning.
         channels: channels of the generated sample.
         num_inference_steps: denoising steps.
         generator: makes the initial noise (and stochastic samplers) reproducible.
         shared_noise: start every batch item from the same noise (frames of one sequence stay coherent).
+        strength: per batch item, the fraction of the steps it runs, as ``strength`` in diffusers' img2img
+            pipelines (SDEdit): an item runs the last ``int(strength * steps)`` steps, starting from a zero
+            sample noised to that level, so a small strength stays close to zero and 0 returns zeros.
+            Default: 1 for every item (sampling from pure noise).
 
     Returns:
         (B, channels, H, W) generated samples.
     """
     b, _, h, w = cond.shape
-    x = randn_tensor((1 if shared_noise else b, channels, h, w), generator=generator, device=cond.device, dtype=cond.dtype)
-    x = x.expand(b, -1, -1, -1).contiguous()
-    x = x * scheduler.init_noise_sigma
-    scheduler.set_timesteps(num_inference_steps, device=cond.device)
-    for t in scheduler.timesteps:
-        model_in = scheduler.scale_model_input(x, t)
-        pred = unet(torch.cat([model_in, cond], 1), t).sample
-        x = scheduler.step(pred, t, x, generator=generator).prev_sample
-    return x
+    noise = randn_tensor((1 if shared_noise else b, channels, h, w), generator=generator, device=cond.device, dtype=cond.dtype)
+    noise = noise.expand(b, -1, -1, -1)
+    runs = torch.full((b,), num_inference_steps) if strength is None else torch.tensor(
+        [min(int(num_inference_steps * s), num_inference_steps) for s in strength]
+    )
+    out = torch.zeros_like(noise)
+    for run in sorted(set(runs.tolist()) - {0}, reverse=True):  # items of one strength share a reverse process
+        items = runs == run
+        scheduler.set_timesteps(num_inference_steps, device=cond.device)
+        begin = (num_inference_steps - run) * scheduler.order
+        timesteps = scheduler.timesteps[begin:]
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(begin)
+        x = noise[items] * scheduler.init_noise_sigma if begin == 0 else scheduler.add_noise(
+            torch.zeros_like(noise[items]), noise[items], timesteps[:1].repeat(int(items.sum()))
+        )
+        for t in timesteps:
+            model_in = scheduler.scale_model_input(x, t)
+            pred = unet(torch.cat([model_in, cond[items]], 1), t).sample
+            x = scheduler.step(pred, t, x, generator=generator).prev_sample
+        out[items] = x
+    return out
