@@ -32,3 +32,22 @@ def test_figures_keep_backend_and_pyplot_state(svg_backend, tmp_path):
     assert plt.get_fignums() == open_before
     for name in ("k.png", "c.png", "b.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_box_plots_leave_identical_frames_off_the_psnr_scale(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    table = pd.DataFrame({"case_id": ["a", "b", "a", "b"], "predictor": ["copy", "copy", "truth", "truth"],
+                          "skipped": [False] * 4, "psnr": [20.0, 24.0, 100.0, 100.0]})
+    limits, texts = [], []
+    monkeypatch.setattr(Axes, "text", lambda self, x, y, s, **kw: texts.append(s))
+    real_savefig = matplotlib.figure.Figure.savefig
+
+    def savefig(fig, *a, **kw):
+        limits.append(fig.axes[0].get_ylim())
+        return real_savefig(fig, *a, **kw)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
+    box_plots(table, ["copy", "truth"], tmp_path / "b.png")
+    assert limits[0][1] < 30  # the capped PSNR of identical frames does not stretch the axis
+    assert texts == ["2× =\ntarget"]

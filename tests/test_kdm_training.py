@@ -44,6 +44,27 @@ def test_compose_pull_of_two_shifts():
     np.testing.assert_allclose(compose_pull(a, b)[:, 4:-4, 4:-4], np.stack([np.ones((8, 8)), -2 * np.ones((8, 8))]), atol=1e-5)
 
 
+def test_f2i_ssim_term_adds_to_the_denoising_loss():
+    from echokdm.config import load_config
+    from echokdm.models.kdm_training import F2IRunConfig, F2ITask
+
+    torch.manual_seed(0)
+    frames = torch.rand(2, 2, 1, 32, 32)
+    batch = {"source": frames[0], "target": frames[1], "flow": torch.randn(2, 2, 32, 32)}
+
+    def loss(weight):
+        task = F2ITask(load_config({"data": {"size": 32, "crop": 0}, "loss": {"ssim_weight": weight}}, F2IRunConfig))
+        torch.manual_seed(1)  # same timesteps and noise for both
+        model = task.build_model()
+        value = task.training_step(model, batch, torch.device("cpu"))
+        value.backward()
+        return float(value), model.conv_in.weight.grad.abs().sum()
+
+    plain, with_ssim = loss(0.0), loss(0.5)
+    assert with_ssim[0] > plain[0] + 0.05  # two unrelated noise images: 1 - SSIM is near 1
+    assert torch.isfinite(with_ssim[1]) and with_ssim[1] > 0
+
+
 @pytest.mark.slow
 def test_training_chain_builds_a_working_pipeline(tmp_path):
     of = train("ofnet", _config(tmp_path), tmp_path / "ofnet")
@@ -53,7 +74,7 @@ def test_training_chain_builds_a_working_pipeline(tmp_path):
     aew = str(ae.out / "model.safetensors")
     k2f = train("k2f", _config(tmp_path, ofnet_weights=ofw, flow_vae_weights=aew, val_steps=2), tmp_path / "k2f")
     assert math.isfinite(k2f.metrics["val_epe_lv"]) and math.isfinite(k2f.metrics["val_epe_lv_tps"])
-    f2i = train("f2i", _config(tmp_path, flow_source="truth", val_steps=2), tmp_path / "f2i")
+    f2i = train("f2i", {**_config(tmp_path, flow_source="truth", val_steps=2), "loss": {"ssim_weight": 0.05}}, tmp_path / "f2i")
     assert f2i.metrics["val_psnr"] > 5
     k2i = train("k2i", _config(tmp_path, val_steps=2), tmp_path / "k2i")
     assert math.isfinite(k2i.metrics["val_psnr"])

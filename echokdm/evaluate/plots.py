@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from echokdm.evaluate.scores import METRICS
+from echokdm.evaluate.scores import METRICS, PSNR_CAP
 from echokdm.evaluate.summary import metrics_present, scored
 from echokdm.evaluate.tasks import Sample
 
@@ -25,10 +25,14 @@ def box_plots(table: pd.DataFrame, predictors: Sequence[str], path: Path) -> Non
     for ax, m in zip(axes.ravel(), metrics):
         data = [table.loc[table["predictor"] == p, m].to_numpy(dtype=float) for p in predictors]
         data = [d[np.isfinite(d)] for d in data]
+        capped = [int((d >= PSNR_CAP).sum()) if m == "psnr" else 0 for d in data]
+        data = [d[d < PSNR_CAP] if m == "psnr" else d for d in data]  # identical frames would flatten the scale
         ax.boxplot(data, showfliers=False)
-        for i, d in enumerate(data, start=1):
+        for i, (d, n_cap) in enumerate(zip(data, capped), start=1):
             jitter = np.random.default_rng(i).uniform(-0.12, 0.12, d.size)
             ax.plot(i + jitter, d, ".", ms=3, alpha=0.5, color="tab:blue")
+            if n_cap:
+                ax.text(i, 1.0, f"{n_cap}× =\ntarget", transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=7)
         ax.set_xticks(range(1, len(predictors) + 1), predictors, rotation=30)
         spec = METRICS[m]
         ax.set_title(f"{m} ({'↑' if spec.higher_is_better else '↓'})", fontsize=10)

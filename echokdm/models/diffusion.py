@@ -47,8 +47,8 @@ def sampling_scheduler(clip_sample: bool = True) -> DDIMScheduler:
 
 def diffusion_loss(
     unet: UNet2DModel, scheduler: DDPMScheduler, x0: torch.Tensor, cond: torch.Tensor,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
+    generator: torch.Generator | None = None, return_prediction: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Denoising loss at uniformly drawn timesteps (MSE against the scheduler's prediction target).
 
     Args:
@@ -56,6 +56,7 @@ def diffusion_loss(
         scheduler: the training scheduler.
         x0: (B, C, H, W) clean samples.
         cond: (B, Cc, H, W) conditioning at the same resolution.
+        return_prediction: also return the denoiser's raw output (x0 when the prediction type is "sample").
     """
     b = x0.shape[0]
     t = torch.randint(0, scheduler.config.num_train_timesteps, (b,), device=x0.device, generator=generator)
@@ -66,7 +67,8 @@ def diffusion_loss(
     target = {"sample": x0, "epsilon": noise}.get(kind)
     if target is None:
         target = scheduler.get_velocity(x0, noise, t)
-    return F.mse_loss(pred, target)
+    loss = F.mse_loss(pred, target)
+    return (loss, pred) if return_prediction else loss
 
 
 @torch.no_grad()

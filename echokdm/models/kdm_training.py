@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 import torch
 from diffusers import AutoencoderKL
+from monai.losses import SSIMLoss
 
 from echokdm.config import option
 from echokdm.models.diffusion import diffusion_loss, sample, sampling_scheduler, training_scheduler
@@ -272,8 +273,16 @@ class K2FTask(_PairTask):
 
 # ---------------------------------------------------------------------------------------------- F2I
 @dataclass
+class F2ILossConfig:
+    """F2I's training loss: the denoising MSE plus an optional SSIM term on the rendered frame."""
+
+    ssim_weight: float = option(0.0, "weight of 1 - SSIM(warped source + predicted residual, target frame)")
+
+
+@dataclass
 class F2IRunConfig(RunConfig):
     data: PairDataConfig = option(PairDataConfig, "phantom frame pairs")
+    loss: F2ILossConfig = option(F2ILossConfig, "training loss")
 
 
 class F2ITask(_PairTask):
@@ -287,14 +296,20 @@ class F2ITask(_PairTask):
     def __init__(self, cfg: F2IRunConfig) -> None:
         super().__init__(cfg)
         self.scheduler = training_scheduler(clip_sample=True)
+        self.ssim = SSIMLoss(spatial_dims=2, data_range=1.0)
 
     def build_model(self):
         return build_f2i_unet(self.cfg.data.size)
 
     def training_step(self, model, batch, device):
+        target = batch["target"].to(device)
         cond, warped = f2i_condition(batch["source"].to(device), self._flow(batch, device))
-        x0, cond = random_crop(self.cfg.data.crop, residual_target(batch["target"].to(device), warped), cond)
-        return diffusion_loss(model, self.scheduler, x0, cond)
+        x0, cond, warped, target = random_crop(self.cfg.data.crop, residual_target(target, warped), cond, warped, target)
+        w = self.cfg.loss.ssim_weight
+        if not w:
+            return diffusion_loss(model, self.scheduler, x0, cond)
+        mse, residual = diffusion_loss(model, self.scheduler, x0, cond, return_prediction=True)
+        return mse + w * self.ssim(compose(warped, residual), target)
 
     def validation_step(self, model, batch, device):
         net = getattr(model, "module", model)
