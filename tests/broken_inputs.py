@@ -448,24 +448,25 @@ def _no_timing(ds: Dataset) -> None:
     del ds.CineRate
 
 
-@_case("frame_time_negative", "Frame Time -33 ms and no Cine Rate", None)
-def _(d: Path, b: Base) -> Path:
-    return _edit(b.loop, d / "study.dcm", lambda ds: (_no_timing(ds), _raw(0x00181063, "DS", "-33")(ds)))
+def _bad_frame_time(value: str) -> Callable[[Dataset], None]:
+    """Delete Cine Rate and store ``value`` as the raw Frame Time."""
+
+    def edit(ds: Dataset) -> None:
+        _no_timing(ds)
+        _raw(0x00181063, "DS", value)(ds)
+
+    return edit
 
 
-@_case("frame_time_nan", "Frame Time NaN and no Cine Rate", None)
-def _(d: Path, b: Base) -> Path:
-    return _edit(b.loop, d / "study.dcm", lambda ds: (_no_timing(ds), _raw(0x00181063, "DS", "NaN")(ds)))
-
-
-@_case("frame_time_zero", "Frame Time 0 and no Cine Rate", None)
-def _(d: Path, b: Base) -> Path:
-    return _edit(b.loop, d / "study.dcm", lambda ds: (_no_timing(ds), _raw(0x00181063, "DS", "0")(ds)))
-
-
-@_case("frame_time_inf", "Frame Time 1e400 (infinite) and no Cine Rate", None)
-def _(d: Path, b: Base) -> Path:
-    return _edit(b.loop, d / "study.dcm", lambda ds: (_no_timing(ds), _raw(0x00181063, "DS", "1e400")(ds)))
+for _name, _value, _what in [
+    ("frame_time_negative", "-33", "Frame Time -33 ms"),
+    ("frame_time_nan", "NaN", "Frame Time NaN"),
+    ("frame_time_zero", "0", "Frame Time 0"),
+    ("frame_time_inf", "1e400", "Frame Time 1e400 (infinite)"),
+]:
+    _case(_name, f"{_what} and no Cine Rate", None)(
+        lambda d, b, edit=_bad_frame_time(_value): _edit(b.loop, d / "study.dcm", edit)
+    )
 
 
 @_case("spacing_negative", "ultrasound region with Physical Delta X/Y -0.03 cm", None)
