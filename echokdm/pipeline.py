@@ -150,10 +150,12 @@ class EchoKDMPipeline(DiffusionPipeline):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """F2I: (1, 1, H, W) source and (1, 2, H, W) flow → a frame for each fraction alpha of the motion.
 
-        Continuous generation: frame i shows the source pulled by ``alphas[i] * flow``, rendered by F2I with
-        denoising strength ``alphas[i]`` (the img2img ``strength`` of diffusers): the residual of a frame
-        close to the source starts from a lightly noised zero residual and fades out with the motion, as
-        the source itself needs none. Alpha 1 samples from pure noise.
+        Continuous generation: frame i shows the source pulled by ``alphas[i] * flow`` plus a residual that F2I
+        renders with denoising strength ``alphas[i]`` (the img2img ``strength`` of diffusers: it runs the last
+        ``int(alpha * steps)`` steps from a lightly noised zero residual, so frames near the source cost few
+        steps) and that is faded by ``alphas[i]``. The fade keeps the residual continuous in alpha where the
+        step count jumps: with strength alone the residual switched on at full size between two frames.
+        Alpha 1 samples from pure noise, unfaded.
 
         Returns:
             (frames (N, 1, H, W), flows ``alpha * flow`` (N, 2, H, W), warped sources (N, 1, H, W)).
@@ -162,6 +164,7 @@ class EchoKDMPipeline(DiffusionPipeline):
         cond, warped = f2i_condition(source.expand(len(flows), -1, -1, -1), flows)
         residual = sample(self.f2i_unet, self.f2i_scheduler, cond, 1, num_inference_steps, generator,
                           shared_noise=True, strength=alphas)
+        residual = residual * torch.tensor(alphas, dtype=residual.dtype, device=residual.device).view(-1, 1, 1, 1)
         return compose(warped, residual), flows, warped
 
     @torch.no_grad()

@@ -6,26 +6,26 @@
 set -euo pipefail
 ship() { python -c "from echokdm import weights; print(weights.export('$1', '$2', '$3'))"; }
 
-# 1. OF-net (unsupervised optical flow); scored against TV-L1/iLK, and the flow source of the paper-recipe K2F (step 7)
+# 1. OF-net (unsupervised optical flow); scored against TV-L1/iLK, and the flow source of the paper-recipe runs (step 7)
 echokdm train ofnet --config pipelines/configs/ofnet.yaml --out runs/ofnet --overwrite
 # 2. flow autoencoder of the correction K2F generates (exact flow minus keypoint flow)
 echokdm train flowae --config pipelines/configs/flowae.yaml --out runs/flowae --overwrite
-# 3. K2F on the exact phantom flows (shipped; the paper's OF-net-flow recipe is the comparison run in step 7)
+# 3. K2F on the exact phantom flows (shipped; the paper's OF-net-flow recipe is a comparison run in step 7)
 echokdm train k2f --config pipelines/configs/k2f.yaml --out runs/k2f --overwrite
-# 4. F2I on OF-net flows (the paper's recipe, shipped; needs step 1); the k2i ablation
-echokdm train f2i --config pipelines/configs/f2i_ofnet.yaml --out runs/f2i_ofnet --overwrite
-echokdm train k2i --config pipelines/configs/k2i.yaml --out runs/k2i --overwrite
-# 5. keypoint motion prior (closed-form fit on the training loops' ED->ES keypoint trajectories)
-python pipelines/fit_prior.py --config pipelines/configs/k2f.yaml --out runs/prior.safetensors
-
-# 6. ship fp16 copies, sha256 in the manifest and the model card
+# 4. ship fp16 copies (sha256 in the manifest and the model card): F2I learns from the shipped K2F's flows
 ship runs/ofnet/best.safetensors ofnet "OF-net: unsupervised optical flow for echo frame pairs (112x112)"
 ship runs/flowae/best.safetensors kdm_flow_vae "KDM flow autoencoder (2x112x112 flow -> 4x28x28 latent)"
 ship runs/k2f/best.safetensors kdm_k2f "KDM K2F latent denoiser (keypoints -> flow latent)"
-ship runs/f2i_ofnet/best.safetensors kdm_f2i "KDM F2I denoiser (flow -> frame residual over the warped source), trained on OF-net flows"
+# 5. F2I on the flows the shipped K2F generates from each pair's keypoints (what it gets at inference); the k2i ablation
+echokdm train f2i --config pipelines/configs/f2i_k2f.yaml --out runs/f2i_k2f --overwrite
+echokdm train k2i --config pipelines/configs/k2i.yaml --out runs/k2i --overwrite
+# 6. keypoint motion prior (closed-form fit on the training loops' ED->ES keypoint trajectories)
+python pipelines/fit_prior.py --config pipelines/configs/k2f.yaml --out runs/prior.safetensors
+ship runs/f2i_k2f/best.safetensors kdm_f2i "KDM F2I denoiser (flow -> frame residual over the warped source), trained on the shipped K2F's flows"
 ship runs/k2i/best.safetensors kdm_k2i "k2i ablation denoiser (keypoints -> frame, no flow)"
 ship runs/prior.safetensors kdm_prior "Keypoint motion prior (ridge/PCA of ED->ES motion of 40 keypoints)"
 
-# 7. comparisons only (not shipped): K2F trained on OF-net flows, as the KDM paper does; F2I trained on exact flows
+# 7. comparisons only (not shipped): the KDM paper's recipe (K2F and F2I on OF-net flows); F2I on exact flows
 echokdm train k2f --config pipelines/configs/k2f_ofnet.yaml --out runs/k2f_ofnet --overwrite
+echokdm train f2i --config pipelines/configs/f2i_ofnet.yaml --out runs/f2i_ofnet --overwrite
 echokdm train f2i --config pipelines/configs/f2i.yaml --out runs/f2i --overwrite

@@ -65,6 +65,30 @@ def test_f2i_ssim_term_adds_to_the_denoising_loss():
     assert torch.isfinite(with_ssim[1]) and with_ssim[1] > 0
 
 
+def test_k2f_flows_carry_the_source_contours_onto_the_target(tmp_path):
+    from echokdm.models.kdm_training import _k2f_flows
+
+    ps = build_pairs("val", 1, SIZE, every=6)
+    flows = _k2f_flows(EchoKDMPipeline.from_weights(), ps, seed=0)  # the shipped K2F works at 112; contours snap anyway
+    assert flows.shape == (len(ps.pairs), 2, SIZE, SIZE) and flows.dtype == np.float16
+    dice = lambda a, b: 2 * (a & b).sum() / max(a.sum() + b.sum(), 1)
+    gains = []
+    for i, (s, t) in enumerate(ps.pairs):
+        src, tgt = ps.labels[s] == 1, ps.labels[t] == 1
+        moved = warp(src.astype(np.float32), flows[i].astype(np.float32), mode="nearest").numpy() > 0.5
+        assert dice(moved, tgt) > 0.85
+        gains.append(dice(moved, tgt) - dice(src, tgt))
+    assert np.mean(gains) > 0.02
+
+
+@pytest.mark.parametrize("task", ["flowae", "k2f"])
+def test_k2f_flows_are_refused_where_they_would_be_circular(tmp_path, task):
+    from echokdm.errors import EchoKDMError
+
+    with pytest.raises(EchoKDMError, match="flow_source 'k2f' does not apply"):
+        train(task, _config(tmp_path, flow_source="k2f"), tmp_path / task)
+
+
 @pytest.mark.slow
 def test_training_chain_builds_a_working_pipeline(tmp_path):
     of = train("ofnet", _config(tmp_path), tmp_path / "ofnet")
@@ -74,12 +98,15 @@ def test_training_chain_builds_a_working_pipeline(tmp_path):
     aew = str(ae.out / "model.safetensors")
     k2f = train("k2f", _config(tmp_path, ofnet_weights=ofw, flow_vae_weights=aew, val_steps=2), tmp_path / "k2f")
     assert math.isfinite(k2f.metrics["val_epe_lv"]) and math.isfinite(k2f.metrics["val_epe_lv_tps"])
-    f2i = train("f2i", {**_config(tmp_path, flow_source="truth", val_steps=2), "loss": {"ssim_weight": 0.05}}, tmp_path / "f2i")
+    k2fw = str(k2f.out / "model.safetensors")
+    # F2I on the flows the K2F just trained generates (what it gets at inference)
+    f2i_cfg = _config(tmp_path, flow_source="k2f", flow_vae_weights=aew, k2f_weights=k2fw, val_steps=2)
+    f2i = train("f2i", {**f2i_cfg, "loss": {"ssim_weight": 0.05}}, tmp_path / "f2i")
     assert f2i.metrics["val_psnr"] > 5
     k2i = train("k2i", _config(tmp_path, val_steps=2), tmp_path / "k2i")
     assert math.isfinite(k2i.metrics["val_psnr"])
 
-    pipe = EchoKDMPipeline.from_weights(aew, str(k2f.out / "model.safetensors"), str(f2i.out / "model.safetensors"))
+    pipe = EchoKDMPipeline.from_weights(aew, k2fw, str(f2i.out / "model.safetensors"))
     ps = build_pairs("val", 1, SIZE, every=6)
     s, t = ps.pairs[-1]
     out = pipe(ps.frames[s] / 255.0, ps.keypoints[s], ps.keypoints[t], alphas=[0.5, 1.0], num_inference_steps=2,

@@ -7,7 +7,7 @@ from diffusers import DPMSolverMultistepScheduler
 
 from echokdm.errors import EchoKDMError
 from echokdm.models.diffusion import sample, sampling_scheduler
-from echokdm.models.f2i import build_f2i_unet
+from echokdm.models.f2i import build_f2i_unet, f2i_condition
 from echokdm.models.flow_ae import build_flow_autoencoder
 from echokdm.models.k2f import build_k2f_unet
 from echokdm.pipeline import EchoKDMPipeline
@@ -76,6 +76,20 @@ def test_sequence_frames_near_the_source_are_only_warped(pipe, inputs):
     out = pipe(*inputs, alphas=[0.05, 1.0], num_inference_steps=4, generator=torch.Generator().manual_seed(0))
     np.testing.assert_allclose(out.frames[0], np.clip(out.warped[0], 0, 1), atol=1e-6)
     assert np.abs(out.frames[1] - out.warped[1]).max() > 1e-3
+
+
+def test_sequence_residuals_are_faded_by_alpha(pipe, inputs):
+    alphas = [0.5, 1.0]
+    out = pipe(*inputs, alphas=alphas, num_inference_steps=4, generator=torch.Generator().manual_seed(0))
+    # replay the pipeline's random draws: K2F's noise first, then F2I's
+    g = torch.Generator().manual_seed(0)
+    src, kps_src, kps_tgt = pipe._inputs(*inputs)
+    pipe.generate_flow(src, kps_src, kps_tgt, 4, g)
+    cond, _ = f2i_condition(src.expand(2, -1, -1, -1), torch.from_numpy(out.flows))
+    residual = sample(pipe.f2i_unet, pipe.f2i_scheduler, cond, 1, 4, g, shared_noise=True, strength=alphas)[:, 0].numpy()
+    expected = np.clip(out.warped + residual * np.reshape(alphas, (-1, 1, 1)), 0, 1)
+    np.testing.assert_allclose(out.frames, expected, atol=1e-5)
+    assert np.abs(residual[0]).max() > 1e-3  # the fade has something to act on
 
 
 def test_scheduler_is_swappable(pipe, inputs):

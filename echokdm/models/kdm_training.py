@@ -3,13 +3,18 @@
 All five train on the same phantom frame pairs (:mod:`echokdm.models.pairs`, cached) at the working
 resolution. The order follows the paper: OF-net first (unsupervised); its flows on the training pairs
 are the targets of the flow autoencoder and K2F (``data.flow_source: ofnet``; ``truth`` trains on the
-exact phantom flows instead); F2I learns to render a frame from the source and a flow; k2i is the
-no-flow ablation.
+exact phantom flows instead); F2I learns to render a frame from the source and a flow (OF-net's, as the
+paper does, or ``k2f``: the flows the trained K2F generates from the keypoints, i.e. what F2I gets at
+inference); k2i is the no-flow ablation.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -18,6 +23,7 @@ from diffusers import AutoencoderKL
 from monai.losses import SSIMLoss
 
 from echokdm.config import option
+from echokdm.errors import EchoKDMError
 from echokdm.models.diffusion import diffusion_loss, sample, sampling_scheduler, training_scheduler
 from echokdm.models.f2i import build_f2i_unet, compose, f2i_condition, residual_target
 from echokdm.models.flow_ae import build_flow_autoencoder, decode_flow, encode_flow, flow_autoencoder_loss
@@ -25,6 +31,7 @@ from echokdm.models.k2f import build_k2f_unet, k2f_condition
 from echokdm.models.k2i import build_k2i_unet, k2i_condition
 from echokdm.models.ofnet import OFNet, OFNetLoss
 from echokdm.models.pairs import PairDataset, cached_pairs
+from echokdm.progress import progress
 from echokdm.train.task import RunConfig, TrainTask
 
 
@@ -38,9 +45,12 @@ class PairDataConfig:
     val_loops: int = option(6, "validation loops (split_seeds('val', n)); 0 = no validation")
     every: int = option(2, "stride over target frames when cutting pairs from a loop")
     cache_dir: str = option("runs/cache", "folder caching the generated pairs")
-    flow_source: Literal["ofnet", "truth"] = option("ofnet", "flows the model learns from: OF-net estimates (the paper) or exact phantom flows")
+    flow_source: Literal["ofnet", "truth", "k2f"] = option(
+        "ofnet", "flows the model learns from: OF-net estimates (the paper), exact phantom flows, or (F2I only) "
+        "the flows K2F generates from the pair's keypoints")
     ofnet_weights: str = option("ofnet", "OF-net weights (shipped name or .safetensors) when flow_source is ofnet")
     flow_vae_weights: str = option("kdm_flow_vae", "flow autoencoder weights used by K2F")
+    k2f_weights: str = option("kdm_k2f", "K2F weights when flow_source is k2f (with flow_vae_weights)")
     val_steps: int = option(4, "sampling steps used in validation of diffusion models")
     crop: int = option(64, "random square crop (pixels, multiple of 4) when training the fully convolutional flow AE, F2I and k2i; 0 = whole frames")
 
@@ -93,9 +103,17 @@ def load_ofnet(weights: str) -> OFNet:
 
 
 class _PairTask(TrainTask):
-    """Shared data handling: cached phantom pairs, with OF-net flows attached when asked for."""
+    """Shared data handling: cached phantom pairs, with model (OF-net or K2F) flows attached when asked for."""
 
     uses_model_flows = False
+    #: the ``data.flow_source`` values the task accepts
+    flow_sources: tuple[str, ...] = ("ofnet", "truth")
+
+    def __init__(self, cfg: RunConfig) -> None:
+        super().__init__(cfg)
+        if cfg.data.flow_source not in self.flow_sources:
+            raise EchoKDMError(f"data.flow_source {cfg.data.flow_source!r} does not apply to {type(self).__name__}; "
+                               f"use one of {', '.join(self.flow_sources)}")
 
     def _dataset(self, split: str, n_loops: int) -> PairDataset:
         d = self.cfg.data
@@ -103,6 +121,8 @@ class _PairTask(TrainTask):
         flows = None
         if self.uses_model_flows and d.flow_source == "ofnet":
             flows = _ofnet_flows(load_ofnet(d.ofnet_weights), pairs)
+        elif self.uses_model_flows and d.flow_source == "k2f":
+            flows = _cached_k2f_flows(d, split, n_loops, self.cfg.train.seed, pairs)
         return PairDataset(pairs, flows)
 
     def train_dataset(self):
@@ -130,6 +150,40 @@ def _ofnet_flows(net: OFNet, pairs, batch: int = 32) -> np.ndarray:
         tgt = torch.from_numpy(pairs.frames[idx[:, 1]][:, None].astype(np.float32) / 255)
         out.append(net(src, tgt).numpy().astype(np.float16))
     return np.concatenate(out)
+
+
+@torch.no_grad()
+def _k2f_flows(pipe, pairs, seed: int, batch: int = 32) -> np.ndarray:
+    """The flows ``pipe`` (an :class:`~echokdm.pipeline.EchoKDMPipeline`) generates from each pair's source
+    frame and keypoints, at its default steps: (P, 2, H, W) float16."""
+    out = []
+    for i in progress(range(0, len(pairs.pairs), batch), "K2F flows of the pairs"):
+        idx = pairs.pairs[i : i + batch]
+        src = torch.from_numpy(pairs.frames[idx[:, 0]][:, None].astype(np.float32) / 255)
+        kps = [torch.from_numpy(pairs.keypoints[idx[:, j]].astype(np.float32)) for j in (0, 1)]
+        flow, _ = pipe.generate_flow(src, *kps, generator=torch.Generator().manual_seed(seed * 1_000_003 + i))
+        out.append(flow.numpy().astype(np.float16))
+    return np.concatenate(out)
+
+
+def _cached_k2f_flows(d: PairDataConfig, split: str, n_loops: int, seed: int, pairs) -> np.ndarray:
+    """:func:`_k2f_flows` of the pipeline with ``d``'s K2F and flow autoencoder, read from / written to
+    ``d.cache_dir`` (keyed by the pairs, the seed and the two weights files' sha256)."""
+    from echokdm import weights as W
+    from echokdm.pipeline import EchoKDMPipeline
+
+    key = json.dumps([split, n_loops, d.size, d.n_keypoints, d.every, seed,
+                      W.load(d.k2f_weights).sha256, W.load(d.flow_vae_weights).sha256])
+    path = Path(d.cache_dir) / f"k2f_flows_{split}_{hashlib.sha1(key.encode()).hexdigest()[:10]}.npy"
+    if path.exists():
+        return np.load(path)
+    flows = _k2f_flows(EchoKDMPipeline.from_weights(d.flow_vae_weights, d.k2f_weights), pairs, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.part")
+    with open(tmp, "wb") as f:
+        np.save(f, flows)
+    os.replace(tmp, path)
+    return flows
 
 
 # ----------------------------------------------------------------------------------------------- OF-net
@@ -292,6 +346,7 @@ class F2ITask(_PairTask):
     select_metric = "psnr"
     select_mode = "max"
     uses_model_flows = True
+    flow_sources = ("ofnet", "truth", "k2f")
 
     def __init__(self, cfg: F2IRunConfig) -> None:
         super().__init__(cfg)
