@@ -1,5 +1,5 @@
-"""The markdown summary of an evaluation: mean and bootstrap 95% CI per metric and predictor, and paired
-differences against the best baseline."""
+"""The markdown summary of an evaluation: mean and bootstrap 95% CI per metric and predictor, paired
+differences against the best baseline, and paired differences between models (a model against its ablations)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,13 @@ def best_baseline(table: pd.DataFrame, metric: str, predictors: Sequence[str]) -
         return None
     sign = 1.0 if METRICS[metric].higher_is_better else -1.0
     return max(base, key=lambda p: sign * means[p])
+
+
+def _paired_cell(table: pd.DataFrame, metric: str, a: str, b: str, seed: int) -> str:
+    """``a − b`` on ``metric`` with its bootstrap CI, starred when the CI excludes 0."""
+    e = paired_difference(*paired(table, metric, a, b), seed=seed)
+    star = "*" if e.n and (e.lo > 0 or e.hi < 0) else ""
+    return e.format(METRICS[metric].digits) + star
 
 
 def _cell(e: Estimate, digits: int, total: int) -> str:
@@ -91,20 +98,20 @@ def summary_markdown(table: pd.DataFrame, predictors: Sequence[str], header: dic
     lines += ["| metric | best baseline | " + " | ".join(f"{p} − best" for p in predictors) + " |"]
     lines += ["|---|---|" + "---|" * len(predictors)]
     for m in metrics:
-        spec = METRICS[m]
         ref = best_baseline(table, m, predictors)
         if ref is None:
             continue
-        cells = []
-        for p in predictors:
-            if p == ref:
-                cells.append("—")
-                continue
-            a, b = paired(table, m, p, ref)
-            e = paired_difference(a, b, seed=seed)
-            star = "*" if e.n and (e.lo > 0 or e.hi < 0) else ""
-            cells.append(e.format(spec.digits) + star)
+        cells = ["—" if p == ref else _paired_cell(table, m, p, ref, seed) for p in predictors]
         lines += [f"| {m} | {ref} | " + " | ".join(cells) + " |"]
+
+    models = [p for p in predictors if kinds[p] == "model"]
+    pairs = [(a, b) for i, a in enumerate(models) for b in models[i + 1 :]]
+    if pairs:
+        lines += ["", "## Paired differences between models", ""]
+        lines += ["Each model minus each model listed after it (e.g. KDM minus its ablations), over the cases both "
+                  "were scored on; `*` marks a 95% CI that excludes 0.", ""]
+        lines += ["| metric | " + " | ".join(f"{a} − {b}" for a, b in pairs) + " |", "|---|" + "---|" * len(pairs)]
+        lines += [f"| {m} | " + " | ".join(_paired_cell(table, m, a, b, seed) for a, b in pairs) + " |" for m in metrics]
 
     if len(skipped):
         lines += ["", "## Not scored", ""]
