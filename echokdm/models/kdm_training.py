@@ -140,44 +140,48 @@ class _PairTask(TrainTask):
         return self._flow(batch, device) - batch["kp_flow"].to(device)
 
 
+def _frames(pairs, index: np.ndarray) -> torch.Tensor:
+    """Frames ``index`` of a PairSet as a (B, 1, H, W) float32 batch in [0, 1]."""
+    return torch.from_numpy(pairs.frames[index][:, None].astype(np.float32) / 255)
+
+
 @torch.no_grad()
 def _ofnet_flows(net: OFNet, pairs, batch: int = 32) -> np.ndarray:
     """OF-net estimates for every pair of a PairSet: (P, 2, H, W) float16."""
     out = []
     for i in range(0, len(pairs.pairs), batch):
         idx = pairs.pairs[i : i + batch]
-        src = torch.from_numpy(pairs.frames[idx[:, 0]][:, None].astype(np.float32) / 255)
-        tgt = torch.from_numpy(pairs.frames[idx[:, 1]][:, None].astype(np.float32) / 255)
-        out.append(net(src, tgt).numpy().astype(np.float16))
+        out.append(net(_frames(pairs, idx[:, 0]), _frames(pairs, idx[:, 1])).numpy().astype(np.float16))
     return np.concatenate(out)
 
 
 @torch.no_grad()
-def _k2f_flows(pipe, pairs, seed: int, batch: int = 32) -> np.ndarray:
-    """The flows ``pipe`` (an :class:`~echokdm.pipeline.EchoKDMPipeline`) generates from each pair's source
-    frame and keypoints, at its default steps: (P, 2, H, W) float16."""
+def _k2f_flows(pipe, pairs, seed: int, steps: int, batch: int = 32) -> np.ndarray:
+    """The flows ``pipe`` (an :class:`~echokdm.pipeline.EchoKDMPipeline`) generates in ``steps`` denoising
+    steps from each pair's source frame and keypoints: (P, 2, H, W) float16."""
     out = []
     for i in progress(range(0, len(pairs.pairs), batch), "K2F flows of the pairs"):
         idx = pairs.pairs[i : i + batch]
-        src = torch.from_numpy(pairs.frames[idx[:, 0]][:, None].astype(np.float32) / 255)
         kps = [torch.from_numpy(pairs.keypoints[idx[:, j]].astype(np.float32)) for j in (0, 1)]
-        flow, _ = pipe.generate_flow(src, *kps, generator=torch.Generator().manual_seed(seed * 1_000_003 + i))
+        flow, _ = pipe.generate_flow(_frames(pairs, idx[:, 0]), *kps, steps, torch.Generator().manual_seed(seed * 1_000_003 + i))
         out.append(flow.numpy().astype(np.float16))
     return np.concatenate(out)
 
 
 def _cached_k2f_flows(d: PairDataConfig, split: str, n_loops: int, seed: int, pairs) -> np.ndarray:
-    """:func:`_k2f_flows` of the pipeline with ``d``'s K2F and flow autoencoder, read from / written to
-    ``d.cache_dir`` (keyed by the pairs, the seed and the two weights files' sha256)."""
+    """:func:`_k2f_flows` of the pipeline with ``d``'s K2F and flow autoencoder at the steps ``echokdm predict``
+    uses by default, read from / written to ``d.cache_dir`` (keyed by the pairs, the seed, the steps and the two
+    weights files' sha256)."""
     from echokdm import weights as W
     from echokdm.pipeline import EchoKDMPipeline
+    from echokdm.predict import DEFAULT_STEPS
 
-    key = json.dumps([split, n_loops, d.size, d.n_keypoints, d.every, seed,
+    key = json.dumps([split, n_loops, d.size, d.n_keypoints, d.every, seed, DEFAULT_STEPS,
                       W.load(d.k2f_weights).sha256, W.load(d.flow_vae_weights).sha256])
     path = Path(d.cache_dir) / f"k2f_flows_{split}_{hashlib.sha1(key.encode()).hexdigest()[:10]}.npy"
     if path.exists():
         return np.load(path)
-    flows = _k2f_flows(EchoKDMPipeline.from_weights(d.flow_vae_weights, d.k2f_weights), pairs, seed)
+    flows = _k2f_flows(EchoKDMPipeline.from_weights(d.flow_vae_weights, d.k2f_weights), pairs, seed, DEFAULT_STEPS)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.part")
     with open(tmp, "wb") as f:
