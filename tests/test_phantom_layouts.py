@@ -11,17 +11,11 @@ import numpy as np
 import pytest
 
 from echokdm.cli import main
+from echokdm.data.camus import camus_dataset, read_camus_cfg
+from echokdm.data.echonet import echonet_datalist, echonet_dataset
 from echokdm.io import load_cine, read_segmentation
 from echokdm.phantom import sample_params, simulate
-from echokdm.phantom.layouts import (
-    camus_dataset,
-    echonet_datalist,
-    echonet_dataset,
-    echonet_name,
-    layout_overrides,
-    manifest_rows,
-    read_camus_cfg,
-)
+from echokdm.phantom.layouts import echonet_name, layout_overrides, manifest_rows
 
 ARGS = ["--n", "2", "--frames", "16", "--seed", "5"]
 SCHEMA = json.loads((Path(__file__).parents[1] / "data_specs" / "phantom.schema.json").read_text())

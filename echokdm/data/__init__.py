@@ -1,4 +1,5 @@
-"""Sample data that ships with echokdm's dependencies (no download)."""
+"""Data sources: the sample loop that ships with echokdm's dependencies (no download), and readers of the
+public data sets in :mod:`echokdm.data.camus` and :mod:`echokdm.data.echonet`."""
 
 from __future__ import annotations
 

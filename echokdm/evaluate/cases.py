@@ -167,16 +167,18 @@ def folder_cases(path: Path, size: int) -> list[CaseRef]:
     Raises:
         InputError: the folder is missing or holds no known layout.
     """
-    from echokdm.phantom import layouts
+    from echokdm.data.camus import camus_datalist
+    from echokdm.data.echonet import echonet_datalist
+    from echokdm.phantom.layouts import manifest_rows
 
     if not path.is_dir():
         raise InputError(f"--data {path}: no such folder; expected phantom-test[:N] or a CAMUS, EchoNet-Dynamic or echokdm phantom folder")
     if (path / "FileList.csv").exists():
-        refs = [CaseRef(item["filename"], partial(_echonet_case, item)) for item in layouts.echonet_datalist(path)]
+        refs = [CaseRef(item["filename"], partial(_echonet_case, item)) for item in echonet_datalist(path)]
     elif any(p.is_dir() and p.name.startswith("patient") for p in path.iterdir()):
-        refs = [CaseRef(item["patient"], partial(_camus_case, item)) for item in layouts.camus_datalist(path)]
-    elif (path / "manifest.csv").exists() and any(r["layout"] == "dicom" for r in layouts.manifest_rows(path)):
-        rows = [r for r in layouts.manifest_rows(path) if r["layout"] == "dicom"]
+        refs = [CaseRef(item["patient"], partial(_camus_case, item)) for item in camus_datalist(path)]
+    elif (path / "manifest.csv").exists() and any(r["layout"] == "dicom" for r in manifest_rows(path)):
+        rows = [r for r in manifest_rows(path) if r["layout"] == "dicom"]
         refs = [CaseRef(r["name"], partial(_dicom_case, path, r["name"])) for r in rows]
     else:
         raise InputError(
@@ -206,7 +208,7 @@ def _loop_case(case_id: str, img, labels: dict[int, np.ndarray], ed: int, es: in
 
 
 def _camus_case(item: dict) -> Case:
-    from echokdm.phantom.layouts import load_camus_item
+    from echokdm.data.camus import load_camus_item
 
     d = load_camus_item(item)
     info = {"source": "camus", "ef_reported": item["ef"], "quality": item["quality"]}
@@ -214,7 +216,7 @@ def _camus_case(item: dict) -> Case:
 
 
 def _echonet_case(item: dict) -> Case:
-    from echokdm.phantom.layouts import load_echonet_item
+    from echokdm.data.echonet import load_echonet_item
 
     d = load_echonet_item(item)
     labels = {int(item["ed"]): d["label_ed"], int(item["es"]): d["label_es"]}

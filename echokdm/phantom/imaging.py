@@ -22,8 +22,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from echokdm.phantom import anatomy as an
-from echokdm.phantom.anatomy import Anatomy
+from echokdm.phantom.anatomy import BLOOD_CLASSES, EXTRA, LV_MYO, Anatomy, smoothstep
 from echokdm.phantom.params import PhantomParams
 
 SOUND_SPEED_MM_US = 1.54
@@ -156,7 +155,7 @@ class EchoModel:
         cls = anatomy.tissue_class(U, V)
         db = self._echogenicity_db(cls, U, V, x, y, rng)
         amp = rng.standard_normal(n) * 10.0 ** (db / 20.0) * np.sqrt(r / 50.0)
-        self.blood = np.isin(cls, an.BLOOD_CLASSES)
+        self.blood = np.isin(cls, BLOOD_CLASSES)
         self.U, self.V, self.amp, self.r = U, V, amp.astype(np.float64), r
         # per-mm^2 scatterer density at 50 mm (leaflet echoes are scaled to it)
         self.density50 = n / ((r_hi - 0.5) * (t_hi - t_lo) * 50.0)
@@ -201,27 +200,27 @@ class EchoModel:
         coords = np.stack([y - gy0, x - gx0])
         fine_s = ndimage.map_coordinates(fine, coords, order=1, mode="nearest")
         coarse_s = ndimage.map_coordinates(coarse, coords, order=1, mode="nearest")
-        tissue = ~np.isin(cls, an.BLOOD_CLASSES)
+        tissue = ~np.isin(cls, BLOOD_CLASSES)
         db += np.where(tissue, 3.0 * fine_s, 0.0)
-        extra = cls == an.EXTRA
+        extra = cls == EXTRA
         db += np.where(extra, 8.0 * coarse_s, 0.0)
         # chest wall: bright layers (skin, fat, muscle) above the heart
         chest = p.apex_depth_mm - 4.0
         layers = CHEST_DB + 4.0 * np.sin(2 * np.pi * y / (chest / 2.3) + 1.3) + 3.0 * coarse_s
-        w = 1.0 - an.smoothstep((y - chest + 8.0) / 8.0)
+        w = 1.0 - smoothstep((y - chest + 8.0) / 8.0)
         db = np.where(extra, (1.0 - w) * db + w * layers, db)
         # septum and the fibrous annuli are brighter; lateral wall fibres slightly darker
-        db += np.where(cls == an.LV_MYO, np.where(V < 0, 6.0, -3.0), 0.0)
+        db += np.where(cls == LV_MYO, np.where(V < 0, 6.0, -3.0), 0.0)
         for hu, hv in np.concatenate([a.mitral_hinges(), a.tricuspid_hinges()]):
             d2 = (U - hu) ** 2 + (V - hv) ** 2
-            db += np.where(~np.isin(cls, an.BLOOD_CLASSES), 8.0 * np.exp(-d2 / (2 * 3.0**2)), 0.0)
+            db += np.where(~np.isin(cls, BLOOD_CLASSES), 8.0 * np.exp(-d2 / (2 * 3.0**2)), 0.0)
         # posterior far field (behind the atria) is bright
         deepest = a.extent()["depth_heart"]
         rows = np.linspace(-a.t_ap, deepest, 200)
         lo, hi = a.heart_interval(rows, 0.0)
         v_lo, v_hi = np.nanmin(lo), np.nanmax(hi)
-        beside = an.smoothstep((V - v_lo + 5.0) / 10.0) * (1.0 - an.smoothstep((V - v_hi - 5.0) / 10.0))
-        band = an.smoothstep((y - deepest + 28.0) / 15.0) * (1.0 - an.smoothstep((y - deepest + 2.0) / 15.0)) * beside
+        beside = smoothstep((V - v_lo + 5.0) / 10.0) * (1.0 - smoothstep((V - v_hi - 5.0) / 10.0))
+        band = smoothstep((y - deepest + 28.0) / 15.0) * (1.0 - smoothstep((y - deepest + 2.0) / 15.0)) * beside
         db = np.where(extra, (1.0 - band) * db + band * (POSTERIOR_DB + 4.0 * coarse_s), db)
         return db
 
@@ -233,8 +232,8 @@ class EchoModel:
         x, y = a.to_image(U, wl_e - a.t_lat / 2)
         t0, r0 = float(np.arctan2(x, y)[0]), float(np.hypot(x, y)[0])
         wt = np.exp(-0.5 * ((tt - t0) / math.radians(6.0)) ** 2)
-        wr = an.smoothstep((rr - 0.6 * r0) / (0.5 * r0))
-        edge = 1.0 - EDGE_LOSS * an.smoothstep((np.abs(tt) - 0.55 * self.probe.half) / (0.45 * self.probe.half))
+        wr = smoothstep((rr - 0.6 * r0) / (0.5 * r0))
+        edge = 1.0 - EDGE_LOSS * smoothstep((np.abs(tt) - 0.55 * self.probe.half) / (0.45 * self.probe.half))
         return (1.0 - 0.92 * p.dropout * wt * wr) * edge
 
     def _clutter(self, rr: np.ndarray, rng: np.random.Generator) -> np.ndarray:

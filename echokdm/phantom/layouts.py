@@ -1,8 +1,9 @@
-"""Write phantom loops as DICOM / CAMUS / EchoNet-Dynamic folders, and read CAMUS and EchoNet-Dynamic
-folders (the phantom's or the real data sets) as MONAI dataset dictionaries.
+"""Write phantom loops as DICOM / CAMUS / EchoNet-Dynamic folders (each with a ``manifest.csv``).
 
-Every layout is documented in ``data_specs/layouts.md``. Writers go through an
-:class:`~echokdm.outputs.OutputDir` (atomic files) and return one ``manifest.csv`` row per loop.
+Every layout is documented in ``data_specs/layouts.md``; :mod:`echokdm.data.camus` and
+:mod:`echokdm.data.echonet` read the CAMUS and EchoNet-Dynamic ones, as they read the real data sets.
+Writers go through an :class:`~echokdm.outputs.OutputDir` (atomic files) and return one ``manifest.csv``
+row per loop.
 """
 
 from __future__ import annotations
@@ -268,178 +269,6 @@ def write_manifest(out: OutputDir, rows: list[dict[str, Any]]) -> None:
     out.write_text("manifest.csv", buf.getvalue())
 
 
-# ---- reading ---------------------------------------------------------------------------------------------
-def read_camus_cfg(path: str | os.PathLike) -> dict[str, Any]:
-    """``Info_2CH.cfg`` / ``Info_4CH.cfg`` as a dict (numbers converted)."""
-    out: dict[str, Any] = {}
-    for line in Path(path).read_text().splitlines():
-        if ":" not in line:
-            continue
-        key, value = (s.strip() for s in line.split(":", 1))
-        try:
-            num = float(value)
-            out[key] = int(num) if num.is_integer() and "." not in value else num
-        except ValueError:
-            out[key] = value
-    return out
-
-
-def camus_datalist(root: str | os.PathLike, view: str = "4CH") -> list[dict[str, Any]]:
-    """One dict per ``patientNNNN`` folder of a CAMUS-layout root (real CAMUS or phantom).
-
-    Keys: ``image`` / ``label`` (half-sequence and its ``_gt`` paths), ``image_ed``, ``label_ed``,
-    ``image_es``, ``label_es``, ``ed`` / ``es`` (0-based indices into the half sequence), ``ef``, ``edv``,
-    ``esv``, ``frame_time_ms`` (None if the cfg has no FrameRate), ``quality``, ``patient``, ``view``.
-
-    Raises:
-        InputError: no patient folder, or a patient without the files of ``view``.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise InputError(f"{root}: not a folder")
-    patients = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("patient"))
-    if not patients:
-        raise InputError(f"{root}: no patientNNNN folders (CAMUS layout)")
-    items = []
-    for pdir in patients:
-        pid = pdir.name
-        cfg_path = pdir / f"Info_{view}.cfg"
-        base = pdir / f"{pid}_{view}"
-        need = [cfg_path] + [Path(f"{base}_{s}.nii.gz") for s in ("half_sequence", "half_sequence_gt")]
-        missing = [p.name for p in need if not p.exists()]
-        if missing:
-            raise InputError(f"{pdir}: missing {', '.join(missing)}")
-        cfg = read_camus_cfg(cfg_path)
-        n = int(cfg.get("NbFrame", 0))
-        rate = cfg.get("FrameRate")
-        items.append({
-            "image": f"{base}_half_sequence.nii.gz", "label": f"{base}_half_sequence_gt.nii.gz",
-            "image_ed": f"{base}_ED.nii.gz", "label_ed": f"{base}_ED_gt.nii.gz",
-            "image_es": f"{base}_ES.nii.gz", "label_es": f"{base}_ES_gt.nii.gz",
-            "ed": int(cfg["ED"]) - 1, "es": int(cfg["ES"]) - 1, "n_frames": n,
-            "ef": cfg.get("EF"), "edv": cfg.get("LVedv"), "esv": cfg.get("LVesv"),
-            "frame_time_ms": 1000.0 / float(rate) if rate else None, "quality": cfg.get("ImageQuality"),
-            "patient": pid, "view": view,
-        })
-    return items
-
-
-def load_camus_item(item: dict[str, Any]) -> dict[str, Any]:
-    """Load a :func:`camus_datalist` entry: ``image`` becomes a MetaTensor (1, T, H, W) in [0, 1],
-    ``label`` a (T, H, W) uint8 array, and ``spacing`` the (dy, dx) of the image header."""
-    from echokdm.io import load_cine, read_segmentation
-
-    out = dict(item)
-    img = load_cine(item["image"], blank_outside_sector=False)
-    out["image"] = img
-    out["label"] = read_segmentation(item["label"])
-    out["spacing"] = tuple(img.meta.get("spacing_mm") or (None, None))
-    if out["frame_time_ms"] is not None:
-        img.meta["frame_time_ms"] = out["frame_time_ms"]
-    return out
-
-
-def echonet_datalist(root: str | os.PathLike, split: str | None = None) -> list[dict[str, Any]]:
-    """One dict per video listed in an EchoNet-Dynamic ``FileList.csv`` (real or phantom).
-
-    Keys: ``image`` (AVI path), ``filename``, ``split``, ``ef``, ``edv``, ``esv``, ``fps``,
-    ``frame_time_ms``, ``n_frames``, and from ``VolumeTracings.csv``: ``ed`` / ``es`` (the traced frames
-    with the larger / smaller traced area) and ``trace_ed`` / ``trace_es`` ((21, 4) X1, Y1, X2, Y2).
-
-    Args:
-        root: folder with ``FileList.csv``, ``VolumeTracings.csv`` and ``Videos/``.
-        split: keep only ``TRAIN`` / ``VAL`` / ``TEST`` (case-insensitive) rows.
-
-    Raises:
-        InputError: missing tables, videos or tracings.
-    """
-    import pandas as pd
-
-    root = Path(root)
-    for name in ("FileList.csv", "VolumeTracings.csv"):
-        if not (root / name).exists():
-            raise InputError(f"{root}: no {name} (EchoNet-Dynamic layout)")
-    fl = pd.read_csv(root / "FileList.csv")
-    vt = pd.read_csv(root / "VolumeTracings.csv")
-    vt["key"] = vt["FileName"].map(lambda s: os.path.splitext(str(s))[0])
-    traces = {k: g for k, g in vt.groupby("key", sort=False)}
-    items = []
-    for r in fl.itertuples(index=False):
-        key = os.path.splitext(str(r.FileName))[0]
-        if split is not None and str(r.Split).upper() != split.upper():
-            continue
-        video = root / "Videos" / f"{key}.avi"
-        if not video.exists():
-            raise InputError(f"{video}: listed in FileList.csv but missing")
-        if key not in traces:
-            raise InputError(f"{root / 'VolumeTracings.csv'}: no tracings for {key}")
-        groups = traces[key].groupby("Frame", sort=False)
-        per_frame = {int(f): g[["X1", "Y1", "X2", "Y2"]].to_numpy(np.float64) for f, g in groups}
-        if len(per_frame) < 2:
-            raise InputError(f"{root / 'VolumeTracings.csv'}: {key} has {len(per_frame)} traced frame(s); expected 2")
-        by_area = sorted(per_frame, key=lambda f: _trace_area(per_frame[f]))
-        es, ed = by_area[0], by_area[-1]
-        fps = float(r.FPS)
-        items.append({
-            "image": str(video), "filename": key, "split": str(r.Split), "ef": float(r.EF), "edv": float(r.EDV),
-            "esv": float(r.ESV), "fps": fps, "frame_time_ms": 1000.0 / fps if fps > 0 else None,
-            "n_frames": int(r.NumberOfFrames), "ed": ed, "es": es,
-            "trace_ed": per_frame[ed], "trace_es": per_frame[es],
-        })
-    return items
-
-
-def _trace_area(trace: np.ndarray) -> float:
-    x = np.concatenate([trace[1:, 0], trace[1:, 2][::-1]])
-    y = np.concatenate([trace[1:, 1], trace[1:, 3][::-1]])
-    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
-
-
-def trace_mask(trace: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """(H, W) uint8 mask of an EchoNet tracing (the polygon of the chords' ends, as EchoNet does)."""
-    from skimage.draw import polygon
-
-    x = np.concatenate([trace[1:, 0], trace[1:, 2][::-1]])
-    y = np.concatenate([trace[1:, 1], trace[1:, 3][::-1]])
-    rr, cc = polygon(np.rint(y).astype(int), np.rint(x).astype(int), shape)
-    mask = np.zeros(shape, np.uint8)
-    mask[rr, cc] = 1
-    return mask
-
-
-def load_echonet_item(item: dict[str, Any]) -> dict[str, Any]:
-    """Load an :func:`echonet_datalist` entry: ``image`` becomes a MetaTensor (1, T, H, W) in [0, 1]
-    (frame time from FileList FPS), ``label_ed`` / ``label_es`` (H, W) uint8 LV masks of the tracings."""
-    from echokdm.io import load_cine
-
-    out = dict(item)
-    img = load_cine(item["image"], blank_outside_sector=False)
-    if item["frame_time_ms"]:
-        img.meta["frame_time_ms"] = item["frame_time_ms"]
-    shape = tuple(img.shape[-2:])
-    out["image"] = img
-    out["label_ed"] = trace_mask(item["trace_ed"], shape)
-    out["label_es"] = trace_mask(item["trace_es"], shape)
-    return out
-
-
-def _dataset(items: list[dict[str, Any]], loader: Callable, transform: Callable | None):
-    from monai.data import Dataset
-    from monai.transforms import Compose
-
-    return Dataset(items, Compose([loader] + ([transform] if transform is not None else [])))
-
-
-def camus_dataset(root: str | os.PathLike, view: str = "4CH", transform: Callable | None = None):
-    """A ``monai.data.Dataset`` over a CAMUS-layout folder; items as :func:`load_camus_item` then ``transform``."""
-    return _dataset(camus_datalist(root, view), load_camus_item, transform)
-
-
-def echonet_dataset(root: str | os.PathLike, split: str | None = None, transform: Callable | None = None):
-    """A ``monai.data.Dataset`` over an EchoNet-Dynamic folder; items as :func:`load_echonet_item` then ``transform``."""
-    return _dataset(echonet_datalist(root, split), load_echonet_item, transform)
-
-
 def manifest_rows(root: str | os.PathLike) -> list[dict[str, str]]:
     """Rows of a phantom folder's ``manifest.csv``."""
     path = Path(root) / "manifest.csv"
@@ -450,10 +279,8 @@ def manifest_rows(root: str | os.PathLike) -> list[dict[str, str]]:
 
 
 __all__ = [
-    "LAYOUTS", "camus_datalist", "camus_dataset", "echonet_datalist", "echonet_dataset", "generate", "layout_overrides",
-    "load_camus_item", "load_echonet_item", "manifest_rows", "read_camus_cfg", "trace_mask", "volume_tracing",
-    "write_camus_patient", "write_dicom_loop", "write_echonet_tables", "write_echonet_video", "write_manifest",
-    "write_nifti",
+    "LAYOUTS", "generate", "layout_overrides", "manifest_rows", "volume_tracing", "write_camus_patient",
+    "write_dicom_loop", "write_echonet_tables", "write_echonet_video", "write_manifest", "write_nifti",
 ]
 
 
@@ -496,7 +323,7 @@ def generate(
         InputError: a bad parameter (nothing is written).
         OutputError: the output folder cannot be used.
     """
-    from echokdm.phantom.params import sample_params, split_seeds
+    from echokdm.phantom.sampling import sample_params, split_seeds
     from echokdm.phantom.simulate import simulate
     from echokdm.progress import progress
 
