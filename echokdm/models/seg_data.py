@@ -31,7 +31,7 @@ from monai.transforms import (
 )
 from torch.utils.data import DataLoader, Dataset
 
-from echokdm.augment import RandHazed, RandShadowBandsd, RandSpeckled, RandTissueContrastd
+from echokdm.transforms.intensity import RandHazed, RandShadowBandsd, RandSpeckled, RandTissueContrastd
 from echokdm.models.seg import SectorFit, SegAugmentConfig, SegRunConfig, equalize_frames
 from echokdm.errors import InputError
 from echokdm.progress import progress

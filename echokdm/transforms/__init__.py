@@ -1,5 +1,15 @@
 """MONAI-style transforms (array + dictionary versions); each topic lives in its own submodule."""
 
+from echokdm.transforms.intensity import (
+    RandHaze,
+    RandHazed,
+    RandShadowBands,
+    RandShadowBandsd,
+    RandSpeckle,
+    RandSpeckled,
+    RandTissueContrast,
+    RandTissueContrastd,
+)
 from echokdm.transforms.keypoints import (
     ApplyTransformToKeypoints,
     ApplyTransformToKeypointsd,
@@ -19,4 +29,12 @@ __all__ = [
     "KeypointsToMaskd",
     "LoadCineLoop",
     "LoadCineLoopd",
+    "RandHaze",
+    "RandHazed",
+    "RandShadowBands",
+    "RandShadowBandsd",
+    "RandSpeckle",
+    "RandSpeckled",
+    "RandTissueContrast",
+    "RandTissueContrastd",
 ]

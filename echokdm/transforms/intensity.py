@@ -1,0 +1,287 @@
+"""Ultrasound intensity augmentation that MONAI lacks: speckle, shadows, haze, structure echogenicity.
+
+They act on a frame ``(1, H, W)`` in [0, 1] whose sector apex is at the top centre (the working grid of
+:class:`echokdm.models.seg.SectorFit`). As in MONAI, each is an array transform that draws its random
+field in ``randomize`` and applies it in ``__call__``, plus a thin ``...d`` dictionary transform that draws
+once (from its first key's image) and applies the same field to every key. Both return a float32 tensor
+(a ``MetaTensor`` while MONAI tracks metadata) whether or not the transform fired.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Hashable, Mapping
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.data import get_track_meta
+from monai.transforms import MapTransform, RandomizableTransform
+from monai.utils import convert_to_tensor
+from scipy.ndimage import gaussian_filter
+
+
+def _as_image(img: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """The float32 tensor every transform here returns (a ``MetaTensor`` while MONAI tracks metadata)."""
+    return convert_to_tensor(img, dtype=torch.float32, track_meta=get_track_meta())
+
+
+def _polar(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Angle from the vertical (radians) and depth (fraction of the height) of each pixel, apex at top centre."""
+    h, w = shape
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    return np.arctan2(x - (w - 1) / 2, y + 1.0), y / max(h - 1, 1)
+
+
+def _smooth_positive(
+    rng: np.random.RandomState, shape: tuple[int, int], sigma: float, spread: float = 0.7
+) -> np.ndarray:
+    """A smooth, strictly positive random field (log-normal: no dark zero-crossing lines), float32."""
+    n = gaussian_filter(rng.standard_normal(shape), sigma)
+    return np.exp(spread * n / (n.std() + 1e-8)).astype(np.float32)
+
+
+class _RandIntensity(RandomizableTransform):
+    """Base of the image-only transforms: ``randomize(img)`` draws whether to apply and the field for ``img``
+    (1, H, W), ``apply(img)`` uses the field."""
+
+    @abstractmethod
+    def apply(self, img: torch.Tensor) -> torch.Tensor:
+        """``img`` (1, H, W) float32 with the drawn field applied."""
+
+    def __call__(self, img: np.ndarray | torch.Tensor, randomize: bool = True) -> torch.Tensor:
+        """Args: img (1, H, W) in [0, 1]; randomize: draw anew (else use the last draw). Returns: (1, H, W) float32."""
+        img = _as_image(img)
+        if randomize:
+            self.randomize(img)
+        return self.apply(img) if self._do_transform else img
+
+
+class RandSpeckle(_RandIntensity):
+    """Multiply by spatially correlated unit-mean noise (speckle of another texture and grain size).
+
+    Args:
+        prob: probability of applying.
+        std: range of the noise's relative standard deviation.
+        grain: range of the noise's correlation length (Gaussian sigma, pixels).
+    """
+
+    def __init__(
+        self, prob: float = 0.1, std: tuple[float, float] = (0.1, 0.4), grain: tuple[float, float] = (0.5, 1.5)
+    ) -> None:
+        RandomizableTransform.__init__(self, prob)
+        self.std, self.grain = std, grain
+        self.gain: np.ndarray | None = None
+
+    def randomize(self, img: torch.Tensor) -> None:
+        """Draw whether to apply and the (H, W) gain field for ``img`` (1, H, W)."""
+        super().randomize(None)
+        if not self._do_transform:
+            return
+        std, grain = self.R.uniform(*self.std), self.R.uniform(*self.grain)
+        noise = gaussian_filter(self.R.standard_normal(img.shape[-2:]), grain)
+        self.gain = np.clip(1.0 + std * noise / (noise.std() + 1e-8), 0.0, None).astype(np.float32)
+
+    def apply(self, img: torch.Tensor) -> torch.Tensor:
+        """The speckled image, clipped to [0, 1]."""
+        return (img * torch.as_tensor(self.gain, device=img.device)).clamp(0.0, 1.0)
+
+
+class RandShadowBands(_RandIntensity):
+    """Darken one or two angular bands from the apex down (rib or lung shadows, dropout of the lateral wall).
+
+    Args:
+        prob: probability of applying.
+        strength: range of the attenuation inside a band (1 = black).
+        width: range of a band's angular width (radians).
+    """
+
+    def __init__(
+        self, prob: float = 0.1, strength: tuple[float, float] = (0.3, 0.9), width: tuple[float, float] = (0.05, 0.3)
+    ) -> None:
+        RandomizableTransform.__init__(self, prob)
+        self.strength, self.width = strength, width
+        self.gain: np.ndarray | None = None
+
+    def randomize(self, img: torch.Tensor) -> None:
+        """Draw whether to apply and the (H, W) gain field of the bands for ``img`` (1, H, W)."""
+        super().randomize(None)
+        if not self._do_transform:
+            return
+        angle, depth = _polar(tuple(img.shape[-2:]))
+        gain = np.ones(angle.shape, np.float32)
+        for _ in range(self.R.randint(1, 3)):
+            centre, width = self.R.uniform(-0.7, 0.7), self.R.uniform(*self.width)
+            start = self.R.uniform(0.0, 0.6)
+            band = np.clip(1.0 - np.abs(angle - centre) / width, 0.0, 1.0) ** 0.5
+            band *= np.clip((depth - start) / 0.1, 0.0, 1.0)
+            gain *= 1.0 - self.R.uniform(*self.strength) * band
+        self.gain = gain
+
+    def apply(self, img: torch.Tensor) -> torch.Tensor:
+        """The shadowed image."""
+        return img * torch.as_tensor(self.gain, device=img.device)
+
+
+class RandHaze(_RandIntensity):
+    """Add smooth clutter that fades with depth (near-field haze, reverberation in the apical cavity).
+
+    Args:
+        prob: probability of applying.
+        level: range of the haze brightness at the apex.
+        reach: range of the depth (fraction of the height) over which it fades.
+    """
+
+    def __init__(
+        self, prob: float = 0.1, level: tuple[float, float] = (0.05, 0.5), reach: tuple[float, float] = (0.15, 1.0)
+    ) -> None:
+        RandomizableTransform.__init__(self, prob)
+        self.level, self.reach = level, reach
+        self.haze: np.ndarray | None = None
+
+    def randomize(self, img: torch.Tensor) -> None:
+        """Draw whether to apply and the (H, W) haze for ``img`` (1, H, W)."""
+        super().randomize(None)
+        if not self._do_transform:
+            return
+        _, depth = _polar(tuple(img.shape[-2:]))
+        field = _smooth_positive(self.R, depth.shape, self.R.uniform(2.0, 6.0))
+        field /= field.max()
+        haze = self.R.uniform(*self.level) * field * np.exp(-depth / self.R.uniform(*self.reach))
+        self.haze = haze.astype(np.float32)
+
+    def apply(self, img: torch.Tensor) -> torch.Tensor:
+        """The hazy image, clipped to [0, 1]."""
+        return (img + torch.as_tensor(self.haze, device=img.device)).clamp(0.0, 1.0)
+
+
+class RandTissueContrast(RandomizableTransform):
+    """Randomise the echogenicity of each kind of structure, given the phantom's label map.
+
+    Real blood pools are rarely black (clutter, haze, harmonics) and the myocardium is not always brighter
+    than its surroundings. All four chambers (LV, LA, RV, RA: labels 1, 3, 4, 5) get the same smooth grey
+    clutter, so fill brightness cannot tell them apart; myocardium (2), other tissue (6) and background
+    (0) are scaled by independent gains. The gain/offset maps are blurred so no new edges appear.
+
+    Args:
+        prob: probability of applying.
+        fill: range of the mean clutter level added to the chambers.
+        gain: range of each tissue class's gain.
+    """
+
+    BLOOD = (1, 3, 4, 5)
+
+    def __init__(
+        self, prob: float = 0.1, fill: tuple[float, float] = (0.0, 0.2), gain: tuple[float, float] = (0.6, 1.4)
+    ) -> None:
+        RandomizableTransform.__init__(self, prob)
+        self.fill, self.gain = fill, gain
+        self.gains: np.ndarray | None = None
+        self.clutter: np.ndarray | None = None
+
+    def randomize(self, img: torch.Tensor) -> None:
+        """Draw whether to apply, the (7,) gain of each label and the (H, W) chamber clutter for ``img``."""
+        super().randomize(None)
+        if not self._do_transform:
+            return
+        self.gains = np.ones(7, np.float32)
+        self.gains[[0, 2, 6]] = self.R.uniform(*self.gain, size=3)
+        clutter = _smooth_positive(self.R, tuple(img.shape[-2:]), self.R.uniform(1.5, 5.0), spread=0.4)
+        clutter *= self.R.uniform(*self.fill) / clutter.mean()
+        self.clutter = clutter
+
+    def __call__(
+        self, img: np.ndarray | torch.Tensor, label: np.ndarray | torch.Tensor, randomize: bool = True
+    ) -> torch.Tensor:
+        """Args: img (1, H, W) in [0, 1]; label (1, H, W) phantom labels 0-6. Returns: the new image, float32."""
+        img = _as_image(img)
+        if randomize:
+            self.randomize(img)
+        if not self._do_transform:
+            return img
+        lab = np.asarray(label, dtype=np.int64)[0] if not torch.is_tensor(label) else label[0].long().cpu().numpy()
+        gain = gaussian_filter(self.gains[np.clip(lab, 0, 6)], 1.0)
+        blood = gaussian_filter(np.isin(lab, self.BLOOD).astype(np.float32), 1.0)
+        clutter = torch.as_tensor((blood * self.clutter).astype(np.float32), device=img.device)
+        return (img * torch.as_tensor(gain, device=img.device) + clutter).clamp(0.0, 1.0)
+
+
+class _RandIntensityd(RandomizableTransform, MapTransform):
+    """Dictionary version of ``array_class``: one draw, from the first key's image, applied to every key."""
+
+    array_class: type[RandomizableTransform]
+
+    def __init__(self, keys: KeysCollection, prob: float = 0.1, allow_missing_keys: bool = False, **kwargs) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, prob)
+        self.transform = self.array_class(prob=1.0, **kwargs)
+
+    def set_random_state(
+        self, seed: int | None = None, state: np.random.RandomState | None = None
+    ) -> _RandIntensityd:
+        super().set_random_state(seed, state)
+        self.transform.set_random_state(seed, state)
+        return self
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        self.randomize(None)
+        first = self.first_key(d)
+        if self._do_transform and first != ():
+            self.transform.randomize(d[first])
+        for key in self.key_iterator(d):
+            d[key] = self._apply(d, key) if self._do_transform else _as_image(d[key])
+        return d
+
+    def _apply(self, d: dict[Hashable, torch.Tensor], key: Hashable) -> torch.Tensor:
+        return self.transform(d[key], randomize=False)
+
+
+class RandSpeckled(_RandIntensityd):
+    """Dictionary version of :class:`RandSpeckle`."""
+
+    array_class = RandSpeckle
+
+
+class RandShadowBandsd(_RandIntensityd):
+    """Dictionary version of :class:`RandShadowBands`."""
+
+    array_class = RandShadowBands
+
+
+class RandHazed(_RandIntensityd):
+    """Dictionary version of :class:`RandHaze`."""
+
+    array_class = RandHaze
+
+
+class RandTissueContrastd(_RandIntensityd):
+    """Dictionary version of :class:`RandTissueContrast`; ``label_key`` names the label map."""
+
+    array_class = RandTissueContrast
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        label_key: str = "label",
+        prob: float = 0.1,
+        allow_missing_keys: bool = False,
+        **kwargs,
+    ) -> None:
+        super().__init__(keys, prob, allow_missing_keys, **kwargs)
+        self.label_key = label_key
+
+    def _apply(self, d: dict[Hashable, torch.Tensor], key: Hashable) -> torch.Tensor:
+        return self.transform(d[key], d[self.label_key], randomize=False)
+
+
+__all__ = [
+    "RandHaze",
+    "RandHazed",
+    "RandShadowBands",
+    "RandShadowBandsd",
+    "RandSpeckle",
+    "RandSpeckled",
+    "RandTissueContrast",
+    "RandTissueContrastd",
+]
