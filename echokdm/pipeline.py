@@ -26,6 +26,7 @@ from echokdm.models.diffusion import sample, sampling_scheduler
 from echokdm.models.f2i import compose, f2i_condition
 from echokdm.models.flow_ae import decode_flow
 from echokdm.models.k2f import k2f_condition
+from echokdm.models.loading import load_diffusers_model
 
 
 @dataclass
@@ -76,8 +77,6 @@ class EchoKDMPipeline(DiffusionPipeline):
 
         The default is the shipped model; nothing is downloaded.
         """
-        from echokdm.models.kdm_training import load_diffusers_model
-
         return cls(
             load_diffusers_model(AutoencoderKL, flow_vae), load_diffusers_model(UNet2DModel, k2f),
             load_diffusers_model(UNet2DModel, f2i), sampling_scheduler(clip_sample=False),

@@ -14,9 +14,9 @@ import numpy as np
 
 from echokdm.config import load_config
 from echokdm.metrics import ef_from_keypoints
-from echokdm.models.kdm_training import K2FRunConfig
-from echokdm.models.pairs import cached_pairs
 from echokdm.models.prior import KeypointMotionPrior
+from echokdm.train.kdm import K2FRunConfig
+from echokdm.train.pairs import cached_pairs
 
 
 def main() -> None:

@@ -116,7 +116,7 @@ def test_a_pickle_named_safetensors_is_refused_and_never_run(tmp_path):
 
 
 def test_yaml_configs_cannot_run_code(tmp_path):
-    from echokdm.models.seg import SegRunConfig
+    from echokdm.train.seg import SegRunConfig
 
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.yaml"
@@ -130,7 +130,7 @@ def test_yaml_configs_cannot_run_code(tmp_path):
 
 @pytest.mark.parametrize("data", [{"__class__": "os.system"}, {"model": {"_target_": "os.system"}}])
 def test_configs_reject_unknown_keys(data):
-    from echokdm.models.seg import SegRunConfig
+    from echokdm.train.seg import SegRunConfig
 
     with pytest.raises(InputError, match="unknown key"):
         load_config(data, SegRunConfig)

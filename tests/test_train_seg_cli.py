@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from echokdm.cli import main
 from echokdm.config import load_config
-from echokdm.models.seg import SegRunConfig
+from echokdm.train.seg import SegRunConfig
 
 TINY = {
     "train": {"epochs": 2, "batch_size": 4, "lr": 0.003, "schedule": "constant", "threads": 1},

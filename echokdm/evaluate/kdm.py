@@ -110,7 +110,7 @@ class K2IModel(_WorkingGrid):
 
     def __init__(self, steps: int = 10, weights: str = "kdm_k2i") -> None:
         super().__init__(steps)
-        from echokdm.models.kdm_training import load_diffusers_model
+        from echokdm.models.loading import load_diffusers_model
 
         self.unet = load_diffusers_model(UNet2DModel, weights)
 

@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from monai.losses import DiceCELoss
 from monai.networks.nets import UNet
 from scipy import ndimage
 
-from echokdm.config import config_to_dict, load_config, option
+from echokdm.config import load_config, option
 from echokdm.errors import InputError
-from echokdm.train.task import RunConfig, TrainTask
 
 #: CAMUS label values and names (phantom labels above 3 count as background)
 LABELS = {0: "background", 1: "lv", 2: "myo", 3: "la"}
@@ -46,60 +44,6 @@ class SegModelConfig:
     num_res_units: int = option(2, "residual units per UNet block")
     dropout: float = option(0.0, "dropout probability inside the UNet")
     norm: Literal["instance", "batch"] = option("instance", "normalisation layers")
-
-
-@dataclass
-class SegAugmentConfig:
-    """Training augmentation aimed at real scanners (probabilities per sample; 0 turns one off)."""
-
-    rotate_deg: float = option(12.0, "maximum in-plane rotation (degrees)")
-    zoom: tuple[float, float] = option((0.7, 1.25), "zoom range (drawn per axis: mild aspect changes too)")
-    translate_px: float = option(8.0, "maximum shift in working pixels")
-    affine_prob: float = option(0.8, "probability of rotation/zoom/shift")
-    flip_prob: float = option(0.5, "left-right flip (both A4C display conventions exist)")
-    tissue_contrast_prob: float = option(
-        0.7, "per-structure echogenicity: grey clutter in all four chambers, independent myocardium/tissue gain"
-    )
-    gamma: tuple[float, float] = option((0.5, 2.0), "gamma range of the contrast change")
-    gamma_prob: float = option(0.5, "probability of a gamma change")
-    bias_field_prob: float = option(0.3, "smooth gain field (time-gain compensation, lateral gain)")
-    hist_shift_prob: float = option(0.3, "random non-linear intensity curve")
-    blur_prob: float = option(0.3, "Gaussian blur (sigma 0.3-1.5 px)")
-    speckle_prob: float = option(0.4, "multiplicative speckle of another grain")
-    noise_prob: float = option(0.3, "additive Gaussian noise (std up to 0.05)")
-    shadow_prob: float = option(0.3, "angular shadow/dropout bands from the apex")
-    haze_prob: float = option(0.4, "near-field haze/clutter fading with depth")
-    dropout_prob: float = option(0.2, "rectangular dropouts")
-
-
-@dataclass
-class SegDataConfig:
-    """Phantom loops the segmenter learns from (generated once per run, optionally cached on disk)."""
-
-    train_loops: int = option(200, "training loops (seeds from split_seeds('train', n))")
-    val_loops: int = option(8, "validation loops (seeds from split_seeds('val', n)); every frame is scored")
-    frames_per_loop: int = option(8, "training samples drawn from each loop per epoch (random frames)")
-    phantom: dict[str, Any] = option({}, "keyword arguments of echokdm.phantom.sample_params (size, frames, ...)")
-    cache_dir: str = option("", "folder caching the generated loops at working resolution; '' = none")
-    workers: int = option(1, "processes simulating phantom loops in parallel")
-
-
-@dataclass
-class SegLossConfig:
-    """Dice + cross-entropy (MONAI DiceCELoss over the three structures)."""
-
-    dice_weight: float = option(1.0, "weight of the Dice term")
-    ce_weight: float = option(1.0, "weight of the cross-entropy term")
-
-
-@dataclass
-class SegRunConfig(RunConfig):
-    """Configuration of ``echokdm train seg``."""
-
-    model: SegModelConfig = option(SegModelConfig, "network and working grid")
-    data: SegDataConfig = option(SegDataConfig, "phantom training data")
-    augment: SegAugmentConfig = option(SegAugmentConfig, "augmentation")
-    loss: SegLossConfig = option(SegLossConfig, "loss")
 
 
 def build_network(cfg: SegModelConfig) -> UNet:
@@ -422,46 +366,3 @@ def dice_per_class(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.
         denom = p.sum(1) + t.sum(1)
         out[LABELS[value]] = torch.where(denom > 0, 2 * (p * t).sum(1) / denom.clamp(min=1), torch.nan)
     return out
-
-
-class SegTask(TrainTask):
-    """``echokdm train seg``: the segmenter on phantom loops, selected by validation LV-cavity Dice."""
-
-    config_class = SegRunConfig
-    select_metric = "dice_lv"
-    select_mode = "max"
-
-    def __init__(self, cfg: SegRunConfig) -> None:
-        super().__init__(cfg)
-        self.loss_fn = DiceCELoss(
-            include_background=False,
-            to_onehot_y=True,
-            softmax=True,
-            batch=True,
-            lambda_dice=cfg.loss.dice_weight,
-            lambda_ce=cfg.loss.ce_weight,
-        )
-
-    def build_model(self) -> torch.nn.Module:
-        return build_network(self.cfg.model)
-
-    def train_dataset(self):
-        from echokdm.models.seg_data import PhantomFrames
-
-        return PhantomFrames.from_config(self.cfg, "train")
-
-    def val_dataset(self):
-        from echokdm.models.seg_data import PhantomFrames
-
-        return PhantomFrames.from_config(self.cfg, "val") if self.cfg.data.val_loops > 0 else None
-
-    def training_step(self, model, batch, device):
-        return self.loss_fn(model(batch["image"].to(device)), batch["label"].to(device))
-
-    def validation_step(self, model, batch, device):
-        logits = model(batch["image"].to(device))
-        values = dice_per_class(logits.argmax(1).cpu(), batch["label"][:, 0].cpu())
-        return {f"dice_{k}": v for k, v in values.items()}
-
-    def export_config(self) -> dict:
-        return config_to_dict(self.cfg.model)

@@ -1,4 +1,6 @@
-"""Training machinery shared by every echokdm model: configs, tasks, the DDP trainer, checkpoints, registry."""
+"""Everything about learning: the machinery shared by every model (configs, tasks, the DDP trainer,
+checkpoints, registry, cache names) and each model's task and data (:mod:`.kdm` and :mod:`.pairs` for the
+KDM models, :mod:`.seg` and :mod:`.seg_data` for the segmenter). The networks live in :mod:`echokdm.models`."""
 
 from echokdm.train.checkpoint import load_checkpoint, save_checkpoint
 from echokdm.train.distributed import DistContext, init_distributed, shutdown_distributed

@@ -18,12 +18,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from echokdm.errors import InputError
+from echokdm.train.distributed import unwrap
 
 
 def model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The state_dict of ``model`` (unwrapped from DDP) as contiguous CPU tensors."""
-    module = getattr(model, "module", model)
-    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    return {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
 
 
 def optimizer_to_flat(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -93,9 +93,8 @@ def load_checkpoint(
     for name in ("model.safetensors", "optimizer.safetensors", "state.json"):
         if not (folder / name).is_file():
             raise InputError(f"checkpoint {folder} has no {name}")
-    module = getattr(model, "module", model)
     try:
-        module.load_state_dict(load_file(str(folder / "model.safetensors")))
+        unwrap(model).load_state_dict(load_file(str(folder / "model.safetensors")))
     except RuntimeError as e:
         raise InputError(f"checkpoint {folder} does not fit the model: {str(e).splitlines()[0]}") from None
     info = json.loads((folder / "state.json").read_text())

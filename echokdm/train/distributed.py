@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 
 @dataclass
@@ -81,6 +82,11 @@ def init_distributed(device: str = "auto") -> DistContext:
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo", device_id=dev if use_cuda else None)
     return DistContext(rank=rank, world_size=world_size, local_rank=local_rank, device=dev)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The network inside a ``DistributedDataParallel`` wrapper (``model`` itself when it is not wrapped)."""
+    return model.module if isinstance(model, DistributedDataParallel) else model
 
 
 def shutdown_distributed() -> None:

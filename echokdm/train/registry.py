@@ -15,12 +15,12 @@ from echokdm.train.trainer import Trainer, TrainResult
 
 #: model name -> "module:TrainTask subclass"
 TASKS: dict[str, str] = {
-    "seg": "echokdm.models.seg:SegTask",
-    "ofnet": "echokdm.models.kdm_training:OFNetTask",
-    "flowae": "echokdm.models.kdm_training:FlowAETask",
-    "k2f": "echokdm.models.kdm_training:K2FTask",
-    "f2i": "echokdm.models.kdm_training:F2ITask",
-    "k2i": "echokdm.models.kdm_training:K2ITask",
+    "seg": "echokdm.train.seg:SegTask",
+    "ofnet": "echokdm.train.kdm:OFNetTask",
+    "flowae": "echokdm.train.kdm:FlowAETask",
+    "k2f": "echokdm.train.kdm:K2FTask",
+    "f2i": "echokdm.train.kdm:F2ITask",
+    "k2i": "echokdm.train.kdm:K2ITask",
 }
 
 

@@ -83,7 +83,7 @@ class TrainTask(abc.ABC):
     def validation_step(self, model: torch.nn.Module, batch: Any, device: torch.device) -> dict[str, torch.Tensor]:
         """Per-sample validation values of one batch: name -> (B,) tensor (averaged over the set).
 
-        NaN entries (e.g. Dice of a structure absent from a sample) are left out of the average.
+        ``model`` is the plain network (never DDP-wrapped), in eval mode. NaN entries (e.g. Dice of a structure absent from a sample) are left out of the average.
         """
         raise NotImplementedError(f"{type(self).__name__} has a validation set but no validation_step")
 

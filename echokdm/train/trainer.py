@@ -40,7 +40,7 @@ from echokdm.errors import EchoKDMError, InputError
 from echokdm.outputs import OutputDir
 from echokdm.progress import progress
 from echokdm.train.checkpoint import load_checkpoint, model_state, save_checkpoint
-from echokdm.train.distributed import DistContext, init_distributed
+from echokdm.train.distributed import DistContext, init_distributed, unwrap
 from echokdm.train.task import TrainConfig, TrainTask
 
 
@@ -294,7 +294,7 @@ class Trainer:
 
     @torch.no_grad()
     def _validate(self, model: torch.nn.Module, shard: Subset, ctx: DistContext) -> dict[str, float]:
-        module = getattr(model, "module", model)
+        module = unwrap(model)
         module.eval()
         sums: dict[str, torch.Tensor] = {}
         loader = DataLoader(shard, batch_size=self.cfg.batch_size, shuffle=False, num_workers=self.cfg.num_workers)

@@ -17,8 +17,8 @@ import torch
 from monai.metrics import SSIMMetric
 
 from echokdm.flow import endpoint_error
-from echokdm.models.pairs import PairDataset, PairSet, cached_pairs
 from echokdm.pipeline import EchoKDMPipeline
+from echokdm.train.pairs import PairDataset, PairSet, cached_pairs
 
 
 def main() -> None:

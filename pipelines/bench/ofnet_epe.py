@@ -20,8 +20,8 @@ from skimage.registration import optical_flow_ilk, optical_flow_tvl1
 
 from echokdm.evaluate.stats import paired_difference
 from echokdm.flow import endpoint_error, warp
-from echokdm.models.kdm_training import load_ofnet
-from echokdm.models.pairs import build_pairs
+from echokdm.models.loading import load_ofnet
+from echokdm.train.pairs import build_pairs
 
 
 def classical(name: str, source: np.ndarray, target: np.ndarray) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Training tasks of the KDM models (``echokdm train {ofnet,flowae,k2f,f2i,k2i}``).
 
-All five train on the same phantom frame pairs (:mod:`echokdm.models.pairs`, cached) at the working
+All five train on the same phantom frame pairs (:mod:`echokdm.train.pairs`, cached) at the working
 resolution. The order follows the paper: OF-net first (unsupervised); its flows on the training pairs
 are the targets of the flow autoencoder and K2F (``data.flow_source: ofnet``; ``truth`` trains on the
 exact phantom flows instead); F2I learns to render a frame from the source and a flow (OF-net's, as the
@@ -10,8 +10,6 @@ inference); k2i is the no-flow ablation.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ import torch
 from diffusers import AutoencoderKL
 from monai.losses import SSIMLoss
 
+from echokdm import weights
 from echokdm.config import option
 from echokdm.errors import EchoKDMError
 from echokdm.models.diffusion import diffusion_loss, sample, sampling_scheduler, training_scheduler
@@ -29,9 +28,12 @@ from echokdm.models.f2i import build_f2i_unet, compose, f2i_condition, residual_
 from echokdm.models.flow_ae import build_flow_autoencoder, decode_flow, encode_flow, flow_autoencoder_loss
 from echokdm.models.k2f import build_k2f_unet, k2f_condition
 from echokdm.models.k2i import build_k2i_unet, k2i_condition
+from echokdm.models.loading import load_diffusers_model, load_ofnet
 from echokdm.models.ofnet import OFNet, OFNetLoss
-from echokdm.models.pairs import PairDataset, cached_pairs
+from echokdm.pipeline import EchoKDMPipeline
 from echokdm.progress import progress
+from echokdm.train.cache import cache_key
+from echokdm.train.pairs import PairDataset, cached_pairs
 from echokdm.train.task import RunConfig, TrainTask
 
 
@@ -80,26 +82,6 @@ def _psnr_in(pred: torch.Tensor, target: torch.Tensor, sector: torch.Tensor) -> 
     m = sector[:, None]
     mse = ((pred - target) ** 2 * m).sum((1, 2, 3)) / m.sum((1, 2, 3)).clamp_min(1)
     return 10 * torch.log10(1 / mse.clamp_min(1e-10))
-
-
-def load_diffusers_model(cls: type, weights: str) -> torch.nn.Module:
-    """Rebuild a diffusers model from echokdm weights (config in the safetensors metadata), frozen."""
-    from echokdm import weights as W
-
-    w = W.load(weights)
-    model = cls.from_config(w.config)
-    model.load_state_dict(w.state_dict)
-    return model.eval().requires_grad_(False)
-
-
-def load_ofnet(weights: str) -> OFNet:
-    """OF-net from echokdm weights, frozen."""
-    from echokdm import weights as W
-
-    w = W.load(weights)
-    net = OFNet(**{k: tuple(v) if isinstance(v, list) else v for k, v in w.config.items()})
-    net.load_state_dict(w.state_dict)
-    return net.eval().requires_grad_(False)
 
 
 class _PairTask(TrainTask):
@@ -156,9 +138,9 @@ def _ofnet_flows(net: OFNet, pairs, batch: int = 32) -> np.ndarray:
 
 
 @torch.no_grad()
-def _k2f_flows(pipe, pairs, seed: int, steps: int, batch: int = 32) -> np.ndarray:
-    """The flows ``pipe`` (an :class:`~echokdm.pipeline.EchoKDMPipeline`) generates in ``steps`` denoising
-    steps from each pair's source frame and keypoints: (P, 2, H, W) float16."""
+def _k2f_flows(pipe: EchoKDMPipeline, pairs, seed: int, steps: int, batch: int = 32) -> np.ndarray:
+    """The flows ``pipe`` generates in ``steps`` denoising steps from each pair's source frame and keypoints:
+    (P, 2, H, W) float16."""
     out = []
     for i in progress(range(0, len(pairs.pairs), batch), "K2F flows of the pairs"):
         idx = pairs.pairs[i : i + batch]
@@ -172,13 +154,11 @@ def _cached_k2f_flows(d: PairDataConfig, split: str, n_loops: int, seed: int, pa
     """:func:`_k2f_flows` of the pipeline with ``d``'s K2F and flow autoencoder at the steps ``echokdm predict``
     uses by default, read from / written to ``d.cache_dir`` (keyed by the pairs, the seed, the steps and the two
     weights files' sha256)."""
-    from echokdm import weights as W
-    from echokdm.pipeline import EchoKDMPipeline
     from echokdm.predict import DEFAULT_STEPS
 
-    key = json.dumps([split, n_loops, d.size, d.n_keypoints, d.every, seed, DEFAULT_STEPS,
-                      W.load(d.k2f_weights).sha256, W.load(d.flow_vae_weights).sha256])
-    path = Path(d.cache_dir) / f"k2f_flows_{split}_{hashlib.sha1(key.encode()).hexdigest()[:10]}.npy"
+    key = cache_key(split, n_loops, d.size, d.n_keypoints, d.every, seed, DEFAULT_STEPS,
+                    weights.load(d.k2f_weights).sha256, weights.load(d.flow_vae_weights).sha256)
+    path = Path(d.cache_dir) / f"k2f_flows_{split}_{key}.npy"
     if path.exists():
         return np.load(path)
     flows = _k2f_flows(EchoKDMPipeline.from_weights(d.flow_vae_weights, d.k2f_weights), pairs, seed, DEFAULT_STEPS)
@@ -273,9 +253,8 @@ class FlowAETask(_PairTask):
         return model(flow, self.cfg.model.kl_weight)
 
     def validation_step(self, model, batch, device):
-        vae = getattr(model, "module", model)
         corr = self._correction(batch, device)
-        return {"epe_lv": _masked_epe(decode_flow(vae, encode_flow(vae, corr)), corr, _lv_mask(batch, device))}
+        return {"epe_lv": _masked_epe(decode_flow(model, encode_flow(model, corr)), corr, _lv_mask(batch, device))}
 
     def export_config(self):
         return dict(build_flow_autoencoder(self.cfg.data.size, self.cfg.model.latent_channels).config)
@@ -317,8 +296,7 @@ class K2FTask(_PairTask):
 
     def validation_step(self, model, batch, device):
         cond = self._cond(batch, device)
-        net = getattr(model, "module", model)
-        z = sample(net, sampling_scheduler(False), cond, net.config.out_channels, self.cfg.data.val_steps,
+        z = sample(model, sampling_scheduler(False), cond, model.config.out_channels, self.cfg.data.val_steps,
                    torch.Generator(device).manual_seed(0))
         flow = batch["kp_flow"].to(device) + decode_flow(self.vae(device), z)
         mask = _lv_mask(batch, device)
@@ -371,9 +349,8 @@ class F2ITask(_PairTask):
         return mse + w * self.ssim(compose(warped, residual), target)
 
     def validation_step(self, model, batch, device):
-        net = getattr(model, "module", model)
         cond, warped = f2i_condition(batch["source"].to(device), self._flow(batch, device))
-        res = sample(net, sampling_scheduler(True), cond, 1, self.cfg.data.val_steps, torch.Generator(device).manual_seed(0))
+        res = sample(model, sampling_scheduler(True), cond, 1, self.cfg.data.val_steps, torch.Generator(device).manual_seed(0))
         tgt, sector = batch["target"].to(device), batch["sector"].to(device)
         return {"psnr": _psnr_in(compose(warped, res), tgt, sector), "psnr_warp": _psnr_in(warped, tgt, sector)}
 
@@ -409,8 +386,7 @@ class K2ITask(_PairTask):
         return diffusion_loss(model, self.scheduler, x0, cond)
 
     def validation_step(self, model, batch, device):
-        net = getattr(model, "module", model)
-        x = sample(net, sampling_scheduler(True), self._cond(batch, device), 1, self.cfg.data.val_steps,
+        x = sample(model, sampling_scheduler(True), self._cond(batch, device), 1, self.cfg.data.val_steps,
                    torch.Generator(device).manual_seed(0))
         return {"psnr": _psnr_in(((x + 1) / 2).clamp(0, 1), batch["target"].to(device), batch["sector"].to(device))}
 
@@ -418,4 +394,4 @@ class K2ITask(_PairTask):
         return dict(build_k2i_unet(self.cfg.data.size).config)
 
 
-__all__ = ["F2ITask", "FlowAETask", "K2FTask", "K2ITask", "OFNetTask", "PairDataConfig", "load_diffusers_model", "load_ofnet"]
+__all__ = ["F2ITask", "FlowAETask", "K2FTask", "K2ITask", "OFNetTask", "PairDataConfig"]

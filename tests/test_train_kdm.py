@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from echokdm.models.pairs import build_pairs, compose_pull
 from echokdm.flow import warp
 from echokdm.pipeline import EchoKDMPipeline
+from echokdm.train.pairs import build_pairs, compose_pull
 from echokdm.train.registry import train
 
 SIZE = 96
@@ -46,7 +46,7 @@ def test_compose_pull_of_two_shifts():
 
 def test_f2i_ssim_term_adds_to_the_denoising_loss():
     from echokdm.config import load_config
-    from echokdm.models.kdm_training import F2IRunConfig, F2ITask
+    from echokdm.train.kdm import F2IRunConfig, F2ITask
 
     torch.manual_seed(0)
     frames = torch.rand(2, 2, 1, 32, 32)
@@ -66,7 +66,7 @@ def test_f2i_ssim_term_adds_to_the_denoising_loss():
 
 
 def test_k2f_flows_carry_the_source_contours_onto_the_target(tmp_path):
-    from echokdm.models.kdm_training import _k2f_flows
+    from echokdm.train.kdm import _k2f_flows
 
     ps = build_pairs("val", 1, SIZE, every=6)
     flows = _k2f_flows(EchoKDMPipeline.from_weights(), ps, seed=0, steps=10)  # the shipped K2F works at 112; contours snap anyway

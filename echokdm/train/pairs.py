@@ -8,8 +8,6 @@ model's training reads the same data.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -23,6 +21,7 @@ from echokdm.flow import keypoint_flow, warp
 from echokdm.keypoints import extract_keypoints
 from echokdm.phantom import sample_params, simulate, split_seeds
 from echokdm.progress import progress
+from echokdm.train.cache import cache_key
 
 
 @dataclass
@@ -123,8 +122,7 @@ def build_pairs(split: str, n_loops: int, size: int, n_keypoints: int = 40, ever
 
 def cached_pairs(cache_dir: str | os.PathLike, split: str, n_loops: int, size: int, n_keypoints: int = 40, every: int = 2) -> PairSet:
     """:func:`build_pairs`, read from / written to ``cache_dir`` (one file per distinct request)."""
-    key = json.dumps([split, n_loops, size, n_keypoints, every])
-    path = Path(cache_dir) / f"pairs_{split}_{hashlib.sha1(key.encode()).hexdigest()[:10]}.safetensors"
+    path = Path(cache_dir) / f"pairs_{split}_{cache_key(split, n_loops, size, n_keypoints, every)}.safetensors"
     if path.exists():
         return PairSet.load(path)
     ps = build_pairs(split, n_loops, size, n_keypoints, every)

@@ -8,11 +8,10 @@ a function of ``(train.seed, epoch, index)``, so resumed runs see the same sampl
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +30,52 @@ from monai.transforms import (
 )
 from torch.utils.data import DataLoader, Dataset
 
-from echokdm.transforms.intensity import RandHazed, RandShadowBandsd, RandSpeckled, RandTissueContrastd
-from echokdm.models.seg import SectorFit, SegAugmentConfig, SegRunConfig, equalize_frames
+from echokdm.config import option
 from echokdm.errors import InputError
+from echokdm.models.seg import SectorFit, equalize_frames
+from echokdm.phantom import sample_params, simulate, split_seeds
 from echokdm.progress import progress
+from echokdm.train.cache import cache_key
+from echokdm.transforms.intensity import RandHazed, RandShadowBandsd, RandSpeckled, RandTissueContrastd
 
 #: bump when the content of cached loops changes
 CACHE_VERSION = 2
+
+
+@dataclass
+class SegAugmentConfig:
+    """Training augmentation aimed at real scanners (probabilities per sample; 0 turns one off)."""
+
+    rotate_deg: float = option(12.0, "maximum in-plane rotation (degrees)")
+    zoom: tuple[float, float] = option((0.7, 1.25), "zoom range (drawn per axis: mild aspect changes too)")
+    translate_px: float = option(8.0, "maximum shift in working pixels")
+    affine_prob: float = option(0.8, "probability of rotation/zoom/shift")
+    flip_prob: float = option(0.5, "left-right flip (both A4C display conventions exist)")
+    tissue_contrast_prob: float = option(
+        0.7, "per-structure echogenicity: grey clutter in all four chambers, independent myocardium/tissue gain"
+    )
+    gamma: tuple[float, float] = option((0.5, 2.0), "gamma range of the contrast change")
+    gamma_prob: float = option(0.5, "probability of a gamma change")
+    bias_field_prob: float = option(0.3, "smooth gain field (time-gain compensation, lateral gain)")
+    hist_shift_prob: float = option(0.3, "random non-linear intensity curve")
+    blur_prob: float = option(0.3, "Gaussian blur (sigma 0.3-1.5 px)")
+    speckle_prob: float = option(0.4, "multiplicative speckle of another grain")
+    noise_prob: float = option(0.3, "additive Gaussian noise (std up to 0.05)")
+    shadow_prob: float = option(0.3, "angular shadow/dropout bands from the apex")
+    haze_prob: float = option(0.4, "near-field haze/clutter fading with depth")
+    dropout_prob: float = option(0.2, "rectangular dropouts")
+
+
+@dataclass
+class SegDataConfig:
+    """Phantom loops the segmenter learns from (generated once per run, optionally cached on disk)."""
+
+    train_loops: int = option(200, "training loops (seeds from split_seeds('train', n))")
+    val_loops: int = option(8, "validation loops (seeds from split_seeds('val', n)); every frame is scored")
+    frames_per_loop: int = option(8, "training samples drawn from each loop per epoch (random frames)")
+    phantom: dict[str, Any] = option({}, "keyword arguments of echokdm.phantom.sample_params (size, frames, ...)")
+    cache_dir: str = option("", "folder caching the generated loops at working resolution; '' = none")
+    workers: int = option(1, "processes simulating phantom loops in parallel")
 
 
 def work_loop(seed: int, size: int, overrides: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -48,8 +86,6 @@ def work_loop(seed: int, size: int, overrides: dict[str, Any]) -> dict[str, np.n
         other tissue, which the augmentation needs; training targets map labels > 3 to 0), ``mask`` (S, S)
         bool, ``ef`` () float, ``ed`` and ``es`` frame indices.
     """
-    from echokdm.phantom import sample_params, simulate
-
     loop = simulate(sample_params(seed, **overrides))
     fit = SectorFit.from_mask(loop.sector_mask, size)
     frames = fit.to_work(torch.as_tensor(np.asarray(loop.frames, np.float32))[:, None])[:, 0]
@@ -88,9 +124,7 @@ def phantom_loops(
 def _accepted_loops(
     split: str, n: int, size: int, overrides: dict[str, Any], cache_dir: str, workers: int
 ) -> Iterator[dict[str, np.ndarray]]:
-    from echokdm.phantom import split_seeds
-
-    key = hashlib.sha256(json.dumps([CACHE_VERSION, size, overrides], sort_keys=True).encode()).hexdigest()[:12]
+    key = cache_key(CACHE_VERSION, size, overrides)
     done, start = 0, 0
     while done < n:
         seeds = [int(s) for s in split_seeds(split, n - done, start)]
@@ -197,16 +231,6 @@ class PhantomFrames(Dataset):
         self.index = (
             None if samples_per_loop is not None else [(i, t) for i, lp in enumerate(loops) for t in range(len(lp["frames"]))]
         )
-
-    @classmethod
-    def from_config(cls, cfg: SegRunConfig, split: str) -> PhantomFrames:
-        """Training (augmented random frames) or validation (every frame) set of a run configuration."""
-        d = cfg.data
-        n = d.train_loops if split == "train" else d.val_loops
-        loops = phantom_loops(split, n, cfg.model.size, dict(d.phantom), d.cache_dir, d.workers)
-        if split == "train":
-            return cls(loops, d.frames_per_loop, augmentation(cfg.augment), cfg.train.seed)
-        return cls(loops, None, None, cfg.train.seed)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
