@@ -15,15 +15,17 @@ import click
 @click.option("--ef-max", type=float, default=80.0, show_default=True, help="Largest target EF (%), <= 90.")
 @click.option("--size", type=int, default=None, help="Image side in pixels [default: 256; echonet: 112].")
 @click.option("--frames", type=int, default=None, help="Frames per loop [default: 30-60 per beat].")
+@click.option("--renderer", "renderer", default="scatter", show_default=True,
+              help="Image-formation model(s), comma-separated (scatter, cole); each loop draws one.")
 @click.option("--no-ddf", is_flag=True, help="Do not write displacement fields (dicom layout).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing echokdm output folder.")
-def command(out_dir, n, layout, seed, split, ef_min, ef_max, size, frames, no_ddf, overwrite) -> None:
+def command(out_dir, n, layout, seed, split, ef_min, ef_max, size, frames, renderer, no_ddf, overwrite) -> None:
     """Generate N phantom loops with exact labels, motion, ED/ES and EF, plus a manifest.csv."""
     from echokdm.phantom.layouts import generate
 
     rows = generate(
         out_dir, n, layout, seed=seed, split=split, size=size, frames=frames, ef_range=(ef_min, ef_max),
-        ddf=not no_ddf, overwrite=overwrite,
+        renderers=tuple(r.strip() for r in renderer.split(",")), ddf=not no_ddf, overwrite=overwrite,
     )
     efs = [float(r["ef"]) for r in rows]
     click.echo(f"wrote {len(rows)} {layout} loop(s) to {out_dir} (EF {min(efs):.1f}-{max(efs):.1f}%); see manifest.csv")

@@ -23,6 +23,7 @@ import numpy as np
 from scipy import ndimage
 
 from echokdm.phantom.anatomy import BLOOD_CLASSES, EXTRA, LV_MYO, Anatomy, smoothstep
+from echokdm.phantom.fan import Fan
 from echokdm.phantom.params import PhantomParams
 
 SOUND_SPEED_MM_US = 1.54
@@ -39,22 +40,15 @@ LEAFLET_DB = 10.0  # leaflet echo relative to myocardium
 SCATTERERS_PER_CELL = 10.0  # per axial x lateral resolution cell: fully developed speckle
 
 
-class Probe:
-    """Sector geometry: the image grid, the polar beam grid and the scan conversion between them.
-
-    The transducer (fan apex) sits one pixel below the top edge, centred; pixels are square with
-    ``p.spacing_mm``. Image-plane coordinates are mm: ``x`` lateral (right positive), ``y`` depth.
+class Probe(Fan):
+    """The fan plus the polar beam grid of this renderer and the scan conversion between them.
 
     Args:
         p: parameters (size, depth, sector angle, axial/lateral resolution).
     """
 
     def __init__(self, p: PhantomParams) -> None:
-        self.H, self.W = p.height, p.width
-        self.spacing = p.spacing_mm
-        self.row0, self.col0 = 1.0, (self.W - 1) / 2.0
-        self.depth = p.depth_mm
-        self.half = math.radians(p.sector_deg) / 2.0
+        super().__init__(p)
         # beam grid: sampled finely enough for the PSF (axial sigma / 1.5, lateral sigma / 1.5)
         self.sigma_r = p.axial_fwhm_mm / 2.3548
         self.sigma_t = math.radians(p.lateral_fwhm_deg) / 2.3548
@@ -70,9 +64,7 @@ class Probe:
         edges = np.flatnonzero(np.diff(level)) + 1
         starts, stops = np.r_[0, edges], np.r_[edges, self.nr]
         self.lateral_bands = [(slice(a, b), 1.5 * 1.25 ** level[a]) for a, b in zip(starts, stops, strict=True)]
-        x, y = self.pixel_mm()
-        r, t = np.hypot(x, y), np.arctan2(x, y)
-        self.sector_mask = (r <= self.depth) & (np.abs(t) <= self.half) & (y >= 0)
+        r, t = self.pixel_polar()
         # bilinear scan-conversion taps for the pixels inside the sector
         fr, ft = self.polar_index(r[self.sector_mask], t[self.sector_mask])
         i, j = np.floor(fr).astype(np.intp), np.floor(ft).astype(np.intp)
@@ -80,15 +72,6 @@ class Probe:
         self._taps = np.stack([i * self.nt + j, i * self.nt + j + 1, (i + 1) * self.nt + j, (i + 1) * self.nt + j + 1])
         self._w = np.stack([(1 - a) * (1 - b), (1 - a) * b, a * (1 - b), a * b])
         self._flat = np.flatnonzero(self.sector_mask)
-
-    def pixel_mm(self) -> tuple[np.ndarray, np.ndarray]:
-        """(x, y) in mm of every pixel centre, each (H, W)."""
-        yy, xx = np.mgrid[: self.H, : self.W].astype(np.float64)
-        return (xx - self.col0) * self.spacing, (yy - self.row0) * self.spacing
-
-    def mm_to_px(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Image mm -> (row, col) pixel coordinates."""
-        return y / self.spacing + self.row0, x / self.spacing + self.col0
 
     def polar_index(self, r: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Range (mm) and angle (rad) -> fractional indices into the beam grid."""
@@ -291,12 +274,12 @@ class EchoModel:
         return np.clip(img, 0.0, 1.0).astype(np.float32)
 
 
-def draw_ui(frames: np.ndarray, probe: Probe, p: PhantomParams, times: np.ndarray, cycle) -> np.ndarray:
+def draw_ui(frames: np.ndarray, probe: Fan, p: PhantomParams, times: np.ndarray, cycle) -> np.ndarray:
     """Burn scanner-like annotations into the frames *outside* the sector: text, depth marks, ECG trace.
 
     Args:
         frames: (T, H, W) float32 images (modified copy returned).
-        probe: sector geometry.
+        probe: the fan.
         p: parameters (text content).
         times: (T,) ms since the first ED; the ECG's R wave sits on every ED.
         cycle: the :class:`~echokdm.phantom.motion.CardiacCycle`.
@@ -344,6 +327,6 @@ def draw_ui(frames: np.ndarray, probe: Probe, p: PhantomParams, times: np.ndarra
     return out
 
 
-def _texture_half_width(probe: Probe) -> float:
+def _texture_half_width(probe: Fan) -> float:
     """Half width (mm) of the texture grid around the sector."""
     return probe.depth * math.sin(probe.half) + 15.0

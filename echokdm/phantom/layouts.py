@@ -295,6 +295,7 @@ def generate(
     size: int | None = None,
     frames: int | None = None,
     ef_range: tuple[float, float] | None = None,
+    renderers: Sequence[str] = ("scatter",),
     ddf: bool = True,
     overwrite: bool = False,
     progress_bar: bool | None = None,
@@ -312,6 +313,7 @@ def generate(
         size: image side (default 256; EchoNet is always 112).
         frames: frames per loop (default: 30-60 per beat).
         ef_range: (min, max) target EF in percent, within 5-90 (default 15-80).
+        renderers: image-formation models each loop's is drawn from (``scatter``, ``cole``).
         ddf: write the displacement fields (DICOM layout).
         overwrite: replace an existing echokdm folder.
         progress_bar: force the progress bar on/off (default: on a terminal).
@@ -331,7 +333,7 @@ def generate(
     if layout == "echonet" and size not in (None, ECHONET_SIZE):
         raise InputError(f"EchoNet-Dynamic videos are {ECHONET_SIZE}x{ECHONET_SIZE}; drop --size or use {ECHONET_SIZE}")
     seeds = split_seeds(split, n, start=seed)
-    params = [sample_params(s, size=size, frames=frames, ef_range=ef_range, **overrides) for s in seeds]
+    params = [sample_params(s, size=size, frames=frames, ef_range=ef_range, renderers=renderers, **overrides) for s in seeds]
     out = OutputDir(out_dir, overwrite=overwrite)
     rows = []
     disable = None if progress_bar is None else not progress_bar

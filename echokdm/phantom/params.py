@@ -23,6 +23,8 @@ MIN_WALL_PX = 1.5
 #: accepted target ejection fractions (percent); the default sampling range is narrower.
 EF_LIMITS = (5.0, 90.0)
 HYPOKINESIS_SEGMENTS = ("none", "septal", "lateral", "apical")
+#: image-formation models (see :mod:`echokdm.phantom.render`); sample_params draws "scatter" unless told
+RENDERER_NAMES = ("scatter", "cole")
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,9 @@ class PhantomParams:
     la_width_mm: float = 40.0
     ra_length_mm: float = 42.0
     ra_width_mm: float = 38.0
-    # image formation
+    # image formation (axial/lateral FWHM and phase coupling: scatter renderer; bandwidth, F-number, focus,
+    # beams and reverberation: cole renderer; the rest: both)
+    renderer: str = "scatter"
     frequency_mhz: float = 2.5
     axial_fwhm_mm: float = 2.4
     phase_coupling: float = 0.1
@@ -91,6 +95,11 @@ class PhantomParams:
     blood_db: float = -22.0
     haze: float = 0.5
     dropout: float = 0.3
+    bandwidth: float = 0.6
+    f_number: float = 3.5
+    focus_mm: float = 80.0
+    n_beams: int = 128
+    reverb: float = 0.3
     ui: bool = False
     # sidecar-only subject description (CAMUS Info file)
     sex: str = "F"
@@ -154,7 +163,12 @@ def _validate(p: PhantomParams) -> None:
     need(30 <= p.sector_deg <= 120, f"sector angle {p.sector_deg:g} deg is outside 30-120")
     need(p.hypokinesis in HYPOKINESIS_SEGMENTS, f"hypokinesis {p.hypokinesis!r}; expected one of {HYPOKINESIS_SEGMENTS}")
     need(0 <= p.hypokinesis_severity <= 1, "hypokinesis_severity must be in [0, 1]")
-    need(0 <= p.haze <= 1 and 0 <= p.dropout <= 1, "haze and dropout must be in [0, 1]")
+    need(0 <= p.haze <= 1 and 0 <= p.dropout <= 1 and 0 <= p.reverb <= 1, "haze, dropout and reverb must be in [0, 1]")
+    need(p.renderer in RENDERER_NAMES, f"renderer {p.renderer!r}; expected one of {', '.join(RENDERER_NAMES)}")
+    need(0.5 <= p.frequency_mhz <= 15, f"frequency {p.frequency_mhz:g} MHz is outside 0.5-15")
+    need(0.2 <= p.bandwidth <= 1.5, f"fractional bandwidth {p.bandwidth:g} is outside 0.2-1.5")
+    need(1 <= p.f_number <= 10 and 20 <= p.focus_mm <= 300, "f_number must be in [1, 10] and focus_mm in [20, 300]")
+    need(32 <= p.n_beams <= 512, f"n_beams={p.n_beams}; expected 32-512")
     need(0 <= p.phase_coupling <= 1, "phase_coupling must be in [0, 1]")
     need(0.05 <= p.atrial_fraction <= 0.6, "atrial_fraction must be in [0.05, 0.6]")
     need(20 <= p.dynamic_range_db <= 90, f"dynamic range {p.dynamic_range_db:g} dB is outside 20-90")

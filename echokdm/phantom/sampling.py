@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from echokdm.errors import InputError
 from echokdm.phantom.anatomy import Anatomy
-from echokdm.phantom.params import EF_LIMITS, FIELDS, HYPOKINESIS_SEGMENTS, PhantomParams, check_names
+from echokdm.phantom.params import EF_LIMITS, FIELDS, HYPOKINESIS_SEGMENTS, RENDERER_NAMES, PhantomParams, check_names
 from echokdm.phantom.simulate import check_loop
 
 #: default range of the target EF draw (percent), inside the accepted EF_LIMITS
@@ -28,6 +29,7 @@ def sample_params(
     size: int | tuple[int, int] | None = None,
     ef_range: tuple[float, float] | None = None,
     frames: int | None = None,
+    renderers: Sequence[str] = ("scatter",),
     **overrides: Any,
 ) -> PhantomParams:
     """Draw the parameters of one loop from ``seed`` (same seed, same overrides -> same parameters).
@@ -40,6 +42,9 @@ def sample_params(
         size: image side, or (H, W); default 256.
         ef_range: (min, max) percent for the target EF draw; default 15-80.
         frames: total number of frames; the frame time then follows from heart rate and beats.
+        renderers: the renderer is drawn uniformly from these (default: always ``scatter``, the loops of
+            earlier versions); the probe of the ``cole`` renderer (frequency 1.5-5 MHz, bandwidth,
+            F-number, focus, 64-256 beams) is drawn with it.
         overrides: any :class:`PhantomParams` field, used instead of the drawn value.
 
     Returns:
@@ -50,6 +55,9 @@ def sample_params(
             too small for the anatomy, a depth too shallow or a sector too narrow for the heart).
     """
     check_names(overrides)
+    bad = sorted(set(renderers) - set(RENDERER_NAMES)) or ([] if len(renderers) else ["none"])
+    if bad:
+        raise InputError(f"renderer(s) {', '.join(bad)}; expected some of {', '.join(RENDERER_NAMES)}")
     if int(seed) < 0:
         raise InputError(f"seed {seed} is negative; expected a non-negative integer")
     lo, hi = ef_range if ef_range is not None else DEFAULT_EF_RANGE
@@ -121,7 +129,16 @@ def sample_params(
     put("depth_mm", round(float(np.clip(ext["depth_heart"] + 3.0 + 30.0 * u[20], depth_min, 200.0)), 1))
     sector_min = max(60.0, 2.0 * ext["angle_cavity"] + 6.0)
     put("sector_deg", round(float(np.clip(2.0 * ext["angle_epi"] - 6.0 + 20.0 * u[21], sector_min, 90.0)), 1))
-    put("frequency_mhz", round(float(1.8 + 1.4 * u[22]), 2))
+    renderer = put("renderer", tuple(renderers)[int(u[40] * len(renderers))])
+    if renderer == "cole":  # a probe of its own: 1.5-5 MHz (mostly adult 1.5-3.5), aperture 16-26 mm, 64-256 beams
+        put("frequency_mhz", round(float(1.5 + 3.5 * u[41] ** 1.6), 2))
+    else:
+        put("frequency_mhz", round(float(1.8 + 1.4 * u[22]), 2))
+    put("bandwidth", round(float(0.4 + 0.5 * u[42]), 3))
+    focus = put("focus_mm", round(float(45.0 + 65.0 * u[43]), 1))
+    put("f_number", round(float(np.clip(2.5 + 2.5 * u[44], focus / 26.0, focus / 16.0)), 3))
+    put("n_beams", int(8 * round(8 * 4.0 ** u[45])))
+    put("reverb", round(float(u[46]), 3))
     put("axial_fwhm_mm", round(float(2.0 + 0.9 * u[23]), 3))
     put("lateral_fwhm_deg", round(float(2.2 + 0.8 * u[24]), 3))
     put("phase_coupling", round(float(0.15 * u[38]), 3))

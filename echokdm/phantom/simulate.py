@@ -10,9 +10,15 @@ import numpy as np
 
 from echokdm.errors import InputError
 from echokdm.phantom.anatomy import LABEL_OF, Anatomy
-from echokdm.phantom.imaging import EchoModel, Probe, draw_ui
-from echokdm.phantom.motion import CardiacCycle, Deformation, Valves
+from echokdm.phantom.imaging import draw_ui
+from echokdm.phantom.motion import CardiacCycle, Deformation
 from echokdm.phantom.params import PHANTOM_VERSION, PhantomParams
+from echokdm.phantom.render import FrameState, Renderer
+from echokdm.phantom.render_cole import ColeRenderer
+from echokdm.phantom.render_scatter import ScatterRenderer
+
+#: image-formation models by ``PhantomParams.renderer``
+RENDERERS: dict[str, type[Renderer]] = {"scatter": ScatterRenderer, "cole": ColeRenderer}
 
 
 @dataclass
@@ -118,10 +124,8 @@ def simulate(params: PhantomParams) -> PhantomLoop:
     p = params
     anat, cycle = check_loop(p)
     deform = Deformation(anat, cycle)
-    probe = Probe(p)
-    rng = np.random.default_rng([p.seed, 0xEC0])
-    model = EchoModel(p, anat, probe, rng)
-    valves = Valves(anat, rng, density=2.0 * model.density50)
+    renderer = RENDERERS[p.renderer](p, anat, deform, np.random.default_rng([p.seed, 0xEC0]))
+    probe = renderer.fan
     frame_rngs = [np.random.default_rng([p.seed, 0xF0, t]) for t in range(p.n_frames)]
 
     T, H, W = p.n_frames, p.height, p.width
@@ -134,12 +138,6 @@ def simulate(params: PhantomParams) -> PhantomLoop:
     pm = np.flatnonzero(deform.in_box(u_all, v_all))
     u_pix, v_pix = u_all[pm], v_all[pm]
     cls_ref = anat.tissue_class(u_all, v_all)
-    moving = deform.in_box(model.U, model.V)
-    mU, mV, m_r = model.U[moving], model.V[moving], model.r[moving]
-    sx, sy = anat.to_image(model.U[~moving], model.V[~moving])
-    s_ph = model.phase(model.r[~moving], model.r[~moving])
-    amp = np.concatenate([model.amp[moving], model.amp[~moving]])
-    blood = np.flatnonzero(np.concatenate([model.blood[moving], model.blood[~moving]]))
 
     frames = np.zeros((T, H, W), np.float32)
     labels = np.zeros((T, H, W), np.uint8)
@@ -161,18 +159,8 @@ def simulate(params: PhantomParams) -> PhantomLoop:
         prev = (c, e)
         hu, hv = deform.forward(hinges[:, 0], hinges[:, 1], c, e)
         annulus_mid[t] = probe.mm_to_px(*anat.to_image(hu[:2].mean(), hv[:2].mean()))
-        # image: move the scatterers, add the leaflets, form the echo
-        xm, ym = anat.to_image(*deform.forward(mU, mV, c, e, inside=True))
-        lu, lv, la = valves.points(np.stack([hu, hv], 1), float(st["o_mv"][t]), float(st["o_tv"][t]))
-        xl, yl = anat.to_image(lu, lv)
-        ph = np.concatenate([model.phase(np.hypot(xm, ym), m_r), s_ph, model.two_k * np.hypot(xl, yl)])
-        ph[blood] += frame_rngs[t].uniform(0, 2 * np.pi, blood.size)  # flowing blood: fresh speckle
-        echo = model.beamform(
-            np.concatenate([xm, sx, xl]), np.concatenate([ym, sy, yl]), np.concatenate([amp, la * model.leaflet_amp]), ph
-        )
-        if t == 0:
-            model.calibrate(echo, labels[t] == 2)
-        frames[t] = model.to_image(echo, frame_rngs[t])
+        state = FrameState(t, c, e, float(st["o_mv"][t]), float(st["o_tv"][t]), np.stack([hu, hv], 1), labels[t], frame_rngs[t])
+        frames[t] = renderer.frame(state)
     ddf_from_ed = ddf_from_ed.reshape(T, 2, H, W)
     ddf_to_next = ddf_to_next.reshape(T, 2, H, W)
 
