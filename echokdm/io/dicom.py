@@ -17,7 +17,7 @@ import struct
 import threading
 import warnings
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pydicom
@@ -55,11 +55,13 @@ PLUGIN_HINTS = {
 VIDEO_HINT = "pydicom has no decoder for video streams; convert the loop to JPEG or uncompressed (e.g. dcmtk, gdcm)"
 
 
-def read_dicom_header(path: str | os.PathLike) -> Dataset:
+def read_dicom_header(path: str | os.PathLike, stream: BinaryIO | None = None) -> Dataset:
     """Read a DICOM file's header, without pixel data.
 
     Args:
         path: the file.
+        stream: the file, already open for binary reading: read from its start instead of opening ``path``
+            (which then only names it in errors).
 
     Returns:
         The dataset (with ``file_meta``), stopped before the pixel data.
@@ -69,7 +71,7 @@ def read_dicom_header(path: str | os.PathLike) -> Dataset:
     """
     try:
         with quiet_pydicom():
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            ds = pydicom.dcmread(_rewound(stream) if stream is not None else path, stop_before_pixels=True)
     except InvalidDicomError:
         raise InputError(f"{path}: not a DICOM file (no 'DICM' marker) and not a known image/video type") from None
     except MemoryError:
@@ -99,11 +101,14 @@ def _convert_public(ds: Dataset) -> None:
                 _convert_public(item)
 
 
-def read_dicom_cine(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any], list[UltrasoundRegion]]:
+def read_dicom_cine(
+    path: str | os.PathLike, stream: BinaryIO | None = None
+) -> tuple[np.ndarray, dict[str, Any], list[UltrasoundRegion]]:
     """Decode an ultrasound DICOM file into grey frames, frame by frame.
 
     Args:
         path: a DICOM file (Modality US or an ultrasound SOP class).
+        stream: see :func:`read_dicom_header`.
 
     Returns:
         frames: (T, H, W) uint8 grey frames (T=1 for a single-frame image).
@@ -115,8 +120,26 @@ def read_dicom_cine(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]
         InputError: not ultrasound, no pixel data, truncated pixel data, zero frames, absurd dimensions.
         UnsupportedError: the transfer syntax or photometric interpretation cannot be decoded here.
     """
+    return decode_dicom(path, stream)[:3]
+
+
+def decode_dicom(
+    path: str | os.PathLike, stream: BinaryIO | None = None
+) -> tuple[np.ndarray, dict[str, Any], list[UltrasoundRegion], Dataset]:
+    """:func:`read_dicom_cine` from one open of the file, with the header it read (without pixel data).
+
+    Returns:
+        (frames, meta, regions) as :func:`read_dicom_cine`, and the header as :func:`read_dicom_header` reads it.
+    """
+    if stream is None:
+        try:
+            f = open(path, "rb")
+        except OSError as e:
+            raise InputError(f"{path}: DICOM header cannot be read: {_one_line(e)}") from None
+        with f:
+            return decode_dicom(path, f)
     with quiet_pydicom() as failures:
-        return _read_dicom_cine(path, failures)
+        return _read_dicom_cine(path, stream, failures)
 
 
 @contextlib.contextmanager
@@ -143,9 +166,11 @@ def quiet_pydicom() -> Iterator[list[str]]:
         logger.removeHandler(handler)
 
 
-def _read_dicom_cine(path: str | os.PathLike, failures: list[str]) -> tuple[np.ndarray, dict[str, Any], list[UltrasoundRegion]]:
-    ds = read_dicom_header(path)
-    _check_ultrasound(ds, path)
+def _read_dicom_cine(
+    path: str | os.PathLike, f: BinaryIO, failures: list[str]
+) -> tuple[np.ndarray, dict[str, Any], list[UltrasoundRegion], Dataset]:
+    ds = read_dicom_header(path, f)
+    _check_ultrasound(ds, path, f)
     t, h, w, samples = _geometry(ds, path)
     tsyntax = ds.file_meta.get("TransferSyntaxUID")
     if tsyntax is None:
@@ -153,12 +178,12 @@ def _read_dicom_cine(path: str | os.PathLike, failures: list[str]) -> tuple[np.n
     _check_decoder(tsyntax, path)
     photometric = _photometric(ds, path)
     if tsyntax.is_deflated:
-        _check_native_length(ds, path, t)
+        _check_native_length(ds, path, f, t)
     else:
-        _check_pixel_data(ds, path, tsyntax, t)
+        _check_pixel_data(ds, path, f, tsyntax, t)
     frames = None  # allocated once the first frame has decoded to the size the header claims
     # frames are read from the file one at a time; a deflated file can only be inflated as a whole
-    source = pydicom.dcmread(path) if tsyntax.is_deflated else path
+    source = pydicom.dcmread(_rewound(f)) if tsyntax.is_deflated else f
     n = 0
     try:
         for n, arr in enumerate(iter_pixels(source), start=1):
@@ -199,7 +224,7 @@ def _read_dicom_cine(path: str | os.PathLike, failures: list[str]) -> tuple[np.n
         **frame_timing(ds),
         **_pixel_spacing(ds),
     }
-    return frames, meta, ultrasound_regions(ds)
+    return frames, meta, ultrasound_regions(ds), ds
 
 
 def frame_timing(ds: Dataset) -> dict[str, Any]:
@@ -232,7 +257,7 @@ def frame_timing(ds: Dataset) -> dict[str, Any]:
     return {"frame_time_ms": None, "frame_time_source": "unknown"}
 
 
-def _check_ultrasound(ds: Dataset, path: str | os.PathLike) -> None:
+def _check_ultrasound(ds: Dataset, path: str | os.PathLike, f: BinaryIO) -> None:
     modality = str(ds.get("Modality", "") or "").strip()
     sop = str(ds.get("SOPClassUID", "") or "")
     if modality == "US" or sop in US_SOP_CLASSES:
@@ -240,7 +265,7 @@ def _check_ultrasound(ds: Dataset, path: str | os.PathLike) -> None:
     if not modality and not sop:  # pydicom stops silently at the end of a cut file
         raise InputError(
             f"{path}: DICOM header is incomplete: no Modality and no SOP Class UID "
-            f"(a truncated or damaged file of {os.path.getsize(path)} bytes?)"
+            f"(a truncated or damaged file of {_size(f)} bytes?)"
         )
     kind = getattr(ds.get("SOPClassUID"), "name", None) or "unknown SOP class"
     raise InputError(f"{path}: not an ultrasound image (Modality {modality or 'missing'}, {kind}); expected Modality US")
@@ -303,20 +328,20 @@ def _check_decoder(tsyntax: pydicom.uid.UID, path: str | os.PathLike) -> None:
         )
 
 
-def _check_native_length(ds: Dataset, path: str | os.PathLike, frames: int) -> None:
+def _check_native_length(ds: Dataset, path: str | os.PathLike, f: BinaryIO, frames: int) -> None:
     """Uncompressed pixel data must hold every frame: compare the bytes present with those expected."""
-    full = pydicom.dcmread(path, defer_size=1024)
+    full = pydicom.dcmread(_rewound(f), defer_size=1024)
     elem = full.get_item("PixelData") if "PixelData" in full else None
     if elem is None:
         raise InputError(f"{path}: DICOM file has no pixel data")
     if elem.value is None and isinstance(elem, pydicom.dataelem.RawDataElement):  # deferred: not read yet
-        present = min(elem.length, max(os.path.getsize(path) - elem.value_tell, 0))
+        present = min(elem.length, max(_size(f) - elem.value_tell, 0))
     else:
         present = len(elem.value or b"")
     _compare_native_length(full, path, frames, present)
 
 
-def _check_pixel_data(ds: Dataset, path: str | os.PathLike, tsyntax: pydicom.uid.UID, frames: int) -> None:
+def _check_pixel_data(ds: Dataset, path: str | os.PathLike, f: BinaryIO, tsyntax: pydicom.uid.UID, frames: int) -> None:
     """Check that the pixel data holds what the header claims, reading item headers only (nothing is decoded or
     allocated, so a header claiming thousands of frames fails at once).
 
@@ -327,44 +352,43 @@ def _check_pixel_data(ds: Dataset, path: str | os.PathLike, tsyntax: pydicom.uid
     Raises:
         InputError: no pixel data, truncated or contradictory pixel data.
     """
-    size = os.path.getsize(path)
+    size = _size(f)
     end = "<" if tsyntax.is_little_endian else ">"
-    with open(path, "rb") as f:
-        pydicom.dcmread(f, stop_before_pixels=True)  # leaves f at the pixel data's tag, or at the end
-        start = f.tell()
-        head = f.read(12)
-        if len(head) < (8 if tsyntax.is_implicit_VR else 12):
-            raise InputError(f"{path}: DICOM file has no pixel data")
-        if tsyntax.is_implicit_VR:  # tag, 4-byte length
-            group, elem, length = struct.unpack(f"{end}HHL", head[:8])
-            f.seek(start + 8)
-        else:  # tag, VR (OB/OW), 2 reserved bytes, 4-byte length
-            group, elem = struct.unpack(f"{end}HH", head[:4])
-            (length,) = struct.unpack(f"{end}L", head[8:12])
-        if (group, elem) != (0x7FE0, 0x0010):
-            raise UnsupportedError(f"{path}: pixel data element ({group:04X},{elem:04X}) is not supported; expected (7FE0,0010) Pixel Data")
-        encapsulated = length == 0xFFFFFFFF
-        if not tsyntax.is_compressed:
-            if encapsulated:
-                raise InputError(f"{path}: pixel data is encapsulated (compressed) but the transfer syntax {tsyntax.name} is uncompressed")
-            _compare_native_length(ds, path, frames, min(length, max(size - f.tell(), 0)))
-            return
-        if not encapsulated:
-            raise InputError(f"{path}: pixel data is not encapsulated although the transfer syntax {tsyntax.name} is compressed")
-        fragments = -1  # the first item is the basic offset table
-        while True:
-            item = f.read(8)
-            if len(item) < 8:
-                raise InputError(f"{path}: pixel data is truncated: the file ends after {max(fragments, 0)} fragment(s), before the sequence delimiter")
-            tag_group, tag_elem, item_length = struct.unpack(f"{end}HHL", item)
-            if (tag_group, tag_elem) == (0xFFFE, 0xE0DD):
-                break
-            if (tag_group, tag_elem) != (0xFFFE, 0xE000) or item_length == 0xFFFFFFFF:
-                raise InputError(f"{path}: encapsulated pixel data is corrupt: item {fragments + 1} has tag ({tag_group:04X},{tag_elem:04X})")
-            if f.tell() + item_length > size:
-                raise InputError(f"{path}: pixel data is truncated: fragment {fragments + 1} runs past the end of the file")
-            f.seek(item_length, os.SEEK_CUR)
-            fragments += 1
+    pydicom.dcmread(_rewound(f), stop_before_pixels=True)  # leaves f at the pixel data's tag, or at the end
+    start = f.tell()
+    head = f.read(12)
+    if len(head) < (8 if tsyntax.is_implicit_VR else 12):
+        raise InputError(f"{path}: DICOM file has no pixel data")
+    if tsyntax.is_implicit_VR:  # tag, 4-byte length
+        group, elem, length = struct.unpack(f"{end}HHL", head[:8])
+        f.seek(start + 8)
+    else:  # tag, VR (OB/OW), 2 reserved bytes, 4-byte length
+        group, elem = struct.unpack(f"{end}HH", head[:4])
+        (length,) = struct.unpack(f"{end}L", head[8:12])
+    if (group, elem) != (0x7FE0, 0x0010):
+        raise UnsupportedError(f"{path}: pixel data element ({group:04X},{elem:04X}) is not supported; expected (7FE0,0010) Pixel Data")
+    encapsulated = length == 0xFFFFFFFF
+    if not tsyntax.is_compressed:
+        if encapsulated:
+            raise InputError(f"{path}: pixel data is encapsulated (compressed) but the transfer syntax {tsyntax.name} is uncompressed")
+        _compare_native_length(ds, path, frames, min(length, max(size - f.tell(), 0)))
+        return
+    if not encapsulated:
+        raise InputError(f"{path}: pixel data is not encapsulated although the transfer syntax {tsyntax.name} is compressed")
+    fragments = -1  # the first item is the basic offset table
+    while True:
+        item = f.read(8)
+        if len(item) < 8:
+            raise InputError(f"{path}: pixel data is truncated: the file ends after {max(fragments, 0)} fragment(s), before the sequence delimiter")
+        tag_group, tag_elem, item_length = struct.unpack(f"{end}HHL", item)
+        if (tag_group, tag_elem) == (0xFFFE, 0xE0DD):
+            break
+        if (tag_group, tag_elem) != (0xFFFE, 0xE000) or item_length == 0xFFFFFFFF:
+            raise InputError(f"{path}: encapsulated pixel data is corrupt: item {fragments + 1} has tag ({tag_group:04X},{tag_elem:04X})")
+        if f.tell() + item_length > size:
+            raise InputError(f"{path}: pixel data is truncated: fragment {fragments + 1} runs past the end of the file")
+        f.seek(item_length, os.SEEK_CUR)
+        fragments += 1
     if fragments < frames:
         raise InputError(
             f"{path}: Number of Frames is {frames} but the encapsulated pixel data holds only {max(fragments, 0)} "
@@ -434,6 +458,15 @@ def _positive(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return v if v > 0 and np.isfinite(v) else None
+
+
+def _rewound(f: BinaryIO) -> BinaryIO:
+    f.seek(0)
+    return f
+
+
+def _size(f: BinaryIO) -> int:
+    return os.fstat(f.fileno()).st_size
 
 
 def _one_line(error: Exception) -> str:

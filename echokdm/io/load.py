@@ -1,20 +1,23 @@
 """One entry point for cine loops of any supported kind: DICOM, NIfTI/MHD, AVI, PNG/JPEG frames.
 
 :func:`read_cine` gives 8-bit frames (memory stays at one byte per pixel until a caller converts);
-:func:`load_cine` gives the (1, T, H, W) float32 ``MetaTensor`` in [0, 1] that the transforms use.
+:func:`load_cine` gives the (1, T, H, W) float32 ``MetaTensor`` in [0, 1] that the transforms use, and
+:func:`load_cine_file` the same with the DICOM header and the file's sha256 from the same read.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
 from echokdm.errors import InputError
 from echokdm.io.calibration import calibrate
-from echokdm.io.dicom import MAX_SIDE, read_dicom_cine
+from echokdm.io.dicom import MAX_SIDE, decode_dicom, read_dicom_header
 from echokdm.io.sector import active_pixels, imaging_region, mask_box
 from echokdm.io.sequences import (
     FRAME_SUFFIXES,
@@ -30,6 +33,7 @@ from echokdm.io.sequences import (
 if TYPE_CHECKING:  # torch and MONAI load in about 2 s: only loaders that return tensors import them
     import torch
     from monai.data import MetaTensor
+    from pydicom.dataset import Dataset
 
 
 def read_cine(path: str | os.PathLike, blank_outside_sector: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
@@ -50,8 +54,16 @@ def read_cine(path: str | os.PathLike, blank_outside_sector: bool = True) -> tup
         InputError: missing path, folder without frames, unreadable or implausible input.
         UnsupportedError: an encoding that cannot be decoded here.
     """
-    p = check_input_path(path)
-    regions = []
+    frames, meta, _ = _read_cine(check_input_path(path), blank_outside_sector)
+    return frames, meta
+
+
+def _read_cine(
+    p: Path, blank_outside_sector: bool, stream: BinaryIO | None = None
+) -> tuple[np.ndarray, dict[str, Any], Dataset | None]:
+    """:func:`read_cine` of a checked path, with the DICOM header (None for other formats); a DICOM file is read
+    from ``stream`` when given."""
+    regions, header = [], None
     if p.is_dir():
         files = frame_files(p)
         if not files:
@@ -67,7 +79,7 @@ def read_cine(path: str | os.PathLike, blank_outside_sector: bool = True) -> tup
     elif suffix_of(p) in FRAME_SUFFIXES:
         frames, meta = read_frames([p], p)
     else:
-        frames, meta, regions = read_dicom_cine(p)
+        frames, meta, regions, header = decode_dicom(p, stream)
     t, h, w = frames.shape
     if t == 0 or not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
         raise InputError(f"{p}: absurd loop shape {t} frames of {w}x{h}; expected frames of 1..{MAX_SIDE} per side")
@@ -96,7 +108,7 @@ def read_cine(path: str | os.PathLike, blank_outside_sector: bool = True) -> tup
         blanked_outside_sector=blank_outside_sector,
     )
     meta.setdefault("heart_rate_bpm", None)
-    return frames, meta
+    return frames, meta, header
 
 
 def check_input_path(path: str | os.PathLike) -> Path:
@@ -144,15 +156,75 @@ def load_cine(path: str | os.PathLike, blank_outside_sector: bool = True) -> Met
     Raises:
         InputError, UnsupportedError: as :func:`read_cine`.
     """
+    return _as_loop(*read_cine(path, blank_outside_sector))
+
+
+@dataclass
+class CineFile:
+    """A loop and what else its read gives.
+
+    Attributes:
+        loop: (1, T, H, W) float32 ``MetaTensor`` in [0, 1], as :func:`load_cine` makes it.
+        header: the DICOM header without pixel data (:func:`~echokdm.io.read_dicom_header`), None for other formats.
+        sha256: hex sha256 of the file, None for a folder of frames.
+    """
+
+    loop: MetaTensor
+    header: Dataset | None
+    sha256: str | None
+
+    @classmethod
+    def of_loop(cls, loop: MetaTensor) -> CineFile:
+        """The header and hash of a loop loaded earlier, from one open of the file it names (``filename_or_obj``).
+
+        Raises:
+            InputError: the file's DICOM header cannot be read.
+        """
+        path = Path(str(loop.meta.get("filename_or_obj", "")))
+        if not path.is_file():
+            return cls(loop, None, None)
+        with open(path, "rb") as f:
+            sha256 = _sha256(f)
+            header = read_dicom_header(path, f) if loop.meta.get("format") == "dicom" else None
+        return cls(loop, header, sha256)
+
+
+def load_cine_file(path: str | os.PathLike, blank_outside_sector: bool = True) -> CineFile:
+    """:func:`load_cine` with the DICOM header and the file's sha256, all from one open of the file (a DICOM file
+    is hashed and decoded from the same handle; other formats are decoded by their libraries from the path).
+
+    Args:
+        path: see :func:`read_cine`.
+        blank_outside_sector: set pixels outside the sector to 0.
+
+    Raises:
+        InputError, UnsupportedError: as :func:`read_cine`.
+    """
+    p = check_input_path(path)
+    if p.is_dir():
+        return CineFile(load_cine(p, blank_outside_sector), None, None)
+    with open(p, "rb") as f:
+        sha256 = _sha256(f)
+        frames, meta, header = _read_cine(p, blank_outside_sector, f)
+    return CineFile(_as_loop(frames, meta), header, sha256)
+
+
+def _as_loop(frames: np.ndarray, meta: dict[str, Any]) -> MetaTensor:
+    """(T, H, W) uint8 frames -> (1, T, H, W) float32 ``MetaTensor`` in [0, 1]."""
     import torch
     from monai.data import MetaTensor
 
-    frames, meta = read_cine(path, blank_outside_sector)
     out = torch.empty((1, *frames.shape), dtype=torch.float32)
     out[0].copy_(torch.from_numpy(frames))
-    del frames
     out.div_(255.0)
     return MetaTensor(out, meta=meta)
+
+
+def _sha256(f: BinaryIO) -> str:
+    h = hashlib.sha256()
+    for block in iter(lambda: f.read(1 << 20), b""):
+        h.update(block)
+    return h.hexdigest()
 
 
 def require_loop(img: torch.Tensor | np.ndarray, min_frames: int = 2) -> None:
