@@ -1,4 +1,5 @@
-"""The one way echokdm writes results: into an output folder it owns, each file atomically."""
+"""The one way echokdm writes results: into an output folder it owns, each file atomically (:func:`atomic_write`,
+also for caches and checkpoints outside such a folder)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from echokdm.errors import OutputError
 MARKER = ".echokdm"
 #: errors of a full, read-only or forbidden output location (reported as one OutputError line)
 UNWRITABLE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM)
-#: suffix of the temporary files of :meth:`OutputDir.atomic` (only a killed process leaves one behind)
+#: suffix of the temporary files of :func:`atomic_write` (only a killed process leaves one behind)
 PART = ".part"
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -81,25 +82,35 @@ class OutputDir:
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
 
+    def atomic(self, name: str | os.PathLike) -> contextlib.AbstractContextManager[Path]:
+        """Yield a temporary path to write ``name`` to; it is renamed into place when the block ends
+        (:func:`atomic_write`)."""
+        return atomic_write(self.path / name)
+
+    @classmethod
     @contextlib.contextmanager
-    def atomic(self, name: str | os.PathLike) -> Iterator[Path]:
-        """Yield a temporary path to write ``name`` to; it is renamed into place when the block ends."""
-        final, tmp = self.path / name, None
+    def transaction(cls, path: str | os.PathLike, overwrite: bool = False) -> Iterator[OutputDir]:
+        """An :class:`OutputDir` for files that only make sense together: when the block fails, what it wrote
+        goes (the folder, when the block made it; else everything in it but the marker).
+
+        Raises:
+            OutputError: as :class:`OutputDir`.
+        """
+        existed = Path(path).exists()
+        out = cls(path, overwrite=overwrite)
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=final.suffix + PART, dir=final.parent)
-            os.close(fd)
-            yield Path(tmp)
-            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs get the usual permissions
-            os.replace(tmp, final)
-        except OSError as e:
-            _unlink(tmp)
-            if e.errno in UNWRITABLE:
-                raise OutputError(f"cannot write {final}: {e.strerror}") from None
-            raise
+            yield out
         except BaseException:
-            _unlink(tmp)
+            out._clear(remove=not existed)
             raise
+
+    def _clear(self, remove: bool) -> None:
+        if remove:
+            shutil.rmtree(self.path, ignore_errors=True)
+            return
+        for child in self.path.iterdir():
+            if child.name != MARKER:
+                shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
 
     def write_text(self, name: str | os.PathLike, text: str) -> Path:
         """Write ``text`` atomically to ``name``."""
@@ -110,6 +121,32 @@ class OutputDir:
     def write_json(self, name: str | os.PathLike, obj: Any) -> Path:
         """Write ``obj`` as indented JSON atomically to ``name``."""
         return self.write_text(name, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path`` to write to; it is renamed onto ``path`` when the block ends and
+    removed when the block fails, so a killed or failed writer never leaves a half-written ``path``.
+
+    Raises:
+        OutputError: the location is full, read-only or forbidden.
+    """
+    final, tmp = Path(path), None
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=final.suffix + PART, dir=final.parent)
+        os.close(fd)
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs get the usual permissions
+        os.replace(tmp, final)
+    except OSError as e:
+        _unlink(tmp)
+        if e.errno in UNWRITABLE:
+            raise OutputError(f"cannot write {final}: {e.strerror}") from None
+        raise
+    except BaseException:
+        _unlink(tmp)
+        raise
 
 
 def _json_default(o: Any) -> Any:

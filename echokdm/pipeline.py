@@ -3,7 +3,7 @@
 A diffusers ``DiffusionPipeline``: it registers its parts (flow autoencoder, two denoisers, two
 schedulers), saves to / loads from a folder with ``model_index.json`` and safetensors weights, and moves
 with ``.to(device)``. It works at the models' working resolution (``sample_size``, e.g. 112×112); cropping
-a DICOM frame to the sector and resizing is the caller's job (``echokdm.predict``).
+a DICOM frame to the sector and resizing is the caller's job (:func:`echokdm.grid.kdm_on_source_grid`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DModel
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 
+from echokdm.defaults import DEFAULT_STEPS, F2I_WEIGHTS, FLOW_VAE_WEIGHTS, K2F_WEIGHTS
 from echokdm.errors import EchoKDMError, InputError
 from echokdm.flow import snap_to_contours
 from echokdm.models.conditioning import batch_keypoint_flow
@@ -71,7 +72,7 @@ class EchoKDMPipeline(DiffusionPipeline):
 
     @classmethod
     def from_weights(
-        cls, flow_vae: str = "kdm_flow_vae", k2f: str = "kdm_k2f", f2i: str = "kdm_f2i"
+        cls, flow_vae: str = FLOW_VAE_WEIGHTS, k2f: str = K2F_WEIGHTS, f2i: str = F2I_WEIGHTS
     ) -> EchoKDMPipeline:
         """Build the pipeline from echokdm weights: shipped names (sha256-checked) or ``.safetensors`` paths.
 
@@ -102,7 +103,7 @@ class EchoKDMPipeline(DiffusionPipeline):
         if (root / "model_index.json").is_file():
             kwargs = {"local_files_only": True, "use_safetensors": True, **kwargs}
             return super().from_pretrained(root, **kwargs)
-        names = ("kdm_flow_vae", "kdm_k2f", "kdm_f2i")
+        names = (FLOW_VAE_WEIGHTS, K2F_WEIGHTS, F2I_WEIGHTS)
         files = [root / f"{n}.safetensors" for n in names]
         if not root.is_dir() or not all(f.is_file() for f in files):
             raise InputError(f"{root} is neither a saved EchoKDMPipeline (model_index.json) nor a folder with "
@@ -128,7 +129,7 @@ class EchoKDMPipeline(DiffusionPipeline):
     @torch.no_grad()
     def generate_flow(
         self, source: torch.Tensor, source_keypoints: torch.Tensor, target_keypoints: torch.Tensor,
-        num_inference_steps: int = 10, generator: torch.Generator | None = None,
+        num_inference_steps: int = DEFAULT_STEPS, generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """K2F: (1, 1, H, W) source and (1, K, 2) keypoints → (flow (1, 2, H, W), keypoint flow (1, 2, H, W)).
 
@@ -145,7 +146,7 @@ class EchoKDMPipeline(DiffusionPipeline):
     @torch.no_grad()
     def render(
         self, source: torch.Tensor, flow: torch.Tensor, alphas: Sequence[float] = (1.0,),
-        num_inference_steps: int = 10, generator: torch.Generator | None = None,
+        num_inference_steps: int = DEFAULT_STEPS, generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """F2I: (1, 1, H, W) source and (1, 2, H, W) flow → a frame for each fraction alpha of the motion.
 
@@ -173,7 +174,7 @@ class EchoKDMPipeline(DiffusionPipeline):
         source_keypoints: np.ndarray | torch.Tensor,
         target_keypoints: np.ndarray | torch.Tensor,
         alphas: list[float] | None = None,
-        num_inference_steps: int = 10,
+        num_inference_steps: int = DEFAULT_STEPS,
         generator: torch.Generator | None = None,
         output_type: str = "np",
         return_dict: bool = True,

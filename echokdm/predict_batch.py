@@ -137,7 +137,7 @@ def predict_batch(
     Args:
         manifest: the studies (see the module docstring).
         out: the batch folder (created, or resumed when it is an earlier batch of echokdm).
-        steps: denoising steps (default :data:`echokdm.predict.DEFAULT_STEPS`).
+        steps: denoising steps (default :data:`echokdm.defaults.DEFAULT_STEPS`).
         seed: sampling seed of every study.
         device: ``cpu`` or ``cuda`` (each rank takes its local GPU).
         weights: :class:`echokdm.predict.PredictWeights` (default: shipped).
@@ -152,8 +152,9 @@ def predict_batch(
         InputError: a bad manifest; OutputError: an unusable batch folder (also when it turns read-only or
             full during the batch). Single studies never raise.
     """
+    from echokdm.defaults import DEFAULT_STEPS
     from echokdm.io.anonymize import Anonymizer
-    from echokdm.predict import DEFAULT_STEPS, KDMPredictor, PredictOptions, predict_study
+    from echokdm.predict import KDMPredictor, PredictOptions, predict_study
     from echokdm.progress import progress
     from echokdm.train.distributed import init_distributed, shutdown_distributed
 

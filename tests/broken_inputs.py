@@ -86,12 +86,13 @@ def make_base(root: Path) -> Base:
     from echokdm.data import sample_path
     from echokdm.io import write_cine_dicom
     from echokdm.phantom import sample_params, simulate
-    from echokdm.segment import write_label_sequence
+    from echokdm.io import write_label_sequence
+    from echokdm.labels import camus_labels
 
     root.mkdir(parents=True, exist_ok=True)
     lp = simulate(sample_params(3, size=BASE_SIZE, frames=BASE_FRAMES, n_beats=1))
     frames = (np.clip(lp.frames, 0, 1) * 255).round().astype(np.uint8)
-    labels = np.where(lp.labels <= 3, lp.labels, 0).astype(np.uint8)
+    labels = camus_labels(lp.labels)
     loop = root / "loop.dcm"
     write_cine_dicom(loop, frames, frame_time_ms=lp.frame_time_ms, spacing_mm=lp.spacing_mm)
     write_label_sequence(root / "labels.nii.gz", labels, lp.spacing_mm)

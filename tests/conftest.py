@@ -84,12 +84,13 @@ def phantom_study(tmp_path_factory) -> PhantomStudy:
     """A 20-frame, one-beat 128x128 phantom loop as ``study.dcm`` and its labels as ``labels.nii.gz``."""
     from echokdm.io import write_cine_dicom
     from echokdm.phantom import sample_params, simulate
-    from echokdm.segment import write_label_sequence
+    from echokdm.io import write_label_sequence
+    from echokdm.labels import camus_labels
 
     root = tmp_path_factory.mktemp("phantom_study")
     lp = simulate(sample_params(3, size=128, frames=20, n_beats=1))
     frames = (lp.frames * 255).round().astype(np.uint8)
-    labels = np.where(lp.labels <= 3, lp.labels, 0).astype(np.uint8)
+    labels = camus_labels(lp.labels)
     write_cine_dicom(root / "study.dcm", frames, frame_time_ms=lp.frame_time_ms, spacing_mm=lp.spacing_mm)
     write_label_sequence(root / "labels.nii.gz", labels, lp.spacing_mm)
     return PhantomStudy(root / "study.dcm", root / "labels.nii.gz", labels, frames, list(lp.ed), list(lp.es))

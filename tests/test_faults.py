@@ -38,7 +38,8 @@ def batch_inputs(tmp_path_factory) -> Path:
     and the manifest ``studies.csv`` listing them (bad third)."""
     from echokdm.io import write_cine_dicom
     from echokdm.phantom import sample_params, simulate
-    from echokdm.segment import write_label_sequence
+    from echokdm.io import write_label_sequence
+    from echokdm.labels import camus_labels
 
     root = tmp_path_factory.mktemp("batch_inputs")
     rows = []
@@ -46,7 +47,7 @@ def batch_inputs(tmp_path_factory) -> Path:
         lp = simulate(sample_params(20 + i, size=96, frames=20, n_beats=1))
         write_cine_dicom(root / f"{sid}.dcm", (lp.frames * 255).round().astype(np.uint8), frame_time_ms=lp.frame_time_ms,
                          spacing_mm=lp.spacing_mm)
-        write_label_sequence(root / f"{sid}.nii.gz", np.where(lp.labels <= 3, lp.labels, 0).astype(np.uint8), lp.spacing_mm)
+        write_label_sequence(root / f"{sid}.nii.gz", camus_labels(lp.labels), lp.spacing_mm)
         rows.append((sid, f"{sid}.dcm", f"{sid}.nii.gz"))
     (root / "bad.dcm").write_text("this is not a DICOM file")
     rows.insert(2, ("bad", "bad.dcm", ""))

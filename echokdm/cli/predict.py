@@ -10,6 +10,8 @@ import sys
 
 import click
 
+from echokdm.defaults import DEFAULT_STEPS
+
 
 @click.command("predict")
 @click.option("--dicom", "cine", type=click.Path(readable=False), default=None, help="Cine loop (DICOM, or NIfTI/AVI/frames).")
@@ -21,7 +23,7 @@ import click
 @click.option("--frames", type=int, default=1, show_default=True, help="Frames of the sequence source -> target (one K2F run).")
 @click.option("--seg", type=click.Path(readable=False), default=None, help="Segmentation of every frame (NIfTI/MHD/PNG/DICOM SEG) instead of the built-in one.")
 @click.option("--source-frame", type=int, default=None, help="Source frame index (default: ED of the first beat; ES for --phase ed).")
-@click.option("--steps", type=int, default=10, show_default=True, help="Denoising steps of K2F and of F2I.")
+@click.option("--steps", type=int, default=DEFAULT_STEPS, show_default=True, help="Denoising steps of K2F and of F2I.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampling noise (same seed, same pixels).")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--weights", "weights_dir", type=click.Path(), default=None,

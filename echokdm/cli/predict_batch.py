@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import click
 
+from echokdm.defaults import DEFAULT_STEPS
+
 
 @click.command("predict-batch")
 @click.option("--manifest", required=True, type=click.Path(readable=False), help="CSV: study_id, dicom [, phase, target_ef, keypoints, seg, source_frame, frames].")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Batch folder: one sub-folder per study (resumable).")
-@click.option("--steps", type=int, default=10, show_default=True, help="Denoising steps of K2F and of F2I.")
+@click.option("--steps", type=int, default=DEFAULT_STEPS, show_default=True, help="Denoising steps of K2F and of F2I.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampling noise.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda (each torchrun rank takes its local GPU).")
 @click.option("--weights", "weights_dir", type=click.Path(), default=None,

@@ -11,11 +11,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import click  # noqa: E402
 
+from echokdm.defaults import SEG_WEIGHTS  # noqa: E402
+
 
 @click.command("segment")
 @click.option("--dicom", "cine", required=True, type=click.Path(readable=False), help="Cine loop (DICOM, or NIfTI/AVI/frames).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
-@click.option("--weights", default="seg_a4c", show_default=True, help="Shipped weights name or a model.safetensors.")
+@click.option("--weights", default=SEG_WEIGHTS, show_default=True, help="Shipped weights name or a model.safetensors.")
 @click.option("--keypoints", "n_keypoints", type=click.Choice(["20", "40"]), default="20", show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing echokdm output folder.")
 def command(cine: str, out: str, weights: str, n_keypoints: str, overwrite: bool) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from echokdm.errors import InputError
+from echokdm.labels import camus_labels
 from echokdm.outputs import OutputDir
 from echokdm.phantom.simulate import PhantomLoop
 
@@ -142,7 +143,7 @@ def write_camus_patient(out: OutputDir, number: int, loop: PhantomLoop, split: s
     pid = f"patient{number:04d}"
     ed, es = loop.ed[0], loop.es[0]
     frames = to_uint8(loop.frames[ed : es + 1])
-    labels = np.where(loop.labels[ed : es + 1] <= 3, loop.labels[ed : es + 1], 0).astype(np.uint8)
+    labels = camus_labels(loop.labels[ed : es + 1])
     base = f"{pid}/{pid}_4CH"
     write_nifti(out, f"{base}_ED.nii.gz", frames[0], loop.spacing_mm)
     write_nifti(out, f"{base}_ED_gt.nii.gz", labels[0], loop.spacing_mm)

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from echokdm.defaults import EF_LIMITS
 from echokdm.errors import InputError
 
 #: bumped whenever the same parameters would give a different loop (recorded in every sidecar)
@@ -20,8 +21,6 @@ PHANTOM_VERSION = "1.0"
 MIN_SIZE = 64
 #: a wall must be at least this many pixels thick, else the size is too small for the anatomy.
 MIN_WALL_PX = 1.5
-#: accepted target ejection fractions (percent); the default sampling range is narrower.
-EF_LIMITS = (5.0, 90.0)
 HYPOKINESIS_SEGMENTS = ("none", "septal", "lateral", "apical")
 #: image-formation models (see :mod:`echokdm.phantom.render`); sample_params draws "scatter" unless told
 RENDERER_NAMES = ("scatter", "cole")

@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from echokdm.defaults import EF_LIMITS
 from echokdm.errors import InputError
 from echokdm.phantom.anatomy import Anatomy
-from echokdm.phantom.params import EF_LIMITS, FIELDS, HYPOKINESIS_SEGMENTS, RENDERER_NAMES, PhantomParams, check_names
+from echokdm.phantom.params import FIELDS, HYPOKINESIS_SEGMENTS, RENDERER_NAMES, PhantomParams, check_names
 from echokdm.phantom.simulate import check_loop
 
 #: default range of the target EF draw (percent), inside the accepted EF_LIMITS

@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from echokdm.errors import InputError
+from echokdm.outputs import atomic_write
 from echokdm.train.distributed import unwrap
 
 
@@ -72,9 +73,12 @@ def save_checkpoint(folder: str | os.PathLike, model: torch.nn.Module, optimizer
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     opt_tensors, opt_meta = optimizer_to_flat(optimizer.state_dict())
-    _atomic(folder / "model.safetensors", lambda p: save_file(model_state(model), str(p)))
-    _atomic(folder / "optimizer.safetensors", lambda p: save_file(opt_tensors, str(p)))
-    _atomic(folder / "state.json", lambda p: p.write_text(json.dumps({**info, "optimizer": opt_meta}, indent=1)))
+    with atomic_write(folder / "model.safetensors") as tmp:
+        save_file(model_state(model), str(tmp))
+    with atomic_write(folder / "optimizer.safetensors") as tmp:
+        save_file(opt_tensors, str(tmp))
+    with atomic_write(folder / "state.json") as tmp:
+        tmp.write_text(json.dumps({**info, "optimizer": opt_meta}, indent=1))
     return folder
 
 
@@ -103,9 +107,3 @@ def load_checkpoint(
         tensors = load_file(str(folder / "optimizer.safetensors"))
         optimizer.load_state_dict(optimizer_from_flat(tensors, meta))
     return info
-
-
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    write(tmp)
-    os.replace(tmp, path)

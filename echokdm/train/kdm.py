@@ -10,7 +10,6 @@ inference); k2i is the no-flow ablation.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -22,6 +21,7 @@ from monai.losses import SSIMLoss
 
 from echokdm import weights
 from echokdm.config import option
+from echokdm.defaults import DEFAULT_STEPS, FLOW_VAE_WEIGHTS, K2F_WEIGHTS
 from echokdm.errors import EchoKDMError
 from echokdm.models.diffusion import diffusion_loss, sample, sampling_scheduler, training_scheduler
 from echokdm.models.f2i import build_f2i_unet, compose, f2i_condition, residual_target
@@ -30,6 +30,7 @@ from echokdm.models.k2f import build_k2f_unet, k2f_condition
 from echokdm.models.k2i import build_k2i_unet, k2i_condition
 from echokdm.models.loading import load_diffusers_model, load_ofnet
 from echokdm.models.ofnet import OFNet, OFNetLoss
+from echokdm.outputs import atomic_write
 from echokdm.pipeline import EchoKDMPipeline
 from echokdm.progress import progress
 from echokdm.train.cache import cache_key
@@ -51,8 +52,8 @@ class PairDataConfig:
         "ofnet", "flows the model learns from: OF-net estimates (the paper), exact phantom flows, or (F2I only) "
         "the flows K2F generates from the pair's keypoints")
     ofnet_weights: str = option("ofnet", "OF-net weights (shipped name or .safetensors) when flow_source is ofnet")
-    flow_vae_weights: str = option("kdm_flow_vae", "flow autoencoder weights used by K2F")
-    k2f_weights: str = option("kdm_k2f", "K2F weights when flow_source is k2f (with flow_vae_weights)")
+    flow_vae_weights: str = option(FLOW_VAE_WEIGHTS, "flow autoencoder weights used by K2F")
+    k2f_weights: str = option(K2F_WEIGHTS, "K2F weights when flow_source is k2f (with flow_vae_weights)")
     val_steps: int = option(4, "sampling steps used in validation of diffusion models")
     crop: int = option(64, "random square crop (pixels, multiple of 4) when training the fully convolutional flow AE, F2I and k2i; 0 = whole frames")
 
@@ -154,19 +155,14 @@ def _cached_k2f_flows(d: PairDataConfig, split: str, n_loops: int, seed: int, pa
     """:func:`_k2f_flows` of the pipeline with ``d``'s K2F and flow autoencoder at the steps ``echokdm predict``
     uses by default, read from / written to ``d.cache_dir`` (keyed by the pairs, the seed, the steps and the two
     weights files' sha256)."""
-    from echokdm.predict import DEFAULT_STEPS
-
     key = cache_key(split, n_loops, d.size, d.n_keypoints, d.every, seed, DEFAULT_STEPS,
                     weights.load(d.k2f_weights).sha256, weights.load(d.flow_vae_weights).sha256)
     path = Path(d.cache_dir) / f"k2f_flows_{split}_{key}.npy"
     if path.exists():
         return np.load(path)
     flows = _k2f_flows(EchoKDMPipeline.from_weights(d.flow_vae_weights, d.k2f_weights), pairs, seed, DEFAULT_STEPS)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.part")
-    with open(tmp, "wb") as f:
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:
         np.save(f, flows)
-    os.replace(tmp, path)
     return flows
 
 

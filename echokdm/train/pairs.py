@@ -19,6 +19,8 @@ from torch.utils.data import Dataset
 
 from echokdm.flow import keypoint_flow, warp
 from echokdm.keypoints import extract_keypoints
+from echokdm.labels import camus_labels
+from echokdm.outputs import atomic_write
 from echokdm.phantom import sample_params, simulate, split_seeds
 from echokdm.progress import progress
 from echokdm.train.cache import cache_key
@@ -90,7 +92,7 @@ def build_pairs(split: str, n_loops: int, size: int, n_keypoints: int = 40, ever
     offset = 0
     for i, seed in enumerate(progress(split_seeds(split, n_loops, start), f"phantom {split} pairs")):
         lp = simulate(sample_params(seed, size=size))
-        lab = np.where(lp.labels <= 3, lp.labels, 0).astype(np.uint8)
+        lab = camus_labels(lp.labels)
         k = np.stack([extract_keypoints(m, n_keypoints) for m in lab]).astype(np.float32)
         ed, es = lp.ed[0], lp.es[0]
         forward = {ed: np.zeros((2, size, size), np.float32)}
@@ -126,10 +128,8 @@ def cached_pairs(cache_dir: str | os.PathLike, split: str, n_loops: int, size: i
     if path.exists():
         return PairSet.load(path)
     ps = build_pairs(split, n_loops, size, n_keypoints, every)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part")
-    ps.save(tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        ps.save(tmp)
     return ps
 
 

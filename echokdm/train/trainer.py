@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from echokdm.config import config_to_dict, dump_config
 from echokdm.errors import EchoKDMError, InputError
-from echokdm.outputs import OutputDir
+from echokdm.outputs import OutputDir, atomic_write
 from echokdm.progress import progress
 from echokdm.train.checkpoint import load_checkpoint, model_state, save_checkpoint
 from echokdm.train.distributed import DistContext, init_distributed, unwrap
@@ -248,9 +248,8 @@ class Trainer:
         root = self.out / "checkpoints"
         name = f"epoch_{info['epoch']:04d}"
         save_checkpoint(root / name, model, optimizer, info)
-        tmp = root / ".latest.txt.part"
-        tmp.write_text(name + "\n")
-        os.replace(tmp, root / "latest.txt")
+        with atomic_write(root / "latest.txt") as tmp:
+            tmp.write_text(name + "\n")
         old = sorted(p for p in root.glob("epoch_*") if p.is_dir() and p.name != name)
         for p in old[: max(0, len(old) - (self.cfg.keep_checkpoints - 1))]:
             shutil.rmtree(p)

@@ -24,6 +24,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from echokdm.errors import EchoKDMError, InputError
+from echokdm.outputs import atomic_write
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
 _TABLE = re.compile(r"(<!-- weights-table -->\n)(.*?)(<!-- /weights-table -->)", re.S)
@@ -114,9 +115,8 @@ def export(
     src = load(source)
     half = {k: v.half().contiguous() if v.is_floating_point() else v for k, v in src.state_dict.items()}
     target = Path(root) / f"{name}.safetensors"
-    tmp = target.with_name(f".{target.name}.part")
-    save_file(half, str(tmp), metadata={"task": src.task, "config": json.dumps(src.config, sort_keys=True)})
-    os.replace(tmp, target)
+    with atomic_write(target) as tmp:
+        save_file(half, str(tmp), metadata={"task": src.task, "config": json.dumps(src.config, sort_keys=True)})
     target.chmod(0o644)
     entries = manifest(root)
     entries[name] = {

@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from echokdm.defaults import DEFAULT_STEPS
+
 FLOOR = Path("/work/shared/bench/unet_floor.py")
 STAGES = ("load", "segment", "keypoints", "prepare", "k2f", "f2i", "transfer", "segment_prediction", "measure", "write", "total")
 
@@ -59,7 +61,7 @@ def floor_seconds(steps: int, threads: int, device: str) -> tuple[float, str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", default=None, help="weights folder (default: the shipped weights)")
-    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--frames", type=int, default=16)

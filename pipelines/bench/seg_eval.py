@@ -29,7 +29,9 @@ import time
 import numpy as np
 import torch
 
+from echokdm.defaults import SEG_WEIGHTS
 from echokdm.errors import InputError
+from echokdm.labels import camus_labels
 from echokdm.metrics import measure_loop
 from echokdm.models.seg import LVSegmenter, area_jitter, dice_per_class
 from echokdm.phantom import sample_params, simulate, split_seeds
@@ -37,7 +39,7 @@ from echokdm.phantom import sample_params, simulate, split_seeds
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--weights", default="seg_a4c", help="shipped name or model.safetensors path")
+    ap.add_argument("--weights", default=SEG_WEIGHTS, help="shipped name or model.safetensors path")
     ap.add_argument("--n", type=int, default=20, help="test loops")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -54,7 +56,7 @@ def main() -> None:
             loop = simulate(sample_params(seed))
         except InputError:  # parameters the phantom refuses (a heart too large for the drawn sector)
             continue
-        truth = np.where(loop.labels > 3, 0, loop.labels).astype(np.uint8)
+        truth = camus_labels(loop.labels)
         t0 = time.perf_counter()
         out = seg(loop.frames, sector_mask=loop.sector_mask)
         t_seg += time.perf_counter() - t0

@@ -19,13 +19,14 @@ import time
 import torch  # noqa: E402
 from pydicom.data import get_testdata_file
 
+from echokdm.defaults import SEG_WEIGHTS
 from echokdm.io import load_cine
 from echokdm.models.seg import LVSegmenter
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--weights", default="seg_a4c", help="shipped name or model.safetensors path")
+    ap.add_argument("--weights", default=SEG_WEIGHTS, help="shipped name or model.safetensors path")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
