@@ -4,8 +4,8 @@
 - :class:`KDMNetwork` (the bundle's ``network_def``): the KDM pipeline as a ``torch.nn.Module`` on the models'
   working grid, as ``metadata.json``'s ``network_data_format`` describes it (what ``verify_net_in_out`` runs).
 - :class:`KDMInferer` (``inferer``): applies the network to a whole loaded cine loop with
-  :meth:`echokdm.predict.KDMPredictor.predict` (segmentation, keypoints, sector fit, K2F/F2I, residual transfer,
-  measurements), as ``echokdm predict`` does.
+  :meth:`echokdm.predict.KDMPredictor.predict` (segmentation, keypoints, then K2F/F2I on the source grid by
+  :func:`echokdm.grid.kdm_on_source_grid`, measurements), as ``echokdm predict`` does.
 - :class:`PredictionSaver` and :func:`run_inference`: the loop over the bundle's ``DataLoader`` that writes each
   study's files with :func:`echokdm.predict.save_prediction`; a study that fails is listed in ``failures.csv``
   and the others go on.
@@ -26,15 +26,10 @@ import torch
 from monai.data import DataLoader, MetaTensor
 from monai.inferers import Inferer
 
+from echokdm.defaults import DEFAULT_STEPS
 from echokdm.errors import EchoKDMError, InputError
 from echokdm.outputs import OutputDir
-from echokdm.predict import (
-    DEFAULT_STEPS,
-    KDMPredictor,
-    Prediction,
-    PredictOptions,
-    save_prediction,
-)
+from echokdm.predict import KDMPredictor, Prediction, PredictOptions, save_prediction
 from echokdm.progress import progress
 
 logger = logging.getLogger(__name__)
@@ -176,9 +171,9 @@ class PredictionSaver:
         self.command = command
 
     def __call__(self, item: Mapping[str, Any], pred: Prediction) -> Path:
-        """Write ``pred`` of the :func:`datalist` item ``item`` (its ``image`` loaded); returns the study folder."""
+        """Write ``pred`` of the :func:`datalist` item ``item``; returns the study folder."""
         out = self.root.path / item["study"]
-        save_prediction(pred, item["image"], out, self.overwrite, self.command)
+        save_prediction(pred, out, self.overwrite, self.command)
         return out
 
 

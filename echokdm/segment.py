@@ -14,8 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import numpy as np
-
+from echokdm.defaults import SEG_WEIGHTS
 from echokdm.errors import InputError
 from echokdm.outputs import OutputDir
 
@@ -25,7 +24,7 @@ FILES = {"segmentation": "segmentation.nii.gz", "overlay_gif": "overlay.gif", "s
 def segment_study(
     cine: str | os.PathLike,
     out: str | os.PathLike,
-    weights: str | os.PathLike = "seg_a4c",
+    weights: str | os.PathLike = SEG_WEIGHTS,
     n_keypoints: int = 20,
     overwrite: bool = False,
 ) -> dict[str, Any]:
@@ -48,6 +47,7 @@ def segment_study(
         OutputError: an output folder that cannot be used.
     """
     from echokdm.io import load_cine, require_loop
+    from echokdm.io.nifti import write_label_sequence
     from echokdm.metrics import measure_loop
     from echokdm.metrics_report import metrics_report, write_metrics
     from echokdm.models.seg import LVSegmenter, area_jitter
@@ -117,23 +117,3 @@ def _unpaired_ef(lm: Any) -> dict[str, Any] | None:
         "ef_area_length": ejection_fraction(a.volume_area_length, b.volume_area_length),
         "note": "no ED followed by ES inside the loop; ED and ES of neighbouring beats",
     }
-
-
-def write_label_sequence(path: str | os.PathLike, labels: np.ndarray, spacing_mm: list[float] | None = None) -> None:
-    """Write (T, H, W) labels as gzipped NIfTI with time as the slowest axis (CAMUS ``_sequence_gt`` layout).
-
-    Args:
-        path: target file (written as .nii.gz whatever its name).
-        labels: (T, H, W) uint8.
-        spacing_mm: (dy, dx) or None (1 mm).
-    """
-    import gzip
-
-    import nibabel as nib
-
-    dy, dx = spacing_mm if spacing_mm else (1.0, 1.0)
-    data = np.ascontiguousarray(np.asarray(labels, dtype=np.uint8).transpose(2, 1, 0))  # NIfTI: x fastest
-    image = nib.Nifti1Image(data, np.diag([float(dx), float(dy), 1.0, 1.0]))
-    image.header.set_xyzt_units("mm")
-    with open(path, "wb") as f:
-        f.write(gzip.compress(image.to_bytes(), compresslevel=6, mtime=0))  # no time stamp: same data, same bytes

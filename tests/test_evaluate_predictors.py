@@ -5,8 +5,8 @@ import pytest
 
 from echokdm.errors import InputError
 from echokdm.evaluate.predictors import PREDICTORS, CopyPredictor, Predictor, get_predictor, sector_anchors
-from echokdm.evaluate.scores import lv_overlap
 from echokdm.evaluate.segmenter import AtlasSegmenter
+from echokdm.metrics import lv_overlap
 from echokdm.evaluate.tasks import invert_ddf, make_sample
 from echokdm.flow import warp
 from evaluate_synthetic import synthetic_case
@@ -108,7 +108,7 @@ def test_atlas_segmenter_follows_the_image(case):
 
 
 def test_builtin_segmenter_adapter(case):
-    from echokdm.evaluate.segmenter import BuiltinSegmenter
+    from echokdm.segmenter import BuiltinSegmenter
     from echokdm.models.seg import LVSegmenter, SegModelConfig, build_network
 
     cfg = SegModelConfig(size=32, channels=(4, 8), strides=(2,), num_res_units=0)

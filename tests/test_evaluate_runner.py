@@ -1,6 +1,7 @@
 """Scoring loop and report of the evaluation harness on synthetic loops: perfect scores, resumability,
 determinism, the report files, and the target-EF task with a stand-in keypoint prior."""
 
+import dataclasses
 import json
 from functools import partial
 
@@ -13,9 +14,9 @@ from echokdm.errors import OutputError, UnsupportedError
 from echokdm.evaluate.cases import CaseRef
 from echokdm.evaluate.report import run_evaluation
 from echokdm.evaluate.runner import evaluate_cases, score_prediction
-from echokdm.evaluate.scores import PSNR_CAP, ef_of
 from echokdm.evaluate.segmenter import AtlasSegmenter
 from echokdm.evaluate.tasks import load_prior, make_sample
+from echokdm.metrics import PSNR_CAP, ef_from_keypoints
 from echokdm.outputs import OutputDir
 from evaluate_synthetic import synthetic_case
 
@@ -99,7 +100,7 @@ class ScalingPrior:
 
     def __call__(self, kps, *, target_ef, spacing_mm):
         mid = (kps[0] + kps[19]) / 2
-        c = brentq(lambda c: ef_of(kps, mid + (kps - mid) * c, spacing_mm) - target_ef, 0.3, 1.0)
+        c = brentq(lambda c: ef_from_keypoints(kps, mid + (kps - mid) * c, spacing_mm) - target_ef, 0.3, 1.0)
         return mid + (kps - mid) * c
 
 
@@ -113,6 +114,18 @@ def test_target_ef_task_with_a_prior(tmp_path):
     tps, copy = rows[rows["predictor"] == "tps"], rows[rows["predictor"] == "copy"]
     assert (tps["ef_err_target"].to_numpy() < copy["ef_err_target"].to_numpy()).all()
     assert "ef_err_target" in res.summary.read_text() and "oracle needs ddf, which" in res.summary.read_text()
+
+
+def test_target_ef_sample_is_on_the_cases_spacing():
+    """The motion prior is asked for the requested EF on the case's own (here non-square) pixels."""
+    from conftest import synthetic_systoles
+    from echokdm.models.prior import KeypointMotionPrior
+
+    prior = KeypointMotionPrior.fit(synthetic_systoles(), n_phases=8)
+    case = dataclasses.replace(synthetic_case(0, size=SIZE), spacing_mm=(0.3, 0.6))
+    sample = make_sample(case, "target-ef", prior=prior)
+    ef = ef_from_keypoints(sample.source_keypoints, sample.target_keypoints[0], case.spacing_mm)
+    assert ef == pytest.approx(sample.target_ef, abs=1e-3)
 
 
 def test_target_ef_without_a_prior_says_so(tmp_path, monkeypatch):

@@ -3,15 +3,8 @@
 import numpy as np
 import pytest
 
-from echokdm.evaluate.scores import (
-    PSNR_CAP,
-    area_jitter,
-    keypoint_distance,
-    lv_overlap,
-    psnr_in_sector,
-    ssim_in_sector,
-    warp_residual,
-)
+from echokdm.evaluate.scores import area_jitter, keypoint_distance, warp_residual
+from echokdm.metrics import PSNR_CAP, lv_overlap, psnr_in_sector, ssim_in_sector
 from evaluate_synthetic import ed_labels, synthetic_case
 
 

@@ -1,6 +1,9 @@
 """echokdm.predict in-process on tiny untrained weights: stages, modes, determinism, report and files."""
 
+import builtins
+import io
 import json
+from hashlib import sha256
 from pathlib import Path
 
 import jsonschema
@@ -9,9 +12,10 @@ import pytest
 import torch
 
 from echokdm.errors import InputError
+from echokdm.grid import kdm_on_source_grid
+from echokdm.io import write_label_sequence
 from echokdm.keypoints import KeypointTrack, extract_keypoints, save_keypoints
-from echokdm.models.seg import SectorFit
-from echokdm.predict import KDMPredictor, PredictOptions, PredictWeights, predict_study, residual_transfer
+from echokdm.predict import KDMPredictor, PredictOptions, PredictWeights, predict_study
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "data_specs" / "predict_report.schema.json").read_text())
 
@@ -23,10 +27,9 @@ class NearestFrameSegmenter:
     def __init__(self, frames: np.ndarray, labels: np.ndarray) -> None:
         self.frames, self.labels = frames.astype(np.float32) / 255, labels
 
-    def __call__(self, loop, sector_mask=None):
-        x = np.asarray(loop, dtype=np.float32).reshape(-1, *self.frames.shape[1:])
-        idx = [int(np.argmin(((self.frames - f) ** 2).mean(axis=(1, 2)))) for f in x]
-        return type("Out", (), {"labels": self.labels[idx]})()
+    def __call__(self, frames, *, sector_mask, spacing_mm=None, atlas=None):
+        idx = [int(np.argmin(((self.frames - f) ** 2).mean(axis=(1, 2)))) for f in frames]
+        return self.labels[idx]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -59,22 +62,18 @@ def test_es_prediction_follows_the_pipeline(predictor, phantom_study):
     assert p.frames.shape == (1, 128, 128) and p.flows.shape == (1, 2, 128, 128) and p.labels.shape == (1, 128, 128)
     np.testing.assert_allclose(p.source_keypoints, extract_keypoints(phantom_study.labels[p.source_frame], 40))
     np.testing.assert_allclose(p.target_keypoints, extract_keypoints(phantom_study.labels[p.target_frame], 40))
-    # the same as running the pipeline by hand on the working grid and carrying it back
-    pipe = predictor.pipeline
+    # KDM on the source grid with the loop's sector, the keypoints found, the requested steps and seed
     from echokdm.io import load_cine
 
     loop = load_cine(phantom_study.dicom)
-    sector = loop.meta["sector_mask"]
-    fit = SectorFit.from_mask(sector, pipe.sample_size)
-    src = loop[0, p.source_frame]
-    out = pipe(fit.to_work(src[None, None])[0, 0], fit.points_to_work(p.source_keypoints), fit.points_to_work(p.target_keypoints),
-               num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="pt")
-    frames, flows = residual_transfer(src, sector, fit, out.flows, (out.frames - out.warped)[:, None])
-    np.testing.assert_allclose(p.frames, frames, atol=1e-6)
-    np.testing.assert_allclose(p.flows, flows, atol=1e-6)
+    out = kdm_on_source_grid(predictor.pipeline, loop[0, p.source_frame].numpy(), loop.meta["sector_mask"],
+                             p.source_keypoints, p.target_keypoints, [1.0], 2, torch.Generator().manual_seed(0))
+    np.testing.assert_array_equal(p.frames, out.frames)
+    np.testing.assert_array_equal(p.flows, out.flows)
     # the EF the target keypoints imply is the loop's own beat EF here
     assert p.report["ef"]["target_keypoints"] == pytest.approx(p.report["ef"]["source_beat"])
     jsonschema.validate({**p.report, "timings_s": {**p.timings, "write": 0.0}, "files": _files()}, SCHEMA)
+    assert p.report["input"]["sha256"] == sha256(phantom_study.dicom.read_bytes()).hexdigest()
 
 
 def _files():
@@ -153,6 +152,43 @@ def test_segmentation_and_flow_files_round_trip(oracle, phantom_study, tmp_path)
     np.testing.assert_allclose(np.asarray(img.dataobj)[..., 0, :].transpose(2, 3, 1, 0), p.flows)
 
 
+def test_target_ef_is_solved_on_the_loops_spacing(predictor, phantom_study, tmp_path):
+    """The prior is asked for the EF on the loop's own pixels, the EF the report gives (non-square here)."""
+    from echokdm.io import read_cine, write_cine_dicom
+
+    _, meta = read_cine(phantom_study.dicom)
+    dicom = tmp_path / "anisotropic.dcm"
+    write_cine_dicom(dicom, phantom_study.frames, frame_time_ms=meta["frame_time_ms"], spacing_mm=(0.25, 0.5))
+    p = predictor.predict(dicom, PredictOptions(seg=str(phantom_study.labels_nii), steps=1, target_ef=35))
+    assert p.report["input"]["spacing_mm"] == [0.25, 0.5]
+    assert p.report["ef"]["target_keypoints"] == pytest.approx(35, abs=0.01)
+
+
+def test_input_is_read_once_before_any_model(phantom_study, tmp_path, monkeypatch):
+    """A broken DICOM fails before the models load (weights that would fail to load are never reached); a good
+    one is opened once for its frames, header and hash."""
+    broken = tmp_path / "broken.dcm"
+    broken.write_bytes(phantom_study.dicom.read_bytes()[:3000])
+    with pytest.raises(InputError, match="broken.dcm"):
+        predict_study(broken, tmp_path / "o", opts(phantom_study), weights=PredictWeights(k2f="nope"))
+    assert not (tmp_path / "o").exists()
+    opened = []
+
+    def counting(file, *args, **kwargs):
+        if Path(str(file)).resolve() == phantom_study.dicom.resolve():
+            opened.append(file)
+        return real_open(file, *args, **kwargs)
+
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", counting)
+    monkeypatch.setattr(io, "open", counting)
+    from echokdm.predict import read_input
+
+    inp = read_input(phantom_study.dicom, opts(phantom_study))
+    assert len(opened) == 1 and inp.header.Modality == "US"
+    assert inp.sha256 == sha256(phantom_study.dicom.read_bytes()).hexdigest()
+
+
 def test_bad_options_are_clear(phantom_study):
     with pytest.raises(InputError, match="between 5 and 90"):
         PredictOptions(target_ef=92)
@@ -163,8 +199,6 @@ def test_bad_options_are_clear(phantom_study):
 
 
 def test_beat_and_segmentation_errors(predictor, phantom_study, tmp_path):
-    from echokdm.segment import write_label_sequence
-
     flat = tmp_path / "flat.nii.gz"
     write_label_sequence(flat, np.repeat(phantom_study.labels[:1], len(phantom_study.labels), 0))
     with pytest.raises(InputError, match="no detectable heart beat"):

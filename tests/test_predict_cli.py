@@ -18,9 +18,8 @@ import pytest
 from io_files import sha256
 from test_io_write import dciodvfy_errors
 
-from echokdm.io import read_cine, write_cine_dicom
+from echokdm.io import read_cine, write_cine_dicom, write_label_sequence
 from echokdm.keypoints import KeypointTrack, extract_keypoints, save_keypoints
-from echokdm.segment import write_label_sequence
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "data_specs" / "predict_report.schema.json").read_text())
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "ECHOKDM_PROGRESS": "0"}

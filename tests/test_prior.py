@@ -56,6 +56,15 @@ def test_target_ef_is_hit_within_one_point(prior, target):
     assert abs(ef_from_keypoints(src, es) - target) < 1.0
 
 
+@pytest.mark.parametrize("spacing", [(0.3, 0.6), (0.5, 0.25), (0.4, 0.4)])
+def test_target_ef_is_hit_on_the_given_spacing(prior, spacing):
+    """Called as a KeypointPrior, the prior hits the EF measured on the pixels it is given, square or not (an
+    oblique ventricle: on non-square pixels its EF differs from that on square ones)."""
+    src = lv_keypoints(21, 50, angle=0.6)
+    es = prior(src, target_ef=40.0, spacing_mm=spacing)
+    assert ef_from_keypoints(src, es, spacing) == pytest.approx(40.0, abs=1e-3)
+
+
 def test_bad_requests_are_clear_errors(prior):
     src = lv_keypoints(21, 50)
     with pytest.raises(InputError, match="between 5 and 90"):

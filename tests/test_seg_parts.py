@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from echokdm.errors import InputError
+from echokdm.grid import SectorFit
 from echokdm.models.seg import (
-    SectorFit,
     area_jitter,
     dice_per_class,
     equalize_frames,

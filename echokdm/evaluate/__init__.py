@@ -12,8 +12,10 @@
 from echokdm.evaluate.cases import Case, CaseRef, resolve_cases
 from echokdm.evaluate.predictors import PREDICTORS, Predictor, get_predictor
 from echokdm.evaluate.report import EvaluationResult, run_evaluation
-from echokdm.evaluate.segmenter import AtlasSegmenter, Segmenter, load_segmenter
-from echokdm.evaluate.tasks import TASKS, KeypointPrior, Sample, make_sample
+from echokdm.evaluate.segmenter import AtlasSegmenter, load_segmenter
+from echokdm.evaluate.tasks import TASKS, Sample, make_sample
+from echokdm.models.prior import KeypointPrior
+from echokdm.segmenter import Segmenter
 
 __all__ = [
     "PREDICTORS",

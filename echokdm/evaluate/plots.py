@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from echokdm.evaluate.scores import METRICS, PSNR_CAP
+from echokdm.evaluate.scores import METRICS
+from echokdm.metrics import PSNR_CAP
 from echokdm.evaluate.summary import metrics_present, scored
 from echokdm.evaluate.tasks import Sample
 

@@ -15,10 +15,12 @@ from echokdm.evaluate.cases import CaseRef, resolve_cases
 from echokdm.evaluate.plots import bland_altman, box_plots, case_strip
 from echokdm.evaluate.predictors import PREDICTORS, Predictor, get_predictor
 from echokdm.evaluate.runner import SCORES_CSV, evaluate_cases, predict_and_segment, score_prediction, segmenter_inputs
-from echokdm.evaluate.segmenter import Segmenter, load_segmenter
+from echokdm.evaluate.segmenter import load_segmenter
 from echokdm.evaluate.summary import best_baseline, scored, summary_markdown
-from echokdm.evaluate.tasks import TASKS, KeypointPrior, Sample, load_prior, make_sample
+from echokdm.evaluate.tasks import TASKS, Sample, load_prior, make_sample
+from echokdm.models.prior import KeypointPrior
 from echokdm.outputs import OutputDir
+from echokdm.segmenter import Segmenter
 
 RUN_JSON = "run.json"
 
@@ -100,7 +102,7 @@ def run_evaluation(
         predictors: registered predictor names.
         task: one of :data:`~echokdm.evaluate.tasks.TASKS`.
         segmenter: ``auto`` (built-in when it has weights, else atlas), ``builtin``, ``atlas`` or a
-            :class:`~echokdm.evaluate.segmenter.Segmenter`.
+            :class:`~echokdm.segmenter.Segmenter`.
         n_keypoints: 20 or 40.
         size: edge of the square working grid in pixels.
         seed: fixes every random choice.

@@ -13,21 +13,13 @@ import torch
 from echokdm.errors import EchoKDMError
 from echokdm.evaluate.cases import CaseRef
 from echokdm.evaluate.predictors import Predictor, get_predictor
-from echokdm.evaluate.scores import (
-    area_jitter,
-    ef_of,
-    keypoint_distance,
-    lv_overlap,
-    one_thread,
-    psnr_in_sector,
-    safe_keypoints,
-    ssim_in_sector,
-    warp_residual,
-)
-from echokdm.evaluate.segmenter import Segmenter
-from echokdm.evaluate.tasks import KeypointPrior, Sample, make_sample
+from echokdm.evaluate.scores import area_jitter, keypoint_distance, one_thread, warp_residual
+from echokdm.evaluate.tasks import Sample, make_sample
+from echokdm.models.prior import KeypointPrior
 from echokdm.outputs import OutputDir
+from echokdm.metrics import ef_between, image_scores, prediction_ef
 from echokdm.progress import progress
+from echokdm.segmenter import Segmenter
 
 SCORES_CSV = "scores.csv"
 
@@ -38,7 +30,7 @@ def case_generator(seed: int, case_id: str) -> torch.Generator:
 
 
 def segmenter_inputs(sample: Sample) -> dict:
-    """Keyword arguments of a :class:`~echokdm.evaluate.segmenter.Segmenter` call for frames of ``sample``."""
+    """Keyword arguments of a :class:`~echokdm.segmenter.Segmenter` call for frames of ``sample``."""
     return {"sector_mask": sample.sector_mask, "spacing_mm": sample.spacing_mm, "atlas": (sample.source, sample.source_labels)}
 
 
@@ -83,22 +75,14 @@ def _scores(sample: Sample, pred: np.ndarray, pred_labels: np.ndarray, source_se
     sp = sample.spacing_mm
     out: dict[str, float] = {}
     if sample.targets is not None:
-        out["psnr"] = psnr_in_sector(pred, sample.targets, sample.sector_mask)
-        out["ssim"] = ssim_in_sector(pred, sample.targets, sample.sector_mask)
-        out["dice"], out["hd95"] = lv_overlap(pred_labels, sample.target_labels, sp)
-    kps = [safe_keypoints(lab, n_keypoints) for lab in pred_labels]
+        out.update(image_scores(pred, sample.targets, pred_labels, sample.target_labels, sample.sector_mask, sp))
+    measured = prediction_ef(np.concatenate([source_seg[None], pred_labels]), sample.source_is_ed, sp, n_keypoints)
     if sample.targets is not None:
+        kps = measured.keypoints[1:]
         errs = [keypoint_distance(k, t, sp) if k is not None else np.nan for k, t in zip(kps, sample.target_keypoints)]
         out["kp_err"] = float(np.mean(errs))
-
-    def ef(src: np.ndarray | None, tgt: np.ndarray | None) -> float:
-        if src is None or tgt is None:
-            return float("nan")
-        ed, es = (src, tgt) if sample.source_is_ed else (tgt, src)
-        return ef_of(ed, es, sp)
-
-    out["ef_pred"] = ef(safe_keypoints(source_seg, n_keypoints), kps[-1])
-    out["ef_kp"] = ef(sample.source_keypoints, sample.target_keypoints[-1])
+    out["ef_pred"] = measured.ef if measured.ef is not None else float("nan")
+    out["ef_kp"] = ef_between(sample.source_keypoints, sample.target_keypoints[-1], sample.source_is_ed, sp)
     out["ef_err"] = abs(out["ef_pred"] - out["ef_kp"])
     if sample.target_ef is not None:
         out["ef_true"] = sample.target_ef

@@ -1,5 +1,6 @@
-"""Per-case scores of a prediction: image similarity in the sector, LV overlap, keypoints, EF consistency
-and, for sequences, temporal smoothness.
+"""Per-case scores of the harness: the table of scores (:data:`METRICS`), keypoint distance and, for sequences,
+temporal smoothness. Image scores and the EF of a prediction are :mod:`echokdm.metrics`' (``echokdm predict``
+reports the same).
 
 Every function takes numpy arrays in the conventions of ``data_specs/conventions.md`` and returns plain
 floats; a measurement that cannot be made (an empty LV in the prediction's segmentation) is ``nan``.
@@ -8,25 +9,14 @@ floats; a measurement that cannot be made (an empty LV in the prediction's segme
 from __future__ import annotations
 
 import contextlib
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from monai.metrics import compute_dice, compute_hausdorff_distance
-from monai.metrics.regression import compute_ssim_and_cs
-from scipy.ndimage import binary_erosion
 from skimage.registration import optical_flow_ilk
 
-from echokdm.errors import EchoKDMError
 from echokdm.flow import warp
-
-#: PSNR of a prediction identical to its target (instead of infinity), dB
-PSNR_CAP = 100.0
-#: SSIM window (Gaussian, as Wang et al. 2004)
-SSIM_KERNEL, SSIM_SIGMA = 11, 1.5
-
 
 
 @dataclass(frozen=True)
@@ -56,6 +46,7 @@ METRICS: dict[str, Metric] = {
     "area_jitter": Metric(False, "%", 2, "mean |area(t) - mean of its neighbours| of the LV area curve / mean area"),
 }
 
+
 @contextlib.contextmanager
 def one_thread() -> Iterator[None]:
     """Run torch on one thread inside the block: the metrics' small convolutions and warps are many times
@@ -66,71 +57,6 @@ def one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-def psnr_in_sector(pred: np.ndarray, target: np.ndarray, sector_mask: np.ndarray) -> float:
-    """PSNR (dB, data range 1) over the sector pixels of each frame, averaged over frames; capped at
-    :data:`PSNR_CAP`.
-
-    Args:
-        pred: (N, H, W) in [0, 1].
-        target: (N, H, W) in [0, 1].
-        sector_mask: (H, W) bool.
-    """
-    m = np.broadcast_to(sector_mask, pred.shape)
-    diff = (pred.astype(np.float64) - target.astype(np.float64)) * m
-    mse = (diff**2).sum(axis=(1, 2)) / m.sum(axis=(1, 2))
-    with np.errstate(divide="ignore"):
-        psnr = 10.0 * np.log10(1.0 / mse)
-    return float(np.minimum(psnr, PSNR_CAP).mean())
-
-
-def ssim_in_sector(pred: np.ndarray, target: np.ndarray, sector_mask: np.ndarray) -> float:
-    """SSIM (data range 1, 11x11 Gaussian window) averaged over windows lying wholly inside the sector and
-    over frames.
-
-    Args:
-        pred: (N, H, W) in [0, 1].
-        target: (N, H, W) in [0, 1].
-        sector_mask: (H, W) bool.
-    """
-    ssim_map, _ = compute_ssim_and_cs(
-        torch.as_tensor(pred, dtype=torch.float32)[:, None],
-        torch.as_tensor(target, dtype=torch.float32)[:, None],
-        spatial_dims=2,
-        kernel_size=(SSIM_KERNEL, SSIM_KERNEL),
-        kernel_sigma=(SSIM_SIGMA, SSIM_SIGMA),
-        data_range=1.0,
-    )
-    r = SSIM_KERNEL // 2
-    inside = binary_erosion(sector_mask, np.ones((SSIM_KERNEL, SSIM_KERNEL)), border_value=0)[r:-r, r:-r]
-    return float(ssim_map[:, 0].numpy()[:, inside].mean())
-
-
-def lv_overlap(pred_labels: np.ndarray, target_labels: np.ndarray, spacing_mm: tuple[float, float] | None) -> tuple[float, float]:
-    """LV cavity (label 1) Dice and 95% Hausdorff distance, averaged over frames.
-
-    Args:
-        pred_labels: (N, H, W) uint8.
-        target_labels: (N, H, W) uint8.
-        spacing_mm: (dy, dx); distances are in pixels when None.
-
-    Returns:
-        (dice, hd95); each is nan when a frame's predicted LV is empty.
-    """
-    p = torch.as_tensor(pred_labels == 1)[:, None].float()
-    t = torch.as_tensor(target_labels == 1)[:, None].float()
-    empty = p.flatten(1).sum(1) == 0
-    dice = compute_dice(p, t, include_background=True).numpy().ravel()
-    hd = np.full(len(p), np.nan)
-    if (~empty).any():
-        with warnings.catch_warnings():  # MONAI 1.5+ warns about one of its own internal arguments
-            warnings.simplefilter("ignore", FutureWarning)
-            hd[~empty.numpy()] = compute_hausdorff_distance(
-                p[~empty], t[~empty], include_background=True, percentile=95, spacing=list(spacing_mm or (1.0, 1.0))
-            ).numpy().ravel()
-    hd[empty.numpy()] = np.nan
-    return float(dice.mean()), float(hd.mean())
 
 
 def keypoint_distance(a: np.ndarray, b: np.ndarray, spacing_mm: tuple[float, float] | None) -> float:
@@ -177,27 +103,3 @@ def warp_residual(frames: np.ndarray, sector_mask: np.ndarray, radius: int = 7, 
         moved = warp(a, np.stack([v, u])).numpy()
         res.append(np.abs(moved - b)[sector_mask].mean())
     return float(np.mean(res))
-
-
-def safe_keypoints(labels: np.ndarray, n_keypoints: int) -> np.ndarray | None:
-    """Keypoints of a predicted segmentation, or None when it has no usable LV."""
-    from echokdm.evaluate.tasks import keypoints_of
-
-    try:
-        return keypoints_of(labels, n_keypoints)
-    except EchoKDMError:
-        return None
-
-
-def ef_of(ed_keypoints: np.ndarray, es_keypoints: np.ndarray, spacing_mm: tuple[float, float] | None) -> float:
-    """EF (percent) of a pair of keypoint sets: Simpson's method of disks on their endocardial contours
-    (:func:`echokdm.metrics.ef_from_keypoints`).
-
-    Args:
-        ed_keypoints: (K, 2) end-diastolic keypoints (x, y) in pixels.
-        es_keypoints: (K, 2) end-systolic keypoints.
-        spacing_mm: (dy, dx) or None (square pixels).
-    """
-    from echokdm.metrics import ef_from_keypoints
-
-    return float(ef_from_keypoints(ed_keypoints, es_keypoints, spacing_mm))

@@ -1,40 +1,22 @@
 """Segmenters that label predicted frames, so that their LV can be compared with the truth.
 
-The harness accepts any object following :class:`Segmenter`. Two come with echokdm: the built-in learned
-segmenter (``echokdm.models.seg``), the default, and :class:`AtlasSegmenter`, which propagates the source
-frame's labels to each frame by optical-flow registration (no weights needed; it measures how the frame's
-content moved, so it favours predictions that keep the source's speckle).
+The harness accepts any :class:`echokdm.segmenter.Segmenter` (the call shape ``echokdm predict`` uses too). Two
+come with echokdm: the built-in learned segmenter (:class:`~echokdm.segmenter.BuiltinSegmenter`), the default, and
+:class:`AtlasSegmenter`, which propagates the source frame's labels to each frame by optical-flow registration (no
+weights needed; it measures how the frame's content moved, so it favours predictions that keep the source's
+speckle).
 """
 
 from __future__ import annotations
-
-from typing import Protocol
 
 import numpy as np
 from skimage.registration import optical_flow_ilk
 
 from echokdm.errors import InputError
 from echokdm.flow import warp
+from echokdm.segmenter import BuiltinSegmenter, Segmenter
 
 SEGMENTERS = ("builtin", "atlas")
-
-
-class Segmenter(Protocol):
-    """Labels frames with CAMUS labels (0 background, 1 LV cavity, 2 LV myocardium, 3 LA)."""
-
-    def __call__(
-        self,
-        frames: np.ndarray,
-        *,
-        sector_mask: np.ndarray,
-        spacing_mm: tuple[float, float] | None = None,
-        atlas: tuple[np.ndarray, np.ndarray] | None = None,
-    ) -> np.ndarray:
-        """(N, H, W) float32 frames (consecutive when N > 1) -> (N, H, W) uint8 label maps.
-
-        ``sector_mask`` is the (H, W) bool fan; ``atlas`` a labelled frame of the same loop, (image (H, W),
-        labels (H, W)), which segmenters may ignore.
-        """
 
 
 class AtlasSegmenter:
@@ -72,33 +54,6 @@ class AtlasSegmenter:
             flow = np.stack(optical_flow_ilk(frame, image, radius=self.radius, gaussian=True))  # pull, (dy, dx)
             out[i] = warp(labels, flow, mode="nearest").numpy()
         return out
-
-
-class BuiltinSegmenter:
-    """The learned segmenter (:class:`echokdm.models.seg.LVSegmenter`) behind the harness protocol.
-
-    Args:
-        model: a ready segmenter; default: the shipped weights.
-        weights: shipped weights name or a ``.safetensors`` path, used when ``model`` is None.
-
-    Raises:
-        InputError: the weights are missing or damaged.
-    """
-
-    def __init__(self, model=None, weights: str | None = None) -> None:
-        from echokdm.models.seg import DEFAULT_WEIGHTS, LVSegmenter
-
-        self.model = model if model is not None else LVSegmenter.from_pretrained(weights or DEFAULT_WEIGHTS)
-
-    def __call__(
-        self,
-        frames: np.ndarray,
-        *,
-        sector_mask: np.ndarray,
-        spacing_mm: tuple[float, float] | None = None,
-        atlas: tuple[np.ndarray, np.ndarray] | None = None,
-    ) -> np.ndarray:
-        return self.model(np.asarray(frames, dtype=np.float32), sector_mask=sector_mask).labels
 
 
 def load_segmenter(name: str = "builtin") -> Segmenter:

@@ -13,18 +13,18 @@ import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import torch
 
+from echokdm.defaults import PRIOR_WEIGHTS
 from echokdm.errors import InputError, UnsupportedError
 from echokdm.evaluate.cases import Case
+from echokdm.labels import camus_labels
+from echokdm.models.prior import KeypointPrior
 
 TASKS = ("es", "ed", "sequence", "target-ef")
 
-#: shipped weights name of the keypoint motion prior
-SHIPPED_PRIOR = "kdm_prior"
 #: range of target EFs (percent) drawn for the target-ef task
 TARGET_EF_RANGE = (20.0, 70.0)
 
@@ -64,23 +64,6 @@ class Sample:
     target_ef: float | None = None
 
 
-class KeypointPrior(Protocol):
-    """Keypoint motion prior: predicts ES keypoints from ED keypoints for a requested EF."""
-
-    def __call__(self, source_keypoints: np.ndarray, *, target_ef: float, spacing_mm: tuple[float, float] | None) -> np.ndarray:
-        """(K, 2) ED keypoints -> (K, 2) ES keypoints whose EF is ``target_ef`` percent."""
-
-
-class _MotionPriorAdapter:
-    """:class:`echokdm.models.prior.KeypointMotionPrior` behind :class:`KeypointPrior`."""
-
-    def __init__(self, model) -> None:
-        self.model = model
-
-    def __call__(self, source_keypoints: np.ndarray, *, target_ef: float, spacing_mm: tuple[float, float] | None) -> np.ndarray:
-        return self.model.for_target_ef(source_keypoints, target_ef)[-1]
-
-
 def load_prior(path: str | os.PathLike | None = None) -> KeypointPrior:
     """The keypoint motion prior: the file at ``path`` (written by ``KeypointMotionPrior.save``, e.g. by
     ``pipelines/fit_prior.py``), else the shipped ``kdm_prior``.
@@ -93,20 +76,15 @@ def load_prior(path: str | os.PathLike | None = None) -> KeypointPrior:
     from echokdm.weights import manifest
 
     if path is None:
-        if SHIPPED_PRIOR not in manifest():
+        if PRIOR_WEIGHTS not in manifest():
             raise UnsupportedError(
                 "task 'target-ef' needs the keypoint motion prior, and this echokdm ships none yet; "
                 "pass --prior FILE (e.g. from pipelines/fit_prior.py) or use --task es, ed or sequence"
             )
-        return _MotionPriorAdapter(KeypointMotionPrior.load(SHIPPED_PRIOR))
+        return KeypointMotionPrior.load(PRIOR_WEIGHTS)
     if not Path(path).is_file():
         raise InputError(f"keypoint motion prior {path} does not exist")
-    return _MotionPriorAdapter(KeypointMotionPrior.load(path))
-
-
-def camus_labels(labels: np.ndarray) -> np.ndarray:
-    """Labels with phantom extras (> 3) mapped to background, as CAMUS consumers expect."""
-    return np.where(labels > 3, 0, labels).astype(np.uint8)
+    return KeypointMotionPrior.load(path)
 
 
 def keypoints_of(labels: np.ndarray, n_keypoints: int) -> np.ndarray:

@@ -7,20 +7,33 @@ A ridge regression predicts the motion from the ED shape, so a big round ventric
 differently; the residual modes (PCA) describe the variation the shape does not explain.
 
 Asked for a target EF, the prior scales the predicted motion until the EF implied by the returned ES
-keypoints (Simpson volumes, :func:`echokdm.metrics.ef_from_keypoints`) equals the request.
+keypoints (Simpson volumes, :func:`echokdm.metrics.ef_from_keypoints`, on the loop's pixel spacing) equals the
+request. Called as a :class:`KeypointPrior`, it is what ``echokdm predict --target-ef`` and the harness's
+``target-ef`` task use.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from safetensors.numpy import save_file
 from scipy.optimize import brentq
 
+from echokdm.defaults import EF_LIMITS, PRIOR_WEIGHTS
 from echokdm.errors import EchoKDMError, InputError
+
+
+class KeypointPrior(Protocol):
+    """Keypoint motion prior: predicts ES keypoints from ED keypoints for a requested EF."""
+
+    def __call__(self, source_keypoints: np.ndarray, *, target_ef: float, spacing_mm: Sequence[float] | None) -> np.ndarray:
+        """(K, 2) ED keypoints (x, y) in pixels of (dy, dx) ``spacing_mm`` (None: square pixels) -> (K, 2) ES
+        keypoints whose EF is ``target_ef`` percent on that spacing."""
 
 
 def canonical_frame(kps: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -120,19 +133,32 @@ class KeypointMotionPrior:
         at = np.stack([np.stack([np.interp(phases, grid, full[:, i, j]) for j in range(2)], -1) for i in range(full.shape[1])], 1)
         return (canon + scale * at) * length @ rot + origin
 
-    def for_target_ef(self, source_kps: np.ndarray, target_ef: float, phases: np.ndarray | list[float] | None = None) -> np.ndarray:
+    def for_target_ef(
+        self, source_kps: np.ndarray, target_ef: float, phases: np.ndarray | list[float] | None = None,
+        spacing_mm: Sequence[float] | None = None,
+    ) -> np.ndarray:
         """Like :meth:`predict`, with the motion scaled so that EF(source, ES keypoints) = ``target_ef``.
 
+        Args:
+            source_kps: (K, 2) ED keypoints (x, y) in pixels.
+            target_ef: EF in percent.
+            phases: see :meth:`predict`.
+            spacing_mm: (dy, dx) pixel spacing the EF is measured on; None: square pixels.
+
         Raises:
-            InputError: ``target_ef`` outside 5–90 %, or not reachable by scaling this heart's motion.
+            InputError: ``target_ef`` outside :data:`~echokdm.defaults.EF_LIMITS`, or not reachable by scaling
+                this heart's motion.
         """
         from echokdm.metrics import ef_from_keypoints
 
-        if not 5 <= target_ef <= 90:
-            raise InputError(f"target EF must be between 5 and 90 %, got {target_ef}")
+        low, high = EF_LIMITS
+        if not low <= target_ef <= high:
+            raise InputError(f"target EF must be between {low:g} and {high:g} %, got {target_ef}")
+        if spacing_mm is not None and spacing_mm[0] == spacing_mm[1]:
+            spacing_mm = None  # EF does not change with the size of square pixels: solve in pixel units
 
         def gap(c: float) -> float:
-            return ef_from_keypoints(source_kps, self.predict(source_kps, [1.0], c)[0]) - target_ef
+            return ef_from_keypoints(source_kps, self.predict(source_kps, [1.0], c)[0], spacing_mm) - target_ef
 
         hi = 1.0
         while gap(hi) < 0 and hi < 8:
@@ -142,6 +168,10 @@ class KeypointMotionPrior:
         c = brentq(gap, 0.0, hi, xtol=1e-6)
         return self.predict(source_kps, phases, c)
 
+    def __call__(self, source_keypoints: np.ndarray, *, target_ef: float, spacing_mm: Sequence[float] | None) -> np.ndarray:
+        """The ES keypoints for ``target_ef`` (:class:`KeypointPrior`): :meth:`for_target_ef` at ES."""
+        return self.for_target_ef(source_keypoints, target_ef, spacing_mm=spacing_mm)[-1]
+
     def save(self, path: str | os.PathLike) -> None:
         """Write the model as safetensors (arrays) with its sizes in the metadata."""
         arrays = {k: np.ascontiguousarray(getattr(self, k), dtype=np.float32) for k in ("shape_mean", "motion_mean", "regression", "modes", "mode_std")}
@@ -149,7 +179,7 @@ class KeypointMotionPrior:
         save_file(arrays, str(path), metadata=meta)
 
     @classmethod
-    def load(cls, name: str | os.PathLike = "kdm_prior") -> KeypointMotionPrior:
+    def load(cls, name: str | os.PathLike = PRIOR_WEIGHTS) -> KeypointMotionPrior:
         """Read a model by shipped name (sha256-checked) or from a file written by :meth:`save` (no pickle)."""
         from echokdm import weights
 

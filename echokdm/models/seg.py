@@ -21,17 +21,16 @@ from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from monai.networks.nets import UNet
 from scipy import ndimage
 
 from echokdm.config import load_config, option
+from echokdm.defaults import SEG_WEIGHTS
 from echokdm.errors import InputError
+from echokdm.grid import SectorFit
+from echokdm.labels import LABELS
 
-#: CAMUS label values and names (phantom labels above 3 count as background)
-LABELS = {0: "background", 1: "lv", 2: "myo", 3: "la"}
 NUM_CLASSES = 4
-DEFAULT_WEIGHTS = "seg_a4c"
 
 
 @dataclass
@@ -58,89 +57,6 @@ def build_network(cfg: SegModelConfig) -> UNet:
         dropout=cfg.dropout,
         norm=cfg.norm,
     )
-
-
-@dataclass(frozen=True)
-class SectorFit:
-    """The map between a source grid and the square working grid around its sector.
-
-    The sector box is cropped, padded to a square (rows at the bottom, columns on both sides, so the apex
-    stays at the top centre) and resized to ``size``.
-
-    Attributes:
-        shape: source (H, W).
-        box: sector box (x0, y0, x1, y1), inclusive pixels.
-        size: working resolution.
-    """
-
-    shape: tuple[int, int]
-    box: tuple[int, int, int, int]
-    size: int
-
-    @classmethod
-    def from_mask(cls, mask: np.ndarray | torch.Tensor, size: int) -> SectorFit:
-        """Fit around the True pixels of an (H, W) sector mask (the whole image when it is empty)."""
-        m = np.asarray(mask, dtype=bool)
-        if m.ndim != 2:
-            raise InputError(f"sector mask must be (H, W), got shape {m.shape}")
-        rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
-        h, w = m.shape
-        box = (int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1])) if rows.size else (0, 0, w - 1, h - 1)
-        return cls(shape=(h, w), box=box, size=size)
-
-    @property
-    def _pads(self) -> tuple[int, int, int, int]:
-        x0, y0, x1, y1 = self.box
-        bh, bw = y1 - y0 + 1, x1 - x0 + 1
-        side = max(bh, bw)
-        left = (side - bw) // 2
-        return left, side - bw - left, 0, side - bh
-
-    def to_work(self, x: torch.Tensor, mode: Literal["bilinear", "nearest"] = "bilinear") -> torch.Tensor:
-        """Source (N, C, H, W) -> working (N, C, size, size) (``nearest`` for label maps)."""
-        x0, y0, x1, y1 = self.box
-        crop = F.pad(x[..., y0 : y1 + 1, x0 : x1 + 1].float(), self._pads)
-        if mode == "nearest":
-            return F.interpolate(crop, size=(self.size, self.size), mode="nearest-exact")
-        return F.interpolate(crop, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
-
-    def to_source(self, y: torch.Tensor) -> torch.Tensor:
-        """Working (N, C, size, size) -> source (N, C, H, W), bilinear; zeros outside the sector box."""
-        left, right, _, bottom = self._pads
-        x0, y0, x1, y1 = self.box
-        side = y1 - y0 + 1 + bottom
-        up = F.interpolate(y.float(), size=(side, side), mode="bilinear", align_corners=False)
-        out = y.new_zeros((*y.shape[:2], *self.shape), dtype=torch.float32)
-        out[..., y0 : y1 + 1, x0 : x1 + 1] = up[..., : side - bottom, left : side - right]
-        return out
-
-    @property
-    def side(self) -> int:
-        """Side (source pixels) of the padded square that becomes the working grid."""
-        x0, y0, x1, y1 = self.box
-        return max(y1 - y0 + 1, x1 - x0 + 1)
-
-    def points_to_work(self, points: np.ndarray) -> np.ndarray:
-        """Points (..., 2) (x, y) in source pixels -> working pixels, matching :meth:`to_work`.
-
-        Pixel centres map as ``F.interpolate(align_corners=False)`` maps them: ``u = (x' + 0.5) size / side - 0.5``
-        with ``x'`` the position inside the padded square.
-        """
-        x0, y0 = self.box[0] - self._pads[0], self.box[1]
-        return (np.asarray(points, dtype=np.float64) - (x0, y0) + 0.5) * (self.size / self.side) - 0.5
-
-    def points_to_source(self, points: np.ndarray) -> np.ndarray:
-        """Points (..., 2) (x, y) in working pixels -> source pixels (inverse of :meth:`points_to_work`)."""
-        x0, y0 = self.box[0] - self._pads[0], self.box[1]
-        return (np.asarray(points, dtype=np.float64) + 0.5) * (self.side / self.size) - 0.5 + (x0, y0)
-
-    def flow_to_source(self, flow: torch.Tensor) -> torch.Tensor:
-        """Displacement fields (N, 2, size, size) in working pixels -> (N, 2, H, W) in source pixels.
-
-        The working grid is a scaled and shifted copy of the source grid, so a displacement is resampled
-        like an image (:meth:`to_source`) and multiplied by the scale; it is zero outside the sector box.
-        """
-        return self.to_source(flow) * (self.side / self.size)
 
 
 def equalize_frames(frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -265,7 +181,7 @@ class LVSegmenter:
         self.weights_sha256: str | None = None
 
     @classmethod
-    def from_pretrained(cls, weights: str | os.PathLike = DEFAULT_WEIGHTS, device: str = "cpu", **kwargs) -> LVSegmenter:
+    def from_pretrained(cls, weights: str | os.PathLike = SEG_WEIGHTS, device: str = "cpu", **kwargs) -> LVSegmenter:
         """Build from shipped weights (name, sha256-checked) or a trained ``model.safetensors``.
 
         Raises:

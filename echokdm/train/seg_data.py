@@ -1,7 +1,7 @@
 """Training data of the segmenter: phantom frames on the working grid, with scanner-style augmentation.
 
 Loops are simulated once per run (``echokdm.phantom``), mapped to the working grid by
-:class:`~echokdm.models.seg.SectorFit` and kept as uint8; each training sample is one random frame,
+:class:`~echokdm.grid.SectorFit` and kept as uint8; each training sample is one random frame,
 augmented, then histogram-equalised inside its sector exactly as at inference. Every random choice is
 a function of ``(train.seed, epoch, index)``, so resumed runs see the same samples.
 """
@@ -9,7 +9,6 @@ a function of ``(train.seed, epoch, index)``, so resumed runs see the same sampl
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from echokdm.config import option
 from echokdm.errors import InputError
-from echokdm.models.seg import SectorFit, equalize_frames
+from echokdm.grid import SectorFit
+from echokdm.models.seg import equalize_frames
+from echokdm.outputs import atomic_write
 from echokdm.phantom import sample_params, simulate, split_seeds
 from echokdm.progress import progress
 from echokdm.train.cache import cache_key
@@ -168,10 +169,8 @@ def _made_or_cached(
             continue
         loop = next(made)
         if loop is not None and path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.stem}.{os.getpid()}.npz")
-            np.savez_compressed(tmp, **loop)
-            os.replace(tmp, path)
+            with atomic_write(path) as tmp, open(tmp, "wb") as f:
+                np.savez_compressed(f, **loop)
         yield loop
 
 

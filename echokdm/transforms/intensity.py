@@ -1,7 +1,7 @@
 """Ultrasound intensity augmentation that MONAI lacks: speckle, shadows, haze, structure echogenicity.
 
 They act on a frame ``(1, H, W)`` in [0, 1] whose sector apex is at the top centre (the working grid of
-:class:`echokdm.models.seg.SectorFit`). As in MONAI, each is an array transform that draws its random
+:class:`echokdm.grid.SectorFit`). As in MONAI, each is an array transform that draws its random
 field in ``randomize`` and applies it in ``__call__``, plus a thin ``...d`` dictionary transform that draws
 once (from its first key's image) and applies the same field to every key. Both return a float32 tensor
 (a ``MetaTensor`` while MONAI tracks metadata) whether or not the transform fired.

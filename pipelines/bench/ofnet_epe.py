@@ -76,7 +76,7 @@ def main() -> None:
 
     from echokdm.data import sample_path
     from echokdm.io import load_cine
-    from echokdm.models.seg import SectorFit
+    from echokdm.grid import SectorFit
 
     loop = load_cine(sample_path("sonosite"))
     frames = loop.as_tensor()[0].float()

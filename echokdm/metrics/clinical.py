@@ -21,12 +21,13 @@ they are in pixels, pixels^2 and pixels^3 and :attr:`Units.calibrated` is False.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
-from echokdm.errors import InputError
+from echokdm.errors import EchoKDMError, InputError
 from echokdm.keypoints.contour import check_keypoints, endocardial_contour
+from echokdm.labels import camus_labels
 from echokdm.phases import Phases, detect_phases
 
 N_DISKS = 20
@@ -191,88 +192,68 @@ def ef_from_keypoints(
     return ejection_fraction(ed, es)
 
 
+def ef_between(
+    source_keypoints: np.ndarray,
+    target_keypoints: np.ndarray,
+    source_is_ed: bool = True,
+    spacing_mm: Sequence[float] | None = None,
+) -> float:
+    """EF (percent, Simpson volumes) between a source and a target keypoint set, whichever of the two is ED.
+
+    Args:
+        source_keypoints: (K, 2) keypoints (x, y) in pixels of the source frame.
+        target_keypoints: (K, 2) keypoints of the target frame.
+        source_is_ed: the source is the end-diastolic frame (else the target is).
+        spacing_mm: (dy, dx) in mm, or None.
+    """
+    ed, es = (source_keypoints, target_keypoints) if source_is_ed else (target_keypoints, source_keypoints)
+    return ef_from_keypoints(ed, es, spacing_mm)
+
+
 @dataclass
-class Agreement:
-    """Agreement of paired measurements ``a`` vs ``b`` (Bland-Altman).
+class PredictionEF:
+    """EF of a prediction measured on segmentations (see :func:`prediction_ef`).
 
     Args:
-        n: pairs where both are finite.
-        mae: mean absolute difference.
-        bias: mean of ``a - b``.
-        sd: standard deviation of ``a - b`` (0 for one pair).
-        loa_low: ``bias - 1.96 sd`` (lower limit of agreement).
-        loa_high: ``bias + 1.96 sd``.
+        keypoints: per label map (the source's first) its (K, 2) keypoints, or None where it has no usable LV.
+        ef: EF (percent) between the source and the last map; None when either has no keypoints.
+        reason: why the first map without keypoints has none; None when all have.
     """
 
-    n: int
-    mae: float
-    bias: float
-    sd: float
-    loa_low: float
-    loa_high: float
-
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
+    keypoints: list[np.ndarray | None]
+    ef: float | None
+    reason: str | None
 
 
-def agreement(a: Sequence[float], b: Sequence[float]) -> Agreement:
-    """MAE, bias and 95% limits of agreement of ``a`` against ``b`` over pairs where both are finite.
+def prediction_ef(
+    labels: np.ndarray, source_is_ed: bool = True, spacing_mm: Sequence[float] | None = None, n_keypoints: int = 40
+) -> PredictionEF:
+    """EF of a prediction: between the segmentations of its source frame and of its last predicted frame.
 
-    Raises:
-        InputError: sequences of different lengths.
-    """
-    x, y = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
-    if x.shape != y.shape:
-        raise InputError(f"agreement needs paired values, got {x.size} and {y.size}")
-    d = (x - y)[np.isfinite(x) & np.isfinite(y)]
-    if d.size == 0:
-        nan = float("nan")
-        return Agreement(0, nan, nan, nan, nan, nan)
-    bias = float(d.mean())
-    sd = float(d.std(ddof=1)) if d.size > 1 else 0.0
-    return Agreement(int(d.size), float(np.abs(d).mean()), bias, sd, bias - 1.96 * sd, bias + 1.96 * sd)
-
-
-def ef_consistency(ef_keypoints: float, ef_segmentation: float, ef_truth: float | None = None) -> dict[str, float | None]:
-    """EF consistency of one prediction (percentage points).
+    Both should come from the same segmenter, each frame segmented on its own, so that the segmenter's bias
+    cancels.
 
     Args:
-        ef_keypoints: EF implied by the conditioning (target) keypoints.
-        ef_segmentation: EF measured on the segmentation of the predicted frames.
-        ef_truth: ground-truth EF when known.
+        labels: (1 + N, H, W) label maps, the source frame's first, then each predicted frame's.
+        source_is_ed: the source is the end-diastolic frame.
+        spacing_mm: (dy, dx) in mm, or None.
+        n_keypoints: 20 or 40.
 
     Returns:
-        The three EFs and the absolute differences ``seg_vs_keypoints``, ``seg_vs_truth``,
-        ``keypoints_vs_truth`` (None without truth).
+        The keypoints of every map and the EF.
     """
-    truth = None if ef_truth is None else float(ef_truth)
-    return {
-        "ef_keypoints": float(ef_keypoints),
-        "ef_segmentation": float(ef_segmentation),
-        "ef_truth": truth,
-        "seg_vs_keypoints": abs(float(ef_segmentation) - float(ef_keypoints)),
-        "seg_vs_truth": None if truth is None else abs(float(ef_segmentation) - truth),
-        "keypoints_vs_truth": None if truth is None else abs(float(ef_keypoints) - truth),
-    }
+    from echokdm.keypoints import extract_keypoints
 
-
-def aggregate_ef_consistency(cases: Sequence[dict]) -> dict[str, dict[str, float]]:
-    """Agreement over cases of :func:`ef_consistency` records.
-
-    Returns:
-        ``{"seg_vs_keypoints": ..., "seg_vs_truth": ..., "keypoints_vs_truth": ...}``, each an
-        :meth:`Agreement.as_dict` (n, mae, bias, sd, loa_low, loa_high); pairs without truth are skipped.
-    """
-
-    def col(name: str) -> list[float]:
-        return [np.nan if c.get(name) is None else float(c[name]) for c in cases]
-
-    seg, kps, truth = col("ef_segmentation"), col("ef_keypoints"), col("ef_truth")
-    return {
-        "seg_vs_keypoints": agreement(seg, kps).as_dict(),
-        "seg_vs_truth": agreement(seg, truth).as_dict(),
-        "keypoints_vs_truth": agreement(kps, truth).as_dict(),
-    }
+    keypoints, reason = [], None
+    for lab in labels:
+        try:
+            keypoints.append(np.asarray(extract_keypoints(camus_labels(lab), n_keypoints), dtype=np.float64))
+        except EchoKDMError as e:
+            keypoints.append(None)
+            reason = reason or str(e)
+    src, last = keypoints[0], keypoints[-1]
+    ef = ef_between(src, last, source_is_ed, spacing_mm) if src is not None and last is not None else None
+    return PredictionEF(keypoints, ef, reason)
 
 
 def _scale(spacing_mm: Sequence[float] | None) -> np.ndarray:

@@ -1,0 +1,52 @@
+"""Measurements: of the left ventricle from contour keypoints, and of predicted frames against real ones.
+
+- :mod:`~echokdm.metrics.clinical`: area, long axis, volumes (area-length, Simpson), EF, GLS of a frame or a
+  loop; the EF of a prediction, measured on the segmentations of its source and its last frame.
+- :mod:`~echokdm.metrics.agreement`: Bland-Altman agreement and EF consistency.
+- :mod:`~echokdm.metrics.images`: PSNR and SSIM inside the sector, LV cavity Dice and HD95.
+"""
+
+from echokdm.metrics.agreement import Agreement, aggregate_ef_consistency, agreement, ef_consistency
+from echokdm.metrics.clinical import (
+    N_DISKS,
+    FrameMeasurements,
+    LoopMetrics,
+    PredictionEF,
+    Units,
+    biplane_simpson_volume,
+    ef_between,
+    ef_from_keypoints,
+    ejection_fraction,
+    global_longitudinal_strain,
+    measure_frame,
+    measure_loop,
+    prediction_ef,
+)
+from echokdm.metrics.images import PSNR_CAP, SSIM_KERNEL, SSIM_SIGMA, image_scores, lv_overlap, psnr_in_sector, ssim_in_sector
+
+__all__ = [
+    "N_DISKS",
+    "PSNR_CAP",
+    "SSIM_KERNEL",
+    "SSIM_SIGMA",
+    "Agreement",
+    "FrameMeasurements",
+    "LoopMetrics",
+    "PredictionEF",
+    "Units",
+    "aggregate_ef_consistency",
+    "agreement",
+    "biplane_simpson_volume",
+    "ef_between",
+    "ef_consistency",
+    "ef_from_keypoints",
+    "ejection_fraction",
+    "global_longitudinal_strain",
+    "image_scores",
+    "lv_overlap",
+    "measure_frame",
+    "measure_loop",
+    "prediction_ef",
+    "psnr_in_sector",
+    "ssim_in_sector",
+]

@@ -1,0 +1,105 @@
+"""What ``echokdm predict`` is asked: the target (:class:`PredictOptions`) and the weights (:class:`PredictWeights`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Literal
+
+from echokdm.defaults import (
+    DEFAULT_STEPS,
+    EF_LIMITS,
+    F2I_WEIGHTS,
+    FLOW_VAE_WEIGHTS,
+    K2F_WEIGHTS,
+    PRIOR_WEIGHTS,
+    SEG_WEIGHTS,
+)
+from echokdm.errors import InputError
+
+
+@dataclass(frozen=True)
+class PredictWeights:
+    """The weights a prediction uses: each a shipped name (sha256-checked) or a ``.safetensors`` path."""
+
+    seg: str = SEG_WEIGHTS
+    flow_vae: str = FLOW_VAE_WEIGHTS
+    k2f: str = K2F_WEIGHTS
+    f2i: str = F2I_WEIGHTS
+    prior: str = PRIOR_WEIGHTS
+
+    @classmethod
+    def from_dir(cls, folder: str | os.PathLike) -> PredictWeights:
+        """Weights files named like the shipped ones (``seg_a4c.safetensors``, ...) in ``folder``.
+
+        Raises:
+            InputError: the folder or one of the files is missing.
+        """
+        root = Path(folder)
+        if not root.is_dir():
+            raise InputError(f"weights folder {root} does not exist")
+        paths = {f.name: root / f"{f.default}.safetensors" for f in fields(cls)}
+        missing = [p.name for role, p in paths.items() if role != "prior" and not p.is_file()]
+        if missing:
+            raise InputError(f"weights folder {root} lacks {', '.join(missing)}")
+        return cls(**{role: str(p) for role, p in paths.items()})
+
+
+@dataclass
+class PredictOptions:
+    """What to predict (the options of ``echokdm predict``).
+
+    Args:
+        phase: ``"es"`` (source ED -> its ES) or ``"ed"`` (source ES -> its ED), the target observed in the loop;
+            the default when neither ``target_ef`` nor ``keypoints`` is given is ``"es"``.
+        target_ef: the EF (percent, within :data:`~echokdm.defaults.EF_LIMITS`) the predicted ES should show;
+            keypoints from the motion prior.
+        keypoints: a keypoint file (``echokdm metrics`` format, 40 keypoints) with the target keypoints: its only
+            frame, or its first frame marked ES.
+        frames: number of frames of the sequence source -> target (alphas ``k / frames``); 1 = the target only.
+        seg: a segmentation of every frame of the loop, used instead of the built-in segmenter.
+        source_frame: source frame index (default: ED of the first beat; ES for ``phase="ed"``).
+        steps: denoising steps of K2F and of F2I.
+        seed: seed of the sampling noise (same seed, same pixels).
+
+    Raises:
+        InputError: more than one target, or a value out of its range.
+    """
+
+    phase: Literal["es", "ed"] | None = None
+    target_ef: float | None = None
+    keypoints: str | None = None
+    frames: int = 1
+    seg: str | None = None
+    source_frame: int | None = None
+    steps: int = DEFAULT_STEPS
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        given = [n for n, v in (("--phase", self.phase), ("--target-ef", self.target_ef), ("--keypoints", self.keypoints)) if v is not None]
+        if len(given) > 1:
+            raise InputError(f"give one target: {' or '.join(given)}, not both")
+        if self.phase is None and not given:
+            self.phase = "es"
+        if self.phase not in (None, "es", "ed"):
+            raise InputError(f"phase must be 'es' or 'ed', got {self.phase!r}")
+        if self.target_ef is not None:
+            self.target_ef = float(self.target_ef)
+            if not (EF_LIMITS[0] <= self.target_ef <= EF_LIMITS[1]):
+                raise InputError(f"target EF must be between {EF_LIMITS[0]:g} and {EF_LIMITS[1]:g} %, got {self.target_ef:g}")
+        for name, value, low in (("frames", self.frames, 1), ("steps", self.steps, 1), ("seed", self.seed, 0)):
+            if int(value) != value or value < low:
+                raise InputError(f"{name} must be an integer >= {low}, got {value}")
+        if self.source_frame is not None and (int(self.source_frame) != self.source_frame or self.source_frame < 0):
+            raise InputError(f"source frame must be a non-negative integer, got {self.source_frame}")
+
+    @property
+    def mode(self) -> str:
+        """``"phase"``, ``"target_ef"`` or ``"keypoints"``."""
+        return "target_ef" if self.target_ef is not None else "keypoints" if self.keypoints is not None else "phase"
+
+    @property
+    def alphas(self) -> list[float]:
+        """Fraction of the motion of each predicted frame: ``k / frames``."""
+        return [k / self.frames for k in range(1, self.frames + 1)]

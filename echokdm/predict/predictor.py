@@ -1,0 +1,184 @@
+"""The models behind ``echokdm predict`` (:class:`KDMPredictor`) and the stages they run on a study."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from echokdm.defaults import PRIOR_WEIGHTS
+from echokdm.errors import InputError, UnsupportedError
+from echokdm.grid import kdm_on_source_grid
+from echokdm.labels import camus_labels
+from echokdm.predict.options import PredictOptions, PredictWeights
+from echokdm.predict.report import Prediction, measure, study_sections
+from echokdm.predict.study import StudyInput, find_study, read_input
+from echokdm.segmenter import Segmenter
+
+
+class StageClock:
+    """Wall-clock seconds per named stage (a stage entered twice adds up)."""
+
+    def __init__(self, device: torch.device | None = None) -> None:
+        self.seconds: dict[str, float] = {}
+        self.device = device
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.device is not None and self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+
+class KDMPredictor:
+    """The models behind ``echokdm predict``, loaded once (a batch reuses them for every study).
+
+    Args:
+        pipeline: the KDM pipeline (working resolution ``pipeline.sample_size``).
+        segmenter: labels the loop and each predicted frame (:class:`echokdm.segmenter.Segmenter`).
+        prior: keypoint motion prior weights (name or path), loaded when ``--target-ef`` needs it.
+        weights: role -> {"name", "sha256"} of the weights in use (for the report).
+    """
+
+    def __init__(self, pipeline, segmenter: Segmenter, prior: str = PRIOR_WEIGHTS, weights: dict[str, dict] | None = None) -> None:
+        self.pipeline = pipeline
+        self.segmenter = segmenter
+        self.prior_weights = prior
+        self.weights = dict(weights or {})
+        self._prior = None
+
+    @classmethod
+    def from_weights(cls, weights: PredictWeights | None = None, device: str = "cpu") -> KDMPredictor:
+        """Load the pipeline and the segmenter (default: the shipped weights; nothing is downloaded).
+
+        Raises:
+            InputError: missing or foreign weights, or ``device`` not available.
+            UnsupportedError: this echokdm ships no KDM weights yet.
+        """
+        from echokdm.pipeline import EchoKDMPipeline
+        from echokdm.segmenter import BuiltinSegmenter
+
+        weights = weights or PredictWeights()
+        dev = _device(device)
+        _require_shipped(weights)
+        pipe = EchoKDMPipeline.from_weights(weights.flow_vae, weights.k2f, weights.f2i).to(dev)
+        seg = BuiltinSegmenter(weights=weights.seg, device=str(dev))
+        info = {role: {"name": _weights_name(getattr(weights, role)), "sha256": _sha256(getattr(weights, role))}
+                for role in ("seg", "flow_vae", "k2f", "f2i")}
+        return cls(pipe, seg, weights.prior, info)
+
+    @property
+    def prior(self):
+        """The keypoint motion prior (:class:`echokdm.models.prior.KeypointPrior`, loaded on first use)."""
+        if self._prior is None:
+            from echokdm.models.prior import KeypointMotionPrior
+
+            _require_shipped(PredictWeights(prior=self.prior_weights), roles=("prior",))
+            self._prior = KeypointMotionPrior.load(self.prior_weights)
+            self.weights["prior"] = {"name": _weights_name(self.prior_weights), "sha256": _sha256(self.prior_weights)}
+        return self._prior
+
+    @property
+    def device(self) -> torch.device:
+        return self.pipeline.f2i_unet.device
+
+    def predict(self, cine: str | os.PathLike | torch.Tensor, options: PredictOptions | None = None) -> Prediction:
+        """Predict the target frame (or the sequence towards it) of a cine loop; writes nothing.
+
+        Args:
+            cine: a DICOM cine (or any :func:`echokdm.io.load_cine` input), or the (1, T, H, W) ``MetaTensor``
+                that :func:`~echokdm.io.load_cine` / :class:`~echokdm.transforms.LoadCineLoop` made of one.
+            options: what to predict (default: ED -> ES).
+
+        Returns:
+            The :class:`~echokdm.predict.Prediction` with its report.
+
+        Raises:
+            InputError: everything :func:`~echokdm.predict.read_input` and :func:`~echokdm.predict.find_study`
+                reject: an unreadable loop, a single frame, a loop without a visible beat, a segmentation that does
+                not fit the loop, an unusable keypoint file.
+        """
+        return self.predict_input(read_input(cine, options))
+
+    def predict_input(self, inp: StudyInput) -> Prediction:
+        """:meth:`predict` of an input read by :func:`~echokdm.predict.read_input`.
+
+        Stages (each timed): ``segment`` (the loop's labels, unless given), ``keypoints`` (beat, frames and
+        keypoints), ``prepare`` / ``k2f`` / ``f2i`` / ``transfer`` (:func:`echokdm.grid.kdm_on_source_grid`),
+        ``segment_prediction`` (the source and each predicted frame, each on its own) and ``measure``.
+        """
+        opts = inp.options
+        clock = StageClock(self.device)
+        clock.seconds["load"] = inp.seconds
+        t_start = time.perf_counter() - inp.seconds
+        with clock("segment"):
+            labels = inp.labels
+            if labels is None:
+                labels = camus_labels(self.segmenter(inp.frames, sector_mask=inp.sector, spacing_mm=inp.spacing))
+        with clock("keypoints"):
+            study = find_study(inp, labels, lambda: self.prior)
+        source = inp.frames[study.source_frame]
+        out = kdm_on_source_grid(
+            self.pipeline, source, inp.sector, study.source_kps, study.target_kps, opts.alphas, opts.steps,
+            torch.Generator().manual_seed(opts.seed), clock=clock,
+        )
+        with clock("segment_prediction"):
+            pred_labels = self._segment_frames(np.concatenate([source[None], out.frames]), inp)
+        with clock("measure"):
+            sections = {**study_sections(study, out.fit, self.device), **measure(study, out.frames, pred_labels)}
+        clock.seconds["total"] = time.perf_counter() - t_start
+        observed = study.target_frame is not None
+        return Prediction(
+            frames=out.frames, flows=out.flows, labels=pred_labels[1:], source=source,
+            source_labels=labels[study.source_frame], source_frame=study.source_frame,
+            target=inp.frames[study.target_frame] if observed else None,
+            target_labels=labels[study.target_frame] if observed else None, target_frame=study.target_frame,
+            source_keypoints=study.source_kps, target_keypoints=study.target_kps, alphas=opts.alphas,
+            sections=sections, weights=dict(self.weights), header=inp.header, timings=clock.seconds,
+        )
+
+    def _segment_frames(self, frames: np.ndarray, inp: StudyInput) -> np.ndarray:
+        """Each frame segmented on its own (no temporal smoothing across source and predictions)."""
+        out = [self.segmenter(f[None], sector_mask=inp.sector, spacing_mm=inp.spacing)[0] for f in frames]
+        return camus_labels(np.stack(out))
+
+
+def _device(device: str) -> torch.device:
+    if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
+        raise InputError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("device 'cuda' requested but CUDA is not available on this machine; use --device cpu")
+    return torch.device(device)
+
+
+def _require_shipped(weights: PredictWeights, roles: tuple[str, ...] = ("seg", "flow_vae", "k2f", "f2i")) -> None:
+    """A clear error when default weights are not shipped with this echokdm (yet)."""
+    from echokdm.weights import manifest
+
+    shipped = manifest()
+    missing = [getattr(weights, r) for r in roles if not str(getattr(weights, r)).endswith(".safetensors") and getattr(weights, r) not in shipped]
+    if missing:
+        raise UnsupportedError(
+            f"this echokdm ships no weights named {', '.join(missing)}; train them (pipelines/train_kdm.sh) and pass "
+            "--weights DIR with files named like the shipped ones"
+        )
+
+
+def _weights_name(name: str) -> str:
+    return Path(name).name if str(name).endswith(".safetensors") else str(name)
+
+
+def _sha256(name: str) -> str:
+    from echokdm.weights import WEIGHTS_DIR, manifest, sha256_of
+
+    entry = manifest().get(str(name))
+    return entry["sha256"] if entry else sha256_of(Path(name) if str(name).endswith(".safetensors") else WEIGHTS_DIR / name)
