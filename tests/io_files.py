@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import subprocess
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -91,3 +94,14 @@ def region(box: tuple[int, int, int, int], delta_cm: tuple[float, float], data_t
     item.PhysicalUnitsYDirection = 3
     item.PhysicalDeltaY, item.PhysicalDeltaX = delta_cm
     return item
+
+
+def dciodvfy_errors(path) -> list[str] | None:
+    """Error lines of dicom3tools' validator, or None when it is not installed (CI must have it)."""
+    exe = shutil.which("dciodvfy")
+    if exe is None:
+        assert not os.environ.get("CI"), "dciodvfy missing in CI: install dicom3tools"
+        warnings.warn("dciodvfy (dicom3tools) not installed: DICOM validation not run", stacklevel=2)
+        return None
+    out = subprocess.run([exe, str(path)], capture_output=True, text=True)
+    return [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")]

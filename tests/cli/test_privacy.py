@@ -14,11 +14,11 @@ import pydicom
 import pytest
 from dicomanonymizer.dicomfields_selector import dicom_anonymization_database_selector
 from hardening_files import echokdm, one_error_line, read_csv, write_manifest
+from io_files import dciodvfy_errors
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import UID
-from test_io_write import dciodvfy_errors
 
 from echokdm.io import write_cine_dicom
 from echokdm.io.anonymize import DUMMY_TIMES, PROFILE_TABLE, Anonymizer

@@ -10,7 +10,7 @@ import pytest
 from echokdm.errors import InputError
 from echokdm.keypoints import KeypointTrack, load_keypoints, save_keypoints
 
-SCHEMA = json.loads((Path(__file__).parents[1] / "data_specs" / "keypoints.schema.json").read_text())
+SCHEMA = json.loads((Path(__file__).parents[2] / "data_specs" / "keypoints.schema.json").read_text())
 
 
 def _track(n=40, spacing=(0.154, 0.3081), frames=(0, 3, 11)):

@@ -15,7 +15,7 @@ from a4c_shapes import a4c_loop
 from echokdm.io import write_cine_dicom
 from echokdm.keypoints import load_keypoints
 
-SPECS = Path(__file__).parents[1] / "data_specs"
+SPECS = Path(__file__).parents[2] / "data_specs"
 
 
 def run(*args, cwd=None):

@@ -14,7 +14,7 @@ from io_files import copy_testdata, moving_fan, pydicom_file, sha256, write_us
 from pydicom.encaps import encapsulate
 from pydicom.uid import JPEGBaseline8Bit, MPEG4HP41
 
-SCHEMA = json.loads((Path(__file__).parents[1] / "data_specs" / "info.schema.json").read_text())
+SCHEMA = json.loads((Path(__file__).parents[2] / "data_specs" / "info.schema.json").read_text())
 
 
 def info(*args: str) -> subprocess.CompletedProcess:

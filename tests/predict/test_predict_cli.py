@@ -1,5 +1,5 @@
 """``echokdm predict`` end to end in a subprocess: files, valid DICOM and report, no PHI, nothing written outside
---out, input untouched, and one clear line for every bad input (determinism: test_determinism.py)."""
+--out, input untouched, and one clear line for every bad input (determinism: cli/test_determinism.py)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,12 @@ import jsonschema
 import numpy as np
 import pydicom
 import pytest
-from io_files import sha256
-from test_io_write import dciodvfy_errors
+from io_files import dciodvfy_errors, sha256
 
 from echokdm.io import read_cine, write_cine_dicom, write_label_sequence
 from echokdm.keypoints import KeypointTrack, extract_keypoints, save_keypoints
 
-SCHEMA = json.loads((Path(__file__).parents[1] / "data_specs" / "predict_report.schema.json").read_text())
+SCHEMA = json.loads((Path(__file__).parents[2] / "data_specs" / "predict_report.schema.json").read_text())
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "ECHOKDM_PROGRESS": "0"}
 
 

@@ -30,7 +30,7 @@ from echokdm.phantom.simulate import check_loop, frame_times
 
 SMALL = dict(size=112, frames=12, n_beats=1)
 FAST_PROBE = dict(frequency_mhz=2.0, n_beams=64)  # the cheapest cole probe: a fast test
-SCHEMA = json.loads((Path(__file__).parents[1] / "data_specs" / "phantom.schema.json").read_text())
+SCHEMA = json.loads((Path(__file__).parents[2] / "data_specs" / "phantom.schema.json").read_text())
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from echokdm.phantom import sample_params, simulate
 from echokdm.phantom.layouts import echonet_name, layout_overrides, manifest_rows
 
 ARGS = ["--n", "2", "--frames", "16", "--seed", "5"]
-SCHEMA = json.loads((Path(__file__).parents[1] / "data_specs" / "phantom.schema.json").read_text())
+SCHEMA = json.loads((Path(__file__).parents[2] / "data_specs" / "phantom.schema.json").read_text())
 
 
 def _run(tmp_path, layout, *extra):

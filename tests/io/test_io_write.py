@@ -11,22 +11,11 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from io_files import moving_fan, pydicom_file
+from io_files import dciodvfy_errors, moving_fan, pydicom_file
 
 from echokdm.errors import InputError
 from echokdm.io import load_cine, read_cine, write_cine_dicom
 from echokdm.io.calibration import mm_from_cm
-
-
-def dciodvfy_errors(path) -> list[str] | None:
-    """Error lines of dicom3tools' validator, or None when it is not installed (CI must have it)."""
-    exe = shutil.which("dciodvfy")
-    if exe is None:
-        assert not os.environ.get("CI"), "dciodvfy missing in CI: install dicom3tools"
-        warnings.warn("dciodvfy (dicom3tools) not installed: DICOM validation not run", stacklevel=2)
-        return None
-    out = subprocess.run([exe, str(path)], capture_output=True, text=True)
-    return [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")]
 
 
 def test_round_trip_is_exact(tmp_path):

@@ -17,7 +17,7 @@ from echokdm.io import write_label_sequence
 from echokdm.keypoints import KeypointTrack, extract_keypoints, save_keypoints
 from echokdm.predict import KDMPredictor, PredictOptions, PredictWeights, predict_study
 
-SCHEMA = json.loads((Path(__file__).parents[1] / "data_specs" / "predict_report.schema.json").read_text())
+SCHEMA = json.loads((Path(__file__).parents[2] / "data_specs" / "predict_report.schema.json").read_text())
 
 
 class NearestFrameSegmenter:
