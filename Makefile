@@ -1,10 +1,11 @@
-# Two entry points for a fresh machine: `make demo` (main job on the bundled sample) and `make test`.
+# Two entry points for a fresh machine: `make demo` (main job on the bundled sample) and `make test`;
+# `make lint` runs ruff (configured in pyproject.toml).
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out/demo
 
-.PHONY: venv tools demo test clean
+.PHONY: venv tools demo test lint clean
 
 $(BIN)/echokdm: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,6 +28,9 @@ demo: venv
 
 test: venv tools
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: venv
+	$(BIN)/ruff check echokdm tests pipelines
 
 clean:
 	rm -rf $(VENV) out

@@ -95,7 +95,11 @@ class KDMNetwork(torch.nn.Module):
 
     @torch.no_grad()
     def forward(
-        self, image: torch.Tensor, keypoints: torch.Tensor | Any, num_inference_steps: int = DEFAULT_STEPS, seed: int = 0
+        self,
+        image: torch.Tensor,
+        keypoints: torch.Tensor | Any,
+        num_inference_steps: int = DEFAULT_STEPS,
+        seed: int = 0,
     ) -> torch.Tensor:
         """Generate the frame each source frame shows at its target keypoints (K2F flow, then F2I).
 

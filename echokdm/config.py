@@ -136,7 +136,9 @@ def _build(cls: type, data: Any, where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise InputError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; expected some of {', '.join(fields)}")
+        raise InputError(
+            f"{where}: unknown key(s) {', '.join(map(str, unknown))}; expected some of {', '.join(fields)}"
+        )
     kwargs = {name: _convert(hints[name], value, f"{where}: {name}") for name, value in data.items()}
     return cls(**kwargs)
 

@@ -137,7 +137,9 @@ def snap_to_contours(
     return flow - torch.from_numpy(np.stack(corrections)).to(flow)
 
 
-def endpoint_error(pred: np.ndarray | torch.Tensor, true: np.ndarray | torch.Tensor, mask: np.ndarray | None = None) -> float:
+def endpoint_error(
+    pred: np.ndarray | torch.Tensor, true: np.ndarray | torch.Tensor, mask: np.ndarray | None = None
+) -> float:
     """Mean end-point error ‖pred − true‖₂ in pixels over ``mask`` (all pixels when None).
 
     Args:

@@ -25,7 +25,9 @@ from echokdm.flow import warp
 Clock = Callable[[str], contextlib.AbstractContextManager]
 #: working-grid source (1, 1, S, S), source keypoints (1, K, 2), target keypoint sets [(1, K, 2), ...] ->
 #: (frames (N, 1, S, S), pull flows (N, 2, S, S), the source warped by each flow (N, 1, S, S))
-WorkingGridModel = Callable[[torch.Tensor, torch.Tensor, list[torch.Tensor]], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+WorkingGridModel = Callable[
+    [torch.Tensor, torch.Tensor, list[torch.Tensor]], tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+]
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,11 @@ def on_source_grid(
     clock = clock or _no_clock
     with clock("prepare"):
         fit = SectorFit.from_mask(sector, size)
-        src = torch.as_tensor(np.ascontiguousarray(source, dtype=np.float32)) if isinstance(source, np.ndarray) else source
+        src = (
+            torch.as_tensor(np.ascontiguousarray(source, dtype=np.float32))
+            if isinstance(source, np.ndarray)
+            else source
+        )
         src_work = fit.to_work(src[None, None])
         targets = np.asarray(target_keypoints)
         kps = [torch.from_numpy(fit.points_to_work(k)).float()[None]
@@ -226,7 +232,9 @@ def kdm_on_source_grid(
         fractions = motion_fractions(src_kps[0].numpy(), [k[0].numpy() for k in tgt_kps]) if alphas is None else alphas
         src = src.to(device, dtype)
         with clock("k2f"):
-            flow, _ = pipeline.generate_flow(src, src_kps.to(device), tgt_kps[-1].to(device), num_inference_steps, generator)
+            flow, _ = pipeline.generate_flow(
+                src, src_kps.to(device), tgt_kps[-1].to(device), num_inference_steps, generator
+            )
         with clock("f2i"):
             if not warp_only:
                 return pipeline.render(src, flow, fractions, num_inference_steps, generator)

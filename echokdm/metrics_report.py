@@ -110,7 +110,10 @@ def write_metrics(
         "ed_long_axis": f"ed_long_axis_{u.length}", "es_long_axis": f"es_long_axis_{u.length}",
     }  # fmt: skip
     hr = report["heart_rate_bpm"]
-    rows = [{"beat": i, **{beat_cols[k]: v for k, v in b.items()}, "heart_rate_bpm": hr} for i, b in enumerate(report["beats"])]
+    rows = [
+        {"beat": i, **{beat_cols[k]: v for k, v in b.items()}, "heart_rate_bpm": hr}
+        for i, b in enumerate(report["beats"])
+    ]
     out.write_text(FILES["report_csv"], _csv(["beat", *beat_cols.values(), "heart_rate_bpm"], rows))
     frame_cols = {
         "frame": "frame", "phase": "phase", "area": f"area_{u.area}", "long_axis": f"long_axis_{u.length}",

@@ -85,7 +85,9 @@ class EchoKDMPipeline(DiffusionPipeline):
         )
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike | None = None, **kwargs) -> EchoKDMPipeline:
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike | None = None, **kwargs
+    ) -> EchoKDMPipeline:
         """Load a pipeline from a local folder; ``None`` (the default) is the shipped model. Nothing is downloaded.
 
         Args:
@@ -120,8 +122,13 @@ class EchoKDMPipeline(DiffusionPipeline):
         src = torch.as_tensor(np.asarray(source, dtype=np.float32) if not torch.is_tensor(source) else source)
         src = src.to(device=device, dtype=dtype).reshape(1, 1, *src.shape[-2:])
         if tuple(src.shape[-2:]) != (self.sample_size, self.sample_size):
-            raise EchoKDMError(f"source frame must be {self.sample_size}x{self.sample_size}, got {tuple(src.shape[-2:])}")
-        kps = [torch.as_tensor(np.asarray(k, dtype=np.float32)).reshape(1, -1, 2).to(device) for k in (source_keypoints, target_keypoints)]
+            raise EchoKDMError(
+                f"source frame must be {self.sample_size}x{self.sample_size}, got {tuple(src.shape[-2:])}"
+            )
+        kps = [
+            torch.as_tensor(np.asarray(k, dtype=np.float32)).reshape(1, -1, 2).to(device)
+            for k in (source_keypoints, target_keypoints)
+        ]
         if kps[0].shape != kps[1].shape:
             raise EchoKDMError(f"source and target keypoints differ in count: {kps[0].shape[1]} vs {kps[1].shape[1]}")
         return src, kps[0], kps[1]

@@ -103,12 +103,16 @@ def read_manifest(path: str | os.PathLike) -> list[ManifestRow]:
     if missing := [c for c in REQUIRED if c not in columns]:
         raise InputError(f"manifest {p} lacks the column(s) {', '.join(missing)}")
     if unknown := sorted(columns - set(REQUIRED) - set(OPTIONAL)):
-        raise InputError(f"manifest {p} has unknown column(s) {', '.join(unknown)}; known: {', '.join(REQUIRED + OPTIONAL)}")
+        raise InputError(
+            f"manifest {p} has unknown column(s) {', '.join(unknown)}; known: {', '.join(REQUIRED + OPTIONAL)}"
+        )
     out, seen = [], set()
     for line, r in enumerate(rows, start=2):
         sid = (r["study_id"] or "").strip()
         if not _SAFE_ID.match(sid):
-            raise InputError(f"manifest {p} line {line}: study_id {sid!r} is not a safe folder name (letters, digits, . _ -)")
+            raise InputError(
+                f"manifest {p} line {line}: study_id {sid!r} is not a safe folder name (letters, digits, . _ -)"
+            )
         if sid in seen:
             raise InputError(f"manifest {p} line {line}: study_id {sid!r} appears twice")
         seen.add(sid)

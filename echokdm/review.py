@@ -187,9 +187,19 @@ class ReviewLog:
         if self.path.exists():
             header = self.path.read_text().splitlines()[:1]
             if header and header[0].split(",") != list(REVIEW_COLUMNS):
-                raise OutputError(f"{self.path} is not an echokdm review log (columns {header[0]!r}, expected {','.join(REVIEW_COLUMNS)})")
+                raise OutputError(
+                    f"{self.path} is not an echokdm review log "
+                    f"(columns {header[0]!r}, expected {','.join(REVIEW_COLUMNS)})"
+                )
 
-    def record(self, case_id: str, decision: str, comment: str = "", reviewer: str = "", report: str | os.PathLike | None = None) -> dict[str, str]:
+    def record(
+        self,
+        case_id: str,
+        decision: str,
+        comment: str = "",
+        reviewer: str = "",
+        report: str | os.PathLike | None = None,
+    ) -> dict[str, str]:
         """Append one decision (written atomically; the time is UTC).
 
         Args:
@@ -247,7 +257,9 @@ def review_form(log: ReviewLog, case_id: str, reviewer: str = "", report: str | 
         UnsupportedError: ipywidgets is not installed (call ``log.record(case_id, "accept" or "flag", comment)``).
     """
     if not widgets_available():
-        raise UnsupportedError(f"the review form needs ipywidgets; record with log.record({case_id!r}, 'accept' or 'flag', comment)")
+        raise UnsupportedError(
+            f"the review form needs ipywidgets; record with log.record({case_id!r}, 'accept' or 'flag', comment)"
+        )
     import ipywidgets as widgets
 
     decision = widgets.ToggleButtons(options=list(DECISIONS), value=None, description="decision")

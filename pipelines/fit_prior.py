@@ -37,8 +37,10 @@ def main() -> None:
         ef_true.append(ef_from_keypoints(traj[0], traj[-1]))
     diff = np.array(ef_pred) - np.array(ef_true)
     print(f"prior fitted on {len(train.ed)} loops -> {a.out}")
-    print(f"val ES keypoint error {np.mean(errs):.2f} px (mean over {len(errs)} loops); "
-          f"EF prior-vs-true MAE {np.abs(diff).mean():.1f} points (the prior predicts a typical heart, not this one's EF)")
+    print(
+        f"val ES keypoint error {np.mean(errs):.2f} px (mean over {len(errs)} loops); "
+        f"EF prior-vs-true MAE {np.abs(diff).mean():.1f} points (the prior predicts a typical heart, not this one's EF)"
+    )
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 The LV cavity is an ellipse (semi-axes ``a`` along the long axis, ``b`` across) cut by the annulus line
 at ``offset`` below its centre; the myocardium is a ring of width ``wall`` around it, open at the base
-and reaching ``drop`` pixels below the annulus; the left atrium is a half-ellipse below the annulus, as wide as the cavity's base.
+and reaching ``drop`` pixels below the annulus; the left atrium is a half-ellipse below the annulus, as wide as the
+cavity's base.
 Shape coordinates: ``u`` along the long axis from the annulus midpoint towards the apex, ``v`` across,
 positive towards the image right in the upright pose. Placement on the image is a similarity: the annulus
 midpoint goes to ``base`` (x, y), the long axis points up the image rotated by ``angle_deg``
@@ -95,7 +96,9 @@ def contraction(n_frames: int, period: float, phase0: float = 0.0, systole: floa
     return np.where(ph < systole, fall, rise)
 
 
-def a4c_loop(n_frames: int = 30, period: float = 20.0, phase0: float = 0.0, shrink: float = 0.2, shape=(128, 128), **kw) -> np.ndarray:
+def a4c_loop(
+    n_frames: int = 30, period: float = 20.0, phase0: float = 0.0, shrink: float = 0.2, shape=(128, 128), **kw
+) -> np.ndarray:
     """(T, H, W) labels of a beating :func:`a4c_labels` shape: long and short axes shrink by ``shrink`` at ES."""
     a, b, offset = kw.pop("a", 40.0), kw.pop("b", 20.0), kw.pop("offset", 10.0)
     f = 1 - shrink * contraction(n_frames, period, phase0)

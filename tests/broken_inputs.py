@@ -84,10 +84,9 @@ def pydicom_file(name: str) -> Path:
 def make_base(root: Path) -> Base:
     """Write the good inputs into ``root`` (a phantom loop + labels, copies of two pydicom files)."""
     from echokdm.data import sample_path
-    from echokdm.io import write_cine_dicom
-    from echokdm.phantom import sample_params, simulate
-    from echokdm.io import write_label_sequence
+    from echokdm.io import write_cine_dicom, write_label_sequence
     from echokdm.labels import camus_labels
+    from echokdm.phantom import sample_params, simulate
 
     root.mkdir(parents=True, exist_ok=True)
     lp = simulate(sample_params(3, size=BASE_SIZE, frames=BASE_FRAMES, n_beats=1))
@@ -308,7 +307,11 @@ def _(d: Path, b: Base) -> Path:
     return _bytes(d / "study.dcm", data[: len(data) // 2])
 
 
-@_case("truncated_jpeg_tail", "the SonoSite cine without its last 100 bytes (frame 30's JPEG cut short)", "runs past the end of the file")
+@_case(
+    "truncated_jpeg_tail",
+    "the SonoSite cine without its last 100 bytes (frame 30's JPEG cut short)",
+    "runs past the end of the file",
+)
 def _(d: Path, b: Base) -> Path:
     return _bytes(d / "study.dcm", b.sonosite.read_bytes()[:-100])
 
@@ -321,13 +324,19 @@ def _(d: Path, b: Base) -> Path:
     return _reencapsulate(b.sonosite, d / "study.dcm", frags)
 
 
-@_case("jpeg_header_zeroed", "SonoSite with the JPEG headers (quantisation/Huffman tables) of every frame zeroed", "corrupt")
+@_case(
+    "jpeg_header_zeroed",
+    "SonoSite with the JPEG headers (quantisation/Huffman tables) of every frame zeroed",
+    "corrupt",
+)
 def _(d: Path, b: Base) -> Path:
     frags = [f[:2] + b"\0" * 600 + f[602:] for f in _fragments(b.sonosite)]
     return _reencapsulate(b.sonosite, d / "study.dcm", frags)
 
 
-@_case("jpeg_bitflips", "SonoSite with bytes flipped inside the entropy-coded data of every frame", "corrupt at frame 0")
+@_case(
+    "jpeg_bitflips", "SonoSite with bytes flipped inside the entropy-coded data of every frame", "corrupt at frame 0"
+)
 def _(d: Path, b: Base) -> Path:
     rng = np.random.default_rng(1)
     frags = []
@@ -371,10 +380,16 @@ def _(d: Path, b: Base) -> Path:
     return _bytes(d / "study.dcm", data.replace(old, new, 1))
 
 
-@_case("native_syntax_jpeg_data", "the transfer syntax says uncompressed, the pixel data is JPEG fragments", "pixel data is encapsulated")
+@_case(
+    "native_syntax_jpeg_data",
+    "the transfer syntax says uncompressed, the pixel data is JPEG fragments",
+    "pixel data is encapsulated",
+)
 def _(d: Path, b: Base) -> Path:
     data = b.sonosite.read_bytes()  # JPEG Baseline -> Explicit VR Little Endian in the file meta, padded to length
-    return _bytes(d / "study.dcm", data.replace(JPEGBaseline8Bit.encode(), ExplicitVRLittleEndian.encode() + b"\0\0\0", 1))
+    return _bytes(
+        d / "study.dcm", data.replace(JPEGBaseline8Bit.encode(), ExplicitVRLittleEndian.encode() + b"\0\0\0", 1)
+    )
 
 
 # missing or contradictory tags
@@ -390,23 +405,65 @@ def _(d: Path, b: Base) -> Path:
     return _edit(b.loop, d / "study.dcm", edit)
 
 
-_tag_case("no_photometric", "the loop without Photometric Interpretation", "lacks 'photometricinterpretation'", PhotometricInterpretation=None)
-_tag_case("photometric_bogus", "Photometric Interpretation 'RAINBOW'", "photometric interpretation 'rainbow' is not supported", PhotometricInterpretation="RAINBOW")
+_tag_case(
+    "no_photometric",
+    "the loop without Photometric Interpretation",
+    "lacks 'photometricinterpretation'",
+    PhotometricInterpretation=None,
+)
+_tag_case(
+    "photometric_bogus",
+    "Photometric Interpretation 'RAINBOW'",
+    "photometric interpretation 'rainbow' is not supported",
+    PhotometricInterpretation="RAINBOW",
+)
 _tag_case("rows_doubled", "Rows twice the data's (pixel data too short)", "pixel data is truncated", Rows=2 * BASE_SIZE)
 _tag_case("rows_halved", "Rows half the data's (pixel data twice too long)", "contradict", Rows=BASE_SIZE // 2)
 _tag_case("frames_zero", "Number of Frames 0", "number of frames is 0", NumberOfFrames=0)
 _tag_case("frames_negative", "Number of Frames -3", "frame count -3", NumberOfFrames=-3)
-_tag_case("frames_doubled", "Number of Frames twice the frames present", "pixel data is truncated", NumberOfFrames=2 * BASE_FRAMES)
+_tag_case(
+    "frames_doubled",
+    "Number of Frames twice the frames present",
+    "pixel data is truncated",
+    NumberOfFrames=2 * BASE_FRAMES,
+)
 _tag_case("frames_fewer", "Number of Frames 2 while the pixel data holds 12 frames", "contradict", NumberOfFrames=2)
-_tag_case("frames_huge_native", "Number of Frames 100000 on a 12-frame uncompressed loop", "pixel data is truncated", NumberOfFrames=100_000)
-_tag_case("frames_huge_jpeg", "Number of Frames 50000 on the 30-frame SonoSite JPEG cine (3.8 GB if allocated)", "holds only 30 fragment", base="sonosite", NumberOfFrames=50_000)
-_tag_case("enormous_dims", "Rows 65535, Columns 65535, Number of Frames 100000", "absurd image size", Rows=65535, Columns=65535, NumberOfFrames=100_000)
-_tag_case("large_dims_jpeg", "SonoSite claiming 4096 x 4096 pixels per frame (0.5 GB if allocated)", "(4096,4096,3)", base="sonosite", Rows=4096, Columns=4096)
+_tag_case(
+    "frames_huge_native",
+    "Number of Frames 100000 on a 12-frame uncompressed loop",
+    "pixel data is truncated",
+    NumberOfFrames=100_000,
+)
+_tag_case(
+    "frames_huge_jpeg",
+    "Number of Frames 50000 on the 30-frame SonoSite JPEG cine (3.8 GB if allocated)",
+    "holds only 30 fragment",
+    base="sonosite",
+    NumberOfFrames=50_000,
+)
+_tag_case(
+    "enormous_dims",
+    "Rows 65535, Columns 65535, Number of Frames 100000",
+    "absurd image size",
+    Rows=65535,
+    Columns=65535,
+    NumberOfFrames=100_000,
+)
+_tag_case(
+    "large_dims_jpeg",
+    "SonoSite claiming 4096 x 4096 pixels per frame (0.5 GB if allocated)",
+    "(4096,4096,3)",
+    base="sonosite",
+    Rows=4096,
+    Columns=4096,
+)
 _tag_case("bits_allocated_7", "Bits Allocated 7", "bits allocated 7", BitsAllocated=7)
 _tag_case("bits_allocated_12", "Bits Allocated 12", "bits allocated 12", BitsAllocated=12)
 _tag_case("bits_allocated_0", "Bits Allocated 0", "bits allocated 0", BitsAllocated=0)
 _tag_case("bits_stored_0", "Bits Stored 0 (Bits Allocated 8)", "bits stored 0; expected 1..8", BitsStored=0)
-_tag_case("bits_stored_16", "Bits Stored 16 with Bits Allocated 8", "bits stored 16; expected 1..8", BitsStored=16, HighBit=15)
+_tag_case(
+    "bits_stored_16", "Bits Stored 16 with Bits Allocated 8", "bits stored 16; expected 1..8", BitsStored=16, HighBit=15
+)
 _tag_case("samples_per_pixel_2", "Samples per Pixel 2", "samples per pixel 2", SamplesPerPixel=2)
 
 
@@ -466,7 +523,7 @@ for _name, _value, _what in [
     ("frame_time_inf", "1e400", "Frame Time 1e400 (infinite)"),
 ]:
     _case(_name, f"{_what} and no Cine Rate", None)(
-        lambda d, b, edit=_bad_frame_time(_value): _edit(b.loop, d / "study.dcm", edit)
+        lambda d, b, value=_value: _edit(b.loop, d / "study.dcm", _bad_frame_time(value))
     )
 
 
@@ -648,7 +705,12 @@ def _(d: Path, b: Base) -> Path:
 
     (d / "frames").mkdir()
     ihdr = struct.pack(">LLBBBBB", 40000, 40000, 8, 0, 0, 0, 0)
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 40001 * 8)) + chunk(b"IEND", b"")
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 40001 * 8))
+        + chunk(b"IEND", b"")
+    )
     return _bytes(d / "frames" / "frame_00.png", png).parent
 
 
@@ -784,7 +846,11 @@ COMMAND_MESSAGES = {
 
 #: errors that rightly name something else than the broken input (the loop whose beat the labels lack; the
 #: evaluation case by its id)
-NAMES_NO_FILE = {("predict", "seg_all_background"), ("predict-batch", "seg_all_background"), ("evaluate", "single_frame")}
+NAMES_NO_FILE = {
+    ("predict", "seg_all_background"),
+    ("predict-batch", "seg_all_background"),
+    ("evaluate", "single_frame"),
+}
 
 
 def unreadable_is_readable() -> bool:
@@ -859,7 +925,14 @@ def argv(command: str, case: str, case_input: Path, work: Path, base: Base, weig
     if command == "info":
         return ["info", str(loop)]
     if command == "segment":
-        return ["segment", "--dicom", str(loop), "--out", out, *(["--weights", str(weights / "seg_a4c.safetensors")] if weights else [])]
+        return [
+            "segment",
+            "--dicom",
+            str(loop),
+            "--out",
+            out,
+            *(["--weights", str(weights / "seg_a4c.safetensors")] if weights else []),
+        ]
     if command == "metrics":
         return ["metrics", "--seg", str(seg), "--dicom", str(loop), "--out", out]
     if command == "metrics-seg":
@@ -867,12 +940,31 @@ def argv(command: str, case: str, case_input: Path, work: Path, base: Base, weig
     if command == "predict":
         return ["predict", "--dicom", str(loop), "--seg", str(seg), *kdm, "--out", out]
     if command == "predict-batch":
-        return ["predict-batch", "--manifest", str(batch_manifest(case, loop, seg, work / "manifest.csv")), *kdm, "--out", out]
+        return [
+            "predict-batch",
+            "--manifest",
+            str(batch_manifest(case, loop, seg, work / "manifest.csv")),
+            *kdm,
+            "--out",
+            out,
+        ]
     if command == "manifest":
         return ["predict-batch", "--manifest", str(case_input), *kdm, "--out", out]
     if command == "evaluate":
         data = evaluate_folder(case_input, work / "data", base)
-        return ["evaluate", "--data", str(data), "--predictors", "copy", "--segmenter", "atlas", "--size", "32", "--report", out]
+        return [
+            "evaluate",
+            "--data",
+            str(data),
+            "--predictors",
+            "copy",
+            "--segmenter",
+            "atlas",
+            "--size",
+            "32",
+            "--report",
+            out,
+        ]
     raise KeyError(command)
 
 
@@ -911,7 +1003,11 @@ def run_inprocess(args: list[str], timeout: float = 120) -> tuple[int, str, str]
         saved = os.dup(2)
         os.dup2(native.fileno(), 2)
         try:
-            with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            with (
+                warnings.catch_warnings(record=True) as caught,
+                contextlib.redirect_stdout(out),
+                contextlib.redirect_stderr(err),
+            ):
                 warnings.simplefilter("default")
                 status = main(list(args))
         finally:
@@ -928,7 +1024,9 @@ def run_inprocess(args: list[str], timeout: float = 120) -> tuple[int, str, str]
 def run_subprocess(args: list[str], timeout: float = 300, **kw) -> tuple[int, str, str]:
     """Run ``python -m echokdm ARGS`` in a child process (raises TimeoutExpired past ``timeout``)."""
     env = {**os.environ, "ECHOKDM_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-m", "echokdm", *args], capture_output=True, text=True, timeout=timeout, env=env, **kw)
+    r = subprocess.run(
+        [sys.executable, "-m", "echokdm", *args], capture_output=True, text=True, timeout=timeout, env=env, **kw
+    )
     return r.returncode, r.stdout, r.stderr
 
 
@@ -1012,7 +1110,9 @@ def judge(command: str, case: str, o: Outcome) -> list[str]:
     return problems
 
 
-def try_case(command: str, case: str, root: Path, base: Base, weights: Path | None, in_subprocess: bool = False) -> tuple[Outcome, list[str]]:
+def try_case(
+    command: str, case: str, root: Path, base: Base, weights: Path | None, in_subprocess: bool = False
+) -> tuple[Outcome, list[str]]:
     """Build ``case`` in a fresh work folder, run ``command`` on it, judge, and check the input is unchanged."""
     work = root / f"{command}__{case}"
     work.mkdir(parents=True)
@@ -1060,7 +1160,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="Broken inputs for echokdm: list them, or run every command on them.")
     ap.add_argument("--report", action="store_true", help="run every command on every case and print the counts")
     ap.add_argument("--weights", type=Path, default=None, help="weights folder for segment/predict (default: shipped)")
-    ap.add_argument("--commands", default=",".join(LOOP_COMMANDS), help="comma-separated subset of " + ", ".join(LOOP_COMMANDS))
+    ap.add_argument(
+        "--commands", default=",".join(LOOP_COMMANDS), help="comma-separated subset of " + ", ".join(LOOP_COMMANDS)
+    )
     a = ap.parse_args()
     if not a.report:
         for c in [*CASES.values(), *SEG_CASES.values()]:
@@ -1077,7 +1179,10 @@ def main() -> None:
           f"chmod 000 readable by this process: {unreadable_is_readable()}; {time.perf_counter() - t0:.0f} s")
     print(f"{'command':15s} {'tried':>6s} {'clean errors':>13s} {'successes':>10s} {'wrong':>6s} {'max s':>6s}")
     for command, c in counts.items():
-        print(f"{command:15s} {c['tried']:6d} {c['clean errors']:13d} {c['successes']:10d} {c['wrong']:6d} {c['max s']:6.1f}")
+        print(
+            f"{command:15s} {c['tried']:6d} {c['clean errors']:13d} {c['successes']:10d} "
+            f"{c['wrong']:6d} {c['max s']:6.1f}"
+        )
     total = {k: sum(c[k] for c in counts.values()) for k in ("tried", "clean errors", "successes", "wrong")}
     print(f"{'all':15s} {total['tried']:6d} {total['clean errors']:13d} {total['successes']:10d} {total['wrong']:6d}")
 

@@ -82,10 +82,9 @@ class PhantomStudy:
 @pytest.fixture(scope="session")
 def phantom_study(tmp_path_factory) -> PhantomStudy:
     """A 20-frame, one-beat 128x128 phantom loop as ``study.dcm`` and its labels as ``labels.nii.gz``."""
-    from echokdm.io import write_cine_dicom
-    from echokdm.phantom import sample_params, simulate
-    from echokdm.io import write_label_sequence
+    from echokdm.io import write_cine_dicom, write_label_sequence
     from echokdm.labels import camus_labels
+    from echokdm.phantom import sample_params, simulate
 
     root = tmp_path_factory.mktemp("phantom_study")
     lp = simulate(sample_params(3, size=128, frames=20, n_beats=1))

@@ -57,7 +57,11 @@ def synthetic_case(seed: int, size: int = 64, frames: int = 6, strength: float =
     ed_img = np.clip(gain * tissue * 1.6, 0, 1) * mask
     ddf = np.stack([contraction(size, strength * (1 - np.cos(np.pi * t / (frames - 1))) / 2) for t in range(frames)])
     imgs = warp(np.repeat(ed_img[None, None], frames, 0).astype(np.float32), ddf)[:, 0].numpy() * mask
-    labs = warp(np.repeat(lab[None, None], frames, 0).astype(np.float32), ddf, mode="nearest")[:, 0].numpy().astype(np.uint8)
+    labs = (
+        warp(np.repeat(lab[None, None], frames, 0).astype(np.float32), ddf, mode="nearest")[:, 0]
+        .numpy()
+        .astype(np.uint8)
+    )
     return Case(
         case_id=f"syn{seed:03d}",
         frames=imgs.astype(np.float32),

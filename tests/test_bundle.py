@@ -59,7 +59,11 @@ def test_bundle_run_gives_the_cli_pixels(phantom_study, tmp_path):
     r = run("-m", "monai.bundle", "run", "--bundle_root", BUNDLE, "--config_file", CONFIG, "--input_dir", inputs,
             "--output_dir", out, "--steps", STEPS, "--seed", SEED)
     assert "phantom: frame" in r.stdout and "sonosite: frame" in r.stdout
-    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["failures.csv", "phantom", "sonosite"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "failures.csv",
+        "phantom",
+        "sonosite",
+    ]
     assert (out / "failures.csv").read_text().splitlines() == ["study,image,reason"]
     for study in ("phantom", "sonosite"):
         cli = tmp_path / f"cli_{study}"
@@ -68,11 +72,17 @@ def test_bundle_run_gives_the_cli_pixels(phantom_study, tmp_path):
         got, want = out / study, cli
         assert np.array_equal(pydicom.dcmread(got / "prediction.dcm").pixel_array,
                               pydicom.dcmread(want / "prediction.dcm").pixel_array)
-        assert np.array_equal(iio.imread(got / "frames" / "frame_000.png"), iio.imread(want / "frames" / "frame_000.png"))
+        assert np.array_equal(
+            iio.imread(got / "frames" / "frame_000.png"), iio.imread(want / "frames" / "frame_000.png")
+        )
         assert np.array_equal(np.load(got / "flow.npy"), np.load(want / "flow.npy"))
         rep, ref = (json.loads((d / "report.json").read_text()) for d in (got, want))
         assert rep["request"] == ref["request"] and rep["request"]["steps"] == STEPS and rep["request"]["seed"] == SEED
-        assert (rep["source_frame"], rep["target_frame"], rep["ef"]) == (ref["source_frame"], ref["target_frame"], ref["ef"])
+        assert (rep["source_frame"], rep["target_frame"], rep["ef"]) == (
+            ref["source_frame"],
+            ref["target_frame"],
+            ref["ef"],
+        )
         assert rep["image_metrics"] == ref["image_metrics"]
         assert "monai.bundle" in rep["command"] and rep["weights"] == ref["weights"]
 
@@ -116,7 +126,9 @@ def _keypoints(size: int) -> torch.Tensor:
 
     def contour(w: float, h: float) -> np.ndarray:
         cx, cy = size / 2, size * 0.8
-        return np.concatenate([np.stack([cx - r * np.cos(t), cy - q * np.sin(t)], 1) for r, q in ((w, h), (w + 6, h + 6))])
+        return np.concatenate(
+            [np.stack([cx - r * np.cos(t), cy - q * np.sin(t)], 1) for r, q in ((w, h), (w + 6, h + 6))]
+        )
 
     return torch.tensor(np.stack([contour(18, 40), contour(14, 34)])[None], dtype=torch.float32)
 

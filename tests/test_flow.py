@@ -39,7 +39,7 @@ def test_keypoint_flow_moves_keypoints_and_keeps_corners():
     tgt = src + np.array([1.5, -2.0])
     ddf = keypoint_flow(src, tgt, (64, 64))
     assert ddf.shape == (2, 64, 64) and ddf.dtype == np.float32
-    for (xs, ys), (xt, yt) in zip(src, tgt):  # at a target keypoint the flow points back to its source
+    for (_xs, ys), (xt, yt) in zip(src, tgt):  # at a target keypoint the flow points back to its source
         yi, xi = int(round(yt)), int(round(xt))
         if abs(yt - yi) < 1e-6 and abs(xt - xi) < 1e-6:
             assert abs(ddf[0, yi, xi] - (ys - yt)) < 1e-3

@@ -25,7 +25,9 @@ def centroid(img: np.ndarray) -> np.ndarray:
 def test_points_follow_the_image_map(point):
     work = FIT.to_work(torch.from_numpy(blob(FIT.shape, point, 6.0))[None, None])[0, 0].numpy()
     np.testing.assert_allclose(FIT.points_to_work(np.array(point)), centroid(work), atol=0.02)
-    back = FIT.to_source(torch.from_numpy(blob((112, 112), FIT.points_to_work(np.array(point)), 1.5))[None, None])[0, 0].numpy()
+    back = FIT.to_source(torch.from_numpy(blob((112, 112), FIT.points_to_work(np.array(point)), 1.5))[None, None])[
+        0, 0
+    ].numpy()
     np.testing.assert_allclose(centroid(back), point, atol=0.05)
 
 

@@ -1,4 +1,5 @@
-"""The notebooks: committed without outputs, and each runs top to bottom (this venv's kernel) writing only to OUT_DIR."""
+"""The notebooks: committed without outputs, and each runs top to bottom (this venv's kernel) writing only to
+OUT_DIR."""
 
 from __future__ import annotations
 
@@ -39,7 +40,9 @@ def test_notebooks_are_committed_without_outputs():
         nb = nbformat.read(NOTEBOOKS / name, as_version=4)
         nbformat.validate(nb)
         code = [c for c in nb.cells if c.cell_type == "code"]
-        assert all(c.outputs == [] and c.execution_count is None for c in code), f"{name}: strip its outputs before committing"
+        assert all(c.outputs == [] and c.execution_count is None for c in code), (
+            f"{name}: strip its outputs before committing"
+        )
         assert "widgets" not in nb.metadata, f"{name}: strip its widget state before committing"
         assert sum("parameters" in c.metadata.get("tags", []) for c in code) == 1, f"{name}: one cell tagged parameters"
 
@@ -52,7 +55,9 @@ def test_clinician_review_runs_on_the_bundled_sample(tmp_path):
                  "figures/ed_es_keypoints.png"):
         assert (case / name).is_file(), name
     review = pd.read_csv(out / "review.csv", dtype=str, keep_default_na=False)
-    assert review[["case_id", "decision", "comment", "reviewer"]].values.tolist() == [["examples_ybr_color", "flag", "LA not followed", "CI"]]
+    assert review[["case_id", "decision", "comment", "reviewer"]].values.tolist() == [
+        ["examples_ybr_color", "flag", "LA not followed", "CI"]
+    ]
     shown = outputs(nb)
     assert sum("image/png" in o.get("data", {}) for o in shown) >= 2  # keypoints, comparison
     assert any("new Animation(frames" in o.get("data", {}).get("text/html", "") for o in shown)  # the loop player

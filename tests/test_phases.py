@@ -73,7 +73,9 @@ def test_diastasis_bump_is_not_a_second_beat():
     assert len(p.es) == 2 and 20 not in p.ed and 50 not in p.ed
 
 
-@pytest.mark.parametrize("curve,message", [([1.0, 2.0], "at least 3"), ([1.0, np.nan, 2.0], "non-finite"), ([5.0] * 10, "does not change")])
+@pytest.mark.parametrize(
+    "curve,message", [([1.0, 2.0], "at least 3"), ([1.0, np.nan, 2.0], "non-finite"), ([5.0] * 10, "does not change")]
+)
 def test_bad_curves(curve, message):
     with pytest.raises(InputError, match=message):
         detect_phases(curve)

@@ -59,7 +59,9 @@ def test_strength_runs_the_last_steps_of_the_schedule(pipe):
 
     def run(strength, scheduler=None, items=slice(None)):
         g = torch.Generator().manual_seed(5)
-        return sample(pipe.f2i_unet, scheduler or pipe.f2i_scheduler, cond[items], 1, 4, g, shared_noise=True, strength=strength)
+        return sample(
+            pipe.f2i_unet, scheduler or pipe.f2i_scheduler, cond[items], 1, 4, g, shared_noise=True, strength=strength
+        )
 
     full = run(None)
     assert torch.equal(run([1.0, 1.0, 1.0]), full)  # strength 1 is plain sampling from noise
@@ -86,7 +88,9 @@ def test_sequence_residuals_are_faded_by_alpha(pipe, inputs):
     src, kps_src, kps_tgt = pipe._inputs(*inputs)
     pipe.generate_flow(src, kps_src, kps_tgt, 4, g)
     cond, _ = f2i_condition(src.expand(2, -1, -1, -1), torch.from_numpy(out.flows))
-    residual = sample(pipe.f2i_unet, pipe.f2i_scheduler, cond, 1, 4, g, shared_noise=True, strength=alphas)[:, 0].numpy()
+    residual = sample(pipe.f2i_unet, pipe.f2i_scheduler, cond, 1, 4, g, shared_noise=True, strength=alphas)[
+        :, 0
+    ].numpy()
     expected = np.clip(out.warped + residual * np.reshape(alphas, (-1, 1, 1)), 0, 1)
     np.testing.assert_allclose(out.frames, expected, atol=1e-5)
     assert np.abs(residual[0]).max() > 1e-3  # the fade has something to act on
@@ -106,7 +110,9 @@ def test_save_and_load_round_trip(pipe, inputs, tmp_path):
     loaded = EchoKDMPipeline.from_pretrained(tmp_path)
     a = pipe(*inputs, num_inference_steps=2, generator=torch.Generator().manual_seed(1)).frames
     b = loaded(*inputs, num_inference_steps=2, generator=torch.Generator().manual_seed(1)).frames
-    c = EchoKDMPipeline.from_pretrained(tmp_path)(*inputs, num_inference_steps=2, generator=torch.Generator().manual_seed(1)).frames
+    c = EchoKDMPipeline.from_pretrained(tmp_path)(
+        *inputs, num_inference_steps=2, generator=torch.Generator().manual_seed(1)
+    ).frames
     # a reloaded module may pick another (numerically equivalent) kernel; two loads agree bit for bit
     np.testing.assert_allclose(a, b, atol=1e-4)
     np.testing.assert_array_equal(b, c)

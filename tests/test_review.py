@@ -38,9 +38,15 @@ def report(mode: str = "phase", ef_pred: float | None = 30.0) -> dict:
         "source_frame": 20,
         "target_frame": 5 if mode == "phase" else None,
         "ef": {
-            "source_beat": 44.0, "source_beat_area_length": 46.0, "target_keypoints": ef_kp, "requested": target_ef,
-            "prediction": ef_pred, "prediction_note": None if ef_pred is not None else "EF of the prediction cannot be measured: no cavity",
-            "consistency": ef_consistency(ef_kp, ef_pred, target_ef if mode == "target_ef" else ef_kp) if ef_pred is not None else None,
+            "source_beat": 44.0,
+            "source_beat_area_length": 46.0,
+            "target_keypoints": ef_kp,
+            "requested": target_ef,
+            "prediction": ef_pred,
+            "prediction_note": None if ef_pred is not None else "EF of the prediction cannot be measured: no cavity",
+            "consistency": ef_consistency(ef_kp, ef_pred, target_ef if mode == "target_ef" else ef_kp)
+            if ef_pred is not None
+            else None,
         },
     }
 
@@ -57,7 +63,9 @@ def test_loop_player_embeds_every_frame_in_order():
     assert re.search(r"new Animation\(frames, img_id, slider_id, 25\.0,", html)
 
 
-@pytest.mark.parametrize("bad", [np.zeros((3, 8, 8), np.uint8), np.zeros((0, 8, 8, 3), np.uint8), np.zeros((2, 8, 8, 4), np.uint8)])
+@pytest.mark.parametrize(
+    "bad", [np.zeros((3, 8, 8), np.uint8), np.zeros((0, 8, 8, 3), np.uint8), np.zeros((2, 8, 8, 4), np.uint8)]
+)
 def test_bad_frames_are_refused(bad):
     with pytest.raises(InputError, match="frames must be"):
         loop_player(bad)
@@ -93,7 +101,13 @@ def test_without_ipywidgets_the_viewer_is_a_strip_and_the_form_says_what_to_do(m
 
 def test_ef_table_rows_for_an_observed_target():
     t = ef_table(report())
-    assert list(t.index) == ["source beat", "source beat, area-length", "target keypoints", "prediction", "|prediction - target keypoints|"]
+    assert list(t.index) == [
+        "source beat",
+        "source beat, area-length",
+        "target keypoints",
+        "prediction",
+        "|prediction - target keypoints|",
+    ]
     assert t["EF (%)"].tolist() == [44.0, 46.0, 44.0, 30.0, 14.0]
     assert "ED frame 20 and ES frame 5" in t.loc["source beat", "from"]
     assert "real frame 5" in t.loc["target keypoints", "from"]
@@ -152,5 +166,7 @@ def test_review_form_saves_the_chosen_decision(tmp_path):
     decision.value, comment.value = "flag", "apex foreshortened"
     save.click()
     t = log.table()
-    assert t[["case_id", "decision", "comment", "reviewer"]].values.tolist() == [["case7", "flag", "apex foreshortened", "CD"]]
+    assert t[["case_id", "decision", "comment", "reviewer"]].values.tolist() == [
+        ["case7", "flag", "apex foreshortened", "CD"]
+    ]
     assert "saved: case7 flag" in status.value

@@ -48,7 +48,9 @@ def test_shipped_weights_segment_a_phantom_loop(loop, segmenter):
 
 def test_segment_cli_writes_segmentation_gif_and_report(tmp_path, loop, capsys):
     dcm = tmp_path / "loop.dcm"
-    write_cine_dicom(dcm, (loop.frames * 255).round().astype(np.uint8), frame_time_ms=loop.frame_time_ms, spacing_mm=loop.spacing_mm)
+    write_cine_dicom(
+        dcm, (loop.frames * 255).round().astype(np.uint8), frame_time_ms=loop.frame_time_ms, spacing_mm=loop.spacing_mm
+    )
     out = tmp_path / "seg"
     assert main(["segment", "--dicom", str(dcm), "--out", str(out)]) == 0
     assert "segmented 16 frames" in capsys.readouterr().out

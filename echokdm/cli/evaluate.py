@@ -8,17 +8,65 @@ from echokdm.evaluate.tasks import TASKS
 
 
 @click.command(name="evaluate")
-@click.option("--data", required=True, help="phantom-test[:N] (frozen phantom test split, default 50 cases) or a folder (CAMUS, EchoNet-Dynamic, echokdm phantom).")
+@click.option(
+    "--data",
+    required=True,
+    help="phantom-test[:N] (frozen phantom test split, default 50 cases) "
+    "or a folder (CAMUS, EchoNet-Dynamic, echokdm phantom).",
+)
 @click.option("--predictors", default="copy,tps,oracle", show_default=True, help="Comma-separated predictor names.")
-@click.option("--report", "report", required=True, type=click.Path(file_okay=False), help="Report folder (resumed when it holds the same run).")
-@click.option("--task", type=click.Choice(TASKS), default="es", show_default=True, help="es: ED->ES; ed: ES->ED; sequence: ED->every frame to ES; target-ef: ED + EF -> ES.")
-@click.option("--keypoints", "n_keypoints", type=click.Choice(["20", "40"]), default="40", show_default=True, help="Endocardial (20) or endo + epicardial (40) keypoints.")
-@click.option("--segmenter", default="auto", show_default=True, type=click.Choice(["auto", "builtin", "atlas"]), help="Segmenter of predictions; auto = built-in when it has weights, else atlas registration.")
-@click.option("--prior", type=click.Path(dir_okay=False), default=None, help="Keypoint motion prior file for --task target-ef (default: the shipped one).")
+@click.option(
+    "--report",
+    "report",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Report folder (resumed when it holds the same run).",
+)
+@click.option(
+    "--task",
+    type=click.Choice(TASKS),
+    default="es",
+    show_default=True,
+    help="es: ED->ES; ed: ES->ED; sequence: ED->every frame to ES; target-ef: ED + EF -> ES.",
+)
+@click.option(
+    "--keypoints",
+    "n_keypoints",
+    type=click.Choice(["20", "40"]),
+    default="40",
+    show_default=True,
+    help="Endocardial (20) or endo + epicardial (40) keypoints.",
+)
+@click.option(
+    "--segmenter",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "builtin", "atlas"]),
+    help="Segmenter of predictions; auto = built-in when it has weights, else atlas registration.",
+)
+@click.option(
+    "--prior",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Keypoint motion prior file for --task target-ef (default: the shipped one).",
+)
 @click.option("--size", type=int, default=128, show_default=True, help="Working grid edge in pixels.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random choice (same seed, same report).")
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of every random choice (same seed, same report)."
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing report instead of resuming it.")
-def command(data: str, predictors: str, report: str, task: str, n_keypoints: str, segmenter: str, prior: str | None, size: int, seed: int, overwrite: bool) -> None:
+def command(
+    data: str,
+    predictors: str,
+    report: str,
+    task: str,
+    n_keypoints: str,
+    segmenter: str,
+    prior: str | None,
+    size: int,
+    seed: int,
+    overwrite: bool,
+) -> None:
     """Evaluate predictors (copy, tps, oracle, ...) and write scores.csv, summary.md and plots."""
     from echokdm.evaluate.report import run_evaluation
 

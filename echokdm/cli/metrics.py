@@ -26,7 +26,10 @@ def command(seg, dicom, n_keypoints, out, spacing, frame_time, septum_side, over
     report = run_metrics(seg, out, dicom, int(n_keypoints), spacing, frame_time, septum_side, overwrite)
     s, u = report["summary"], report["units"]
     hr = report["heart_rate_bpm"]
-    click.echo(f"ED frames {report['ed_frames']}, ES frames {report['es_frames']}" + (f", heart rate {hr:.0f}/min" if hr else ""))
+    click.echo(
+        f"ED frames {report['ed_frames']}, ES frames {report['es_frames']}"
+        + (f", heart rate {hr:.0f}/min" if hr else "")
+    )
     if s["n_beats"]:
         click.echo(
             f"EF Simpson {s['ef_simpson']:.1f}%, area-length {s['ef_area_length']:.1f}%, GLS {s['gls']:.1f}% "

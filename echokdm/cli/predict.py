@@ -1,4 +1,5 @@
-"""``echokdm predict --dicom study.dcm [--phase es|ed | --target-ef X | --keypoints F] --out DIR``: KDM prediction + report.
+"""``echokdm predict --dicom study.dcm [--phase es|ed | --target-ef X | --keypoints F] --out DIR``: KDM prediction
++ report.
 
 ``--sample`` predicts on the bundled SonoSite cine instead of ``--dicom``.
 """
@@ -14,26 +15,70 @@ from echokdm.defaults import DEFAULT_STEPS
 
 
 @click.command("predict")
-@click.option("--dicom", "cine", type=click.Path(readable=False), default=None, help="Cine loop (DICOM, or NIfTI/AVI/frames).")
+@click.option(
+    "--dicom", "cine", type=click.Path(readable=False), default=None, help="Cine loop (DICOM, or NIfTI/AVI/frames)."
+)
 @click.option("--sample", is_flag=True, help="Use the bundled sample loop (a real SonoSite cine) instead of --dicom.")
 @click.option("--phase", type=click.Choice(["es", "ed"]), default=None,
               help="Target observed in the loop: es (source ED -> ES, the default) or ed (source ES -> ED).")
-@click.option("--target-ef", type=float, default=None, help="Predict ES at this EF (%, 5-90), keypoints from the motion prior.")
-@click.option("--keypoints", type=click.Path(readable=False), default=None, help="Target keypoints file (echokdm metrics format, 40 keypoints).")
-@click.option("--frames", type=int, default=1, show_default=True, help="Frames of the sequence source -> target (one K2F run).")
-@click.option("--seg", type=click.Path(readable=False), default=None, help="Segmentation of every frame (NIfTI/MHD/PNG/DICOM SEG) instead of the built-in one.")
-@click.option("--source-frame", type=int, default=None, help="Source frame index (default: ED of the first beat; ES for --phase ed).")
+@click.option(
+    "--target-ef", type=float, default=None, help="Predict ES at this EF (%, 5-90), keypoints from the motion prior."
+)
+@click.option(
+    "--keypoints",
+    type=click.Path(readable=False),
+    default=None,
+    help="Target keypoints file (echokdm metrics format, 40 keypoints).",
+)
+@click.option(
+    "--frames", type=int, default=1, show_default=True, help="Frames of the sequence source -> target (one K2F run)."
+)
+@click.option(
+    "--seg",
+    type=click.Path(readable=False),
+    default=None,
+    help="Segmentation of every frame (NIfTI/MHD/PNG/DICOM SEG) instead of the built-in one.",
+)
+@click.option(
+    "--source-frame",
+    type=int,
+    default=None,
+    help="Source frame index (default: ED of the first beat; ES for --phase ed).",
+)
 @click.option("--steps", type=int, default=DEFAULT_STEPS, show_default=True, help="Denoising steps of K2F and of F2I.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampling noise (same seed, same pixels).")
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the sampling noise (same seed, same pixels)."
+)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
-@click.option("--weights", "weights_dir", type=click.Path(), default=None,
-              help="Folder of weights named like the shipped ones (seg_a4c, kdm_flow_vae, kdm_k2f, kdm_f2i, kdm_prior .safetensors).")
+@click.option(
+    "--weights",
+    "weights_dir",
+    type=click.Path(),
+    default=None,
+    help="Folder of weights named like the shipped ones "
+    "(seg_a4c, kdm_flow_vae, kdm_k2f, kdm_f2i, kdm_prior .safetensors).",
+)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing echokdm output folder.")
 @click.option("--anonymize", is_flag=True,
               help="De-identify prediction.dcm (DICOM PS3.15 basic profile) and keep input paths out of the report.")
-def command(cine, sample, phase, target_ef, keypoints, frames, seg, source_frame, steps, seed, device, weights_dir, out, overwrite,
-            anonymize) -> None:
+def command(
+    cine,
+    sample,
+    phase,
+    target_ef,
+    keypoints,
+    frames,
+    seg,
+    source_frame,
+    steps,
+    seed,
+    device,
+    weights_dir,
+    out,
+    overwrite,
+    anonymize,
+) -> None:
     """Predict the target frame (or the sequence towards it) of a cine loop with KDM.
 
     Writes prediction.dcm, frames/*.png, sequence.gif, comparison.png, flow.png/.npy/.nii.gz,
@@ -58,9 +103,11 @@ def command(cine, sample, phase, target_ef, keypoints, frames, seg, source_frame
     click.echo(line)
     im = p.report["image_metrics"]
     if im:
-        click.echo(f"vs real frame {p.target_frame}: PSNR {im['psnr']:.2f} dB, SSIM {im['ssim']:.3f}, Dice "
-                   + (f"{im['dice']:.3f}" if im["dice"] is not None else "n/a")
-                   + f" (copying the source: PSNR {im['copy_source']['psnr']:.2f} dB, SSIM {im['copy_source']['ssim']:.3f})")
+        click.echo(
+            f"vs real frame {p.target_frame}: PSNR {im['psnr']:.2f} dB, SSIM {im['ssim']:.3f}, Dice "
+            + (f"{im['dice']:.3f}" if im["dice"] is not None else "n/a")
+            + f" (copying the source: PSNR {im['copy_source']['psnr']:.2f} dB, SSIM {im['copy_source']['ssim']:.3f})"
+        )
     click.echo(f"time {p.timings['total']:.2f} s")
 
 

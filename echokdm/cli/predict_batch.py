@@ -8,15 +8,27 @@ from echokdm.defaults import DEFAULT_STEPS
 
 
 @click.command("predict-batch")
-@click.option("--manifest", required=True, type=click.Path(readable=False), help="CSV: study_id, dicom [, phase, target_ef, keypoints, seg, source_frame, frames].")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Batch folder: one sub-folder per study (resumable).")
+@click.option(
+    "--manifest",
+    required=True,
+    type=click.Path(readable=False),
+    help="CSV: study_id, dicom [, phase, target_ef, keypoints, seg, source_frame, frames].",
+)
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False), help="Batch folder: one sub-folder per study (resumable)."
+)
 @click.option("--steps", type=int, default=DEFAULT_STEPS, show_default=True, help="Denoising steps of K2F and of F2I.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampling noise.")
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda (each torchrun rank takes its local GPU).")
+@click.option(
+    "--device", default="cpu", show_default=True, help="cpu or cuda (each torchrun rank takes its local GPU)."
+)
 @click.option("--weights", "weights_dir", type=click.Path(), default=None,
               help="Folder of weights named like the shipped ones (default: the shipped weights).")
-@click.option("--anonymize", is_flag=True,
-              help="De-identify every prediction.dcm (DICOM PS3.15 basic profile) and keep input paths out of the reports.")
+@click.option(
+    "--anonymize",
+    is_flag=True,
+    help="De-identify every prediction.dcm (DICOM PS3.15 basic profile) and keep input paths out of the reports.",
+)
 @click.pass_context
 def command(ctx: click.Context, manifest, out, steps, seed, device, weights_dir, anonymize) -> None:
     """Run `echokdm predict` for every study of a manifest into OUT/<study_id>/.

@@ -15,7 +15,9 @@ from echokdm.defaults import SEG_WEIGHTS  # noqa: E402
 
 
 @click.command("segment")
-@click.option("--dicom", "cine", required=True, type=click.Path(readable=False), help="Cine loop (DICOM, or NIfTI/AVI/frames).")
+@click.option(
+    "--dicom", "cine", required=True, type=click.Path(readable=False), help="Cine loop (DICOM, or NIfTI/AVI/frames)."
+)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--weights", default=SEG_WEIGHTS, show_default=True, help="Shipped weights name or a model.safetensors.")
 @click.option("--keypoints", "n_keypoints", type=click.Choice(["20", "40"]), default="20", show_default=True)
@@ -37,7 +39,12 @@ def command(cine: str, out: str, weights: str, n_keypoints: str, overwrite: bool
             ef = f"EF {s['ef_simpson']:.1f}% (Simpson), {s['ef_area_length']:.1f}% (area-length)"
         elif s["ef_unpaired"]:
             u = s["ef_unpaired"]
-            ef = f"no complete beat; EF from ES {u['es']} and ED {u['ed']}: {u['ef_simpson']:.1f}% (Simpson), {u['ef_area_length']:.1f}% (area-length)"
+            ef = (
+                f"no complete beat; EF from ES {u['es']} and ED {u['ed']}: "
+                f"{u['ef_simpson']:.1f}% (Simpson), {u['ef_area_length']:.1f}% (area-length)"
+            )
         else:
             ef = "no EF (no ED and ES found)"
-        click.echo(f"ED frames {s['ed_frames']}, ES frames {s['es_frames']}, {ef}, area jitter {s['lv_area_jitter']:.3f}")
+        click.echo(
+            f"ED frames {s['ed_frames']}, ES frames {s['es_frames']}, {ef}, area jitter {s['lv_area_jitter']:.3f}"
+        )

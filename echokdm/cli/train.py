@@ -20,10 +20,21 @@ from echokdm.errors import InputError
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder [default: runs/MODEL].")
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in --out.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing echokdm output folder.")
-@click.option("--stop-after-epoch", type=click.IntRange(min=1), default=None, help="Stop once this many epochs are done (resume later with --resume).")
+@click.option(
+    "--stop-after-epoch",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop once this many epochs are done (resume later with --resume).",
+)
 @click.option("--print-config", is_flag=True, help="Print every config field with its default and exit.")
 def command(
-    model: str, config: str | None, out: str | None, resume: bool, overwrite: bool, stop_after_epoch: int | None, print_config: bool
+    model: str,
+    config: str | None,
+    out: str | None,
+    resume: bool,
+    overwrite: bool,
+    stop_after_epoch: int | None,
+    print_config: bool,
 ) -> None:
     """Train MODEL (one of the registered models, e.g. seg).
 

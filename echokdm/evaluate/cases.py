@@ -172,7 +172,10 @@ def folder_cases(path: Path, size: int) -> list[CaseRef]:
     from echokdm.phantom.layouts import manifest_rows
 
     if not path.is_dir():
-        raise InputError(f"--data {path}: no such folder; expected phantom-test[:N] or a CAMUS, EchoNet-Dynamic or echokdm phantom folder")
+        raise InputError(
+            f"--data {path}: no such folder; "
+            "expected phantom-test[:N] or a CAMUS, EchoNet-Dynamic or echokdm phantom folder"
+        )
     if (path / "FileList.csv").exists():
         refs = [CaseRef(item["filename"], partial(_echonet_case, item)) for item in echonet_datalist(path)]
     elif any(p.is_dir() and p.name.startswith("patient") for p in path.iterdir()):

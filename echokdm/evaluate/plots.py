@@ -10,9 +10,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from echokdm.evaluate.scores import METRICS
-from echokdm.metrics import PSNR_CAP
 from echokdm.evaluate.summary import metrics_present, scored
 from echokdm.evaluate.tasks import Sample
+from echokdm.metrics import PSNR_CAP
 
 
 def box_plots(table: pd.DataFrame, predictors: Sequence[str], path: Path) -> None:
@@ -33,7 +33,9 @@ def box_plots(table: pd.DataFrame, predictors: Sequence[str], path: Path) -> Non
             jitter = np.random.default_rng(i).uniform(-0.12, 0.12, d.size)
             ax.plot(i + jitter, d, ".", ms=3, alpha=0.5, color="tab:blue")
             if n_cap:
-                ax.text(i, 1.0, f"{n_cap}× =\ntarget", transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=7)
+                ax.text(
+                    i, 1.0, f"{n_cap}× =\ntarget", transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=7
+                )
         ax.set_xticks(range(1, len(predictors) + 1), predictors, rotation=30)
         spec = METRICS[m]
         ax.set_title(f"{m} ({'↑' if spec.higher_is_better else '↓'})", fontsize=10)

@@ -113,7 +113,9 @@ class TPSPredictor(Predictor):
     def __call__(self, sample: Sample, generator: torch.Generator | None = None) -> np.ndarray:
         anchors = sector_anchors(sample.sector_mask, self.n_anchors) if self.n_anchors else np.zeros((0, 2))
         shape = sample.source.shape
-        ddf = np.stack([keypoint_flow(sample.source_keypoints, tk, shape, anchors=anchors) for tk in sample.target_keypoints])
+        ddf = np.stack(
+            [keypoint_flow(sample.source_keypoints, tk, shape, anchors=anchors) for tk in sample.target_keypoints]
+        )
         return np.where(sample.sector_mask, _warp_source(sample.source, ddf), sample.source).astype(np.float32)
 
 

@@ -50,7 +50,9 @@ def _check_settings(out: OutputDir, settings: dict) -> None:
         diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
         if diff:
             what = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in diff.items())
-            raise OutputError(f"report folder {out.path} holds a run with other settings ({what}); use another folder or --overwrite")
+            raise OutputError(
+                f"report folder {out.path} holds a run with other settings ({what}); use another folder or --overwrite"
+            )
     out.write_json(RUN_JSON, settings)
 
 
@@ -66,7 +68,11 @@ def _strip_cases(table: pd.DataFrame, predictors: Sequence[str]) -> list[tuple[s
     metric = "ssim" if has_ssim else "ef_err_target"
     models = [p for p in predictors if kinds.get(p) == "model"]
     ref = models[0] if models else best_baseline(rows, metric, predictors) or predictors[0]
-    ranked = rows[rows["predictor"] == ref].dropna(subset=[metric]).sort_values(metric, ascending=not has_ssim, kind="stable")
+    ranked = (
+        rows[rows["predictor"] == ref]
+        .dropna(subset=[metric])
+        .sort_values(metric, ascending=not has_ssim, kind="stable")
+    )
     ids = ranked["case_id"].tolist()
     if not ids:
         return []
@@ -136,7 +142,14 @@ def run_evaluation(
         cases, data_name = list(data), f"{len(data)} given cases"
     seg, seg_name = _resolve_segmenter(segmenter)
     out = OutputDir(report, overwrite=overwrite, resume=not overwrite)
-    settings = {"data": data_name, "task": task, "keypoints": n_keypoints, "size": size, "seed": seed, "segmenter": seg_name}
+    settings = {
+        "data": data_name,
+        "task": task,
+        "keypoints": n_keypoints,
+        "size": size,
+        "seed": seed,
+        "segmenter": seg_name,
+    }
     if task == "target-ef":
         settings["prior"] = prior_name or type(prior).__name__
     _check_settings(out, settings)
@@ -167,7 +180,9 @@ def run_evaluation(
         box_plots(table, shown, tmp)
     with out.atomic("bland_altman.png") as tmp:
         bland_altman(table, shown, tmp)
-    examples = _examples(cases, _strip_cases(table, shown), {p: models[p] for p in shown}, task, seg, n_keypoints, seed, prior)
+    examples = _examples(
+        cases, _strip_cases(table, shown), {p: models[p] for p in shown}, task, seg, n_keypoints, seed, prior
+    )
     if examples:
         with out.atomic("strip.png") as tmp:
             case_strip(examples, tmp)

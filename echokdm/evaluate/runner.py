@@ -15,9 +15,9 @@ from echokdm.evaluate.cases import CaseRef
 from echokdm.evaluate.predictors import Predictor, get_predictor
 from echokdm.evaluate.scores import area_jitter, keypoint_distance, one_thread, warp_residual
 from echokdm.evaluate.tasks import Sample, make_sample
+from echokdm.metrics import ef_between, image_scores, prediction_ef
 from echokdm.models.prior import KeypointPrior
 from echokdm.outputs import OutputDir
-from echokdm.metrics import ef_between, image_scores, prediction_ef
 from echokdm.progress import progress
 from echokdm.segmenter import Segmenter
 
@@ -31,7 +31,11 @@ def case_generator(seed: int, case_id: str) -> torch.Generator:
 
 def segmenter_inputs(sample: Sample) -> dict:
     """Keyword arguments of a :class:`~echokdm.segmenter.Segmenter` call for frames of ``sample``."""
-    return {"sector_mask": sample.sector_mask, "spacing_mm": sample.spacing_mm, "atlas": (sample.source, sample.source_labels)}
+    return {
+        "sector_mask": sample.sector_mask,
+        "spacing_mm": sample.spacing_mm,
+        "atlas": (sample.source, sample.source_labels),
+    }
 
 
 def predict_and_segment(
@@ -71,7 +75,9 @@ def score_prediction(
         return _scores(sample, pred, pred_labels, source_seg, n_keypoints)
 
 
-def _scores(sample: Sample, pred: np.ndarray, pred_labels: np.ndarray, source_seg: np.ndarray, n_keypoints: int) -> dict[str, float]:
+def _scores(
+    sample: Sample, pred: np.ndarray, pred_labels: np.ndarray, source_seg: np.ndarray, n_keypoints: int
+) -> dict[str, float]:
     sp = sample.spacing_mm
     out: dict[str, float] = {}
     if sample.targets is not None:
@@ -137,7 +143,10 @@ def evaluate_cases(
             case = ref.load()
             sample = make_sample(case, task, n_keypoints=n_keypoints, prior=prior, seed=seed)
         except EchoKDMError as e:  # one unusable case does not stop the run; the summary lists it
-            rows = [{"case_id": ref.case_id, "predictor": name, "task": task, "skipped": True, "error": str(e)} for name in todo]
+            rows = [
+                {"case_id": ref.case_id, "predictor": name, "task": task, "skipped": True, "error": str(e)}
+                for name in todo
+            ]
         else:
             source_seg = segmenter(sample.source[None], **segmenter_inputs(sample))[0]
             rows = []
@@ -145,7 +154,14 @@ def evaluate_cases(
                 row = {"case_id": case.case_id, "predictor": name, "kind": models[name].kind, "task": task,
                        "spacing_known": case.spacing_mm is not None, **case.info}
                 if not models[name].applicable(sample):
-                    rows.append({**row, "skipped": True, "error": f"{name} needs {', '.join(sorted(models[name].requires))}, which this task and data do not provide"})
+                    rows.append(
+                        {
+                            **row,
+                            "skipped": True,
+                            "error": f"{name} needs {', '.join(sorted(models[name].requires))}, "
+                            "which this task and data do not provide",
+                        }
+                    )
                     continue
                 pred, labels, seconds = predict_and_segment(sample, models[name], segmenter, seed)
                 scores = score_prediction(sample, pred, labels, source_seg, n_keypoints)

@@ -54,7 +54,9 @@ def _cell(e: Estimate, digits: int, total: int) -> str:
     return text if e.n in (0, total) else f"{text} (n={e.n})"
 
 
-def summary_markdown(table: pd.DataFrame, predictors: Sequence[str], header: dict[str, str], spacing_known: bool, seed: int = 0) -> str:
+def summary_markdown(
+    table: pd.DataFrame, predictors: Sequence[str], header: dict[str, str], spacing_known: bool, seed: int = 0
+) -> str:
     """The summary report.
 
     Args:
@@ -111,7 +113,9 @@ def summary_markdown(table: pd.DataFrame, predictors: Sequence[str], header: dic
         lines += ["Each model minus each model listed after it (e.g. KDM minus its ablations), over the cases both "
                   "were scored on; `*` marks a 95% CI that excludes 0.", ""]
         lines += ["| metric | " + " | ".join(f"{a} − {b}" for a, b in pairs) + " |", "|---|" + "---|" * len(pairs)]
-        lines += [f"| {m} | " + " | ".join(_paired_cell(table, m, a, b, seed) for a, b in pairs) + " |" for m in metrics]
+        lines += [
+            f"| {m} | " + " | ".join(_paired_cell(table, m, a, b, seed) for a, b in pairs) + " |" for m in metrics
+        ]
 
     if len(skipped):
         lines += ["", "## Not scored", ""]

@@ -121,7 +121,9 @@ def target_ef_for(case_id: str, seed: int) -> float:
     return float(rng.uniform(*TARGET_EF_RANGE))
 
 
-def make_sample(case: Case, task: str, n_keypoints: int = 40, prior: KeypointPrior | None = None, seed: int = 0) -> Sample:
+def make_sample(
+    case: Case, task: str, n_keypoints: int = 40, prior: KeypointPrior | None = None, seed: int = 0
+) -> Sample:
     """Build the ``task`` sample of ``case``.
 
     Args:

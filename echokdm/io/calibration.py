@@ -135,7 +135,12 @@ def calibrate(regions: list[UltrasoundRegion], shape: tuple[int, int], content: 
         if factor < needed:
             continue
         f = float(factor)
-        box = (_shrink(x0, f, math.floor), _shrink(y0, f, math.floor), _shrink(x1, f, math.ceil), _shrink(y1, f, math.ceil))
+        box = (
+            _shrink(x0, f, math.floor),
+            _shrink(y0, f, math.floor),
+            _shrink(x1, f, math.ceil),
+            _shrink(y1, f, math.ceil),
+        )
         box = (max(box[0], 0), max(box[1], 0), min(box[2], w - 1), min(box[3], h - 1))
         if content is not None and _confirms(content, box):
             return Calibration(

@@ -190,7 +190,8 @@ def _read_dicom_cine(
             if n > t:
                 break
             if failures:  # a decoder failed on this frame and pydicom fell back to another: damaged data
-                raise InputError(f"{path}: pixel data is corrupt at frame {n - 1} ({tsyntax.name}): {_one_line(failures[0])}")
+                raise InputError(f"{path}: pixel data is corrupt at frame {n - 1} ({tsyntax.name}): "
+                                 f"{_one_line(failures[0])}")
             grey = _to_grey(arr, ds, photometric, path)
             if frames is None:
                 frames = np.empty((t, h, w), np.uint8)
@@ -242,7 +243,8 @@ def frame_timing(ds: Dataset) -> dict[str, Any]:
         return {"frame_time_ms": frame_time, "frame_time_source": "FrameTime"}
     vector = ds.get("FrameTimeVector")
     if vector is not None:
-        values = [float(v) for v in (vector if isinstance(vector, (list, tuple, pydicom.multival.MultiValue)) else [vector])]
+        many = isinstance(vector, (list, tuple, pydicom.multival.MultiValue))
+        values = [float(v) for v in (vector if many else [vector])]
         intervals = [v for v in values[1:] if v > 0]
         if intervals:
             return {
@@ -268,7 +270,8 @@ def _check_ultrasound(ds: Dataset, path: str | os.PathLike, f: BinaryIO) -> None
             f"(a truncated or damaged file of {_size(f)} bytes?)"
         )
     kind = getattr(ds.get("SOPClassUID"), "name", None) or "unknown SOP class"
-    raise InputError(f"{path}: not an ultrasound image (Modality {modality or 'missing'}, {kind}); expected Modality US")
+    raise InputError(f"{path}: not an ultrasound image (Modality {modality or 'missing'}, {kind}); "
+                     "expected Modality US")
 
 
 def _geometry(ds: Dataset, path: str | os.PathLike) -> tuple[int, int, int, int]:
@@ -280,7 +283,8 @@ def _geometry(ds: Dataset, path: str | os.PathLike) -> tuple[int, int, int, int]
         number_of_frames = ds.get("NumberOfFrames")
         frames = 1 if number_of_frames in (None, "") else int(number_of_frames)
     except AttributeError as e:
-        raise InputError(f"{path}: DICOM image lacks {e.args[0].split()[-1] if e.args else 'an image attribute'}") from None
+        missing = e.args[0].split()[-1] if e.args else "an image attribute"
+        raise InputError(f"{path}: DICOM image lacks {missing}") from None
     except (TypeError, ValueError) as e:
         raise InputError(f"{path}: DICOM image attributes are malformed: {_one_line(e)}") from None
     if frames == 0:
@@ -309,7 +313,8 @@ def _photometric(ds: Dataset, path: str | os.PathLike) -> str:
     photometric = str(ds.PhotometricInterpretation or "").strip()
     known = ("MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", *sorted(RGB_LIKE))
     if photometric not in known:
-        raise UnsupportedError(f"{path}: photometric interpretation {photometric!r} is not supported; expected one of {', '.join(known)}")
+        raise UnsupportedError(f"{path}: photometric interpretation {photometric!r} is not supported; "
+                               f"expected one of {', '.join(known)}")
     return photometric
 
 
@@ -318,7 +323,8 @@ def _check_decoder(tsyntax: pydicom.uid.UID, path: str | os.PathLike) -> None:
         decoder = get_decoder(tsyntax)
     except NotImplementedError:
         hint = VIDEO_HINT if tsyntax in pydicom.uid.MPEGTransferSyntaxes else "no pydicom plugin decodes it"
-        raise UnsupportedError(f"{path}: transfer syntax {tsyntax.name} ({tsyntax}) cannot be decoded: {hint}") from None
+        raise UnsupportedError(f"{path}: transfer syntax {tsyntax.name} ({tsyntax}) cannot be decoded: "
+                               f"{hint}") from None
     if not decoder.is_available:
         plugin = next((pkg for prefix, pkg in PLUGIN_HINTS.items() if str(tsyntax).startswith(prefix)), "pylibjpeg")
         others = "; ".join(decoder.missing_dependencies)
@@ -366,25 +372,30 @@ def _check_pixel_data(ds: Dataset, path: str | os.PathLike, f: BinaryIO, tsyntax
         group, elem = struct.unpack(f"{end}HH", head[:4])
         (length,) = struct.unpack(f"{end}L", head[8:12])
     if (group, elem) != (0x7FE0, 0x0010):
-        raise UnsupportedError(f"{path}: pixel data element ({group:04X},{elem:04X}) is not supported; expected (7FE0,0010) Pixel Data")
+        raise UnsupportedError(f"{path}: pixel data element ({group:04X},{elem:04X}) is not supported; "
+                               "expected (7FE0,0010) Pixel Data")
     encapsulated = length == 0xFFFFFFFF
     if not tsyntax.is_compressed:
         if encapsulated:
-            raise InputError(f"{path}: pixel data is encapsulated (compressed) but the transfer syntax {tsyntax.name} is uncompressed")
+            raise InputError(f"{path}: pixel data is encapsulated (compressed) "
+                             f"but the transfer syntax {tsyntax.name} is uncompressed")
         _compare_native_length(ds, path, frames, min(length, max(size - f.tell(), 0)))
         return
     if not encapsulated:
-        raise InputError(f"{path}: pixel data is not encapsulated although the transfer syntax {tsyntax.name} is compressed")
+        raise InputError(f"{path}: pixel data is not encapsulated "
+                         f"although the transfer syntax {tsyntax.name} is compressed")
     fragments = -1  # the first item is the basic offset table
     while True:
         item = f.read(8)
         if len(item) < 8:
-            raise InputError(f"{path}: pixel data is truncated: the file ends after {max(fragments, 0)} fragment(s), before the sequence delimiter")
+            raise InputError(f"{path}: pixel data is truncated: the file ends after {max(fragments, 0)} fragment(s), "
+                             "before the sequence delimiter")
         tag_group, tag_elem, item_length = struct.unpack(f"{end}HHL", item)
         if (tag_group, tag_elem) == (0xFFFE, 0xE0DD):
             break
         if (tag_group, tag_elem) != (0xFFFE, 0xE000) or item_length == 0xFFFFFFFF:
-            raise InputError(f"{path}: encapsulated pixel data is corrupt: item {fragments + 1} has tag ({tag_group:04X},{tag_elem:04X})")
+            raise InputError(f"{path}: encapsulated pixel data is corrupt: "
+                             f"item {fragments + 1} has tag ({tag_group:04X},{tag_elem:04X})")
         if f.tell() + item_length > size:
             raise InputError(f"{path}: pixel data is truncated: fragment {fragments + 1} runs past the end of the file")
         f.seek(item_length, os.SEEK_CUR)
@@ -404,10 +415,12 @@ def _compare_native_length(ds: Dataset, path: str | os.PathLike, frames: int, pr
             f"of {ds.Columns}x{ds.Rows}"
         )
     full_422 = str(ds.get("PhotometricInterpretation", "")).strip() == "YBR_FULL_422" and present == expected * 3 // 2
-    if present - expected >= max(expected // frames, 2) and not full_422:  # pydicom reads YBR_FULL_422 stored unsubsampled
+    # (not full_422: pydicom reads YBR_FULL_422 stored unsubsampled)
+    if present - expected >= max(expected // frames, 2) and not full_422:
         raise InputError(
             f"{path}: pixel data holds {present} bytes, {present / (expected / frames):.1f} frames' worth, but Rows, "
-            f"Columns and Number of Frames ({ds.Rows}, {ds.Columns}, {frames}) describe {expected}; they contradict the data"
+            f"Columns and Number of Frames ({ds.Rows}, {ds.Columns}, {frames}) describe {expected}; "
+            "they contradict the data"
         )
 
 
@@ -471,7 +484,8 @@ def _size(f: BinaryIO) -> int:
 
 def _one_line(error: Exception) -> str:
     """An exception's message on one line (decoders list one failure per plugin on separate lines)."""
-    return re.sub(r" at 0x[0-9a-f]+>", ">", " ".join(str(error).split()))  # no memory addresses: same file, same message
+    # no memory addresses: same file, same message
+    return re.sub(r" at 0x[0-9a-f]+>", ">", " ".join(str(error).split()))
 
 
 def _text(value: Any) -> str | None:

@@ -130,7 +130,9 @@ def check_input_path(path: str | os.PathLike) -> Path:
             try:
                 os.stat(p)
             except OSError as e:
-                raise InputError(f"{p}: symbolic link cannot be followed: {e.strerror} (it points to {os.readlink(p)})") from None
+                raise InputError(
+                    f"{p}: symbolic link cannot be followed: {e.strerror} (it points to {os.readlink(p)})"
+                ) from None
         raise InputError(f"{p}: no such file or folder")
     if p.is_dir():
         return p

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def write_label_sequence(path: str | os.PathLike, labels: np.ndarray, spacing_mm: Sequence[float] | None = None) -> None:
+def write_label_sequence(
+    path: str | os.PathLike, labels: np.ndarray, spacing_mm: Sequence[float] | None = None
+) -> None:
     """Write (T, H, W) labels as gzipped NIfTI of shape (W, H, T).
 
     Args:

@@ -60,7 +60,9 @@ def read_segmentation(
         frames = [_read_png(f) for f in files]
         for f, a in zip(files, frames):
             if a.shape != frames[0].shape:
-                raise InputError(f"{f}: label frame size {a.shape[::-1]} differs from the first frame's {frames[0].shape[::-1]}")
+                raise InputError(
+                    f"{f}: label frame size {a.shape[::-1]} differs from the first frame's {frames[0].shape[::-1]}"
+                )
         labels, meta = np.stack(frames), {"format": "png", "spacing_mm": None, "spacing_source": "unknown"}
     elif suffix_of(p) in VOLUME_SUFFIXES:
         labels, meta = _read_volume(p)
@@ -170,7 +172,9 @@ def _frame_times(ds: Any, per_frame: list, n: int, path: Path) -> list:
     refs = [_referenced_frame(f) for f in per_frame]
     if n and len(refs) == n and all(r is not None for r in refs):
         return refs
-    pointers = [int(d.DimensionIndexPointer) for d in ds.get("DimensionIndexSequence", []) if "DimensionIndexPointer" in d]
+    pointers = [
+        int(d.DimensionIndexPointer) for d in ds.get("DimensionIndexSequence", []) if "DimensionIndexPointer" in d
+    ]
     keep = [k for k, tag in enumerate(pointers) if tag != _SEGMENT_NUMBER_TAG]
     values = [_dimension_values(f) for f in per_frame]
     if keep and len(values) == n and all(v is not None and len(v) == len(pointers) for v in values):

@@ -144,7 +144,9 @@ def read_sitk_image(path: str | os.PathLike):
 
 def _check_size(size: tuple[int, ...], components: int, path: str | os.PathLike) -> None:
     if any(s > MAX_SIDE for s in size[:2]) or int(np.prod(size, dtype=np.int64)) * components > MAX_PIXELS:
-        raise InputError(f"{path}: absurd image size {' x '.join(map(str, size))}; expected 1..{MAX_SIDE} pixels per side")
+        raise InputError(
+            f"{path}: absurd image size {' x '.join(map(str, size))}; expected 1..{MAX_SIDE} pixels per side"
+        )
 
 
 def read_video(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
@@ -181,7 +183,10 @@ def read_video(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
         raise InputError(f"{path}: video has no frames" + (f": {why}" if why else ""))
     # an AVI header counts its frames exactly; other containers may estimate the count from the duration
     if len(frames) < claimed - (0 if suffix_of(path) == ".avi" else 1):
-        raise InputError(f"{path}: video is truncated or damaged: {len(frames)} of {claimed} frames could be decoded" + (f" ({why})" if why else ""))
+        raise InputError(
+            f"{path}: video is truncated or damaged: {len(frames)} of {claimed} frames could be decoded"
+            + (f" ({why})" if why else "")
+        )
     meta = {
         "format": "video",
         "spacing_mm": None,
@@ -218,7 +223,9 @@ def read_frames(paths: list[Path], source: str | os.PathLike) -> tuple[np.ndarra
             img = img[..., :3].astype(np.float32) @ LUMA if img.shape[-1] >= 3 else img[..., 0]
         grey = _to_uint8(np.asarray(img)[None], {})[0]
         if frames and grey.shape != frames[0].shape:
-            raise InputError(f"{p}: frame size {grey.shape[::-1]} differs from the first frame's {frames[0].shape[::-1]}")
+            raise InputError(
+                f"{p}: frame size {grey.shape[::-1]} differs from the first frame's {frames[0].shape[::-1]}"
+            )
         frames.append(grey)
     meta = {
         "format": "frames",

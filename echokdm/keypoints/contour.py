@@ -49,7 +49,9 @@ def spline_chain(points: np.ndarray, per_interval: int = 32) -> np.ndarray:
     chord = np.linalg.norm(np.diff(points, axis=0), axis=1)
     t = np.concatenate([[0.0], np.cumsum(np.maximum(chord, 1e-9))])
     spline = CubicSpline(t, points, axis=0, bc_type="natural")
-    tt = np.concatenate([np.linspace(t[i], t[i + 1], per_interval, endpoint=False) for i in range(len(t) - 1)] + [t[-1:]])
+    tt = np.concatenate(
+        [np.linspace(t[i], t[i + 1], per_interval, endpoint=False) for i in range(len(t) - 1)] + [t[-1:]]
+    )
     return spline(tt)
 
 

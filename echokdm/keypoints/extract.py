@@ -124,7 +124,8 @@ class _Anatomy:
 
 
 def _keep_component(mask: np.ndarray, prefer: np.ndarray) -> np.ndarray:
-    """The largest component of ``mask`` that borders ``prefer`` if it is at least half the largest, else the largest."""
+    """The largest component of ``mask`` that borders ``prefer`` if it is at least half the largest, else the
+    largest."""
     lab, k = ndimage.label(mask, structure=np.ones((3, 3)))
     if k == 0:
         return mask

@@ -162,7 +162,9 @@ def _csv_rows(t: KeypointTrack) -> list[list]:
     for f, k in zip(t.frames, t.keypoints):
         for j, (x, y) in enumerate(k):
             mm = [repr(float(x) * t.spacing_mm[1]), repr(float(y) * t.spacing_mm[0])] if t.spacing_mm else ["", ""]
-            rows.append([f, t.phases.get(f, ""), "endo" if j < 20 else "epi", j % 20, repr(float(x)), repr(float(y)), *mm])
+            rows.append(
+                [f, t.phases.get(f, ""), "endo" if j < 20 else "epi", j % 20, repr(float(x)), repr(float(y)), *mm]
+            )
     return rows
 
 

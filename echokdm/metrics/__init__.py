@@ -22,7 +22,15 @@ from echokdm.metrics.clinical import (
     measure_loop,
     prediction_ef,
 )
-from echokdm.metrics.images import PSNR_CAP, SSIM_KERNEL, SSIM_SIGMA, image_scores, lv_overlap, psnr_in_sector, ssim_in_sector
+from echokdm.metrics.images import (
+    PSNR_CAP,
+    SSIM_KERNEL,
+    SSIM_SIGMA,
+    image_scores,
+    lv_overlap,
+    psnr_in_sector,
+    ssim_in_sector,
+)
 
 __all__ = [
     "N_DISKS",

@@ -52,7 +52,9 @@ def agreement(a: Sequence[float], b: Sequence[float]) -> Agreement:
     return Agreement(int(d.size), float(np.abs(d).mean()), bias, sd, bias - 1.96 * sd, bias + 1.96 * sd)
 
 
-def ef_consistency(ef_keypoints: float, ef_segmentation: float, ef_truth: float | None = None) -> dict[str, float | None]:
+def ef_consistency(
+    ef_keypoints: float, ef_segmentation: float, ef_truth: float | None = None
+) -> dict[str, float | None]:
     """EF consistency of one prediction (percentage points).
 
     Args:

@@ -391,7 +391,9 @@ def measure_loop(
     if n_keypoints == 40:
         missing = [t for t in range(lab.shape[0]) if not (lab[t] == 2).any()]
         if missing:
-            raise InputError(f"40 keypoints need the LV myocardium (label 2), missing in frame(s) {_frame_list(missing)}")
+            raise InputError(
+                f"40 keypoints need the LV myocardium (label 2), missing in frame(s) {_frame_list(missing)}"
+            )
     kps = []
     for t in progress(range(lab.shape[0]), desc="keypoints"):
         try:

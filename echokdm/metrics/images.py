@@ -86,7 +86,9 @@ def ssim_in_sector(pred: np.ndarray, target: np.ndarray, sector_mask: np.ndarray
     return float(ssim_map[:, 0].numpy()[:, inside].mean())
 
 
-def lv_overlap(pred_labels: np.ndarray, target_labels: np.ndarray, spacing_mm: tuple[float, float] | None) -> tuple[float, float]:
+def lv_overlap(
+    pred_labels: np.ndarray, target_labels: np.ndarray, spacing_mm: tuple[float, float] | None
+) -> tuple[float, float]:
     """LV cavity (label 1) Dice and 95% Hausdorff distance, averaged over frames.
 
     Args:

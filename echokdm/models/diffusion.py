@@ -97,7 +97,9 @@ def sample(
         (B, channels, H, W) generated samples.
     """
     b, _, h, w = cond.shape
-    noise = randn_tensor((1 if shared_noise else b, channels, h, w), generator=generator, device=cond.device, dtype=cond.dtype)
+    noise = randn_tensor(
+        (1 if shared_noise else b, channels, h, w), generator=generator, device=cond.device, dtype=cond.dtype
+    )
     noise = noise.expand(b, -1, -1, -1)
     runs = torch.full((b,), num_inference_steps) if strength is None else torch.tensor(
         [min(int(num_inference_steps * s), num_inference_steps) for s in strength]

@@ -13,7 +13,9 @@ from diffusers import AutoencoderKL
 FLOW_SCALE = 8.0
 
 
-def build_flow_autoencoder(sample_size: int = 112, latent_channels: int = 4, cls: type[AutoencoderKL] = AutoencoderKL) -> AutoencoderKL:
+def build_flow_autoencoder(
+    sample_size: int = 112, latent_channels: int = 4, cls: type[AutoencoderKL] = AutoencoderKL
+) -> AutoencoderKL:
     """A small KL autoencoder for flows: 3 levels (4× down), about 0.25 M parameters."""
     return cls(
         in_channels=2, out_channels=2, latent_channels=latent_channels, sample_size=sample_size,
@@ -22,7 +24,9 @@ def build_flow_autoencoder(sample_size: int = 112, latent_channels: int = 4, cls
     )
 
 
-def encode_flow(vae: AutoencoderKL, flow: torch.Tensor, sample: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+def encode_flow(
+    vae: AutoencoderKL, flow: torch.Tensor, sample: bool = False, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Flow (B, 2, H, W) in pixels → latent (B, C, H/4, W/4) (the posterior mean unless ``sample``)."""
     dist = vae.encode(flow / FLOW_SCALE).latent_dist
     return dist.sample(generator) if sample else dist.mean
@@ -33,7 +37,9 @@ def decode_flow(vae: AutoencoderKL, latent: torch.Tensor) -> torch.Tensor:
     return vae.decode(latent).sample * FLOW_SCALE
 
 
-def flow_autoencoder_loss(vae: AutoencoderKL, flow: torch.Tensor, kl_weight: float = 1e-4) -> tuple[torch.Tensor, torch.Tensor]:
+def flow_autoencoder_loss(
+    vae: AutoencoderKL, flow: torch.Tensor, kl_weight: float = 1e-4
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Training loss: mean end-point error of the reconstruction (pixels) + ``kl_weight`` · KL.
 
     Returns:

@@ -33,7 +33,9 @@ def build_k2f_unet(latent_size: int = 28, latent_channels: int = 4) -> UNet2DMod
     )
 
 
-def k2f_condition(source: torch.Tensor, src_kps: torch.Tensor, tgt_kps: torch.Tensor, kp_flow: torch.Tensor) -> torch.Tensor:
+def k2f_condition(
+    source: torch.Tensor, src_kps: torch.Tensor, tgt_kps: torch.Tensor, kp_flow: torch.Tensor
+) -> torch.Tensor:
     """K2F conditioning at latent resolution.
 
     Args:

@@ -32,7 +32,9 @@ def load_diffusers_model(cls: type, weights: str | os.PathLike) -> torch.nn.Modu
 
 def load_ofnet(weights: str | os.PathLike) -> OFNet:
     """OF-net from echokdm weights, frozen."""
-    return load_network(weights, lambda cfg: OFNet(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}))
+    return load_network(
+        weights, lambda cfg: OFNet(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
+    )
 
 
 __all__ = ["load_diffusers_model", "load_network", "load_ofnet"]

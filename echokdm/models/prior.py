@@ -31,7 +31,9 @@ from echokdm.errors import EchoKDMError, InputError
 class KeypointPrior(Protocol):
     """Keypoint motion prior: predicts ES keypoints from ED keypoints for a requested EF."""
 
-    def __call__(self, source_keypoints: np.ndarray, *, target_ef: float, spacing_mm: Sequence[float] | None) -> np.ndarray:
+    def __call__(
+        self, source_keypoints: np.ndarray, *, target_ef: float, spacing_mm: Sequence[float] | None
+    ) -> np.ndarray:
         """(K, 2) ED keypoints (x, y) in pixels of (dy, dx) ``spacing_mm`` (None: square pixels) -> (K, 2) ES
         keypoints whose EF is ``target_ef`` percent on that spacing."""
 
@@ -75,7 +77,9 @@ class KeypointMotionPrior:
     n_phases: int
 
     @classmethod
-    def fit(cls, trajectories: list[np.ndarray], n_phases: int = 10, ridge: float = 1e-2, n_modes: int = 8) -> KeypointMotionPrior:
+    def fit(
+        cls, trajectories: list[np.ndarray], n_phases: int = 10, ridge: float = 1e-2, n_modes: int = 8
+    ) -> KeypointMotionPrior:
         """Fit from systolic keypoint trajectories.
 
         Args:
@@ -96,7 +100,9 @@ class KeypointMotionPrior:
             canon = (traj - origin) @ rot.T / scale
             s = np.linspace(0, 1, len(traj))
             phases = np.linspace(0, 1, n_phases + 1)[1:]
-            resampled = np.stack([np.stack([np.interp(phases, s, canon[:, i, j]) for j in range(2)], -1) for i in range(k)], 1)
+            resampled = np.stack(
+                [np.stack([np.interp(phases, s, canon[:, i, j]) for j in range(2)], -1) for i in range(k)], 1
+            )
             shapes.append(canon[0].ravel())
             motions.append((resampled - canon[0]).ravel())
         x, y = np.array(shapes), np.array(motions)
@@ -108,7 +114,9 @@ class KeypointMotionPrior:
         m = min(n_modes, len(sv))
         return cls(xm, ym, reg, vt[:m], sv[:m] / np.sqrt(max(len(x) - 1, 1)), k, n_phases)
 
-    def predict(self, source_kps: np.ndarray, phases: np.ndarray | list[float] | None = None, scale: float = 1.0) -> np.ndarray:
+    def predict(
+        self, source_kps: np.ndarray, phases: np.ndarray | list[float] | None = None, scale: float = 1.0
+    ) -> np.ndarray:
         """Keypoints at the given phases of systole (0 = ED = the source, 1 = ES).
 
         Args:
@@ -130,7 +138,9 @@ class KeypointMotionPrior:
         motion = (self.motion_mean + self.regression @ (canon.ravel() - self.shape_mean)).reshape(self.n_phases, -1, 2)
         grid = np.linspace(0, 1, self.n_phases + 1)
         full = np.concatenate([np.zeros((1, *motion.shape[1:])), motion])
-        at = np.stack([np.stack([np.interp(phases, grid, full[:, i, j]) for j in range(2)], -1) for i in range(full.shape[1])], 1)
+        at = np.stack(
+            [np.stack([np.interp(phases, grid, full[:, i, j]) for j in range(2)], -1) for i in range(full.shape[1])], 1
+        )
         return (canon + scale * at) * length @ rot + origin
 
     def for_target_ef(
@@ -168,13 +178,18 @@ class KeypointMotionPrior:
         c = brentq(gap, 0.0, hi, xtol=1e-6)
         return self.predict(source_kps, phases, c)
 
-    def __call__(self, source_keypoints: np.ndarray, *, target_ef: float, spacing_mm: Sequence[float] | None) -> np.ndarray:
+    def __call__(
+        self, source_keypoints: np.ndarray, *, target_ef: float, spacing_mm: Sequence[float] | None
+    ) -> np.ndarray:
         """The ES keypoints for ``target_ef`` (:class:`KeypointPrior`): :meth:`for_target_ef` at ES."""
         return self.for_target_ef(source_keypoints, target_ef, spacing_mm=spacing_mm)[-1]
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the model as safetensors (arrays) with its sizes in the metadata."""
-        arrays = {k: np.ascontiguousarray(getattr(self, k), dtype=np.float32) for k in ("shape_mean", "motion_mean", "regression", "modes", "mode_std")}
+        arrays = {
+            k: np.ascontiguousarray(getattr(self, k), dtype=np.float32)
+            for k in ("shape_mean", "motion_mean", "regression", "modes", "mode_std")
+        }
         meta = {"task": "prior", "config": json.dumps({"n_keypoints": self.n_keypoints, "n_phases": self.n_phases})}
         save_file(arrays, str(path), metadata=meta)
 

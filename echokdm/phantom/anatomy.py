@@ -249,7 +249,9 @@ class Anatomy:
         lo, hi = self.heart_interval(U, PERI_GAP_MM + PERI_MM)
         return {
             "depth_heart": deepest(lo, hi),
-            "depth_lv_la": max(deepest(-ws, wl), deepest(np.where(la_ok, la[:, 0], np.nan), np.where(la_ok, la[:, 1], np.nan))),
+            "depth_lv_la": max(
+                deepest(-ws, wl), deepest(np.where(la_ok, la[:, 0], np.nan), np.where(la_ok, la[:, 1], np.nan))
+            ),
             "angle_epi": widest(-ws_e, wl_e),
             "angle_cavity": widest(-ws, wl),
         }

@@ -165,7 +165,9 @@ class ColeProbe:
     def scan_convert(self, lines: np.ndarray) -> np.ndarray:
         """(n_b, n_r) line image -> (H, W) float32 fan image: area average in range, linear remap."""
         dec = cv2.resize(np.ascontiguousarray(lines, np.float32), (self.n_dec, self.n_b), interpolation=cv2.INTER_AREA)
-        img = cv2.remap(dec, self._map_sample, self._map_line, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        img = cv2.remap(
+            dec, self._map_sample, self._map_line, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        )
         return np.where(self.fan.sector_mask, img, 0.0).astype(np.float32)
 
     def sample_pixels(self) -> tuple[np.ndarray, np.ndarray]:

@@ -155,7 +155,9 @@ class EchoModel:
         self.ref = 1.0
         self.leaflet_amp = 10.0 ** (LEAFLET_DB / 20.0)
         sector = pr.sector_mask.astype(np.float32)
-        smooth = ndimage.gaussian_filter(sector, p.smoothing_mm / pr.spacing, truncate=2.5) if p.smoothing_mm > 0 else sector
+        smooth = (
+            ndimage.gaussian_filter(sector, p.smoothing_mm / pr.spacing, truncate=2.5) if p.smoothing_mm > 0 else sector
+        )
         self._sector_weight = np.maximum(smooth, 1e-6)
 
     def calibrate(self, echo: np.ndarray, myo: np.ndarray) -> None:

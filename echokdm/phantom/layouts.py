@@ -84,11 +84,23 @@ def write_nifti(out: OutputDir, name: str, array: np.ndarray, spacing_mm: Sequen
 def _row(loop: PhantomLoop, name: str, path: str, layout: str, split: str) -> dict[str, Any]:
     p = loop.params
     return {
-        "name": name, "path": path, "layout": layout, "split": split, "seed": p["seed"],
-        "n_frames": loop.frames.shape[0], "height": loop.frames.shape[1], "width": loop.frames.shape[2],
-        "spacing_mm": round(loop.spacing_mm[0], 6), "frame_time_ms": round(loop.frame_time_ms, 4),
-        "heart_rate_bpm": p["heart_rate_bpm"], "ed": " ".join(map(str, loop.ed)), "es": " ".join(map(str, loop.es)),
-        "ef": round(loop.ef, 3), "edv_ml": round(loop.edv, 3), "esv_ml": round(loop.esv, 3), "target_ef": p["target_ef"],
+        "name": name,
+        "path": path,
+        "layout": layout,
+        "split": split,
+        "seed": p["seed"],
+        "n_frames": loop.frames.shape[0],
+        "height": loop.frames.shape[1],
+        "width": loop.frames.shape[2],
+        "spacing_mm": round(loop.spacing_mm[0], 6),
+        "frame_time_ms": round(loop.frame_time_ms, 4),
+        "heart_rate_bpm": p["heart_rate_bpm"],
+        "ed": " ".join(map(str, loop.ed)),
+        "es": " ".join(map(str, loop.es)),
+        "ef": round(loop.ef, 3),
+        "edv_ml": round(loop.edv, 3),
+        "esv_ml": round(loop.esv, 3),
+        "target_ef": p["target_ef"],
     }
 
 
@@ -334,7 +346,9 @@ def generate(
     if layout == "echonet" and size not in (None, ECHONET_SIZE):
         raise InputError(f"EchoNet-Dynamic videos are {ECHONET_SIZE}x{ECHONET_SIZE}; drop --size or use {ECHONET_SIZE}")
     seeds = split_seeds(split, n, start=seed)
-    params = [sample_params(s, size=size, frames=frames, ef_range=ef_range, renderers=renderers, **overrides) for s in seeds]
+    params = [
+        sample_params(s, size=size, frames=frames, ef_range=ef_range, renderers=renderers, **overrides) for s in seeds
+    ]
     out = OutputDir(out_dir, overwrite=overwrite)
     rows = []
     disable = None if progress_bar is None else not progress_bar

@@ -221,7 +221,11 @@ class Deformation:
         y2, y3 = A, L_av + B
         return np.select(
             [(u > j1) & (u < y2), (u >= y2) & (u < y3), (u >= y3) & (u < bottom)],
-            [j1 + (u - j1) * -j1 / (y2 - j1), (u - y2) * L_av / (y3 - y2), L_av + (u - y3) * (bottom - L_av) / (bottom - y3)],
+            [
+                j1 + (u - j1) * -j1 / (y2 - j1),
+                (u - y2) * L_av / (y3 - y2),
+                L_av + (u - y3) * (bottom - L_av) / (bottom - y3),
+            ],
             u,
         )
 
@@ -327,7 +331,9 @@ class Deformation:
         """Current (u, v) -> material (U, V); exact inverse of :meth:`forward`."""
         return self._apply(self._inverse, u, v, c, e, inside)
 
-    def _apply(self, body, a: np.ndarray, b: np.ndarray, c: float, e: float, inside: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _apply(
+        self, body, a: np.ndarray, b: np.ndarray, c: float, e: float, inside: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Run ``body`` on the points inside the box (once it is known); the identity elsewhere."""
         a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
         if c == 0.0 and e == 0.0:

@@ -151,7 +151,8 @@ def _validate(p: PhantomParams) -> None:
     lo, hi = EF_LIMITS
     need(lo <= p.target_ef <= hi, f"target EF {p.target_ef:g}% is outside {lo:g}-{hi:g}%")
     need(
-        min(p.height, p.width) >= MIN_SIZE, f"image size {p.height}x{p.width} is too small; expected at least {MIN_SIZE}"
+        min(p.height, p.width) >= MIN_SIZE,
+        f"image size {p.height}x{p.width} is too small; expected at least {MIN_SIZE}",
     )
     need(p.n_frames >= 2, f"n_frames={p.n_frames}; expected at least 2")
     need(1 <= p.n_beats <= 5, f"n_beats={p.n_beats}; expected 1-5")
@@ -160,7 +161,9 @@ def _validate(p: PhantomParams) -> None:
     need(0 <= p.pre_ed_frames < p.n_frames, f"pre_ed_frames={p.pre_ed_frames} must be in [0, n_frames)")
     need(60 <= p.depth_mm <= 300, f"depth {p.depth_mm:g} mm is outside 60-300")
     need(30 <= p.sector_deg <= 120, f"sector angle {p.sector_deg:g} deg is outside 30-120")
-    need(p.hypokinesis in HYPOKINESIS_SEGMENTS, f"hypokinesis {p.hypokinesis!r}; expected one of {HYPOKINESIS_SEGMENTS}")
+    need(
+        p.hypokinesis in HYPOKINESIS_SEGMENTS, f"hypokinesis {p.hypokinesis!r}; expected one of {HYPOKINESIS_SEGMENTS}"
+    )
     need(0 <= p.hypokinesis_severity <= 1, "hypokinesis_severity must be in [0, 1]")
     need(0 <= p.haze <= 1 and 0 <= p.dropout <= 1 and 0 <= p.reverb <= 1, "haze, dropout and reverb must be in [0, 1]")
     need(p.renderer in RENDERER_NAMES, f"renderer {p.renderer!r}; expected one of {', '.join(RENDERER_NAMES)}")

@@ -26,7 +26,14 @@ import numpy as np
 from scipy import ndimage
 
 from echokdm.phantom.anatomy import (
-    BLOOD_CLASSES, EXTRA, HEART_WALL, LV_MYO, PERI_SPACE, PERICARDIUM, Anatomy, smoothstep,
+    BLOOD_CLASSES,
+    EXTRA,
+    HEART_WALL,
+    LV_MYO,
+    PERI_SPACE,
+    PERICARDIUM,
+    Anatomy,
+    smoothstep,
 )
 from echokdm.phantom.cole_probe import ColeProbe
 from echokdm.phantom.fan import Fan
@@ -69,7 +76,9 @@ class ColeRenderer:
         axial, lateral = pr.resolution_cell()
         t_lo, t_hi = -fan.half - (pr.K + 1) * pr.dtheta, fan.half + (pr.K + 1) * pr.dtheta
         r_hi = fan.depth + 4.0 * pr.sigma_r + 1.0
-        r, t = _jittered_grid(rng, (0.5, r_hi), (t_lo, t_hi), axial / math.sqrt(CELL_SCATTERERS), lateral / math.sqrt(CELL_SCATTERERS))
+        r, t = _jittered_grid(
+            rng, (0.5, r_hi), (t_lo, t_hi), axial / math.sqrt(CELL_SCATTERERS), lateral / math.sqrt(CELL_SCATTERERS)
+        )
         n = r.size
         x, y = r * np.sin(t), r * np.cos(t)
         U, V = anatomy.to_heart(x, y)
@@ -120,14 +129,18 @@ class ColeRenderer:
             db[cls == k] = v
         fine, coarse = _texture(rng, x, y, 1.2), _texture(rng, x, y, 5.0)
         tissue = ~np.isin(cls, BLOOD_CLASSES)
-        db += np.where(tissue, 2.5 * fine + 3.0 * coarse, 0.0) + np.where((cls == LV_MYO) & (V < 0), SEPTUM_DB * rng.uniform(), 0.0)
+        db += np.where(tissue, 2.5 * fine + 3.0 * coarse, 0.0) + np.where(
+            (cls == LV_MYO) & (V < 0), SEPTUM_DB * rng.uniform(), 0.0
+        )
         # around the heart: dark lung/fat beside it, bright layers in the chest wall, bright behind the atria
         chest = p.apex_depth_mm - 3.0
         layers = CHEST_DB + 4.0 * fine
         for d, w in zip(rng.uniform(2.0, max(chest - 2.0, 3.0), 3), rng.uniform(1.5, 4.0, 3), strict=True):
             layers = layers + 12.0 * np.exp(-0.5 * ((y - d) / w) ** 2)
         deep = a.extent()["depth_heart"]
-        behind = smoothstep((y - deep + 30.0) / 25.0) * smoothstep(1.0 - (np.abs(x - a.to_image(a.L, 0.0)[0]) - 35.0) / 25.0)
+        behind = smoothstep((y - deep + 30.0) / 25.0) * smoothstep(
+            1.0 - (np.abs(x - a.to_image(a.L, 0.0)[0]) - 35.0) / 25.0
+        )
         extra = LUNG_DB + 8.0 * coarse + (POSTERIOR_DB - LUNG_DB) * behind
         w_chest = 1.0 - smoothstep((y - chest + 6.0) / 6.0)
         db = np.where(cls == EXTRA, w_chest * layers + (1.0 - w_chest) * extra, db)
@@ -208,7 +221,9 @@ class ColeRenderer:
             cols = np.arange(n) * (m + 1)
             keep = cols < lines.shape[1]
             echo = near[:, keep] * att[:, keep] ** m * np.float32((-REVERB_GAIN * self.p.reverb) ** m)
-            echo = ndimage.gaussian_filter1d(echo.real, m, axis=0) + 1j * ndimage.gaussian_filter1d(echo.imag, m, axis=0)
+            echo = ndimage.gaussian_filter1d(echo.real, m, axis=0) + 1j * ndimage.gaussian_filter1d(
+                echo.imag, m, axis=0
+            )
             lines[:, cols[keep]] += echo.astype(np.complex64)
         return lines
 
@@ -225,7 +240,9 @@ class ColeRenderer:
         """Envelope -> TGC -> log compression -> scan conversion -> grey map: (H, W) image in [0, 1]."""
         p = self.p
         db = 20.0 * np.log10(env * (self.tgc[None, :] / np.float32(self.ref)) + np.float32(1e-6))
-        level = np.clip((db + np.float32(p.gain_db + p.dynamic_range_db * MYO_LEVEL)) / np.float32(p.dynamic_range_db), 0.0, 1.0)
+        level = np.clip(
+            (db + np.float32(p.gain_db + p.dynamic_range_db * MYO_LEVEL)) / np.float32(p.dynamic_range_db), 0.0, 1.0
+        )
         brightness = 3.0 * p.display_gain - 0.6  # 0.54-1.26 over the sampled display gains
         return np.clip(brightness * self.probe.scan_convert(level) ** (p.gray_gamma - 0.8), 0.0, 1.0)
 

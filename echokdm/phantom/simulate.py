@@ -58,7 +58,8 @@ class PhantomLoop:
     def __repr__(self) -> str:
         T, H, W = self.frames.shape
         return (
-            f"PhantomLoop(T={T}, size={H}x{W}, spacing={self.spacing_mm[0]:.3f} mm, frame_time={self.frame_time_ms:.1f} ms, "
+            f"PhantomLoop(T={T}, size={H}x{W}, spacing={self.spacing_mm[0]:.3f} mm, "
+            f"frame_time={self.frame_time_ms:.1f} ms, "
             f"ed={self.ed}, es={self.es}, EF={self.ef:.1f}%, EDV={self.edv:.1f} mL, ESV={self.esv:.1f} mL)"
         )
 
@@ -159,7 +160,9 @@ def simulate(params: PhantomParams) -> PhantomLoop:
         prev = (c, e)
         hu, hv = deform.forward(hinges[:, 0], hinges[:, 1], c, e)
         annulus_mid[t] = probe.mm_to_px(*anat.to_image(hu[:2].mean(), hv[:2].mean()))
-        state = FrameState(t, c, e, float(st["o_mv"][t]), float(st["o_tv"][t]), np.stack([hu, hv], 1), labels[t], frame_rngs[t])
+        state = FrameState(
+            t, c, e, float(st["o_mv"][t]), float(st["o_tv"][t]), np.stack([hu, hv], 1), labels[t], frame_rngs[t]
+        )
         frames[t] = renderer.frame(state)
     ddf_from_ed = ddf_from_ed.reshape(T, 2, H, W)
     ddf_to_next = ddf_to_next.reshape(T, 2, H, W)

@@ -77,7 +77,11 @@ class PredictOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        given = [n for n, v in (("--phase", self.phase), ("--target-ef", self.target_ef), ("--keypoints", self.keypoints)) if v is not None]
+        given = [
+            n
+            for n, v in (("--phase", self.phase), ("--target-ef", self.target_ef), ("--keypoints", self.keypoints))
+            if v is not None
+        ]
         if len(given) > 1:
             raise InputError(f"give one target: {' or '.join(given)}, not both")
         if self.phase is None and not given:
@@ -87,7 +91,9 @@ class PredictOptions:
         if self.target_ef is not None:
             self.target_ef = float(self.target_ef)
             if not (EF_LIMITS[0] <= self.target_ef <= EF_LIMITS[1]):
-                raise InputError(f"target EF must be between {EF_LIMITS[0]:g} and {EF_LIMITS[1]:g} %, got {self.target_ef:g}")
+                raise InputError(
+                    f"target EF must be between {EF_LIMITS[0]:g} and {EF_LIMITS[1]:g} %, got {self.target_ef:g}"
+                )
         for name, value, low in (("frames", self.frames, 1), ("steps", self.steps, 1), ("seed", self.seed, 0)):
             if int(value) != value or value < low:
                 raise InputError(f"{name} must be an integer >= {low}, got {value}")

@@ -49,7 +49,9 @@ class KDMPredictor:
         weights: role -> {"name", "sha256"} of the weights in use (for the report).
     """
 
-    def __init__(self, pipeline, segmenter: Segmenter, prior: str = PRIOR_WEIGHTS, weights: dict[str, dict] | None = None) -> None:
+    def __init__(
+        self, pipeline, segmenter: Segmenter, prior: str = PRIOR_WEIGHTS, weights: dict[str, dict] | None = None
+    ) -> None:
         self.pipeline = pipeline
         self.segmenter = segmenter
         self.prior_weights = prior
@@ -165,7 +167,11 @@ def _require_shipped(weights: PredictWeights, roles: tuple[str, ...] = ("seg", "
     from echokdm.weights import manifest
 
     shipped = manifest()
-    missing = [getattr(weights, r) for r in roles if not str(getattr(weights, r)).endswith(".safetensors") and getattr(weights, r) not in shipped]
+    missing = [
+        getattr(weights, r)
+        for r in roles
+        if not str(getattr(weights, r)).endswith(".safetensors") and getattr(weights, r) not in shipped
+    ]
     if missing:
         raise UnsupportedError(
             f"this echokdm ships no weights named {', '.join(missing)}; train them (pipelines/train_kdm.sh) and pass "
@@ -181,4 +187,8 @@ def _sha256(name: str) -> str:
     from echokdm.weights import WEIGHTS_DIR, manifest, sha256_of
 
     entry = manifest().get(str(name))
-    return entry["sha256"] if entry else sha256_of(Path(name) if str(name).endswith(".safetensors") else WEIGHTS_DIR / name)
+    return (
+        entry["sha256"]
+        if entry
+        else sha256_of(Path(name) if str(name).endswith(".safetensors") else WEIGHTS_DIR / name)
+    )

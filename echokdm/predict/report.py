@@ -18,7 +18,15 @@ import torch
 
 from echokdm.defaults import N_KEYPOINTS
 from echokdm.grid import SectorFit
-from echokdm.metrics import Units, ef_between, ef_consistency, ejection_fraction, image_scores, measure_frame, prediction_ef
+from echokdm.metrics import (
+    Units,
+    ef_between,
+    ef_consistency,
+    ejection_fraction,
+    image_scores,
+    measure_frame,
+    prediction_ef,
+)
 from echokdm.predict.study import Study
 
 if TYPE_CHECKING:
@@ -82,7 +90,7 @@ class Prediction:
 
 def study_sections(study: Study, fit: SectorFit, device: torch.device) -> dict[str, Any]:
     """The report's ``input``, ``request``, ``phases``, ``source_frame`` and ``target_frame`` sections."""
-    inp, opts = study.input, study.input.options
+    opts = study.input.options
     return {
         "input": _input_summary(study, fit),
         "request": {
@@ -127,8 +135,10 @@ def measure(study: Study, frames: np.ndarray, pred_labels: np.ndarray) -> dict[s
     return {
         "units": Units(sp is not None).as_dict(),
         "volumes": {
-            "source_beat_edv": ed_m.volume_simpson, "source_beat_esv": es_m.volume_simpson,
-            "source_frame": src_m.volume_simpson, "target_keypoints": tgt_m.volume_simpson,
+            "source_beat_edv": ed_m.volume_simpson,
+            "source_beat_esv": es_m.volume_simpson,
+            "source_frame": src_m.volume_simpson,
+            "target_keypoints": tgt_m.volume_simpson,
             "prediction": per_frame[-1]["volume_simpson"],
         },
         "ef": {
@@ -138,7 +148,9 @@ def measure(study: Study, frames: np.ndarray, pred_labels: np.ndarray) -> dict[s
             "target_keypoints": ef_kp,
             "requested": opts.target_ef,
             "prediction": ef_pred,
-            "prediction_note": None if ef_pred is not None else f"EF of the prediction cannot be measured: {measured.reason}",
+            "prediction_note": None
+            if ef_pred is not None
+            else f"EF of the prediction cannot be measured: {measured.reason}",
             "consistency": ef_consistency(ef_kp, ef_pred, truth) if ef_pred is not None else None,
         },
         "image_metrics": _image_metrics(study, frames[-1], pred_labels[-1], ef_pred, ef_kp),
@@ -159,7 +171,10 @@ def build_report(pred: Prediction) -> dict[str, Any]:
         "command": None if anonymized else pred.command,
         "input": {**s["input"], "sha256": None if anonymized else s["input"]["sha256"]},
         "request": request,
-        **{k: s[k] for k in ("phases", "source_frame", "target_frame", "units", "volumes", "ef", "image_metrics", "frames")},
+        **{
+            k: s[k]
+            for k in ("phases", "source_frame", "target_frame", "units", "volumes", "ef", "image_metrics", "frames")
+        },
         "timings_s": dict(pred.timings),
         "software": software_versions(),
         "weights": pred.weights,
@@ -205,7 +220,9 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _image_metrics(study: Study, pred: np.ndarray, pred_lab: np.ndarray, ef_pred: float | None, ef_real: float) -> dict | None:
+def _image_metrics(
+    study: Study, pred: np.ndarray, pred_lab: np.ndarray, ef_pred: float | None, ef_real: float
+) -> dict | None:
     """Scores against the real target frame, and of simply copying the source (the baseline to beat)."""
     if study.target_frame is None:
         return None

@@ -120,7 +120,9 @@ def read_input(cine: str | os.PathLike | torch.Tensor, options: PredictOptions |
     sector = _sector_of(meta, frames)
     target_kps = _read_target_keypoints(opts.keypoints, frames.shape[1:]) if opts.keypoints else None
     if opts.source_frame is not None and opts.source_frame >= len(frames):
-        raise InputError(f"source frame {opts.source_frame} is beyond the loop's {len(frames)} frames (0-{len(frames) - 1})")
+        raise InputError(
+            f"source frame {opts.source_frame} is beyond the loop's {len(frames)} frames (0-{len(frames) - 1})"
+        )
     labels = None
     if opts.seg is not None:
         labels = np.asarray(read_segmentation(opts.seg))
@@ -180,7 +182,9 @@ def find_study(inp: StudyInput, labels: np.ndarray, prior: Callable[[], Keypoint
                  np.asarray(target_kps, dtype=np.float64), real_target, beat_kps)
 
 
-def _frames(opts: PredictOptions, phases: Phases, beats: list[tuple[int, int]]) -> tuple[int, tuple[int, int], int | None]:
+def _frames(
+    opts: PredictOptions, phases: Phases, beats: list[tuple[int, int]]
+) -> tuple[int, tuple[int, int], int | None]:
     """(source frame, its beat, target frame or None); ``beats`` are (ED, ES) pairs."""
     src = opts.source_frame
     if src is None:
@@ -236,12 +240,17 @@ def _read_target_keypoints(path: str, shape: tuple[int, int]) -> np.ndarray:
             "(endocardium + epicardium, as `echokdm metrics --keypoints 40` writes)"
         )
     if track.image_size is not None and tuple(track.image_size) != tuple(shape):
-        raise InputError(f"keypoint file {path} is for {track.image_size[0]}x{track.image_size[1]} images, the loop's are {shape[0]}x{shape[1]}")
+        raise InputError(
+            f"keypoint file {path} is for {track.image_size[0]}x{track.image_size[1]} images, "
+            f"the loop's are {shape[0]}x{shape[1]}"
+        )
     if len(track.frames) == 1:
         return track.keypoints[0]
     es = [f for f in track.frames if track.phases.get(f) == "ES"]
     if not es:
-        raise InputError(f"keypoint file {path} holds {len(track.frames)} frames and none is marked ES; keep only the target frame")
+        raise InputError(
+            f"keypoint file {path} holds {len(track.frames)} frames and none is marked ES; keep only the target frame"
+        )
     return track[es[0]]
 
 

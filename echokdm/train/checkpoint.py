@@ -54,11 +54,16 @@ def optimizer_from_flat(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
     for pid, entry in meta["scalars"].items():
         state.setdefault(int(pid), {}).update(entry)
     # JSON turned tuples (e.g. Adam's betas) into lists; give them back their torch form
-    groups = [{k: (tuple(v) if isinstance(v, list) and k != "params" else v) for k, v in g.items()} for g in meta["param_groups"]]
+    groups = [
+        {k: (tuple(v) if isinstance(v, list) and k != "params" else v) for k, v in g.items()}
+        for g in meta["param_groups"]
+    ]
     return {"state": state, "param_groups": groups}
 
 
-def save_checkpoint(folder: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer, info: dict) -> Path:
+def save_checkpoint(
+    folder: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer, info: dict
+) -> Path:
     """Write a checkpoint folder (files first under temporary names, then renamed).
 
     Args:

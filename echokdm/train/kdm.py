@@ -55,7 +55,11 @@ class PairDataConfig:
     flow_vae_weights: str = option(FLOW_VAE_WEIGHTS, "flow autoencoder weights used by K2F")
     k2f_weights: str = option(K2F_WEIGHTS, "K2F weights when flow_source is k2f (with flow_vae_weights)")
     val_steps: int = option(4, "sampling steps used in validation of diffusion models")
-    crop: int = option(64, "random square crop (pixels, multiple of 4) when training the fully convolutional flow AE, F2I and k2i; 0 = whole frames")
+    crop: int = option(
+        64,
+        "random square crop (pixels, multiple of 4) when training the fully convolutional flow AE, F2I and k2i; "
+        "0 = whole frames",
+    )
 
 
 def random_crop(size: int, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -146,7 +150,9 @@ def _k2f_flows(pipe: EchoKDMPipeline, pairs, seed: int, steps: int, batch: int =
     for i in progress(range(0, len(pairs.pairs), batch), "K2F flows of the pairs"):
         idx = pairs.pairs[i : i + batch]
         kps = [torch.from_numpy(pairs.keypoints[idx[:, j]].astype(np.float32)) for j in (0, 1)]
-        flow, _ = pipe.generate_flow(_frames(pairs, idx[:, 0]), *kps, steps, torch.Generator().manual_seed(seed * 1_000_003 + i))
+        flow, _ = pipe.generate_flow(
+            _frames(pairs, idx[:, 0]), *kps, steps, torch.Generator().manual_seed(seed * 1_000_003 + i)
+        )
         out.append(flow.numpy().astype(np.float16))
     return np.concatenate(out)
 
@@ -337,7 +343,9 @@ class F2ITask(_PairTask):
     def training_step(self, model, batch, device):
         target = batch["target"].to(device)
         cond, warped = f2i_condition(batch["source"].to(device), self._flow(batch, device))
-        x0, cond, warped, target = random_crop(self.cfg.data.crop, residual_target(target, warped), cond, warped, target)
+        x0, cond, warped, target = random_crop(
+            self.cfg.data.crop, residual_target(target, warped), cond, warped, target
+        )
         w = self.cfg.loss.ssim_weight
         if not w:
             return diffusion_loss(model, self.scheduler, x0, cond)
@@ -346,7 +354,9 @@ class F2ITask(_PairTask):
 
     def validation_step(self, model, batch, device):
         cond, warped = f2i_condition(batch["source"].to(device), self._flow(batch, device))
-        res = sample(model, sampling_scheduler(True), cond, 1, self.cfg.data.val_steps, torch.Generator(device).manual_seed(0))
+        res = sample(
+            model, sampling_scheduler(True), cond, 1, self.cfg.data.val_steps, torch.Generator(device).manual_seed(0)
+        )
         tgt, sector = batch["target"].to(device), batch["sector"].to(device)
         return {"psnr": _psnr_in(compose(warped, res), tgt, sector), "psnr_warp": _psnr_in(warped, tgt, sector)}
 

@@ -122,7 +122,9 @@ def build_pairs(split: str, n_loops: int, size: int, n_keypoints: int = 40, ever
     )
 
 
-def cached_pairs(cache_dir: str | os.PathLike, split: str, n_loops: int, size: int, n_keypoints: int = 40, every: int = 2) -> PairSet:
+def cached_pairs(
+    cache_dir: str | os.PathLike, split: str, n_loops: int, size: int, n_keypoints: int = 40, every: int = 2
+) -> PairSet:
     """:func:`build_pairs`, read from / written to ``cache_dir`` (one file per distinct request)."""
     path = Path(cache_dir) / f"pairs_{split}_{cache_key(split, n_loops, size, n_keypoints, every)}.safetensors"
     if path.exists():

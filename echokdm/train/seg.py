@@ -55,12 +55,18 @@ class SegTask(TrainTask):
     def train_dataset(self) -> PhantomFrames:
         """Augmented random frames of the training loops."""
         c = self.cfg
-        return PhantomFrames(self._loops("train", c.data.train_loops), c.data.frames_per_loop, augmentation(c.augment), c.train.seed)
+        return PhantomFrames(
+            self._loops("train", c.data.train_loops), c.data.frames_per_loop, augmentation(c.augment), c.train.seed
+        )
 
     def val_dataset(self) -> PhantomFrames | None:
         """Every frame of the validation loops, as at inference."""
         c = self.cfg
-        return PhantomFrames(self._loops("val", c.data.val_loops), None, None, c.train.seed) if c.data.val_loops > 0 else None
+        return (
+            PhantomFrames(self._loops("val", c.data.val_loops), None, None, c.train.seed)
+            if c.data.val_loops > 0
+            else None
+        )
 
     def _loops(self, split: str, n: int) -> list[dict]:
         d = self.cfg.data

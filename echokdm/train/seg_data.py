@@ -119,7 +119,9 @@ def phantom_loops(
         Loops as :func:`work_loop` returns them, in seed order (seeds whose parameters the phantom
         refuses, e.g. a heart too large for the drawn sector, are skipped).
     """
-    return list(progress(_accepted_loops(split, n, size, overrides, cache_dir, workers), f"phantom {split} loops", total=n))
+    return list(
+        progress(_accepted_loops(split, n, size, overrides, cache_dir, workers), f"phantom {split} loops", total=n)
+    )
 
 
 def _accepted_loops(
@@ -208,7 +210,13 @@ def augmentation(cfg: SegAugmentConfig) -> Compose:
             RandGaussianSmoothd("image", prob=cfg.blur_prob, sigma_x=(0.3, 1.5), sigma_y=(0.3, 1.5)),
             RandGaussianNoised("image", prob=cfg.noise_prob, std=0.05),
             RandCoarseDropoutd(
-                "image", prob=cfg.dropout_prob, holes=1, max_holes=4, spatial_size=6, max_spatial_size=24, fill_value=0.0
+                "image",
+                prob=cfg.dropout_prob,
+                holes=1,
+                max_holes=4,
+                spatial_size=6,
+                max_spatial_size=24,
+                fill_value=0.0,
             ),
         ]
     )
@@ -228,7 +236,9 @@ class PhantomFrames(Dataset):
         self.loops, self.samples_per_loop, self.augment, self.seed = loops, samples_per_loop, augment, seed
         self.epoch = 0
         self.index = (
-            None if samples_per_loop is not None else [(i, t) for i, lp in enumerate(loops) for t in range(len(lp["frames"]))]
+            None
+            if samples_per_loop is not None
+            else [(i, t) for i, lp in enumerate(loops) for t in range(len(lp["frames"]))]
         )
 
     def set_epoch(self, epoch: int) -> None:

@@ -38,7 +38,9 @@ class TrainConfig:
     val_every: int = option(1, "validate every this many epochs (and always after the last)")
     keep_checkpoints: int = option(2, "how many epoch checkpoints to keep (the newest)")
     tensorboard: bool = option(True, "also log to TensorBoard when the tensorboard package is installed")
-    init_weights: str = option("", "start from these weights (shipped name or .safetensors path) to fine-tune; '' = random")
+    init_weights: str = option(
+        "", "start from these weights (shipped name or .safetensors path) to fine-tune; '' = random"
+    )
 
 
 @dataclass
@@ -83,7 +85,8 @@ class TrainTask(abc.ABC):
     def validation_step(self, model: torch.nn.Module, batch: Any, device: torch.device) -> dict[str, torch.Tensor]:
         """Per-sample validation values of one batch: name -> (B,) tensor (averaged over the set).
 
-        ``model`` is the plain network (never DDP-wrapped), in eval mode. NaN entries (e.g. Dice of a structure absent from a sample) are left out of the average.
+        ``model`` is the plain network (never DDP-wrapped), in eval mode. NaN entries (e.g. Dice of a structure
+        absent from a sample) are left out of the average.
         """
         raise NotImplementedError(f"{type(self).__name__} has a validation set but no validation_step")
 

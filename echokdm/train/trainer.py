@@ -43,7 +43,6 @@ from echokdm.train.checkpoint import load_checkpoint, model_state, save_checkpoi
 from echokdm.train.distributed import DistContext, init_distributed, unwrap
 from echokdm.train.task import TrainConfig, TrainTask
 
-
 #: config fields that may differ when resuming: more epochs, or how the run uses the machine
 RESUMABLE_CHANGES = {
     "train.epochs", "train.threads", "train.num_workers", "train.device", "train.tensorboard",
@@ -160,7 +159,9 @@ class Trainer:
                 with _autocast(cfg, ctx):
                     loss = self.task.training_step(model, batch, ctx.device)
                 if not torch.isfinite(loss):
-                    raise EchoKDMError(f"training loss became {loss.item()} at epoch {epoch + 1}, step {step}; lower train.lr")
+                    raise EchoKDMError(
+                        f"training loss became {loss.item()} at epoch {epoch + 1}, step {step}; lower train.lr"
+                    )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip > 0:
@@ -306,7 +307,11 @@ class Trainer:
                 acc = sums.setdefault(k, torch.zeros(2, dtype=torch.float64))
                 acc += torch.stack([v[ok].sum(), ok.sum().double()])
         names = sorted(set().union(*ctx.gather(sorted(sums))))
-        stacked = torch.stack([sums.get(k, torch.zeros(2, dtype=torch.float64)) for k in names]) if names else torch.zeros(0, 2)
+        stacked = (
+            torch.stack([sums.get(k, torch.zeros(2, dtype=torch.float64)) for k in names])
+            if names
+            else torch.zeros(0, 2)
+        )
         totals = ctx.all_sum(stacked)
         return {f"val_{k}": float(t[0] / t[1]) if t[1] > 0 else float("nan") for k, t in zip(names, totals)}
 

@@ -49,7 +49,9 @@ class LoadCineLoopd(MapTransform):
         allow_missing_keys: skip keys that are absent.
     """
 
-    def __init__(self, keys: KeysCollection, blank_outside_sector: bool = True, allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self, keys: KeysCollection, blank_outside_sector: bool = True, allow_missing_keys: bool = False
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.loader = LoadCineLoop(blank_outside_sector)
 

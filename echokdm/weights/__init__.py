@@ -92,7 +92,9 @@ def load(name: str | os.PathLike, root: str | os.PathLike = WEIGHTS_DIR) -> Weig
     except Exception as e:  # safetensors raises its own error types for malformed headers
         raise InputError(f"{path} is not a readable safetensors file: {e}") from None
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    return Weights(state_dict=state, config=json.loads(meta.get("config", "{}")), task=meta.get("task", ""), sha256=digest)
+    return Weights(
+        state_dict=state, config=json.loads(meta.get("config", "{}")), task=meta.get("task", ""), sha256=digest
+    )
 
 
 def export(

@@ -58,8 +58,14 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         t1 = time.perf_counter()
-        result = run_evaluation(refs, os.path.join(tmp, "report"), predictors=args.predictors.split(","), task=args.task,
-                                segmenter=args.segmenter, size=args.size)
+        result = run_evaluation(
+            refs,
+            os.path.join(tmp, "report"),
+            predictors=args.predictors.split(","),
+            task=args.task,
+            segmenter=args.segmenter,
+            size=args.size,
+        )
         t_eval = time.perf_counter() - t1
         summary = result.summary.read_text()
     rows = result.table[~result.table["skipped"].astype(bool)]

@@ -43,8 +43,18 @@ def main() -> None:
         return psnr, s
 
     print(f"{len(idx)} validation pairs, 112x112")
-    print(f"{'steps':>5s} {'flow EPE LV':>11s} {'PSNR kdm':>9s} {'SSIM kdm':>9s} {'PSNR warp':>9s} {'SSIM warp':>9s} {'s/pair':>7s}")
-    tps = [endpoint_error(ds[i]["kp_flow"].numpy(), ds[i]["flow"].numpy(), ((ds[i]["target_label"] == 1) | (ds[i]["target_label"] == 2)).numpy()) for i in idx]
+    print(
+        f"{'steps':>5s} {'flow EPE LV':>11s} {'PSNR kdm':>9s} {'SSIM kdm':>9s} "
+        f"{'PSNR warp':>9s} {'SSIM warp':>9s} {'s/pair':>7s}"
+    )
+    tps = [
+        endpoint_error(
+            ds[i]["kp_flow"].numpy(),
+            ds[i]["flow"].numpy(),
+            ((ds[i]["target_label"] == 1) | (ds[i]["target_label"] == 2)).numpy(),
+        )
+        for i in idx
+    ]
     for steps in (int(s) for s in a.steps.split(",")):
         rows, t0 = [], time.perf_counter()
         for i in idx:
@@ -56,7 +66,10 @@ def main() -> None:
             rows.append([endpoint_error(out.flows[0], b["flow"].numpy(), lv), *image_scores(out.frames[0], tgt, sector),
                          *image_scores(out.warped[0], tgt, sector)])
         r = np.mean(rows, 0)
-        print(f"{steps:5d} {r[0]:11.3f} {r[1]:9.2f} {r[2]:9.3f} {r[3]:9.2f} {r[4]:9.3f} {(time.perf_counter() - t0) / len(idx):7.2f}")
+        print(
+            f"{steps:5d} {r[0]:11.3f} {r[1]:9.2f} {r[2]:9.3f} {r[3]:9.2f} {r[4]:9.3f} "
+            f"{(time.perf_counter() - t0) / len(idx):7.2f}"
+        )
     print(f"thin-plate-spline flow EPE LV {np.mean(tps):.3f}")
 
 

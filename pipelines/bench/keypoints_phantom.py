@@ -57,7 +57,8 @@ def main() -> None:
         ef_al.append(al)
         ef_simpson.append(simp)
         print(f"{seed:>8} {len(loop.labels):>3} {str(loop.ed):>10} {str(lm.phases.ed):>10} {str(loop.es):>10} "
-              f"{str(lm.phases.es):>10} {loop.ef:7.2f} {al:6.2f} {simp:7.2f} {gls:6.1f} {time.perf_counter() - t0:5.1f}")  # fmt: skip
+              f"{str(lm.phases.es):>10} {loop.ef:7.2f} {al:6.2f} {simp:7.2f} {gls:6.1f} "
+              f"{time.perf_counter() - t0:5.1f}")
     pe = np.array(phase_err)
     print(f"\nphases: {len(pe)} ED/ES frames compared, max error {pe.max():.0f} frame(s), "
           f"{(pe > 1).sum()} beyond one frame, {missed} true beat(s) not found")  # fmt: skip

@@ -87,18 +87,38 @@ def bench_load(manifest: Path) -> None:
         rss.append(status_kib("self", "VmRSS") / 1024)
     dt = time.perf_counter() - t0
     slope, ratio = flatness(rss)
-    print(f"load_cine: {len(paths)} studies in {dt:.2f} s = {len(paths) / dt:.1f} studies/s; "
-          f"RSS first {rss[0]:.0f} MiB, last {rss[-1]:.0f} MiB, peak of this process {status_kib('self', 'VmHWM') / 1024:.0f} MiB")
-    print(f"load_cine RSS slope over studies 5..{len(rss)}: {slope * 1024:+.1f} KiB/study; last/study-5 ratio {ratio:.3f}")
+    print(
+        f"load_cine: {len(paths)} studies in {dt:.2f} s = {len(paths) / dt:.1f} studies/s; "
+        f"RSS first {rss[0]:.0f} MiB, last {rss[-1]:.0f} MiB, "
+        f"peak of this process {status_kib('self', 'VmHWM') / 1024:.0f} MiB"
+    )
+    print(
+        f"load_cine RSS slope over studies 5..{len(rss)}: {slope * 1024:+.1f} KiB/study; last/study-5 ratio {ratio:.3f}"
+    )
 
 
 def bench_predict(manifest: Path, n: int, repeat: int, steps: int, out: Path) -> None:
     rows = manifest.read_text().splitlines()[1 : n + 1]
-    listed = [f"{r.split(',')[0]}_{k}," + r.split(",", 1)[1] for k in range(1, repeat + 1) for r in rows] if repeat > 1 else rows
+    listed = (
+        [f"{r.split(',')[0]}_{k}," + r.split(",", 1)[1] for k in range(1, repeat + 1) for r in rows]
+        if repeat > 1
+        else rows
+    )
     sub = manifest.parent / f"manifest_first{n}x{repeat}.csv"
     sub.write_text("\n".join(["study_id,dicom", *listed]) + "\n")
     ids = [r.split(",")[0] for r in listed]
-    cmd = [sys.executable, "-m", "echokdm", "predict-batch", "--manifest", str(sub), "--out", str(out), "--steps", str(steps)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "echokdm",
+        "predict-batch",
+        "--manifest",
+        str(sub),
+        "--out",
+        str(out),
+        "--steps",
+        str(steps),
+    ]
     env = {**os.environ, "ECHOKDM_PROGRESS": "0"}
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -120,8 +140,11 @@ def bench_predict(manifest: Path, n: int, repeat: int, steps: int, out: Path) ->
         print(f"only {len(done)} studies finished; no throughput")
         return
     times, rss = zip(*done)
-    print(f"predict-batch: {len(done)} studies in {wall:.1f} s wall = {len(done) / wall:.3f} studies/s "
-          f"(first study finished at {times[0]:.1f} s, models loaded once; after it {(len(done) - 1) / (times[-1] - times[0]):.3f} studies/s)")
+    print(
+        f"predict-batch: {len(done)} studies in {wall:.1f} s wall = {len(done) / wall:.3f} studies/s "
+        f"(first study finished at {times[0]:.1f} s, models loaded once; "
+        f"after it {(len(done) - 1) / (times[-1] - times[0]):.3f} studies/s)"
+    )
     print(f"predict-batch peak RSS (VmHWM) {peak / 1024:.0f} MiB")
     print("RSS after each study (MiB): " + " ".join(f"{r:.0f}" for r in rss))
     if len(rss) >= 7:

@@ -6,8 +6,8 @@
 Phantom test split (never seen in training), pairs ED -> every other frame of the beat at 112x112:
 mean end-point error (pixels) inside the LV (cavity + myocardium of the target) for OF-net,
 scikit-image TV-L1 and iLK, the keypoint thin-plate spline and zero flow, and OF-net's paired difference to
-TV-L1 and iLK with a 95% bootstrap interval over loops (pairs of one loop are not independent). Then the mean absolute warping
-residual |warp(frame t, flow) - frame t+1| inside the sector of the real SonoSite cine (pydicom's
+TV-L1 and iLK with a 95% bootstrap interval over loops (pairs of one loop are not independent). Then the mean
+absolute warping residual |warp(frame t, flow) - frame t+1| inside the sector of the real SonoSite cine (pydicom's
 ``examples_ybr_color.dcm``), on the same 112x112 working grid, for OF-net, TV-L1 and iLK.
 """
 
@@ -52,7 +52,9 @@ def main() -> None:
         truth = ps.flow[i].astype(np.float32)
         t0 = time.perf_counter()
         with torch.no_grad():
-            of = net(torch.tensor(src, dtype=torch.float32)[None, None], torch.tensor(tgt, dtype=torch.float32)[None, None])[0].numpy()
+            of = net(
+                torch.tensor(src, dtype=torch.float32)[None, None], torch.tensor(tgt, dtype=torch.float32)[None, None]
+            )[0].numpy()
         secs["ofnet"] += time.perf_counter() - t0
         flows = {"ofnet": of}
         for name in ("tvl1", "ilk"):
@@ -72,23 +74,36 @@ def main() -> None:
     loops = np.unique(loop_of)
     per_loop = {k: np.array([np.mean(np.asarray(v)[np.asarray(loop_of) == i]) for i in loops]) for k, v in errs.items()}
     for k in ("tvl1", "ilk"):
-        print(f"ofnet - {k}: {paired_difference(per_loop['ofnet'], per_loop[k]).format(3)} px (loop means, {len(loops)} loops)")
+        print(
+            f"ofnet - {k}: {paired_difference(per_loop['ofnet'], per_loop[k]).format(3)} px "
+            f"(loop means, {len(loops)} loops)"
+        )
 
     from echokdm.data import sample_path
-    from echokdm.io import load_cine
     from echokdm.grid import SectorFit
+    from echokdm.io import load_cine
 
     loop = load_cine(sample_path("sonosite"))
     frames = loop.as_tensor()[0].float()
     fit = SectorFit.from_mask(loop.meta["sector_mask"], 112)
     work = fit.to_work(frames[:, None])[:, 0].numpy()
-    sector = fit.to_work(torch.as_tensor(np.asarray(loop.meta["sector_mask"]), dtype=torch.float32)[None, None])[0, 0].numpy() > 0.5
+    sector = (
+        fit.to_work(torch.as_tensor(np.asarray(loop.meta["sector_mask"]), dtype=torch.float32)[None, None])[
+            0, 0
+        ].numpy()
+        > 0.5
+    )
     res = {k: [] for k in ("none", "ofnet", "tvl1", "ilk")}
     for t in range(len(work) - 1):
         src, tgt = work[t], work[t + 1]
         with torch.no_grad():
             of = net(torch.tensor(src)[None, None], torch.tensor(tgt)[None, None])[0].numpy()
-        for k, f in (("none", np.zeros((2, 112, 112), np.float32)), ("ofnet", of), ("tvl1", classical("tvl1", src, tgt)), ("ilk", classical("ilk", src, tgt))):
+        for k, f in (
+            ("none", np.zeros((2, 112, 112), np.float32)),
+            ("ofnet", of),
+            ("tvl1", classical("tvl1", src, tgt)),
+            ("ilk", classical("ilk", src, tgt)),
+        ):
             res[k].append(float(np.abs(warp(src, f).numpy() - tgt)[sector].mean()))
     print(f"real SonoSite cine ({len(work)} frames, 112x112 working grid): mean |warp(t) - (t+1)| in the sector")
     for k, v in res.items():

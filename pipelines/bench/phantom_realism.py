@@ -203,8 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     keys = [k for k in ref if not k.startswith("_")]
     ph = {k: float(np.mean([r[k] for r in runs])) for k in keys}
     inter = float(np.mean([np.minimum(r["_hist"], ref["_hist"]).sum() for r in runs]))
-    print(f"phantom: {len(runs)} loops, {SIZE[0]}x{SIZE[1]} at {example[1].spacing_mm[0]:.3f} mm, depth {DEPTH_MM:g} mm, "
-          f"{SECTOR_DEG:g} deg sector\n")
+    print(
+        f"phantom: {len(runs)} loops, {SIZE[0]}x{SIZE[1]} at {example[1].spacing_mm[0]:.3f} mm, depth {DEPTH_MM:g} mm, "
+        f"{SECTOR_DEG:g} deg sector\n"
+    )
     print(f"{'measure':<22}{'real':>10}{'phantom':>10}{'ratio':>8}  within +-30%")
     bad = []
     for k in keys:

@@ -111,7 +111,9 @@ def picture(path: Path, seed: int, probes: list[int], real_tiles: list[tuple[str
         for c, (label, t) in enumerate(row):
             y, x = r * (TILE_H + 24) + 22, c * (width + 8) + (width - t.shape[1]) // 2
             canvas[y : y + TILE_H, x : x + t.shape[1]] = t
-            cv2.putText(canvas, label, (c * (width + 8) + 4, y - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 255, 1, cv2.LINE_AA)
+            cv2.putText(
+                canvas, label, (c * (width + 8) + 4, y - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 255, 1, cv2.LINE_AA
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), canvas)
 
@@ -150,9 +152,13 @@ def main(argv: list[str] | None = None) -> int:
             loop = simulate(p)
             cpu = time.process_time() - c0
             cav, myo = phantom_rois(loop.labels)
-            runs.append({**measure(to_uint8(loop.frames), loop.sector_mask, cav, myo, loop.spacing_mm[0]), "CPU s / loop": cpu})
+            runs.append(
+                {**measure(to_uint8(loop.frames), loop.sector_mask, cav, myo, loop.spacing_mm[0]), "CPU s / loop": cpu}
+            )
             print(f"  {renderer} seed {seed}: {cpu:.2f} s CPU", flush=True)
-        columns[renderer] = {k: (float(np.mean([r[k] for r in runs])), float(np.std([r[k] for r in runs]))) for k in runs[0]}
+        columns[renderer] = {
+            k: (float(np.mean([r[k] for r in runs])), float(np.std([r[k] for r in runs]))) for k in runs[0]
+        }
     keys = list(columns["scatter"])
     print(f"\n{'measure':<24}" + "".join(f"{n:>12}" for n in columns if n not in ("scatter", "cole"))
           + f"{'scatter':>17}{'cole':>17}")

@@ -129,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{a['dice_lv1'].min():.4f}; myocardium mean {a['dice_myo1'].mean():.4f} min {a['dice_myo1'].min():.4f}")
     print(f"ED->ES image warp in the myocardium: residual {a['resid'].mean():.4f} vs raw difference "
           f"{a['raw'].mean():.4f} (ratio {np.mean(a['resid'] / a['raw']):.2f})")
-    print(f"speckle tracking NCC, all pairs: compensated {a['ncc'].mean():.3f} vs uncompensated {a['ncc_raw'].mean():.3f}")
+    print(
+        f"speckle tracking NCC, all pairs: compensated {a['ncc'].mean():.3f} vs uncompensated {a['ncc_raw'].mean():.3f}"
+    )
     print(f"speckle tracking NCC, patches moving > 1 px: compensated {np.nanmean(a['ncc_mv']):.3f} vs "
           f"uncompensated {np.nanmean(a['ncc_raw_mv']):.3f} (target compensated >= 0.8)")
     return 0

@@ -31,7 +31,19 @@ import torch
 from echokdm.defaults import DEFAULT_STEPS
 
 FLOOR = Path("/work/shared/bench/unet_floor.py")
-STAGES = ("load", "segment", "keypoints", "prepare", "k2f", "f2i", "transfer", "segment_prediction", "measure", "write", "total")
+STAGES = (
+    "load",
+    "segment",
+    "keypoints",
+    "prepare",
+    "k2f",
+    "f2i",
+    "transfer",
+    "segment_prediction",
+    "measure",
+    "write",
+    "total",
+)
 
 
 def phantom_dicom(folder: Path, seed: int = 11) -> Path:
@@ -40,7 +52,9 @@ def phantom_dicom(folder: Path, seed: int = 11) -> Path:
 
     lp = simulate(sample_params(seed, size=256))
     path = folder / "phantom.dcm"
-    write_cine_dicom(path, (lp.frames * 255).round().astype(np.uint8), frame_time_ms=lp.frame_time_ms, spacing_mm=lp.spacing_mm)
+    write_cine_dicom(
+        path, (lp.frames * 255).round().astype(np.uint8), frame_time_ms=lp.frame_time_ms, spacing_mm=lp.spacing_mm
+    )
     return path
 
 
@@ -53,7 +67,18 @@ def median_timings(predictor, cine: Path, options, repeats: int, folder: Path) -
 
 
 def floor_seconds(steps: int, threads: int, device: str) -> tuple[float, str]:
-    cmd = [sys.executable, str(FLOOR), "--res", "112", "--steps", str(steps), "--threads", str(threads), "--device", device]
+    cmd = [
+        sys.executable,
+        str(FLOOR),
+        "--res",
+        "112",
+        "--steps",
+        str(steps),
+        "--threads",
+        str(threads),
+        "--device",
+        device,
+    ]
     line = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
     return float(line.rsplit("seconds=", 1)[1]), line
 
@@ -90,16 +115,29 @@ def main() -> None:
 
         # a sequence from one K2F run against the same number of single-frame predictions
         n = a.frames
-        seq = predict_study(inputs["phantom"], folder / "seq", PredictOptions(phase="es", frames=n, steps=a.steps), predictor).timings
-        singles = [predict_study(inputs["phantom"], folder / "single", PredictOptions(phase="es", steps=a.steps), predictor,
-                                 overwrite=True).timings for _ in range(n)]
+        seq = predict_study(
+            inputs["phantom"], folder / "seq", PredictOptions(phase="es", frames=n, steps=a.steps), predictor
+        ).timings
+        singles = [
+            predict_study(
+                inputs["phantom"],
+                folder / "single",
+                PredictOptions(phase="es", steps=a.steps),
+                predictor,
+                overwrite=True,
+            ).timings
+            for _ in range(n)
+        ]
         print(f"\n{n}-frame sequence vs {n} single-frame predictions (phantom; models loaded once)")
         print("sequence stages: " + ", ".join(f"{k} {v:.2f}" for k, v in seq.items()))
         for label, f in (("end to end (load ... write)", lambda t: t["total"]),
                          ("after loading + segmenting the loop", lambda t: t["total"] - t["load"] - t["segment"]),
                          ("K2F + F2I only", lambda t: t["k2f"] + t["f2i"])):
             one, many = f(seq), sum(f(t) for t in singles)
-            print(f"{label:<34} sequence {one:7.2f} s   {n} singles {many:7.2f} s   ratio {many / one:5.2f}x (target >= 1.8x)")
+            print(
+                f"{label:<34} sequence {one:7.2f} s   {n} singles {many:7.2f} s   "
+                f"ratio {many / one:5.2f}x (target >= 1.8x)"
+            )
 
         # the whole command in a fresh process (imports, model loading, every file)
         cmd = [sys.executable, "-m", "echokdm", "predict", "--dicom", str(inputs["sonosite"]), "--phase", "es",
@@ -116,7 +154,10 @@ def main() -> None:
         t = table[name]
         print(f"{name:<9} ES end to end {t['total']:6.2f} s = {t['total'] / floor:5.1f}x floor;  "
               f"K2F + F2I {t['k2f'] + t['f2i']:6.2f} s = {(t['k2f'] + t['f2i']) / floor:5.2f}x floor")
-    print(f"whole `echokdm predict` command on the sonosite sample (fresh process): {cli:.2f} s = {cli / floor:.1f}x floor")
+    print(
+        f"whole `echokdm predict` command on the sonosite sample (fresh process): "
+        f"{cli:.2f} s = {cli / floor:.1f}x floor"
+    )
 
 
 def _env() -> dict[str, str]:

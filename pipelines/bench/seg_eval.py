@@ -86,18 +86,29 @@ def main() -> None:
     err_sim = np.array([r["ef_simpson"] - r["ef_true"] for r in ok])
     err_seg = np.array([r["ef_al"] - r["ef_al_on_truth"] for r in ok])
     misses = [_miss(r["ed"], r["ed_pred"]) for r in ok] + [_miss(r["es"], r["es_pred"]) for r in ok]
-    plateau = [_miss(r["ed"], r["ed_pred"], r["area"]) for r in ok] + [_miss(r["es"], r["es_pred"], r["area"]) for r in ok]
+    plateau = [_miss(r["ed"], r["ed_pred"], r["area"]) for r in ok] + [
+        _miss(r["es"], r["es_pred"], r["area"]) for r in ok
+    ]
     n_frames = sum(r["frames"] for r in rows)
     print()
-    print(f"test loops: {len(rows)} ({n_frames} frames), measured: {len(ok)}; weights {args.weights} ({seg.weights_sha256[:12]})")
+    print(
+        f"test loops: {len(rows)} ({n_frames} frames), measured: {len(ok)}; "
+        f"weights {args.weights} ({seg.weights_sha256[:12]})"
+    )
     for k, name in (("lv", "LV cavity"), ("myo", "LV myocardium"), ("la", "LA")):
         d = np.array(dice[k])
         print(f"Dice {name:14s} mean {d.mean():.3f}  median {np.median(d):.3f}  5th pct {np.percentile(d, 5):.3f}")
     print(f"EF area-length vs truth: MAE {np.abs(err_al).mean():.2f} points, bias {err_al.mean():+.2f}")
     print(f"EF Simpson vs truth:     MAE {np.abs(err_sim).mean():.2f} points, bias {err_sim.mean():+.2f}")
     print(f"EF area-length, predicted vs true masks (same measurement): MAE {np.abs(err_seg).mean():.2f} points")
-    print(f"ED/ES within one frame of the phantom's index: {np.mean([m <= 1 for m in misses]):.1%} of {len(misses)} phases (largest miss {max(misses)} frames)")
-    print(f"ED/ES within one frame of the true area plateau: {np.mean([m <= 1 for m in plateau]):.1%} (largest miss {max(plateau)} frames)")
+    print(
+        f"ED/ES within one frame of the phantom's index: {np.mean([m <= 1 for m in misses]):.1%} "
+        f"of {len(misses)} phases (largest miss {max(misses)} frames)"
+    )
+    print(
+        f"ED/ES within one frame of the true area plateau: {np.mean([m <= 1 for m in plateau]):.1%} "
+        f"(largest miss {max(plateau)} frames)"
+    )
     print(
         f"area jitter: predicted {np.mean([r['jitter_pred'] for r in rows]):.4f}, "
         f"true {np.mean([r['jitter_true'] for r in rows]):.4f}"
@@ -129,7 +140,8 @@ def _row_text(r: dict) -> str:
         return f"seed {r['seed']}: EF true {r['ef_true']:.1f}; not measured: {r['error']}"
     return (
         f"seed {r['seed']}: EF true {r['ef_true']:.1f} pred AL {r['ef_al'] or float('nan'):.1f} "
-        f"(on true masks {r['ef_al_on_truth'] or float('nan'):.1f}); ED {r['ed']}->{r['ed_pred']} ES {r['es']}->{r['es_pred']}; "
+        f"(on true masks {r['ef_al_on_truth'] or float('nan'):.1f}); "
+        f"ED {r['ed']}->{r['ed_pred']} ES {r['es']}->{r['es_pred']}; "
         f"jitter {r['jitter_pred']:.4f}/{r['jitter_true']:.4f}"
     )
 

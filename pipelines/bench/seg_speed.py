@@ -41,7 +41,10 @@ def main() -> None:
         times.append(time.perf_counter() - t0)
     n = loop.shape[1]
     print(f"frames: {n} of {loop.shape[3]}x{loop.shape[2]}, working grid {seg.config.size}, threads: {args.threads}")
-    print(f"segment loop: median {statistics.median(times):.3f} s, best {min(times):.3f} s ({n / statistics.median(times):.0f} frames/s)")
+    print(
+        f"segment loop: median {statistics.median(times):.3f} s, best {min(times):.3f} s "
+        f"({n / statistics.median(times):.0f} frames/s)"
+    )
 
 
 if __name__ == "__main__":

@@ -160,7 +160,9 @@ def test_unreadable_file(command, status, line, base, tiny_weights, tmp_path):
     path = build_case("unreadable", tmp_path / "input", base)
     args = argv(command, "unreadable", path, tmp_path, base, tiny_weights)
     if unreadable_is_readable():
-        assert os.geteuid() == 0, "chmod 000 does not stop reads, yet this is not root: a file system without permissions?"
+        assert os.geteuid() == 0, (
+            "chmod 000 does not stop reads, yet this is not root: a file system without permissions?"
+        )
         env = {**os.environ, "ECHOKDM_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
         r = subprocess.run([sys.executable, "-m", "echokdm", *args], capture_output=True, text=True, timeout=300,
                            env=env, preexec_fn=_without_dac_override)
@@ -181,8 +183,23 @@ def test_one_bad_study_never_stops_the_batch(base, tiny_weights, tmp_path):
         w.writerows([("study_id", "dicom", "seg"), ("bad", bad, base.labels), ("good", base.loop, base.labels)])
     before = digest(bad), digest(base.loop)
     out = tmp_path / "out"
-    o = run(["predict-batch", "--manifest", str(manifest), "--steps", "1", "--weights", str(tiny_weights), "--out", str(out)], out)
-    assert o.status == 1 and o.stderr.strip().splitlines() == [f"failed bad: {bad}: pixel data is truncated: fragment 13 runs past the end of the file"]
+    o = run(
+        [
+            "predict-batch",
+            "--manifest",
+            str(manifest),
+            "--steps",
+            "1",
+            "--weights",
+            str(tiny_weights),
+            "--out",
+            str(out),
+        ],
+        out,
+    )
+    assert o.status == 1 and o.stderr.strip().splitlines() == [
+        f"failed bad: {bad}: pixel data is truncated: fragment 13 runs past the end of the file"
+    ]
     assert (out / "good" / "report.json").is_file() and not (out / "bad").exists()
     rows = {r["study_id"]: r for r in csv.DictReader((out / "summary.csv").open())}
     assert rows["good"]["status"] == "ok" and rows["bad"]["status"] == "failed"
@@ -197,7 +214,22 @@ def test_evaluate_scores_the_good_cases_and_lists_the_bad(base, tmp_path):
         csv.writer(f).writerow(["bad", str(bad), "dicom"])
     (data / "bad.json").write_text((data / "case.json").read_text().replace(str(base.loop), str(bad)))
     out = tmp_path / "report"
-    o = run(["evaluate", "--data", str(data), "--predictors", "copy", "--segmenter", "atlas", "--size", "32", "--report", str(out)], out)
+    o = run(
+        [
+            "evaluate",
+            "--data",
+            str(data),
+            "--predictors",
+            "copy",
+            "--segmenter",
+            "atlas",
+            "--size",
+            "32",
+            "--report",
+            str(out),
+        ],
+        out,
+    )
     assert o.status == 0 and o.stderr == "", o.stderr
     summary = (out / "summary.md").read_text()
     assert "bad" in summary and "pixel data is truncated or corrupt at frame 5" in summary
@@ -251,7 +283,9 @@ def _check_contract(path: Path) -> None:
         assert sp is None or (len(sp) == 2 and all(np.isfinite(v) and v > 0 for v in sp))
     status, _, err = run_inprocess(["info", str(path)], timeout=60)
     lines = err.strip().splitlines()
-    assert (status, lines) == (0, []) or (status == 2 and len(lines) == 1 and lines[0].startswith(f"echokdm: error: {path}: ")), (status, err)
+    assert (status, lines) == (0, []) or (
+        status == 2 and len(lines) == 1 and lines[0].startswith(f"echokdm: error: {path}: ")
+    ), (status, err)
     assert digest(path) == before
 
 
@@ -307,8 +341,12 @@ REGION_FIELDS = {
 mutation = st.one_of(
     st.tuples(st.just("delete"), st.sampled_from([*TAG_VALUES, "SequenceOfUltrasoundRegions", "PixelData"]), st.none()),
     st.sampled_from(sorted(TAG_VALUES)).flatmap(lambda k: st.tuples(st.just("set"), st.just(k), TAG_VALUES[k])),
-    st.tuples(st.just("wrong_vr"), st.sampled_from(sorted(TAG_VALUES)), st.sampled_from(["abc", "", "-1", "1e9", "\\"])),
-    st.sampled_from(sorted(REGION_FIELDS)).flatmap(lambda k: st.tuples(st.just("region"), st.just(k), REGION_FIELDS[k])),
+    st.tuples(
+        st.just("wrong_vr"), st.sampled_from(sorted(TAG_VALUES)), st.sampled_from(["abc", "", "-1", "1e9", "\\"])
+    ),
+    st.sampled_from(sorted(REGION_FIELDS)).flatmap(
+        lambda k: st.tuples(st.just("region"), st.just(k), REGION_FIELDS[k])
+    ),
 )
 
 

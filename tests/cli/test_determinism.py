@@ -23,8 +23,23 @@ PER_RUN_REPORT = ("timings_s", "command")
 
 
 def run(study, weights: Path, out: Path, seed: int = 3):
-    r = echokdm("predict", "--dicom", study.dicom, "--seg", study.labels_nii, "--frames", 2, "--steps", 2, "--seed", seed,
-                "--weights", weights, "--out", out)
+    r = echokdm(
+        "predict",
+        "--dicom",
+        study.dicom,
+        "--seg",
+        study.labels_nii,
+        "--frames",
+        2,
+        "--steps",
+        2,
+        "--seed",
+        seed,
+        "--weights",
+        weights,
+        "--out",
+        out,
+    )
     assert r.returncode == 0, r.stderr
     return out
 

@@ -36,17 +36,20 @@ GOOD = [f"s{i}" for i in range(5)]
 def batch_inputs(tmp_path_factory) -> Path:
     """Five small phantom studies (96x96, 20 frames, one beat; DICOM + true labels), one non-DICOM ``bad.dcm``
     and the manifest ``studies.csv`` listing them (bad third)."""
-    from echokdm.io import write_cine_dicom
-    from echokdm.phantom import sample_params, simulate
-    from echokdm.io import write_label_sequence
+    from echokdm.io import write_cine_dicom, write_label_sequence
     from echokdm.labels import camus_labels
+    from echokdm.phantom import sample_params, simulate
 
     root = tmp_path_factory.mktemp("batch_inputs")
     rows = []
     for i, sid in enumerate(GOOD):
         lp = simulate(sample_params(20 + i, size=96, frames=20, n_beats=1))
-        write_cine_dicom(root / f"{sid}.dcm", (lp.frames * 255).round().astype(np.uint8), frame_time_ms=lp.frame_time_ms,
-                         spacing_mm=lp.spacing_mm)
+        write_cine_dicom(
+            root / f"{sid}.dcm",
+            (lp.frames * 255).round().astype(np.uint8),
+            frame_time_ms=lp.frame_time_ms,
+            spacing_mm=lp.spacing_mm,
+        )
         write_label_sequence(root / f"{sid}.nii.gz", camus_labels(lp.labels), lp.spacing_mm)
         rows.append((sid, f"{sid}.dcm", f"{sid}.nii.gz"))
     (root / "bad.dcm").write_text("this is not a DICOM file")
@@ -56,8 +59,20 @@ def batch_inputs(tmp_path_factory) -> Path:
 
 
 def batch_command(inputs: Path, out: Path, weights: Path) -> list[str]:
-    return [sys.executable, "-m", "echokdm", "predict-batch", "--manifest", str(inputs / "studies.csv"), "--out", str(out),
-            "--steps", "2", "--weights", str(weights)]
+    return [
+        sys.executable,
+        "-m",
+        "echokdm",
+        "predict-batch",
+        "--manifest",
+        str(inputs / "studies.csv"),
+        "--out",
+        str(out),
+        "--steps",
+        "2",
+        "--weights",
+        str(weights),
+    ]
 
 
 def test_sigkill_and_restart_leave_every_study_done_once(batch_inputs, tiny_weights, tmp_path):
@@ -139,7 +154,10 @@ def full(tmp_path):
 def _mount(folder: Path, options: str) -> bool:
     if shutil.which("mount") is None:
         return False
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True).returncode == 0
+    return (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True).returncode
+        == 0
+    )
 
 
 def _input_args(command: str, inputs: Path) -> list:

@@ -54,17 +54,38 @@ def unsafe_calls(source: str) -> list[str]:
 
 @pytest.mark.parametrize(
     "code",
-    ["import pickle", "from dill import loads", "x = eval(s)", "exec(code)", "torch.load(p)",
-     "torch.load(p, weights_only=False)", "yaml.load(f)", "yaml.load(f, Loader=yaml.Loader)", "yaml.unsafe_load(f)", "np.load(p, allow_pickle=True)",
-     "pd.read_pickle(p)", "subprocess.run(c, shell=True)", "os.system(c)", "__import__(name)"],
+    [
+        "import pickle",
+        "from dill import loads",
+        "x = eval(s)",
+        "exec(code)",
+        "torch.load(p)",
+        "torch.load(p, weights_only=False)",
+        "yaml.load(f)",
+        "yaml.load(f, Loader=yaml.Loader)",
+        "yaml.unsafe_load(f)",
+        "np.load(p, allow_pickle=True)",
+        "pd.read_pickle(p)",
+        "subprocess.run(c, shell=True)",
+        "os.system(c)",
+        "__import__(name)",
+    ],
 )
 def test_the_scan_finds_unsafe_code(code):
     assert unsafe_calls(code), code
 
 
 @pytest.mark.parametrize(
-    "code", ["model.eval()", "torch.load(p, weights_only=True)", "yaml.safe_load(f)", "yaml.load(f, Loader=yaml.SafeLoader)",
-             "np.load(p)", "subprocess.run(c, check=True)", "from safetensors.torch import load_file"],
+    "code",
+    [
+        "model.eval()",
+        "torch.load(p, weights_only=True)",
+        "yaml.safe_load(f)",
+        "yaml.load(f, Loader=yaml.SafeLoader)",
+        "np.load(p)",
+        "subprocess.run(c, check=True)",
+        "from safetensors.torch import load_file",
+    ],
 )
 def test_the_scan_passes_safe_code(code):
     assert unsafe_calls(code) == []

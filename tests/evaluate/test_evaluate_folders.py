@@ -7,8 +7,8 @@ from echokdm.errors import InputError
 from echokdm.evaluate.cases import folder_cases, resolve_cases
 from echokdm.evaluate.report import run_evaluation
 from echokdm.outputs import OutputDir
-from echokdm.phantom import sample_params, simulate
 from echokdm.phantom import layouts as L
+from echokdm.phantom import sample_params, simulate
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +57,17 @@ def test_folder_cases_are_resized(folders, loop):
     assert case.frames.shape[1:] == (64, 64) and case.sector_mask.shape == (64, 64)
     assert case.spacing_mm == pytest.approx(np.array(loop.spacing_mm) * 112 / 64)
     es = loop.es[0]
-    assert np.abs(case.ddf_from_ed[case.es]).max() == pytest.approx(np.abs(loop.ddf_from_ed[es]).max() * 64 / 112, rel=0.1)
+    assert np.abs(case.ddf_from_ed[case.es]).max() == pytest.approx(
+        np.abs(loop.ddf_from_ed[es]).max() * 64 / 112, rel=0.1
+    )
 
 
 def test_evaluate_a_dicom_folder_with_the_oracle(folders, tmp_path):
     res = run_evaluation(str(folders / "dicom"), tmp_path / "r", segmenter="atlas", size=112)
     rows = res.table.set_index("predictor")
-    assert rows.loc["oracle", "ssim"] > rows.loc["tps", "ssim"] and rows.loc["oracle", "ssim"] > rows.loc["copy", "ssim"]
+    assert (
+        rows.loc["oracle", "ssim"] > rows.loc["tps", "ssim"] and rows.loc["oracle", "ssim"] > rows.loc["copy", "ssim"]
+    )
 
 
 def test_unknown_folders_are_refused(tmp_path):

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from evaluate_synthetic import synthetic_case
 
 from echokdm.evaluate import get_predictor
 from echokdm.evaluate.tasks import make_sample
-from evaluate_synthetic import synthetic_case
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +32,7 @@ def test_flow_models_predict_every_target(tiny_weights, case, name, task):
 
 def test_k2i_predicts_without_flow(tiny_weights, case, tmp_path):
     from conftest import TINY_SIZE, save_weights
+
     from echokdm.models.k2i import build_k2i_unet
 
     net = build_k2i_unet(TINY_SIZE)

@@ -29,11 +29,24 @@ def test_oracle_beats_tps_beats_copy(phantom_report):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "echokdm", "evaluate", *args], capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "echokdm", "evaluate", *args], capture_output=True, text=True, timeout=600
+    )
 
 
 def test_cli_writes_and_resumes_a_report(tmp_path):
-    args = ["--data", "phantom-test:2", "--predictors", "copy,tps", "--report", str(tmp_path / "r"), "--segmenter", "atlas", "--size", "96"]
+    args = [
+        "--data",
+        "phantom-test:2",
+        "--predictors",
+        "copy,tps",
+        "--report",
+        str(tmp_path / "r"),
+        "--segmenter",
+        "atlas",
+        "--size",
+        "96",
+    ]
     first = run_cli(*args)
     assert first.returncode == 0, first.stderr
     assert "| ssim |" in first.stdout

@@ -2,14 +2,14 @@
 
 import numpy as np
 import pytest
+from evaluate_synthetic import synthetic_case
 
 from echokdm.errors import InputError
 from echokdm.evaluate.predictors import PREDICTORS, CopyPredictor, Predictor, get_predictor, sector_anchors
 from echokdm.evaluate.segmenter import AtlasSegmenter
-from echokdm.metrics import lv_overlap
 from echokdm.evaluate.tasks import invert_ddf, make_sample
 from echokdm.flow import warp
-from evaluate_synthetic import synthetic_case
+from echokdm.metrics import lv_overlap
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +54,15 @@ def test_tps_moves_keypoints_and_keeps_the_background(case):
     # the source labels carried by the same warp land on the target mask
     from echokdm.flow import keypoint_flow
 
-    ddf = keypoint_flow(s.source_keypoints, s.target_keypoints[0], s.source.shape, anchors=sector_anchors(s.sector_mask, 32))
-    moved = warp(s.source_labels[None, None].astype(np.float32), ddf[None], mode="nearest")[:, 0].numpy().astype(np.uint8)
-    assert lv_overlap(moved, s.target_labels, None)[0] > 0.95 > lv_overlap(s.source_labels[None], s.target_labels, None)[0]
+    ddf = keypoint_flow(
+        s.source_keypoints, s.target_keypoints[0], s.source.shape, anchors=sector_anchors(s.sector_mask, 32)
+    )
+    moved = (
+        warp(s.source_labels[None, None].astype(np.float32), ddf[None], mode="nearest")[:, 0].numpy().astype(np.uint8)
+    )
+    assert (
+        lv_overlap(moved, s.target_labels, None)[0] > 0.95 > lv_overlap(s.source_labels[None], s.target_labels, None)[0]
+    )
 
 
 def test_sector_anchors_lie_on_the_outline(case):
@@ -66,7 +72,9 @@ def test_sector_anchors_lie_on_the_outline(case):
     inside = case.sector_mask[yi, xi]
     from scipy import ndimage
 
-    near = ndimage.binary_dilation(case.sector_mask, iterations=1) & ~ndimage.binary_erosion(case.sector_mask, iterations=1)
+    near = ndimage.binary_dilation(case.sector_mask, iterations=1) & ~ndimage.binary_erosion(
+        case.sector_mask, iterations=1
+    )
     assert near[yi, xi].all()
     assert inside.any()
     assert a[0, 1] == pytest.approx(a[:, 1].min())  # starts at the fan apex
@@ -102,14 +110,17 @@ def test_atlas_segmenter_follows_the_image(case):
     kw = dict(sector_mask=s.sector_mask, atlas=(s.source, s.source_labels))
     assert np.array_equal(seg(s.source[None], **kw)[0], s.source_labels)
     labels = seg(s.targets, **kw)
-    assert lv_overlap(labels, s.target_labels, None)[0] > lv_overlap(s.source_labels[None], s.target_labels, None)[0] + 0.03
+    assert (
+        lv_overlap(labels, s.target_labels, None)[0]
+        > lv_overlap(s.source_labels[None], s.target_labels, None)[0] + 0.03
+    )
     with pytest.raises(InputError):
         seg(s.targets, sector_mask=s.sector_mask)
 
 
 def test_builtin_segmenter_adapter(case):
-    from echokdm.segmenter import BuiltinSegmenter
     from echokdm.models.seg import LVSegmenter, SegModelConfig, build_network
+    from echokdm.segmenter import BuiltinSegmenter
 
     cfg = SegModelConfig(size=32, channels=(4, 8), strides=(2,), num_res_units=0)
     seg = BuiltinSegmenter(LVSegmenter(build_network(cfg), cfg))  # untrained: checks the plumbing only

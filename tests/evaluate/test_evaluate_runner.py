@@ -8,6 +8,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 import pytest
+from evaluate_synthetic import synthetic_case
 from scipy.optimize import brentq
 
 from echokdm.errors import OutputError, UnsupportedError
@@ -18,7 +19,6 @@ from echokdm.evaluate.segmenter import AtlasSegmenter
 from echokdm.evaluate.tasks import load_prior, make_sample
 from echokdm.metrics import PSNR_CAP, ef_from_keypoints
 from echokdm.outputs import OutputDir
-from evaluate_synthetic import synthetic_case
 
 SIZE = 64
 
@@ -119,6 +119,7 @@ def test_target_ef_task_with_a_prior(tmp_path):
 def test_target_ef_sample_is_on_the_cases_spacing():
     """The motion prior is asked for the requested EF on the case's own (here non-square) pixels."""
     from conftest import synthetic_systoles
+
     from echokdm.models.prior import KeypointMotionPrior
 
     prior = KeypointMotionPrior.fit(synthetic_systoles(), n_phases=8)

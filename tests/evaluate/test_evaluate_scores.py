@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from evaluate_synthetic import ed_labels, synthetic_case
 
 from echokdm.evaluate.scores import area_jitter, keypoint_distance, warp_residual
 from echokdm.metrics import PSNR_CAP, lv_overlap, psnr_in_sector, ssim_in_sector
-from evaluate_synthetic import ed_labels, synthetic_case
 
 
 @pytest.fixture(scope="module")

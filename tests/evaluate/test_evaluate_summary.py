@@ -11,7 +11,9 @@ def _table(models: dict[str, float]) -> pd.DataFrame:
     base = rng.uniform(0.5, 0.7, 30)
     rows = [{"case_id": f"c{i}", "predictor": "copy", "kind": "baseline", "ssim": v} for i, v in enumerate(base)]
     for name, shift in models.items():
-        rows += [{"case_id": f"c{i}", "predictor": name, "kind": "model", "ssim": v + shift} for i, v in enumerate(base)]
+        rows += [
+            {"case_id": f"c{i}", "predictor": name, "kind": "model", "ssim": v + shift} for i, v in enumerate(base)
+        ]
     return pd.DataFrame(rows)
 
 

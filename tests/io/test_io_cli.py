@@ -12,7 +12,7 @@ import pydicom
 import pytest
 from io_files import copy_testdata, moving_fan, pydicom_file, sha256, write_us
 from pydicom.encaps import encapsulate
-from pydicom.uid import JPEGBaseline8Bit, MPEG4HP41
+from pydicom.uid import MPEG4HP41, JPEGBaseline8Bit
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "data_specs" / "info.schema.json").read_text())
 
@@ -132,7 +132,10 @@ BAD_INPUTS = {
     "truncated_native": (_truncated_native, "pixel data is truncated"),
     "truncated_jpeg": (_truncated_jpeg, "truncated"),
     "corrupt_jpeg": (_corrupt_jpeg, "truncated or corrupt"),
-    "undecodable_syntax": (_mpeg, "MPEG-4 AVC/H.264 High Profile / Level 4.1 (1.2.840.10008.1.2.4.102) cannot be decoded"),
+    "undecodable_syntax": (
+        _mpeg,
+        "MPEG-4 AVC/H.264 High Profile / Level 4.1 (1.2.840.10008.1.2.4.102) cannot be decoded",
+    ),
     "zero_frames": (_zero_frames, "Number of Frames is 0"),
     "absurd_dimensions": (_absurd, "absurd image size 60000x60000"),
 }

@@ -18,7 +18,9 @@ from echokdm.transforms import LoadCineLoop, LoadCineLoopd
 
 def luma_cv2(rgb: np.ndarray) -> np.ndarray:
     """BT.601 luma computed by OpenCV (an implementation independent of echokdm's)."""
-    return np.stack([cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in rgb.reshape(-1, *rgb.shape[-3:])])
+    return np.stack(
+        [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in rgb.reshape(-1, *rgb.shape[-3:])]
+    )
 
 
 def max_diff(a: np.ndarray, b: np.ndarray) -> int:

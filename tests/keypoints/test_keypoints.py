@@ -55,7 +55,13 @@ def test_forty_keypoints_follow_the_epicardium(big):
 
 @pytest.mark.parametrize(
     "angle,scale,base",
-    [(17.0, 1.0, (128.0, 200.0)), (-28.0, 1.0, (120.4, 190.7)), (0.0, 0.8, (130.3, 180.6)), (0.0, 1.15, (127.6, 214.2)), (31.0, 0.9, (135.2, 205.1))],
+    [
+        (17.0, 1.0, (128.0, 200.0)),
+        (-28.0, 1.0, (120.4, 190.7)),
+        (0.0, 0.8, (130.3, 180.6)),
+        (0.0, 1.15, (127.6, 214.2)),
+        (31.0, 0.9, (135.2, 205.1)),
+    ],
 )
 def test_keypoints_move_with_the_shape(big, angle, scale, base):
     """Keypoints of a rotated / translated / scaled label map = the same transform of the original keypoints."""

@@ -44,7 +44,9 @@ def test_csv_round_trip_is_exact(tmp_path, n):
     assert back.frames == t.frames and back.phases == t.phases and back.spacing_mm == t.spacing_mm
     row = lines[1 + n].split(",")  # first point of the second frame
     assert row[:4] == ["3", "", "endo", "0"]
-    assert float(row[6]) == pytest.approx(float(row[4]) * 0.3081) and float(row[7]) == pytest.approx(float(row[5]) * 0.154)
+    assert float(row[6]) == pytest.approx(float(row[4]) * 0.3081) and float(row[7]) == pytest.approx(
+        float(row[5]) * 0.154
+    )
 
 
 def test_csv_without_spacing_leaves_mm_empty(tmp_path):

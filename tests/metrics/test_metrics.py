@@ -58,20 +58,27 @@ def test_units_follow_the_spacing():
     assert mm.area == pytest.approx(px.area * 0.25 / 100)  # cm2
     assert mm.long_axis == pytest.approx(px.long_axis * 0.5)  # mm
     assert mm.volume_simpson == pytest.approx(px.volume_simpson * 0.125 / 1000)  # mL
-    assert Units(True).volume == "mL" and Units(False).as_dict() == {"calibrated": False, "length": "px", "area": "px2", "volume": "px3"}
+    assert Units(True).volume == "mL" and Units(False).as_dict() == {
+        "calibrated": False,
+        "length": "px",
+        "area": "px2",
+        "volume": "px3",
+    }
     # anisotropic pixels: the same ellipse drawn on a grid with dx = 2 dy measures the same
     squeezed = k.copy()
     squeezed[:, 0] = 128 + (k[:, 0] - 128) / 2
-    assert measure_frame(squeezed, spacing_mm=(1.0, 2.0)).area == pytest.approx(measure_frame(k, (1.0, 1.0)).area, rel=1e-3)
+    assert measure_frame(squeezed, spacing_mm=(1.0, 2.0)).area == pytest.approx(
+        measure_frame(k, (1.0, 1.0)).area, rel=1e-3
+    )
 
 
 def test_biplane_simpson_of_an_ellipsoid():
     a, b, c = 80.0, 40.0, 30.0
     vol = biplane_simpson_volume(_ellipse_keypoints(a, b, 0), _ellipse_keypoints(a, c, 0, angle=10.0))
     assert vol == pytest.approx(2 / 3 * np.pi * a * b * c, rel=4e-3)
-    assert biplane_simpson_volume(_ellipse_keypoints(a, b, 0), _ellipse_keypoints(a, b, 0), (1, 1), (1, 1)) == pytest.approx(
-        measure_frame(_ellipse_keypoints(a, b, 0)).volume_simpson / 1000, rel=1e-6
-    )
+    assert biplane_simpson_volume(
+        _ellipse_keypoints(a, b, 0), _ellipse_keypoints(a, b, 0), (1, 1), (1, 1)
+    ) == pytest.approx(measure_frame(_ellipse_keypoints(a, b, 0)).volume_simpson / 1000, rel=1e-6)
     with pytest.raises(InputError, match="both views"):
         biplane_simpson_volume(_ellipse_keypoints(a, b, 0), _ellipse_keypoints(a, c, 0), (1, 1), None)
 

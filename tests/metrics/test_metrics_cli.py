@@ -19,7 +19,9 @@ SPECS = Path(__file__).parents[2] / "data_specs"
 
 
 def run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "echokdm", "metrics", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "echokdm", "metrics", *map(str, args)], capture_output=True, text=True, cwd=cwd
+    )
 
 
 @pytest.fixture(scope="module")

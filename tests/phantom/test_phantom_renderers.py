@@ -24,7 +24,7 @@ from echokdm.phantom.cole_probe import ColeProbe
 from echokdm.phantom.fan import Fan
 from echokdm.phantom.imaging import EchoModel, Probe
 from echokdm.phantom.layouts import write_camus_patient, write_dicom_loop, write_echonet_video
-from echokdm.phantom.motion import CardiacCycle, Deformation, Valves
+from echokdm.phantom.motion import Deformation, Valves
 from echokdm.phantom.render_cole import CELL_SCATTERERS, _jittered_grid
 from echokdm.phantom.simulate import check_loop, frame_times
 
@@ -116,7 +116,12 @@ def test_scatter_renderer_reproduces_the_original_image_pipeline():
             model.two_k * np.hypot(xl, yl),
         ])
         ph[blood] += frame_rng.uniform(0, 2 * np.pi, blood.size)
-        echo = model.beamform(np.concatenate([xm, sx, xl]), np.concatenate([ym, sy, yl]), np.concatenate([amp, la * model.leaflet_amp]), ph)
+        echo = model.beamform(
+            np.concatenate([xm, sx, xl]),
+            np.concatenate([ym, sy, yl]),
+            np.concatenate([amp, la * model.leaflet_amp]),
+            ph,
+        )
         if t == 0:
             model.calibrate(echo, loop.labels[0] == 2)
         np.testing.assert_array_equal(model.to_image(echo, frame_rng), loop.frames[t])
@@ -172,7 +177,9 @@ def test_speckle_of_a_uniform_medium_is_rayleigh():
     pr = _probe(frequency_mhz=2.5, bandwidth=0.6, n_beams=128)
     axial, lateral = pr.resolution_cell()
     rng = np.random.default_rng(0)
-    r, t = _jittered_grid(rng, (1.0, 160.0), (-0.6, 0.6), axial / math.sqrt(CELL_SCATTERERS), lateral / math.sqrt(CELL_SCATTERERS))
+    r, t = _jittered_grid(
+        rng, (1.0, 160.0), (-0.6, 0.6), axial / math.sqrt(CELL_SCATTERERS), lateral / math.sqrt(CELL_SCATTERERS)
+    )
     env = pr.envelope(pr.rf(pr.project(r, t, rng.standard_normal(r.size))))
     e = env[32:96, int(60 / pr.dr) : int(120 / pr.dr)]
     e = e / e.mean(axis=0, keepdims=True)  # the beam profile's depth dependence out
@@ -198,7 +205,8 @@ def test_cli_draws_the_renderers_asked_for(tmp_path, capsys):
     args = ["phantom", "--out", str(out), "--layout", "echonet", "--n", "2", "--frames", "12", "--seed", "4"]
     assert main([*args, "--renderer", "scatter,cole"]) == 0
     sidecars = [json.loads(p.read_text()) for p in sorted((out / "Sidecars").glob("*.json"))]
-    assert {s["params"]["renderer"] for s in sidecars} == {"scatter", "cole"}  # seeds 4 and 5 of the train split draw one each
+    # seeds 4 and 5 of the train split draw one each
+    assert {s["params"]["renderer"] for s in sidecars} == {"scatter", "cole"}
     for s in sidecars:
         jsonschema.validate(s, SCHEMA)
     bad = tmp_path / "bad"

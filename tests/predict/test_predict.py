@@ -115,7 +115,10 @@ def test_target_ef_comes_from_the_prior(predictor, phantom_study):
 
 def test_keypoint_file_sets_the_target(predictor, phantom_study, tmp_path):
     kps = extract_keypoints(phantom_study.labels[phantom_study.es[0]], 40) + (1.5, 0.5)
-    save_keypoints(tmp_path / "edited.json", KeypointTrack(kps[None], [phantom_study.es[0]], image_size=(128, 128), phases={phantom_study.es[0]: "ES"}))
+    save_keypoints(
+        tmp_path / "edited.json",
+        KeypointTrack(kps[None], [phantom_study.es[0]], image_size=(128, 128), phases={phantom_study.es[0]: "ES"}),
+    )
     p = predictor.predict(phantom_study.dicom, opts(phantom_study, keypoints=str(tmp_path / "edited.json")))
     np.testing.assert_allclose(p.target_keypoints, kps)
     assert p.report["request"]["mode"] == "keypoints"
@@ -123,13 +126,18 @@ def test_keypoint_file_sets_the_target(predictor, phantom_study, tmp_path):
 
 def test_ef_of_the_prediction_and_all_files(oracle, phantom_study, tmp_path):
     out = tmp_path / "out"
-    p = predict_study(phantom_study.dicom, out, opts(phantom_study, frames=2), predictor=oracle, command="echokdm predict ...")
+    p = predict_study(
+        phantom_study.dicom, out, opts(phantom_study, frames=2), predictor=oracle, command="echokdm predict ..."
+    )
     rep = json.loads((out / "report.json").read_text())
     jsonschema.validate(rep, SCHEMA)
     assert rep["ef"]["prediction"] is not None and rep["ef"]["consistency"]["seg_vs_keypoints"] >= 0
     assert rep["image_metrics"]["copy_source"]["dice"] == pytest.approx(
-        2 * ((phantom_study.labels[p.source_frame] == 1) & (phantom_study.labels[p.target_frame] == 1)).sum()
-        / ((phantom_study.labels[p.source_frame] == 1).sum() + (phantom_study.labels[p.target_frame] == 1).sum()), rel=1e-5)
+        2
+        * ((phantom_study.labels[p.source_frame] == 1) & (phantom_study.labels[p.target_frame] == 1)).sum()
+        / ((phantom_study.labels[p.source_frame] == 1).sum() + (phantom_study.labels[p.target_frame] == 1).sum()),
+        rel=1e-5,
+    )
     for name in ("prediction.dcm", "sequence.gif", "comparison.png", "flow.png", "flow.npy", "flow.nii.gz",
                  "segmentation.nii.gz", "keypoints.json", "report.csv", "frames/frame_000.png", "frames/frame_001.png"):
         assert (out / name).is_file(), name

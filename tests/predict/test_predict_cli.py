@@ -96,13 +96,29 @@ BAD = {
     "not_dicom": (lambda f, s: ["--dicom", _write(f / "notes.dcm", "not an image")], "not a DICOM file"),
     "single_frame": (lambda f, s: _single_frame(f, s.frames), "at least 2 frames"),
     "two_frames": (lambda f, s: _two_frames(f, s.frames, s.labels), "no detectable heart beat"),
-    "no_beat": (lambda f, s: ["--dicom", s.dicom, "--seg", _labels(f / "flat.nii.gz", np.repeat(s.labels[:1], 20, 0))],
-                "no detectable heart beat"),
-    "seg_mismatch": (lambda f, s: ["--dicom", s.dicom, "--seg", _labels(f / "short.nii.gz", s.labels[:-3])], "must label every frame"),
-    "keypoints_count": (lambda f, s: ["--dicom", s.dicom, "--seg", s.labels_nii, "--keypoints", _keypoint_file(f, s.labels, 20)],
-                        "needs 40"),
-    "keypoints_format": (lambda f, s: ["--dicom", s.dicom, "--seg", s.labels_nii, "--keypoints", _write(f / "k.json", '{"format": "x"}')],
-                         "not a valid echokdm keypoint file"),
+    "no_beat": (
+        lambda f, s: ["--dicom", s.dicom, "--seg", _labels(f / "flat.nii.gz", np.repeat(s.labels[:1], 20, 0))],
+        "no detectable heart beat",
+    ),
+    "seg_mismatch": (
+        lambda f, s: ["--dicom", s.dicom, "--seg", _labels(f / "short.nii.gz", s.labels[:-3])],
+        "must label every frame",
+    ),
+    "keypoints_count": (
+        lambda f, s: ["--dicom", s.dicom, "--seg", s.labels_nii, "--keypoints", _keypoint_file(f, s.labels, 20)],
+        "needs 40",
+    ),
+    "keypoints_format": (
+        lambda f, s: [
+            "--dicom",
+            s.dicom,
+            "--seg",
+            s.labels_nii,
+            "--keypoints",
+            _write(f / "k.json", '{"format": "x"}'),
+        ],
+        "not a valid echokdm keypoint file",
+    ),
     "ef_high": (lambda f, s: ["--dicom", s.dicom, "--target-ef", 95], "between 5 and 90"),
     "ef_low": (lambda f, s: ["--dicom", s.dicom, "--target-ef", 2], "between 5 and 90"),
 }

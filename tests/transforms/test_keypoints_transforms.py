@@ -66,7 +66,9 @@ def test_keypoints_follow_the_image(transform):
 def test_pipeline_keypoints_match_keypoints_of_the_transformed_labels(transform, side):
     labels = MetaTensor(torch.from_numpy(a4c_labels((256, 256), **BIG))[None])
     data = {"image": MetaTensor(torch.rand(1, 256, 256)), "label": labels}
-    pipeline = mt.Compose([ExtractKeypointsd("label", n=40), transform, ApplyTransformToKeypointsd("label_keypoints", "image")])
+    pipeline = mt.Compose(
+        [ExtractKeypointsd("label", n=40), transform, ApplyTransformToKeypointsd("label_keypoints", "image")]
+    )
     out = pipeline(data)
     direct = ExtractKeypoints(40, septum_side=side)(out["label"])
     err = np.linalg.norm(out["label_keypoints"].numpy() - direct.numpy(), axis=1)
