@@ -17,11 +17,14 @@ $(BIN)/echokdm: pyproject.toml
 
 venv: $(BIN)/echokdm
 
-# DICOM validators used by the tests: dciodvfy (dicom3tools) and dcmdump (dcmtk).
+# DICOM validators used by the tests: dciodvfy (dicom3tools) and dcmdump/dsrdump (dcmtk); the PACS tests' archive:
+# Orthanc with its DICOMweb plugin (started by the tests on loopback; the packaged service is not needed).
+TOOLS_PKGS := dicom3tools dcmtk orthanc orthanc-dicomweb
 tools:
-	@command -v dciodvfy >/dev/null && command -v dcmdump >/dev/null || \
-	  { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq dicom3tools dcmtk >/dev/null; \
-	    else echo "install dicom3tools and dcmtk (e.g. sudo apt-get install dicom3tools dcmtk)"; exit 1; fi; }
+	@command -v dciodvfy >/dev/null && command -v dcmdump >/dev/null && command -v Orthanc >/dev/null && \
+	  ls /usr/lib/orthanc/libOrthancDicomWeb.so* >/dev/null 2>&1 || \
+	  { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $(TOOLS_PKGS) >/dev/null; \
+	    else echo "install $(TOOLS_PKGS) (e.g. sudo apt-get install $(TOOLS_PKGS))"; exit 1; fi; }
 
 demo: venv
 	$(BIN)/echokdm predict --sample --out $(OUT) --overwrite

@@ -17,3 +17,11 @@ class UnsupportedError(EchoKDMError):
 
 class OutputError(EchoKDMError):
     """The output location cannot be used (exists and is not ours, read-only, full)."""
+
+
+class RemoteError(EchoKDMError):
+    """A server (DICOMweb) cannot be reached or refused a request: every further request would fail too."""
+
+
+class StoreError(RemoteError):
+    """A server refused to store results (the results stay where they were written)."""

@@ -15,6 +15,12 @@ default; relative paths are relative to the manifest's folder). Each study is wr
   the batch with that one error: every further study would fail the same way.
 - ``anonymize``: every ``prediction.dcm`` is de-identified with one :class:`~echokdm.io.anonymize.Anonymizer`
   (its key shared by all ranks), so studies of one run that share an original UID share its replacement.
+- DICOMweb (instead of a manifest, see :mod:`echokdm.pacs`): the ultrasound cines of the given studies (or of
+  all studies) are the rows, each in ``OUT/<SOP Instance UID>/`` (``cine-<hash>`` with ``anonymize``), retrieved
+  only while it is predicted; ``instances.csv`` lists every instance found and what was done with it. With
+  ``store`` the DICOM results of each study go back into its study (STOW-RS) and ``stored.json`` notes it; a
+  refused store is that study's failure but keeps its results, and the next run stores them. A server that
+  cannot be reached stops the batch (every further study would fail the same way); run it again to resume.
 """
 
 from __future__ import annotations
@@ -25,16 +31,23 @@ import json
 import os
 import re
 import shutil
-from dataclasses import dataclass
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from echokdm.errors import EchoKDMError, InputError, OutputError
+from echokdm.errors import EchoKDMError, InputError, OutputError, RemoteError, StoreError
 from echokdm.outputs import MARKER, PART, OutputDir
+
+if TYPE_CHECKING:
+    from echokdm.pacs import DicomWeb, DicomWebBatch
 
 REQUIRED = ("study_id", "dicom")
 OPTIONAL = ("phase", "target_ef", "keypoints", "seg", "source_frame", "frames")
-SUMMARY_CSV, FAILURES_CSV = "summary.csv", "failures.csv"
+SUMMARY_CSV, FAILURES_CSV, INSTANCES_CSV = "summary.csv", "failures.csv", "instances.csv"
+#: what a batch stopped by an unreachable server says
+RESUME = "finished studies are kept: run the same command again to resume"
 #: where the reasons of failed studies wait for the summary (hidden: not a result)
 STATE_DIR = ".failed"
 #: (column, path in report.json) of summary.csv
@@ -74,12 +87,14 @@ class BatchResult:
         skipped: studies already finished before this run.
         failed: study id -> one-line reason.
         summary: path of summary.csv (rank 0) or None.
+        not_predicted: DICOMweb instances that are not cines to predict -> why (see instances.csv).
     """
 
     done: list[str]
     skipped: list[str]
     failed: dict[str, str]
     summary: Path | None
+    not_predicted: dict[str, str] = field(default_factory=dict)
 
 
 def read_manifest(path: str | os.PathLike) -> list[ManifestRow]:
@@ -125,9 +140,12 @@ def read_manifest(path: str | os.PathLike) -> list[ManifestRow]:
 
 
 def predict_batch(
-    manifest: str | os.PathLike,
+    manifest: str | os.PathLike | None,
     out: str | os.PathLike,
     *,
+    dicomweb: DicomWeb | None = None,
+    studies: Sequence[str] = (),
+    store: bool = False,
     steps: int | None = None,
     seed: int = 0,
     device: str = "cpu",
@@ -136,11 +154,15 @@ def predict_batch(
     command: str | None = None,
     anonymize: bool = False,
 ) -> BatchResult:
-    """Predict every study of ``manifest`` into ``out/<study_id>/`` (this rank's share under torchrun).
+    """Predict every study of ``manifest`` (or every cine found on ``dicomweb``) into ``out/<study_id>/`` (this
+    rank's share under torchrun).
 
     Args:
-        manifest: the studies (see the module docstring).
+        manifest: the studies (see the module docstring), or None with ``dicomweb``.
         out: the batch folder (created, or resumed when it is an earlier batch of echokdm).
+        dicomweb: a DICOMweb server to take the cines from instead of a manifest.
+        studies: Study Instance UIDs on ``dicomweb`` (default: all its studies).
+        store: store the DICOM results back into their studies on ``dicomweb``.
         steps: denoising steps (default :data:`echokdm.defaults.DEFAULT_STEPS`).
         seed: sampling seed of every study.
         device: ``cpu`` or ``cuda`` (each rank takes its local GPU).
@@ -153,22 +175,34 @@ def predict_batch(
         This rank's :class:`BatchResult`.
 
     Raises:
-        InputError: a bad manifest; OutputError: an unusable batch folder (also when it turns read-only or
-            full during the batch). Single studies never raise.
+        InputError: a bad manifest or combination of options; OutputError: an unusable batch folder (also when it
+            turns read-only or full during the batch); RemoteError: a DICOMweb server that cannot be reached or
+            refuses to search or retrieve. Single studies never raise.
     """
     from echokdm.defaults import DEFAULT_STEPS
     from echokdm.io.anonymize import Anonymizer
+    from echokdm.pacs import DicomWebBatch
     from echokdm.predict import KDMPredictor, PredictOptions, predict_study
     from echokdm.progress import progress
     from echokdm.train.distributed import init_distributed, shutdown_distributed
 
-    rows = read_manifest(manifest)
+    _check_source(manifest, dicomweb, studies, store, anonymize)
+    rows = read_manifest(manifest) if manifest is not None else []
     out_dir = OutputDir(out, resume=True)
+    remote = DicomWebBatch(dicomweb, out_dir.path, pseudonymous=anonymize) if dicomweb is not None else None
     ctx = init_distributed("cuda" if str(device).startswith("cuda") else "cpu")
     try:
         if ctx.is_main:
             _remove_leftovers(out_dir.path)
         ctx.barrier()
+        if remote is not None:
+            found = remote.instances(studies)
+            rows = [
+                ManifestRow(name, "" if anonymize else i.path, {}) for name, i in found.items() if not i.skip_reason
+            ]
+            if ctx.is_main:
+                columns, listing = remote.listing(found)
+                out_dir.write_text(INSTANCES_CSV, _csv(listing, columns))
         anonymizer = Anonymizer(_shared_key(ctx)) if anonymize else False
         predictor = predictor or KDMPredictor.from_weights(weights, str(ctx.device))
         done, skipped, failed = [], [], {}
@@ -177,12 +211,17 @@ def predict_batch(
             state = out_dir.path / STATE_DIR / f"{row.study_id}.txt"
             if (folder / "report.json").is_file():
                 skipped.append(row.study_id)
+                if store and not remote.stored(folder):
+                    _store(remote, folder, row.study_id, state, out_dir, failed)
                 continue
             try:
                 opts = PredictOptions(**_typed(row.options), steps=steps or DEFAULT_STEPS, seed=seed)
-                predict_study(row.dicom, folder, opts, predictor, overwrite=True, command=command, anonymize=anonymizer)
+                with remote.local(row.study_id, found[row.study_id]) if remote else nullcontext(row.dicom) as cine:
+                    predict_study(cine, folder, opts, predictor, overwrite=True, command=command, anonymize=anonymizer)
             except OutputError:
                 raise
+            except RemoteError as e:
+                raise RemoteError(f"{e}; {RESUME}") from None
             except EchoKDMError as e:
                 failed[row.study_id] = str(e)
             except Exception as e:  # one bad study never stops the batch
@@ -190,19 +229,25 @@ def predict_batch(
             else:
                 done.append(row.study_id)
                 state.unlink(missing_ok=True)
+                if store:
+                    _store(remote, folder, row.study_id, state, out_dir, failed)
                 continue
             if (folder / MARKER).is_file():  # an earlier interrupted attempt of ours
                 shutil.rmtree(folder, ignore_errors=True)
             out_dir.write_text(state.relative_to(out_dir.path), _one_line(failed[row.study_id]) + "\n")
         ctx.barrier()
-        summary = write_summary(out_dir, rows) if ctx.is_main else None
+        summary = write_summary(out_dir, rows, store) if ctx.is_main else None
     finally:
         shutdown_distributed()
-    return BatchResult(done, skipped, failed, summary)
+    not_predicted = {name: i.skip_reason for name, i in found.items() if i.skip_reason} if remote else {}
+    return BatchResult(done, skipped, failed, summary, not_predicted)
 
 
-def write_summary(out: OutputDir, rows: list[ManifestRow]) -> Path:
-    """Write ``summary.csv`` and ``failures.csv`` from the study folders and failure notes in ``out``."""
+def write_summary(out: OutputDir, rows: list[ManifestRow], store: bool = False) -> Path:
+    """Write ``summary.csv`` and ``failures.csv`` from the study folders and failure notes in ``out`` (with
+    ``store``, a ``stored`` column and the studies whose results were not stored)."""
+    from echokdm.pacs import DicomWebBatch
+
     summary, failures = [], []
     for row in rows:
         report = out.path / row.study_id / "report.json"
@@ -211,23 +256,60 @@ def write_summary(out: OutputDir, rows: list[ManifestRow]) -> Path:
         if report.is_file():
             rep = json.loads(report.read_text())
             entry.update({col: _pick(rep, keys) for col, keys in SUMMARY_COLUMNS})
+            if store:
+                entry["stored"] = "yes" if DicomWebBatch.stored(report.parent) else "no"
+                if entry["stored"] == "no":
+                    entry["status"] = "not stored"
+                    entry["reason"] = state.read_text().strip() if state.is_file() else "not stored yet (interrupted?)"
+                    failures.append({"study_id": row.study_id, "dicom": row.dicom, "reason": entry["reason"]})
         else:
             entry["status"] = "failed" if state.is_file() else "not run"
             entry["reason"] = state.read_text().strip() if state.is_file() else "not run yet (interrupted?)"
             failures.append({"study_id": row.study_id, "dicom": row.dicom, "reason": entry["reason"]})
         summary.append(entry)
-    columns = ["study_id", "status", "reason", *(c for c, _ in SUMMARY_COLUMNS)]
+    columns = ["study_id", "status", "reason", *(c for c, _ in SUMMARY_COLUMNS), *(["stored"] if store else [])]
     out.write_text(SUMMARY_CSV, _csv(summary, columns))
     out.write_text(FAILURES_CSV, _csv(failures, ["study_id", "dicom", "reason"]))
     return out.file(SUMMARY_CSV)
 
 
 def _remove_leftovers(out: Path) -> None:
-    """Temporary files that a killed run left in the batch folder and its failure notes (a study folder
-    without ``report.json`` is cleared anyway when its study runs again)."""
+    """Temporary files that a killed run left in the batch folder and its failure notes, and cines it was
+    retrieving (a study folder without ``report.json`` is cleared anyway when its study runs again)."""
+    from echokdm.pacs import RETRIEVED
+
     for folder in (out, out / STATE_DIR):
         for tmp in folder.glob(f".*{PART}"):
             tmp.unlink(missing_ok=True)
+    shutil.rmtree(out / RETRIEVED, ignore_errors=True)
+
+
+def _check_source(manifest, dicomweb, studies: Sequence[str], store: bool, anonymize: bool) -> None:
+    if (manifest is None) == (dicomweb is None):
+        raise InputError(
+            "give the studies either as a manifest (--manifest) or on a DICOMweb server (--dicomweb), one of them"
+        )
+    if dicomweb is None and (studies or store):
+        raise InputError("--study and --store need a DICOMweb server (--dicomweb)")
+    if store and anonymize:
+        raise InputError(
+            "--store puts results back into the original studies, which --anonymize would de-identify; use one of them"
+        )
+
+
+def _store(
+    remote: DicomWebBatch, folder: Path, study_id: str, state: Path, out: OutputDir, failed: dict[str, str]
+) -> None:
+    """Store a finished study's results; a refusal is the study's failure (its results stay)."""
+    try:
+        remote.store(folder)
+    except StoreError as e:
+        failed[study_id] = str(e)
+        out.write_text(state.relative_to(out.path), _one_line(str(e)) + "\n")
+    except RemoteError as e:
+        raise RemoteError(f"{e}; {RESUME}") from None
+    else:
+        state.unlink(missing_ok=True)
 
 
 def _shared_key(ctx) -> bytes:

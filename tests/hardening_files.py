@@ -56,7 +56,8 @@ def one_error_line(r: subprocess.CompletedProcess) -> str:
 
 
 def assert_complete_study(folder: Path) -> dict:
-    """Every file the report lists exists and reads back: DICOM, PNG/GIF, npy, NIfTI, JSON, CSV. Returns the report."""
+    """Every file the report lists exists and reads back: DICOM (cine, SEG, SR), PNG/GIF, npy, NIfTI, JSON, CSV.
+    Returns the report."""
     report = json.loads((folder / "report.json").read_text())
     files = report["files"]
     listed = [f for k, f in files.items() if k != "frames"] + files["frames"]
@@ -65,7 +66,10 @@ def assert_complete_study(folder: Path) -> dict:
         assert p.is_file(), p
         if p.suffix == ".dcm":
             ds = pydicom.dcmread(p)
-            assert ds.pixel_array.shape[-2:] == tuple(report["input"]["image_size"])
+            if ds.Modality == "SR":  # no pixels: its measurements read back
+                assert ds.ContentSequence
+            else:
+                assert ds.pixel_array.shape[-2:] == tuple(report["input"]["image_size"])
         elif p.suffix in (".png", ".gif"):
             assert iio.imread(p).size > 0
         elif p.suffix == ".npy":

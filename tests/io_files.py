@@ -105,3 +105,15 @@ def dciodvfy_errors(path) -> list[str] | None:
         return None
     out = subprocess.run([exe, str(path)], capture_output=True, text=True)
     return [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")]
+
+
+def dsrdump(path) -> str | None:
+    """dcmtk's rendering of an SR, or None when dcmtk is not installed (CI must have it)."""
+    exe = shutil.which("dsrdump")
+    if exe is None:
+        assert not os.environ.get("CI"), "dsrdump missing in CI: install dcmtk"
+        warnings.warn("dsrdump (dcmtk) not installed: SR not rendered", stacklevel=2)
+        return None
+    out = subprocess.run([exe, str(path)], capture_output=True, text=True)
+    assert out.returncode == 0 and "E:" not in out.stderr, out.stderr
+    return out.stdout

@@ -1,4 +1,5 @@
-"""``echokdm predict-batch --manifest studies.csv --out DIR``: predict every study of a manifest (torchrun shards)."""
+"""``echokdm predict-batch --manifest studies.csv --out DIR`` (or ``--dicomweb URL [--study UID ...] [--store]``):
+predict every study of a manifest or every ultrasound cine of a DICOMweb server (torchrun shards)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,20 @@ from echokdm.defaults import DEFAULT_STEPS
 @click.command("predict-batch")
 @click.option(
     "--manifest",
-    required=True,
     type=click.Path(readable=False),
     help="CSV: study_id, dicom [, phase, target_ef, keypoints, seg, source_frame, frames].",
+)
+@click.option(
+    "--dicomweb",
+    metavar="URL",
+    help="DICOMweb root (e.g. http://localhost:8042/dicom-web) to take the ultrasound cines from instead of a "
+    "manifest; token in ECHOKDM_DICOMWEB_TOKEN or ECHOKDM_DICOMWEB_TOKEN_FILE.",
+)
+@click.option(
+    "--study", "studies", multiple=True, metavar="UID", help="Study Instance UID on --dicomweb (repeat; default: all)."
+)
+@click.option(
+    "--store", is_flag=True, help="Store the prediction cine, SR and SEG back into each study on --dicomweb (STOW-RS)."
 )
 @click.option(
     "--out", required=True, type=click.Path(file_okay=False), help="Batch folder: one sub-folder per study (resumable)."
@@ -30,20 +42,30 @@ from echokdm.defaults import DEFAULT_STEPS
     help="De-identify every prediction.dcm (DICOM PS3.15 basic profile) and keep input paths out of the reports.",
 )
 @click.pass_context
-def command(ctx: click.Context, manifest, out, steps, seed, device, weights_dir, anonymize) -> None:
-    """Run `echokdm predict` for every study of a manifest into OUT/<study_id>/.
+def command(
+    ctx: click.Context, manifest, dicomweb, studies, store, out, steps, seed, device, weights_dir, anonymize
+) -> None:
+    """Run `echokdm predict` for every study of a manifest (or every ultrasound cine on a DICOMweb server)
+    into OUT/<study_id>/.
 
     Finished studies are skipped, so an interrupted batch continues where it stopped; a failing study is
-    recorded with its reason and never stops the others. Writes summary.csv and failures.csv. Exits with
-    status 1 when some study failed.
+    recorded with its reason and never stops the others. Writes summary.csv and failures.csv (and
+    instances.csv for --dicomweb). Exits with status 1 when some study failed (or was not stored).
     """
     from echokdm.cli.predict import command_line
+    from echokdm.pacs import DicomWeb
     from echokdm.predict import PredictWeights
     from echokdm.predict_batch import predict_batch
 
     weights = PredictWeights.from_dir(weights_dir) if weights_dir else None
-    r = predict_batch(manifest, out, steps=steps, seed=seed, device=device, weights=weights, command=command_line(),
-                      anonymize=anonymize)
+    server = DicomWeb.from_environment(dicomweb) if dicomweb else None
+    r = predict_batch(manifest, out, dicomweb=server, studies=studies, store=store, steps=steps, seed=seed,
+                      device=device, weights=weights, command=command_line(), anonymize=anonymize)
+    if r.not_predicted:
+        click.echo(
+            f"{len(r.not_predicted)} instance(s) not predicted (not ultrasound cines, or echokdm's own): "
+            "see instances.csv"
+        )
     click.echo(f"{len(r.done)} predicted, {len(r.skipped)} already done, {len(r.failed)} failed -> {out}")
     for sid, reason in r.failed.items():
         click.echo(f"failed {sid}: {reason}", err=True)

@@ -22,15 +22,23 @@ from echokdm.defaults import SEG_WEIGHTS  # noqa: E402
 @click.option("--weights", default=SEG_WEIGHTS, show_default=True, help="Shipped weights name or a model.safetensors.")
 @click.option("--keypoints", "n_keypoints", type=click.Choice(["20", "40"]), default="20", show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing echokdm output folder.")
-def command(cine: str, out: str, weights: str, n_keypoints: str, overwrite: bool) -> None:
+@click.option(
+    "--anonymize",
+    is_flag=True,
+    help="De-identify the DICOM SEG and SR (DICOM PS3.15 basic profile) and keep the input path out of the JSON files.",
+)
+def command(cine: str, out: str, weights: str, n_keypoints: str, overwrite: bool, anonymize: bool) -> None:
     """Segment a cine loop with the built-in segmenter.
 
     Writes segmentation.nii.gz, overlay.gif, segmentation.json and the metrics report (report.json/.csv,
-    keypoints, area_curve.png, overlay_ed_es.png) to --out.
+    keypoints, area_curve.png, overlay_ed_es.png) to --out; for a DICOM cine also segmentation_seg.dcm
+    (DICOM SEG) and measurements_sr.dcm (DICOM SR), new series in the cine's study.
     """
     from echokdm.segment import segment_study
 
-    s = segment_study(cine, out, weights=weights, n_keypoints=int(n_keypoints), overwrite=overwrite)
+    s = segment_study(
+        cine, out, weights=weights, n_keypoints=int(n_keypoints), overwrite=overwrite, anonymize=anonymize
+    )
     click.echo(f"segmented {s['n_frames']} frames -> {out}")
     if s["metrics_error"]:
         click.echo(f"no metrics: {s['metrics_error']}")

@@ -7,11 +7,17 @@ the package leaves open or gets wrong for a valid file:
 
 - UIDs (U) become keyed hashes of the original: the same original UID always gets the same new UID under one
   :class:`Anonymizer` (files of one run stay consistently linked), and nobody without the key can link them
-  back. Source Image / Referenced Image Sequences (X/Z/U*) keep their items, whose instance UIDs are replaced
-  the same way: a derived image still points at its (de-identified) source.
+  back. A UID the Anonymizer issued itself is kept, so a document that references already de-identified
+  files (an SR of a de-identified prediction) keeps pointing at them. Source Image / Referenced Image
+  Sequences (X/Z/U*) keep their items, whose instance UIDs are replaced the same way: a derived image still
+  points at its (de-identified) source.
 - Items of the sequences that remain are cleaned with the same rules (Table E.1-1 "K": cleaned for sequences).
-- Dates and times: Z, Z/D, X/Z and X/Z/D give an empty value, X and X/D remove the attribute, D gives
-  19000101 / 000000 (the package writes 00010101 everywhere, which validators reject).
+  The Content Sequence of a structured report (D) is kept and cleaned the same way (the Clean Structured
+  Content option, E.3.3): echokdm's reports hold codes, numbers and references that echokdm generated, and
+  their UIDs are replaced as above.
+- Dates and times: Z, X/Z and X/Z/D give an empty value, X and X/D remove the attribute, D and Z/D give
+  19000101 / 000000 (a dummy is conformant where the IOD needs a value, e.g. a SEG's Content Date; the
+  package writes 00010101 everywhere, which validators reject).
 - Patient Identity Removed (0012,0062) = YES, De-identification Method (0012,0063) and De-identification
   Method Code Sequence (0012,0064) = (113100, DCM, "Basic Application Confidentiality Profile").
 """
@@ -31,12 +37,14 @@ from echokdm import __version__
 
 #: the edition of PS3.15 Table E.1-1 applied (a table of ``dicom-anonymizer``)
 PROFILE_TABLE = "dicomfields_2026c"
+#: Content Sequence of a structured report: kept and cleaned (see the module docstring)
+CONTENT_SEQUENCE = (0x0040, 0xA730)
 #: Code of the basic profile in De-identification Method Code Sequence (DICOM CID 7050)
 PROFILE_CODE = ("113100", "DCM", "Basic Application Confidentiality Profile")
 #: dummy values of action D for dates and times
 DUMMY_TIMES = {"DA": "19000101", "TM": "000000", "DT": "19000101000000"}
 #: table category -> what happens to a date or time in it
-_TIME_ACTIONS = {"D_TAGS": "dummy", "Z_TAGS": "empty", "Z_D_TAGS": "empty", "X_Z_TAGS": "empty",
+_TIME_ACTIONS = {"D_TAGS": "dummy", "Z_TAGS": "empty", "Z_D_TAGS": "dummy", "X_Z_TAGS": "empty",
                  "X_Z_D_TAGS": "empty", "X_TAGS": "remove", "X_D_TAGS": "remove"}
 
 Rule = Callable[[Dataset, tuple[int, int]], None]
@@ -73,11 +81,17 @@ class Anonymizer:
         # X/Z/U*: keep the reference sequences; their items are cleaned like any sequence's, which replaces the
         # instance UIDs they hold (U) and keeps the SOP classes
         rules.update({tag: keep for tag in table["X_Z_U_STAR_TAGS"] if len(tag) == 2})
+        rules[CONTENT_SEQUENCE] = keep
         self.rules = rules
+        self._issued: set[str] = set()
 
     def uid(self, uid: str) -> str:
-        """The new UID of an original one (same key and UID, same result)."""
-        return str(generate_uid(entropy_srcs=[self.key.hex(), str(uid)]))
+        """The new UID of an original one (same key and UID, same result); a UID issued here stays itself."""
+        if str(uid) in self._issued:
+            return str(uid)
+        new = str(generate_uid(entropy_srcs=[self.key.hex(), str(uid)]))
+        self._issued.add(new)
+        return new
 
     def __call__(self, ds: Dataset) -> Dataset:
         """De-identify ``ds`` (and its ``file_meta``) in place.

@@ -20,11 +20,13 @@ Stages (each timed, see :attr:`Prediction.timings`):
 Files written by :func:`predict_study` into the output folder (see :data:`FILES`): the predicted frame(s) as
 a DICOM cine, one PNG per frame, a GIF (source then predictions), ``comparison.png``, the flow as a picture,
 ``.npy`` and ``.nii.gz``, the segmentation of the prediction (``.nii.gz``), the keypoints used
-(``keypoints.json``: edit and pass back with ``--keypoints``), and ``report.json`` (schema
+(``keypoints.json``: edit and pass back with ``--keypoints``), for a DICOM input a DICOM SEG of the predicted frames
+and a DICOM SR of the EFs (:mod:`~echokdm.predict.dicom_outputs`), and ``report.json`` (schema
 ``data_specs/predict_report.schema.json``) with its one-row flat copy ``report.csv``.
 
 Modules: :mod:`~echokdm.predict.options`, :mod:`~echokdm.predict.study`, :mod:`~echokdm.predict.predictor`,
-:mod:`~echokdm.predict.report`, :mod:`~echokdm.predict.figures`, :mod:`~echokdm.predict.files`.
+:mod:`~echokdm.predict.report`, :mod:`~echokdm.predict.figures`, :mod:`~echokdm.predict.dicom_outputs`,
+:mod:`~echokdm.predict.files`.
 """
 
 from echokdm.predict.figures import comparison_figure, flow_figure

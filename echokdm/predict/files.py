@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from echokdm.outputs import OutputDir
+from echokdm.predict.dicom_outputs import write_dicom_outputs
 from echokdm.predict.figures import comparison_figure, flow_figure
 from echokdm.predict.options import PredictOptions, PredictWeights
 from echokdm.predict.predictor import KDMPredictor
@@ -109,8 +110,9 @@ def save_prediction(
 
 
 def write_prediction(out: OutputDir, pred: Prediction, anonymizer: Anonymizer | None = None) -> None:
-    """Write the frames, pictures, flow, segmentation and keypoints of ``pred`` (all but the report files) and
-    list them in ``pred.files``; ``anonymizer`` de-identifies ``prediction.dcm``."""
+    """Write the frames, pictures, flow, segmentation and keypoints of ``pred`` (all but the report files), for a
+    DICOM input also its DICOM SEG and SR (:mod:`echokdm.predict.dicom_outputs`), and list them in ``pred.files``;
+    ``anonymizer`` de-identifies the DICOM files."""
     import imageio.v3 as iio
 
     from echokdm.io import write_cine_dicom
@@ -153,7 +155,8 @@ def write_prediction(out: OutputDir, pred: Prediction, anonymizer: Anonymizer | 
     )
     with out.atomic(FILES["keypoints"]) as tmp:
         save_keypoints(tmp, track, fmt="json")
-    pred.files = {**{k: v for k, v in FILES.items() if k != "frames"}, "frames": names}
+    dicom = write_dicom_outputs(out, pred, FILES["dicom"], anonymizer) if pred.header is not None else {}
+    pred.files = {**{k: v for k, v in FILES.items() if k != "frames"}, "frames": names, **dicom}
 
 
 def _describe(pred: Prediction) -> str:

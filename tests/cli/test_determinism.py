@@ -2,7 +2,8 @@
 and the report records what a rerun needs (seed, steps, threads, versions, weight and input hashes).
 
 Only what is new per run by design differs: the instance UIDs of ``prediction.dcm`` (every run writes a new
-DICOM instance, as DICOM requires), its content time, the timings and the command line in the report.
+DICOM instance, as DICOM requires), its content time, the timings and the command line in the report; the
+SEG and SR are new instances too (their pixels and measurements are the same).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import pydicom
 import pytest
 from hardening_files import echokdm
 from io_files import sha256
+
+from echokdm.io.sr import read_measurements
 
 #: attributes of prediction.dcm that are new for every run (new instance, series and frames of reference)
 PER_RUN = {"SOPInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID", "SynchronizationFrameOfReferenceUID",
@@ -58,9 +61,12 @@ def files(folder: Path) -> dict[str, bytes]:
 def test_two_processes_give_bit_identical_outputs(runs):
     a, b = files(runs["a"]), files(runs["b"])
     assert a.keys() == b.keys()
-    special = {"prediction.dcm", "report.json", "report.csv"}
+    special = {"prediction.dcm", "report.json", "report.csv", "segmentation_seg.dcm", "measurements_sr.dcm"}
     differing = [name for name in a if name not in special and a[name] != b[name]]
     assert differing == []  # pictures, flow (.npy, .nii.gz), segmentation, keypoints: the same bytes
+    sa, sb = (pydicom.dcmread(runs[n] / "segmentation_seg.dcm") for n in "ab")
+    assert sa.PixelData == sb.PixelData and sa.SOPInstanceUID != sb.SOPInstanceUID
+    assert read_measurements(runs["a"] / "measurements_sr.dcm") == read_measurements(runs["b"] / "measurements_sr.dcm")
     da, db = (pydicom.dcmread(runs[n] / "prediction.dcm") for n in "ab")
     assert da.PixelData == db.PixelData
     changed = {e.keyword for x, y in ((da, db), (da.file_meta, db.file_meta))
