@@ -48,7 +48,7 @@ def segment_study(
 
     Returns:
         Summary: files, frames, ED/ES frames, EF (Simpson, area-length) of complete beats, ``ef_unpaired``
-        (EF from ED and ES of neighbouring beats) when the loop holds no complete beat, area jitter,
+        (volumes, EF and GLS from ED and ES of neighbouring beats) when the loop holds no complete beat, area jitter,
         ``metrics_error`` when the loop could not be measured (the segmentation is still written), and
         ``dicom_note`` saying why a DICOM SEG or SR was not written (None when both were).
 
@@ -139,7 +139,8 @@ def _measurement_groups(summary: dict[str, Any], report: dict[str, Any], calibra
 
 
 def _unpaired_ef(lm: Any) -> dict[str, Any] | None:
-    """EF from the largest-area ED and the smallest-area ES when the loop holds no ED followed by an ES.
+    """Volumes, EF and GLS (keys as :meth:`~echokdm.metrics.LoopMetrics.beats`) from the largest-area ED and the
+    smallest-area ES when the loop holds no ED followed by an ES.
 
     A loop of about one beat often starts after ED or ends before ES; the ES of one beat and the ED of
     the next still give the stroke volume of a beat of similar size.
@@ -154,7 +155,12 @@ def _unpaired_ef(lm: Any) -> dict[str, Any] | None:
     return {
         "ed": int(ed),
         "es": int(es),
+        "edv_simpson": a.volume_simpson,
+        "esv_simpson": b.volume_simpson,
         "ef_simpson": ejection_fraction(a.volume_simpson, b.volume_simpson),
+        "edv_area_length": a.volume_area_length,
+        "esv_area_length": b.volume_area_length,
         "ef_area_length": ejection_fraction(a.volume_area_length, b.volume_area_length),
+        "gls": 100.0 * (b.endocardial_length - a.endocardial_length) / a.endocardial_length,
         "note": "no ED followed by ES inside the loop; ED and ES of neighbouring beats",
     }

@@ -67,6 +67,8 @@ def test_segment_writes_seg_and_sr_in_the_study(cine, tmp_path, capsys):
         assert ef["Area-Length Single Plane"][0] == round(beat["ef_area_length"], 1)
         edv = [v for name, v, unit, method, _ in values if "Diastolic Volume" in name and "Disks" in method]
         assert edv == [round(beat["edv_simpson"], 1)] and "ml" in {unit for _, _, unit, *_ in values}
+        gls = [(v, frames) for name, v, unit, _, frames in values if "GLS" in name and unit == "%"]
+        assert gls == [(round(beat["gls"], 1), [beat["ed"] + 1, beat["es"] + 1])]
     assert got["cine loop"][0][:3] == ("Heart rate", round(report["heart_rate_bpm"], 1), "{H.B}/min")
     text = dsrdump(out / "measurements_sr.dcm")
     if text is not None:

@@ -39,15 +39,16 @@ def prediction_groups(sections: dict[str, Any], n_predicted: int) -> list[Measur
     """SR measurement groups of a prediction's report sections; image 0 is the source cine, image 1
     ``prediction.dcm`` (``n_predicted`` frames).
 
-    The source beat (EF by both methods, volumes), the EF implied by the target keypoints (against the source
-    frame's keypoints), the EF measured on the last predicted frame (against the segmented source frame), and
-    the loop's heart rate; values that are None are left out.
+    The source beat (EF by both methods, Simpson volumes, GLS), the EF implied by the target keypoints (against the
+    source frame's keypoints), the EF measured on the last predicted frame (against the segmented source frame),
+    and the loop's heart rate; values that are None are left out.
     """
     ef, volumes, phases = sections["ef"], sections["volumes"], sections["phases"]
     ed, es = phases["beat"]
     src, tgt = sections["source_frame"], sections["target_frame"]
     beat = {"ed": ed, "es": es, "ef_simpson": ef["source_beat"], "ef_area_length": ef["source_beat_area_length"],
-            "edv_simpson": volumes["source_beat_edv"], "esv_simpson": volumes["source_beat_esv"]}
+            "edv_simpson": volumes["source_beat_edv"], "esv_simpson": volumes["source_beat_esv"],
+            "gls": sections["strain"]["source_beat_gls"]}
     groups = [beat_group(f"source loop: ED frame {ed}, ES frame {es}", beat, sections["units"]["calibrated"])]
     frames = (src,) if tgt is None else (src, tgt)
     last = (

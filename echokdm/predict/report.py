@@ -23,6 +23,7 @@ from echokdm.metrics import (
     ef_between,
     ef_consistency,
     ejection_fraction,
+    global_longitudinal_strain,
     image_scores,
     measure_frame,
     prediction_ef,
@@ -110,7 +111,7 @@ def study_sections(study: Study, fit: SectorFit, device: torch.device) -> dict[s
 
 
 def measure(study: Study, frames: np.ndarray, pred_labels: np.ndarray) -> dict[str, Any]:
-    """The report's ``units``, ``volumes``, ``ef``, ``image_metrics`` and ``frames`` sections.
+    """The report's ``units``, ``volumes``, ``ef``, ``strain``, ``image_metrics`` and ``frames`` sections.
 
     Args:
         study: the study predicted.
@@ -153,6 +154,7 @@ def measure(study: Study, frames: np.ndarray, pred_labels: np.ndarray) -> dict[s
             else f"EF of the prediction cannot be measured: {measured.reason}",
             "consistency": ef_consistency(ef_kp, ef_pred, truth) if ef_pred is not None else None,
         },
+        "strain": {"source_beat_gls": global_longitudinal_strain(*study.beat_kps, sp)},
         "image_metrics": _image_metrics(study, frames[-1], pred_labels[-1], ef_pred, ef_kp),
         "frames": per_frame,
     }
@@ -173,7 +175,9 @@ def build_report(pred: Prediction) -> dict[str, Any]:
         "request": request,
         **{
             k: s[k]
-            for k in ("phases", "source_frame", "target_frame", "units", "volumes", "ef", "image_metrics", "frames")
+            for k in (
+                "phases", "source_frame", "target_frame", "units", "volumes", "ef", "strain", "image_metrics", "frames"
+            )
         },
         "timings_s": dict(pred.timings),
         "software": software_versions(),

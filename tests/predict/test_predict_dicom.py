@@ -67,6 +67,8 @@ def test_sr_of_the_source_beat_target_keypoints_and_prediction(predicted, phanto
     beat = got[f"source loop: ED frame {ed}, ES frame {es}"]
     assert beat[0] == ("Left Ventricular Ejection Fraction by US", round(report["ef"]["source_beat"], 1), "%",
                        "Method of Disks, Single Plane", [ed + 1, es + 1])
+    gls = [(v, unit, frames) for name, v, unit, _, frames in beat if "GLS" in name]
+    assert gls == [(round(report["strain"]["source_beat_gls"], 1), "%", [ed + 1, es + 1])]
     (kp,) = got["target keypoints: the EF they imply"]
     assert kp[1] == round(report["ef"]["target_keypoints"], 1) and kp[4] == [src + 1, tgt + 1]
     if report["ef"]["prediction"] is None:  # untrained segmenter: the prediction's EF may not be measurable
