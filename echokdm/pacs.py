@@ -211,7 +211,11 @@ class DicomWeb:
         except requests.HTTPError as e:
             status = e.response.status_code if e.response is not None else "?"
             reason = e.response.reason if e.response is not None else str(e)
-            hint = f" (check the token in {TOKEN_ENV} or {TOKEN_FILE_ENV})" if status in (401, 403) else ""
+            hint = {
+                401: f" (check the token in {TOKEN_ENV} or {TOKEN_FILE_ENV})",
+                403: f" (the server does not let this token {what}: check its permissions and the token in {TOKEN_ENV}"
+                f" or {TOKEN_FILE_ENV})",
+            }.get(status, "")
             raise refused(f"DICOMweb server {self.url} refused to {what}: HTTP {status} {reason}{hint}") from None
         except requests.RequestException as e:
             raise RemoteError(f"DICOMweb server {self.url} cannot be reached ({what}): {type(e).__name__}") from None
