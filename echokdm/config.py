@@ -21,12 +21,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import types
-from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
 from echokdm.errors import InputError
+from echokdm.paths import regular_file
 
 C = TypeVar("C")
 
@@ -70,13 +70,13 @@ def load_config(source: str | os.PathLike | dict | None, cls: type[C]) -> C:
     elif isinstance(source, dict):
         data, where = source, "config"
     else:
-        path = Path(source)
-        if not path.is_file():
-            raise InputError(f"config file {path} does not exist")
+        path = regular_file(source, "config file")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as e:
             raise InputError(f"config file {path} is not valid YAML: {' '.join(str(e).split())}") from None
+        except UnicodeDecodeError:
+            raise InputError(f"config file {path} is not UTF-8 text") from None
         where = str(path)
     return _build(cls, data, where)
 

@@ -13,3 +13,14 @@ K2F_WEIGHTS = "kdm_k2f"
 F2I_WEIGHTS = "kdm_f2i"
 PRIOR_WEIGHTS = "kdm_prior"
 K2I_WEIGHTS = "kdm_k2i"
+#: physical ranges a header value must lie in to be used (outside: unknown, as if absent; options: refused)
+FRAME_TIME_MS_RANGE = (1.0, 2000.0)  # 1000 to 0.5 frames per second
+SPACING_MM_RANGE = (0.001, 10.0)  # 1 micrometre to 1 cm per pixel
+HEART_RATE_BPM_RANGE = (20.0, 300.0)
+#: EFs (percent) a heart can have: below 0 the end-systolic volume exceeds the end-diastolic one; an EF outside
+#: is reported but listed in the report's ``ef.implausible`` and flagged on the command line
+EF_PLAUSIBLE = (0.0, 100.0)
+#: most frames of one predicted sequence (``--frames``, manifest ``frames``)
+MAX_SEQUENCE_FRAMES = 1000
+#: bytes of memory a predicted frame needs per source pixel (frames, flows, labels, pictures; measured with margin)
+PREDICT_BYTES_PER_PIXEL = 64

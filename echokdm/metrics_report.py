@@ -193,13 +193,22 @@ def run_metrics(
         InputError: a single frame, a segmentation that does not match the loop, missing labels.
         OutputError: an output folder that cannot be used.
     """
+    from echokdm.defaults import FRAME_TIME_MS_RANGE, SPACING_MM_RANGE
     from echokdm.errors import InputError
+    from echokdm.io.load import in_range, physical
     from echokdm.io.segmentation import read_segmentation
     from echokdm.metrics import measure_loop
 
     if n_keypoints not in (20, 40):
         raise InputError(f"--keypoints must be 20 or 40, got {n_keypoints}")
+    (ft_lo, ft_hi), (sp_lo, sp_hi) = FRAME_TIME_MS_RANGE, SPACING_MM_RANGE
+    if frame_time_ms is not None and in_range(frame_time_ms, FRAME_TIME_MS_RANGE) is None:
+        raise InputError(f"--frame-time must be {ft_lo:g} to {ft_hi:g} ms, got {frame_time_ms:g}")
+    if spacing_mm and any(in_range(v, SPACING_MM_RANGE) is None for v in spacing_mm):
+        raise InputError(f"--spacing must be {sp_lo:g} to {sp_hi:g} mm, got {' '.join(f'{v:g}' for v in spacing_mm)}")
+    OutputDir.check(out, overwrite, inputs=[seg, dicom])
     labels, seg_meta = read_segmentation(seg, image_only=False)
+    seg_meta.update(physical(seg_meta))
     if labels.ndim == 2 or labels.shape[0] == 1:
         raise InputError(f"{seg}: holds a single frame; echokdm metrics needs the segmentation of a loop (T, H, W)")
     sp, sp_source = (list(spacing_mm), "option") if spacing_mm else (seg_meta["spacing_mm"], seg_meta["spacing_source"])
@@ -222,7 +231,7 @@ def run_metrics(
         lm = measure_loop(labels, n_keypoints, sp, frame_time_ms, septum_side)
     except InputError as e:  # name the file whose labels cannot be measured
         raise InputError(f"{seg}: {e}") from None
-    out_dir = OutputDir(out, overwrite=overwrite)
+    out_dir = OutputDir(out, overwrite=overwrite, inputs=[seg, dicom])
     inputs = {"segmentation": str(seg), "dicom": None if dicom is None else str(dicom)}
     report = metrics_report(lm, labels.shape[1:], inputs, sp_source if sp else None)
     write_metrics(out_dir, lm, report, backgrounds, background_name)

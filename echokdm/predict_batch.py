@@ -5,10 +5,16 @@ The manifest is a CSV with the columns ``study_id`` and ``dicom`` and, optionall
 default; relative paths are relative to the manifest's folder). Each study is written to ``OUT/<study_id>/``.
 
 - Sharding: under ``torchrun`` rank ``r`` of ``W`` takes studies ``r, r + W, ...`` (``RANK`` / ``WORLD_SIZE``).
-- Resuming: a study whose ``report.json`` exists is finished and skipped; the others (failed or interrupted)
-  are run again. Every file is written atomically and ``report.json`` last, so a batch killed at any moment
-  (even SIGKILL) and started again ends with every study done once; the temporary files a killed run leaves
-  are removed when the batch starts again.
+- One batch at a time: rank 0 holds an exclusive ``flock`` on the folder's ``.echokdm`` marker and every other
+  rank one on ``.echokdm.rank<r>``; a second batch into the folder stops with one line naming the running one
+  (pid, start, command), also while ranks of a killed torchrun still run. A killed holder's lock goes with it.
+  Ranks whose torchrun died stop after their current study.
+- Resuming: a study is finished when its completion marker ``.done/<study_id>`` exists, written after every
+  file of the study; the others (failed or interrupted) are run again from scratch. Every file is written
+  atomically, so a batch killed at any moment (even SIGKILL) and started again ends with every study done
+  once with every file; the temporary files a killed run leaves are removed when the batch starts again.
+- Output apart from input: an output folder that holds the manifest or an input of a study (or lies in an
+  input folder) is refused before anything is written.
 - Failures: a bad study never stops the batch; its folder is removed and its one-line reason kept until it
   succeeds. When every rank is done, rank 0 writes ``summary.csv`` (one row per study: status and the main
   numbers) and ``failures.csv`` (study, input, reason). An unusable output location (read-only, full) stops
@@ -38,7 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from echokdm.errors import EchoKDMError, InputError, OutputError, RemoteError, StoreError
-from echokdm.outputs import MARKER, PART, OutputDir
+from echokdm.outputs import MARKER, PART, OutputDir, check_apart, hold_lock
 
 if TYPE_CHECKING:
     from echokdm.pacs import DicomWeb, DicomWebBatch
@@ -50,6 +56,8 @@ SUMMARY_CSV, FAILURES_CSV, INSTANCES_CSV = "summary.csv", "failures.csv", "insta
 RESUME = "finished studies are kept: run the same command again to resume"
 #: where the reasons of failed studies wait for the summary (hidden: not a result)
 STATE_DIR = ".failed"
+#: where the completion markers of finished studies lie (written after all of a study's files)
+DONE_DIR = ".done"
 #: (column, path in report.json) of summary.csv
 SUMMARY_COLUMNS = (
     ("source_frame", ("source_frame",)),
@@ -76,6 +84,7 @@ class ManifestRow:
     study_id: str
     dicom: str
     options: dict[str, Any]
+    error: str | None = None  #: why the row cannot be run (the study fails with it; the batch goes on)
 
 
 @dataclass
@@ -114,7 +123,7 @@ def read_manifest(path: str | os.PathLike) -> list[ManifestRow]:
         raise InputError(f"manifest {p} cannot be read: {e.strerror or e}") from None
     if not rows:
         raise InputError(f"manifest {p} lists no studies")
-    columns = set(rows[0])
+    columns = {c for c in rows[0] if c is not None}
     if missing := [c for c in REQUIRED if c not in columns]:
         raise InputError(f"manifest {p} lacks the column(s) {', '.join(missing)}")
     if unknown := sorted(columns - set(REQUIRED) - set(OPTIONAL)):
@@ -135,7 +144,14 @@ def read_manifest(path: str | os.PathLike) -> list[ManifestRow]:
         for k in ("keypoints", "seg"):
             if k in opts:
                 opts[k] = str(_resolve(p, opts[k]))
-        out.append(ManifestRow(sid, str(_resolve(p, (r["dicom"] or "").strip())), opts))
+        error = None
+        if sid in (SUMMARY_CSV, FAILURES_CSV):
+            error = f"manifest {p} line {line}: study_id {sid!r} is the name of a batch file; rename the study"
+        elif not (r["dicom"] or "").strip():
+            error = f"manifest {p} line {line}: the dicom cell is empty"
+        elif r.get(None):
+            error = f"manifest {p} line {line}: {len(r[None])} cell(s) more than the header's {len(columns)} columns"
+        out.append(ManifestRow(sid, str(_resolve(p, (r["dicom"] or "").strip())), opts, error))
     return out
 
 
@@ -188,14 +204,14 @@ def predict_batch(
 
     _check_source(manifest, dicomweb, studies, store, anonymize)
     rows = read_manifest(manifest) if manifest is not None else []
-    out_dir = OutputDir(out, resume=True)
-    remote = DicomWebBatch(dicomweb, out_dir.path, pseudonymous=anonymize) if dicomweb is not None else None
+    paths = [v for r in rows if not r.error for v in (r.dicom, r.options.get("keypoints"), r.options.get("seg"))]
+    check_apart(out, [manifest, *paths])
+    remote, found = None, {}
     ctx = init_distributed("cuda" if str(device).startswith("cuda") else "cpu")
     try:
-        if ctx.is_main:
-            _remove_leftovers(out_dir.path)
-        ctx.barrier()
-        if remote is not None:
+        out_dir, locks = _lock_batch(out, ctx)
+        if dicomweb is not None:
+            remote = DicomWebBatch(dicomweb, out_dir.path, pseudonymous=anonymize)
             found = remote.instances(studies)
             rows = [
                 ManifestRow(name, "" if anonymize else i.path, {}) for name, i in found.items() if not i.skip_reason
@@ -206,18 +222,26 @@ def predict_batch(
         anonymizer = Anonymizer(_shared_key(ctx)) if anonymize else False
         predictor = predictor or KDMPredictor.from_weights(weights, str(ctx.device))
         done, skipped, failed = [], [], {}
+        launcher = os.getppid()
         for row in progress(rows[ctx.rank :: ctx.world_size], "predict-batch"):
+            if os.environ.get("TORCHELASTIC_RUN_ID") and os.getppid() != launcher:
+                raise OutputError("torchrun stopped (killed?): this rank stops too; start the batch again")
             folder = out_dir.path / row.study_id
             state = out_dir.path / STATE_DIR / f"{row.study_id}.txt"
-            if (folder / "report.json").is_file():
+            if is_done(out_dir.path, row.study_id):
                 skipped.append(row.study_id)
                 if store and not remote.stored(folder):
                     _store(remote, folder, row.study_id, state, out_dir, failed)
                 continue
             try:
+                if row.error:
+                    raise InputError(row.error)
+                if _foreign(folder):
+                    raise InputError(f"{folder} exists and was not made by echokdm; move it away")
                 opts = PredictOptions(**_typed(row.options), steps=steps or DEFAULT_STEPS, seed=seed)
                 with remote.local(row.study_id, found[row.study_id]) if remote else nullcontext(row.dicom) as cine:
                     predict_study(cine, folder, opts, predictor, overwrite=True, command=command, anonymize=anonymizer)
+                out_dir.write_text(Path(DONE_DIR) / row.study_id, "")  # last: the study is finished
             except OutputError:
                 raise
             except RemoteError as e:
@@ -237,10 +261,45 @@ def predict_batch(
             out_dir.write_text(state.relative_to(out_dir.path), _one_line(failed[row.study_id]) + "\n")
         ctx.barrier()
         summary = write_summary(out_dir, rows, store) if ctx.is_main else None
+        for fd in locks:
+            os.close(fd)
+        out_dir.release()
     finally:
         shutdown_distributed()
     not_predicted = {name: i.skip_reason for name, i in found.items() if i.skip_reason} if remote else {}
     return BatchResult(done, skipped, failed, summary, not_predicted)
+
+
+def is_done(out: Path, study_id: str) -> bool:
+    """True when the study's completion marker, written after every file of the study, exists."""
+    return (out / DONE_DIR / study_id).is_file() and (out / study_id / "report.json").is_file()
+
+
+def _lock_batch(out: str | os.PathLike, ctx) -> tuple[OutputDir, list[int]]:
+    """Make sure no other batch runs in ``out`` and keep it so: rank 0 locks the folder (its marker) and checks
+    that no rank of an earlier batch still holds its lock (torchrun killed, ranks left running); then every
+    other rank locks ``.echokdm.rank<r>``. Rank 0 also removes the temporary files a killed run left.
+
+    Raises:
+        OutputError: on every rank, when another batch runs there (rank 0's message names it).
+    """
+    error, out_dir, locks = "", None, []
+    if ctx.is_main:
+        try:
+            out_dir = OutputDir(out, resume=True)
+            for f in sorted(out_dir.path.glob(f"{MARKER}.rank*")):
+                os.close(hold_lock(f, f"batch folder {out}"))
+            _remove_leftovers(out_dir.path)
+        except EchoKDMError as e:
+            error = str(e)
+            if out_dir is not None:
+                out_dir.release()
+    if not ctx.all_ok(not error):
+        raise OutputError(error or f"batch folder {out} cannot be used (see rank 0)")
+    if not ctx.is_main:
+        out_dir = OutputDir(out, resume=True, lock=False)
+        locks.append(hold_lock(out_dir.path / f"{MARKER}.rank{ctx.rank}", f"batch folder {out}"))
+    return out_dir, locks
 
 
 def write_summary(out: OutputDir, rows: list[ManifestRow], store: bool = False) -> Path:
@@ -253,7 +312,7 @@ def write_summary(out: OutputDir, rows: list[ManifestRow], store: bool = False) 
         report = out.path / row.study_id / "report.json"
         state = out.path / STATE_DIR / f"{row.study_id}.txt"
         entry: dict[str, Any] = {"study_id": row.study_id, "status": "ok", "reason": ""}
-        if report.is_file():
+        if is_done(out.path, row.study_id):
             rep = json.loads(report.read_text())
             entry.update({col: _pick(rep, keys) for col, keys in SUMMARY_COLUMNS})
             if store:
@@ -273,12 +332,20 @@ def write_summary(out: OutputDir, rows: list[ManifestRow], store: bool = False) 
     return out.file(SUMMARY_CSV)
 
 
+def _foreign(folder: Path) -> bool:
+    """True when ``folder`` is something of someone else's (a file, or a non-empty folder without our marker)."""
+    if not folder.exists() and not folder.is_symlink():
+        return False
+    return folder.is_symlink() or not folder.is_dir() or (any(folder.iterdir()) and not (folder / MARKER).is_file())
+
+
 def _remove_leftovers(out: Path) -> None:
-    """Temporary files that a killed run left in the batch folder and its failure notes, and cines it was
-    retrieving (a study folder without ``report.json`` is cleared anyway when its study runs again)."""
+    """Temporary files that a killed run left in the batch folder, its failure notes and completion markers,
+    and cines it was retrieving (a study folder without ``report.json`` is cleared anyway when its study runs
+    again)."""
     from echokdm.pacs import RETRIEVED
 
-    for folder in (out, out / STATE_DIR):
+    for folder in (out, out / STATE_DIR, out / DONE_DIR):
         for tmp in folder.glob(f".*{PART}"):
             tmp.unlink(missing_ok=True)
     shutil.rmtree(out / RETRIEVED, ignore_errors=True)

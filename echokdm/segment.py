@@ -67,11 +67,12 @@ def segment_study(
 
     if n_keypoints not in (20, 40):
         raise InputError(f"number of keypoints must be 20 or 40, got {n_keypoints}")
+    OutputDir.check(out, overwrite, inputs=[cine])
     cine_file = load_cine_file(cine)
     loop = cine_file.loop
     require_loop(loop, 3)
     segmenter = LVSegmenter.from_pretrained(weights)
-    out_dir = OutputDir(out, overwrite=overwrite)
+    out_dir = OutputDir(out, overwrite=overwrite, inputs=[cine])
     result = segmenter(loop)
     meta = loop.meta
     spacing = meta.get("spacing_mm")

@@ -2,22 +2,31 @@
 
 Each sub-command lives in its own module here and exposes a ``click`` command named ``command``;
 modules are imported only when their command runs, so ``echokdm --help`` stays fast.
-User mistakes (:class:`echokdm.errors.EchoKDMError`) print one line on stderr and exit non-zero;
-``--debug`` shows the traceback instead.
+User mistakes (:class:`echokdm.errors.EchoKDMError` and click's usage errors) print one line on stderr and exit
+non-zero; ``--debug`` (before or after the sub-command) shows the traceback instead.
+Caches that libraries would write under HOME or TMPDIR (matplotlib's font cache and configuration, torch
+inductor's kernels) go to a private temporary folder that is removed when the command ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import traceback
+from collections.abc import Iterator
 
 import click
 
 from echokdm import __version__
 from echokdm.errors import EchoKDMError
+
+#: the --seed of every command: what numpy and torch generators take
+SEED = click.IntRange(0, 2**32 - 1)
 
 #: sub-command name -> (module under echokdm.cli, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -51,7 +60,7 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="echokdm")
-@click.option("--debug", is_flag=True, help="Show the full traceback of errors.")
+@click.option("--debug", is_flag=True, help="Show the full traceback of errors (also accepted after the sub-command).")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """echokdm: predict echocardiography frames from contour keypoints (KDM)."""
@@ -60,15 +69,25 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the exit status."""
-    argv = sys.argv[1:] if argv is None else argv
+    argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv
+    argv = (["--debug"] if debug else []) + [a for a in argv if a != "--debug"]
+    with private_caches():
+        logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)  # "building the font cache"
+        return _main(argv, debug)
+
+
+def _main(argv: list[str], debug: bool) -> int:
     try:
         status = cli.main(args=argv, prog_name="echokdm", standalone_mode=False, obj={"argv": list(argv)})
     except click.exceptions.Abort:
         click.echo("echokdm: aborted", err=True)
         return 130
     except click.ClickException as e:
-        e.show()
+        sub = getattr(e, "ctx", None)
+        where = f"{sub.info_name}: " if sub is not None and sub.parent is not None else ""
+        hint = " (see --help)" if isinstance(e, click.UsageError) else ""
+        click.echo(f"echokdm: error: {where}{' '.join(e.format_message().split())}{hint}", err=True)
         return e.exit_code
     except click.exceptions.Exit as e:
         return e.exit_code
@@ -89,6 +108,31 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"echokdm: internal error: {type(e).__name__}: {e} (rerun with --debug for details)", err=True)
         return 1
     return status if isinstance(status, int) else 0  # ctx.exit(n) in a command: click returns n
+
+
+#: caches of libraries that would otherwise land under HOME or TMPDIR
+CACHE_VARIABLES = ("MPLCONFIGDIR", "TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")
+
+
+@contextlib.contextmanager
+def private_caches() -> Iterator[None]:
+    """Point the library caches (:data:`CACHE_VARIABLES`) the user has not set to a private temporary folder
+    and remove it afterwards: a command leaves nothing outside its --out (no file when no temporary folder can
+    be made)."""
+    unset = [v for v in CACHE_VARIABLES if v not in os.environ]
+    try:
+        folder = tempfile.mkdtemp(prefix="echokdm-") if unset else None
+    except OSError:
+        folder = None
+    for v in unset if folder else ():
+        os.environ[v] = folder
+    try:
+        yield
+    finally:
+        if folder:
+            for v in unset:
+                os.environ.pop(v, None)
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def run() -> None:

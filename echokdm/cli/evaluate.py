@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from echokdm.cli import SEED
 from echokdm.evaluate.tasks import TASKS
 
 
@@ -52,7 +53,7 @@ from echokdm.evaluate.tasks import TASKS
 )
 @click.option("--size", type=int, default=128, show_default=True, help="Working grid edge in pixels.")
 @click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed of every random choice (same seed, same report)."
+    "--seed", type=SEED, default=0, show_default=True, help="Seed of every random choice (same seed, same report)."
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing report instead of resuming it.")
 def command(

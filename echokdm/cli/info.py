@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
@@ -18,11 +17,12 @@ def command(file: str | None, sample: bool, as_json: bool) -> None:
     """Describe FILE: a DICOM cine, NIfTI/MHD sequence, AVI, or folder of PNG/JPEG frames."""
     from echokdm.data import sample_path
     from echokdm.io.info import cine_info
+    from echokdm.outputs import json_text
 
     if sample == (file is not None):
         raise InputError("give either FILE or --sample")
     info = cine_info(sample_path("sonosite") if sample else file)
-    click.echo(json.dumps(info, indent=2) if as_json else format_info(info))
+    click.echo(json_text(info) if as_json else format_info(info))
 
 
 def format_info(info: dict[str, Any]) -> str:

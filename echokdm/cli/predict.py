@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from echokdm.cli import SEED
 from echokdm.defaults import DEFAULT_STEPS
 
 
@@ -47,7 +48,7 @@ from echokdm.defaults import DEFAULT_STEPS
 )
 @click.option("--steps", type=int, default=DEFAULT_STEPS, show_default=True, help="Denoising steps of K2F and of F2I.")
 @click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed of the sampling noise (same seed, same pixels)."
+    "--seed", type=SEED, default=0, show_default=True, help="Seed of the sampling noise (same seed, same pixels)."
 )
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option(
@@ -101,6 +102,9 @@ def command(
     line = f"EF source beat {ef['source_beat']:.1f}%, target keypoints {ef['target_keypoints']:.1f}%"
     line += f", prediction {ef['prediction']:.1f}%" if ef["prediction"] is not None else f" ({ef['prediction_note']})"
     click.echo(line)
+    if ef["implausible"]:
+        click.echo(f"warning: implausible EF (outside 0-100 %: ESV > EDV or worse) of {', '.join(ef['implausible'])}; "
+                   "check the loop, the keypoints and the weights")
     im = p.report["image_metrics"]
     if im:
         click.echo(

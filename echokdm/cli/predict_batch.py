@@ -3,8 +3,11 @@ predict every study of a manifest or every ultrasound cine of a DICOMweb server 
 
 from __future__ import annotations
 
+import os
+
 import click
 
+from echokdm.cli import SEED
 from echokdm.defaults import DEFAULT_STEPS
 
 
@@ -30,7 +33,7 @@ from echokdm.defaults import DEFAULT_STEPS
     "--out", required=True, type=click.Path(file_okay=False), help="Batch folder: one sub-folder per study (resumable)."
 )
 @click.option("--steps", type=int, default=DEFAULT_STEPS, show_default=True, help="Denoising steps of K2F and of F2I.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampling noise.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the sampling noise.")
 @click.option(
     "--device", default="cpu", show_default=True, help="cpu or cuda (each torchrun rank takes its local GPU)."
 )
@@ -50,7 +53,8 @@ def command(
 
     Finished studies are skipped, so an interrupted batch continues where it stopped; a failing study is
     recorded with its reason and never stops the others. Writes summary.csv and failures.csv (and
-    instances.csv for --dicomweb). Exits with status 1 when some study failed (or was not stored).
+    instances.csv for --dicomweb). Exits with status 1 when some study failed (or was not stored); under
+    torchrun with 0 (torchrun would print a traceback for a rank's non-zero exit): read failures.csv.
     """
     from echokdm.cli.predict import command_line
     from echokdm.pacs import DicomWeb
@@ -69,5 +73,5 @@ def command(
     click.echo(f"{len(r.done)} predicted, {len(r.skipped)} already done, {len(r.failed)} failed -> {out}")
     for sid, reason in r.failed.items():
         click.echo(f"failed {sid}: {reason}", err=True)
-    if r.failed:
+    if r.failed and not os.environ.get("TORCHELASTIC_RUN_ID"):
         ctx.exit(1)

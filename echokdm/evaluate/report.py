@@ -141,7 +141,7 @@ def run_evaluation(
     else:
         cases, data_name = list(data), f"{len(data)} given cases"
     seg, seg_name = _resolve_segmenter(segmenter)
-    out = OutputDir(report, overwrite=overwrite, resume=not overwrite)
+    out = OutputDir(report, overwrite=overwrite, resume=not overwrite, inputs=[data_name, prior_name])
     settings = {
         "data": data_name,
         "task": task,

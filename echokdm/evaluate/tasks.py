@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,6 +21,7 @@ from echokdm.errors import InputError, UnsupportedError
 from echokdm.evaluate.cases import Case
 from echokdm.labels import camus_labels
 from echokdm.models.prior import KeypointPrior
+from echokdm.paths import regular_file
 
 TASKS = ("es", "ed", "sequence", "target-ef")
 
@@ -82,9 +82,7 @@ def load_prior(path: str | os.PathLike | None = None) -> KeypointPrior:
                 "pass --prior FILE (e.g. from pipelines/fit_prior.py) or use --task es, ed or sequence"
             )
         return KeypointMotionPrior.load(PRIOR_WEIGHTS)
-    if not Path(path).is_file():
-        raise InputError(f"keypoint motion prior {path} does not exist")
-    return KeypointMotionPrior.load(path)
+    return KeypointMotionPrior.load(regular_file(path, "keypoint motion prior"))
 
 
 def keypoints_of(labels: np.ndarray, n_keypoints: int) -> np.ndarray:

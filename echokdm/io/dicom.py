@@ -347,6 +347,9 @@ def _check_native_length(ds: Dataset, path: str | os.PathLike, f: BinaryIO, fram
     _compare_native_length(full, path, frames, present)
 
 
+FRAME_STARTS = (b"\xff\xd8\xff", b"\xff\x4f\xff\x51", b"\x00\x00\x00\x0cjP")
+
+
 def _check_pixel_data(ds: Dataset, path: str | os.PathLike, f: BinaryIO, tsyntax: pydicom.uid.UID, frames: int) -> None:
     """Check that the pixel data holds what the header claims, reading item headers only (nothing is decoded or
     allocated, so a header claiming thousands of frames fails at once).
@@ -384,7 +387,7 @@ def _check_pixel_data(ds: Dataset, path: str | os.PathLike, f: BinaryIO, tsyntax
     if not encapsulated:
         raise InputError(f"{path}: pixel data is not encapsulated "
                          f"although the transfer syntax {tsyntax.name} is compressed")
-    fragments = -1  # the first item is the basic offset table
+    fragments, starts = -1, 0  # the first item is the basic offset table; starts: JPEG / J2K / JP2 frame starts
     while True:
         item = f.read(8)
         if len(item) < 8:
@@ -398,13 +401,17 @@ def _check_pixel_data(ds: Dataset, path: str | os.PathLike, f: BinaryIO, tsyntax
                              f"item {fragments + 1} has tag ({tag_group:04X},{tag_elem:04X})")
         if f.tell() + item_length > size:
             raise InputError(f"{path}: pixel data is truncated: fragment {fragments + 1} runs past the end of the file")
-        f.seek(item_length, os.SEEK_CUR)
+        lead = f.read(min(item_length, 4)) if fragments >= 0 else b""
+        f.seek(item_length - len(lead), os.SEEK_CUR)
+        starts += lead.startswith(FRAME_STARTS)
         fragments += 1
     if fragments < frames:
-        raise InputError(
-            f"{path}: Number of Frames is {frames} but the encapsulated pixel data holds only {max(fragments, 0)} "
-            "fragment(s); they contradict each other (truncated data or a wrong Number of Frames)"
-        )
+        raise InputError(f"{path}: Number of Frames is {frames} but the encapsulated pixel data holds only "
+                         f"{max(fragments, 0)} fragment(s) after an offset table ({fragments + 1} items); truncated "
+                         "data, a missing basic offset table or a wrong Number of Frames")
+    if starts > frames:
+        raise InputError(f"{path}: Number of Frames is {frames} but the encapsulated pixel data holds {starts} "
+                         "encoded frames (fragments that start a JPEG / JPEG 2000 image); they contradict each other")
 
 
 def _compare_native_length(ds: Dataset, path: str | os.PathLike, frames: int, present: int) -> None:

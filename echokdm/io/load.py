@@ -94,6 +94,7 @@ def _read_cine(
         meta["spacing_source"] = calibration.source
         meta["spacing_warning"] = calibration.warning
         box = calibration.box
+    meta.update(physical(meta))
     sector = imaging_region(active, box)
     if blank_outside_sector:
         np.multiply(frames, sector, out=frames)
@@ -109,6 +110,38 @@ def _read_cine(
     )
     meta.setdefault("heart_rate_bpm", None)
     return frames, meta, header
+
+
+def in_range(value: Any, limits: tuple[float, float]) -> float | None:
+    """``value`` as a float when it is finite and within ``limits``, else None."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return v if np.isfinite(v) and limits[0] <= v <= limits[1] else None
+
+
+def physical(meta: dict[str, Any]) -> dict[str, Any]:
+    """Frame time, spacing and heart rate of ``meta`` checked against their physical ranges
+    (:data:`~echokdm.defaults.FRAME_TIME_MS_RANGE`, ``SPACING_MM_RANGE``, ``HEART_RATE_BPM_RANGE``): a value
+    outside (or not finite) becomes unknown, as if the header lacked it; the reason goes to ``*_warning``."""
+    from echokdm.defaults import FRAME_TIME_MS_RANGE, HEART_RATE_BPM_RANGE, SPACING_MM_RANGE
+
+    out: dict[str, Any] = {}
+    ft, vector = meta.get("frame_time_ms"), meta.get("frame_time_vector_ms")
+    vector_ok = vector is None or all(np.isfinite(float(v)) and float(v) >= 0 for v in vector)
+    if ft is not None and (in_range(ft, FRAME_TIME_MS_RANGE) is None or not vector_ok):
+        lo, hi = FRAME_TIME_MS_RANGE
+        out.update(frame_time_ms=None, frame_time_source="unknown", frame_time_vector_ms=None,
+                   frame_time_warning=f"{meta.get('frame_time_source')} gives a frame time outside {lo:g}-{hi:g} ms")
+    sp = meta.get("spacing_mm")
+    if sp is not None and any(in_range(v, SPACING_MM_RANGE) is None for v in sp):
+        lo, hi = SPACING_MM_RANGE
+        out.update(spacing_mm=None, spacing_warning=f"{meta.get('spacing_source')} gives a pixel spacing outside "
+                   f"{lo:g}-{hi:g} mm", spacing_source="unknown")
+    if meta.get("heart_rate_bpm") is not None:
+        out["heart_rate_bpm"] = in_range(meta["heart_rate_bpm"], HEART_RATE_BPM_RANGE)
+    return out
 
 
 def check_input_path(path: str | os.PathLike) -> Path:

@@ -30,8 +30,16 @@ def suffix_of(path: str | os.PathLike) -> str:
 
 
 def frame_files(folder: str | os.PathLike) -> list[Path]:
-    """PNG/JPEG files of a folder in natural order (frame2 before frame10)."""
-    files = [p for p in Path(folder).iterdir() if p.is_file() and suffix_of(p) in FRAME_SUFFIXES]
+    """PNG/JPEG files of a folder in natural order (frame2 before frame10).
+
+    Raises:
+        InputError: an entry named like a frame is not a regular file (a pipe, device, folder or broken link).
+    """
+    named = [p for p in Path(folder).iterdir() if suffix_of(p) in FRAME_SUFFIXES]
+    if odd := next((p for p in named if not p.is_file()), None):
+        what = "a broken symbolic link" if not odd.exists() else "a folder" if odd.is_dir() else "a pipe or device"
+        raise InputError(f"{odd}: frame of {folder} is {what}, not a regular file")
+    files = named
     return sorted(files, key=lambda p: [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", p.name)])
 
 
@@ -130,6 +138,7 @@ def read_sitk_image(path: str | os.PathLike):
     """
     import SimpleITK as sitk
 
+    _check_data_files(path)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     with NativeStderr() as native:
@@ -140,6 +149,22 @@ def read_sitk_image(path: str | os.PathLike):
         except RuntimeError as e:
             why = native.text or str(e).strip().splitlines()[-1]
             raise InputError(f"{path}: image cannot be read: {why}") from None
+
+
+def _check_data_files(path: str | os.PathLike) -> None:
+    """Refuse a MetaImage header whose data file (``ElementDataFile``) is a pipe or device: reading it could wait
+    forever or never end."""
+    if suffix_of(path) != ".mhd":
+        return
+    with open(path, "rb") as f:
+        header = f.read(65536).decode("latin-1")
+    match = re.search(r"^\s*ElementDataFile\s*=\s*(.+?)\s*$", header, re.MULTILINE)
+    name = match.group(1) if match else "LOCAL"
+    if name.upper() in ("LOCAL", "LIST") or "%" in name:
+        return
+    data = Path(path).parent / name
+    if data.exists() and not data.is_file():
+        raise InputError(f"{path}: its data file {data} is not a regular file (a pipe, device or folder)")
 
 
 def _check_size(size: tuple[int, ...], components: int, path: str | os.PathLike) -> None:

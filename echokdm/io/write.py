@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime
 import os
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import ExplicitVRLittleEndian, UltrasoundMultiFrameImageStorage, generate_uid
 
@@ -33,6 +35,37 @@ PATIENT_STUDY_KEYWORDS = (
     "StudyDescription",
 )
 FRAME_TIME_TAG = 0x00181063
+
+
+def drop_invalid(ds: Dataset, keywords: tuple[str, ...] = PATIENT_STUDY_KEYWORDS) -> list[str]:
+    """Remove from ``ds`` the attributes among ``keywords`` whose value does not conform to its VR (e.g. a
+    PatientWeight ``PHIWEIGHT75kg``), before they would be copied into a derived image; values are never shown.
+
+    Returns:
+        The keywords removed.
+    """
+    from pydicom import config
+    from pydicom.datadict import tag_for_keyword
+    from pydicom.valuerep import validate_value
+
+    dropped = []
+    for keyword in keywords:
+        tag = tag_for_keyword(keyword)
+        if tag is None or tag not in ds:
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                elem = ds[tag]
+                values = elem.value if isinstance(elem.value, (list, tuple, MultiValue)) else [elem.value]
+                for v in values:
+                    validate_value(elem.VR, v, config.RAISE)
+                    if elem.VR in ("DS", "IS") and v not in (None, "") and not np.isfinite(float(v)):
+                        raise ValueError("not finite")
+        except Exception:  # any failure to read or check the value: the attribute is not copied
+            del ds[tag]
+            dropped.append(keyword)
+    return dropped
 
 
 def write_cine_dicom(

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from echokdm.errors import InputError
+from echokdm.paths import regular_file
 
 FORMAT = "echokdm-keypoints"
 VERSION = 1
@@ -108,17 +109,20 @@ def load_keypoints(path: str | os.PathLike) -> KeypointTrack:
     Raises:
         InputError: a missing file, another suffix, or content that does not follow the format.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"keypoint file {p} does not exist")
+    p = regular_file(path, "keypoint file")
     try:
         if p.suffix.lower() == ".json":
-            return _from_json(json.loads(p.read_text()))
+            d = json.loads(p.read_text())
+            if not isinstance(d, dict):
+                raise ValueError(f"holds a JSON {type(d).__name__}, expected an object with 'format' and 'frames'")
+            return _from_json(d)
         if p.suffix.lower() == ".csv":
             with open(p, newline="") as f:
                 return _from_csv(list(csv.DictReader(f)))
-    except (ValueError, KeyError, TypeError, IndexError) as e:
-        raise InputError(f"{p} is not a valid echokdm keypoint file: {e}") from None
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+        raise InputError(f"{p} is not a valid echokdm keypoint file: {' '.join(str(e).split())[:200]}") from None
+    except RecursionError:
+        raise InputError(f"{p} is not a valid echokdm keypoint file: nested too deeply") from None
     except OSError as e:
         raise InputError(f"keypoint file {p} cannot be read: {e.strerror or e}") from None
     raise InputError(f"keypoint files end in .json or .csv, got {p.name}")

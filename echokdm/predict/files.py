@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -69,15 +70,18 @@ def predict_study(
     Raises:
         EchoKDMError: bad input (see :meth:`KDMPredictor.predict`) or an unusable output folder.
     """
-    OutputDir.check(out, overwrite)
+    options = options or PredictOptions()
+    inputs = [None if isinstance(cine, torch.Tensor) else cine, options.keypoints, options.seg]
+    OutputDir.check(out, overwrite, inputs=inputs)
     inp = read_input(cine, options)
     predictor = predictor or KDMPredictor.from_weights(weights, device)
-    return save_prediction(predictor.predict_input(inp), out, overwrite, command, anonymize)
+    return save_prediction(predictor.predict_input(inp), out, overwrite, command, anonymize, inputs)
 
 
 def save_prediction(
     pred: Prediction, out: str | os.PathLike, overwrite: bool = False, command: str | None = None,
     anonymize: bool | Anonymizer = False,
+    inputs: Sequence[str | os.PathLike | None] = (),
 ) -> Prediction:
     """Write every output file of ``pred`` into ``out``, the report last (nothing is left there when it fails).
 
@@ -87,6 +91,7 @@ def save_prediction(
         overwrite: replace an earlier echokdm output folder.
         command: the command line to record in the report.
         anonymize: see :func:`predict_study`.
+        inputs: the input paths, which ``out`` must not hold (see :class:`~echokdm.outputs.OutputDir`).
 
     Returns:
         ``pred``, with the command line, the files written and the time writing took.
@@ -98,7 +103,7 @@ def save_prediction(
 
     anonymizer = (anonymize if isinstance(anonymize, Anonymizer) else Anonymizer()) if anonymize else None
     pred.command, pred.anonymized = command, anonymizer is not None
-    with OutputDir.transaction(out, overwrite) as out_dir:
+    with OutputDir.transaction(out, overwrite, inputs) as out_dir:
         t0 = time.perf_counter()
         write_prediction(out_dir, pred, anonymizer)
         pred.timings["write"] = time.perf_counter() - t0

@@ -13,6 +13,7 @@ from echokdm.defaults import (
     F2I_WEIGHTS,
     FLOW_VAE_WEIGHTS,
     K2F_WEIGHTS,
+    MAX_SEQUENCE_FRAMES,
     PRIOR_WEIGHTS,
     SEG_WEIGHTS,
 )
@@ -38,7 +39,9 @@ class PredictWeights:
         """
         root = Path(folder)
         if not root.is_dir():
-            raise InputError(f"weights folder {root} does not exist")
+            is_file = root.exists() or root.is_symlink()
+            raise InputError(f"weights folder {root} " + ("is not a folder; --weights takes the folder of the "
+                             ".safetensors files" if is_file else "does not exist"))
         paths = {f.name: root / f"{f.default}.safetensors" for f in fields(cls)}
         missing = [p.name for role, p in paths.items() if role != "prior" and not p.is_file()]
         if missing:
@@ -57,11 +60,12 @@ class PredictOptions:
             keypoints from the motion prior.
         keypoints: a keypoint file (``echokdm metrics`` format, 40 keypoints) with the target keypoints: its only
             frame, or its first frame marked ES.
-        frames: number of frames of the sequence source -> target (alphas ``k / frames``); 1 = the target only.
+        frames: number of frames of the sequence source -> target (alphas ``k / frames``); 1 = the target only;
+            at most :data:`~echokdm.defaults.MAX_SEQUENCE_FRAMES`, and only as many as memory holds.
         seg: a segmentation of every frame of the loop, used instead of the built-in segmenter.
         source_frame: source frame index (default: ED of the first beat; ES for ``phase="ed"``).
         steps: denoising steps of K2F and of F2I.
-        seed: seed of the sampling noise (same seed, same pixels).
+        seed: seed of the sampling noise (same seed, same pixels), 0 to 2^32 - 1.
 
     Raises:
         InputError: more than one target, or a value out of its range.
@@ -94,9 +98,13 @@ class PredictOptions:
                 raise InputError(
                     f"target EF must be between {EF_LIMITS[0]:g} and {EF_LIMITS[1]:g} %, got {self.target_ef:g}"
                 )
-        for name, value, low in (("frames", self.frames, 1), ("steps", self.steps, 1), ("seed", self.seed, 0)):
-            if int(value) != value or value < low:
-                raise InputError(f"{name} must be an integer >= {low}, got {value}")
+        for name, value, low, high in (
+            ("frames", self.frames, 1, MAX_SEQUENCE_FRAMES),
+            ("steps", self.steps, 1, 1000),
+            ("seed", self.seed, 0, 2**32 - 1),
+        ):
+            if int(value) != value or not low <= value <= high:
+                raise InputError(f"{name} must be an integer from {low} to {high}, got {value}")
         if self.source_frame is not None and (int(self.source_frame) != self.source_frame or self.source_frame < 0):
             raise InputError(f"source frame must be a non-negative integer, got {self.source_frame}")
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from echokdm.defaults import N_KEYPOINTS
+from echokdm.defaults import EF_PLAUSIBLE, N_KEYPOINTS
 from echokdm.grid import SectorFit
 from echokdm.metrics import (
     Units,
@@ -133,6 +133,19 @@ def measure(study: Study, frames: np.ndarray, pred_labels: np.ndarray) -> dict[s
             "volume_simpson": measure_frame(k, sp).volume_simpson if k is not None else None,
             "lv_area_px": int((lab == 1).sum()),
         })
+    ef = {
+        "method": "simpson",
+        "source_beat": ejection_fraction(ed_m.volume_simpson, es_m.volume_simpson),
+        "source_beat_area_length": ejection_fraction(ed_m.volume_area_length, es_m.volume_area_length),
+        "target_keypoints": ef_kp,
+        "requested": opts.target_ef,
+        "prediction": ef_pred,
+        "prediction_note": None
+        if ef_pred is not None
+        else f"EF of the prediction cannot be measured: {measured.reason}",
+        "consistency": ef_consistency(ef_kp, ef_pred, truth) if ef_pred is not None else None,
+    }
+    ef["implausible"] = implausible_efs(ef)
     return {
         "units": Units(sp is not None).as_dict(),
         "volumes": {
@@ -142,22 +155,19 @@ def measure(study: Study, frames: np.ndarray, pred_labels: np.ndarray) -> dict[s
             "target_keypoints": tgt_m.volume_simpson,
             "prediction": per_frame[-1]["volume_simpson"],
         },
-        "ef": {
-            "method": "simpson",
-            "source_beat": ejection_fraction(ed_m.volume_simpson, es_m.volume_simpson),
-            "source_beat_area_length": ejection_fraction(ed_m.volume_area_length, es_m.volume_area_length),
-            "target_keypoints": ef_kp,
-            "requested": opts.target_ef,
-            "prediction": ef_pred,
-            "prediction_note": None
-            if ef_pred is not None
-            else f"EF of the prediction cannot be measured: {measured.reason}",
-            "consistency": ef_consistency(ef_kp, ef_pred, truth) if ef_pred is not None else None,
-        },
+        "ef": ef,
         "strain": {"source_beat_gls": global_longitudinal_strain(*study.beat_kps, sp)},
         "image_metrics": _image_metrics(study, frames[-1], pred_labels[-1], ef_pred, ef_kp),
         "frames": per_frame,
     }
+
+
+def implausible_efs(ef: dict[str, Any]) -> list[str]:
+    """The EF entries of ``ef`` (source_beat, target_keypoints, prediction, ...) outside
+    :data:`~echokdm.defaults.EF_PLAUSIBLE`: not finite, below 0 % (ESV > EDV) or above 100 %."""
+    lo, hi = EF_PLAUSIBLE
+    keys = ("source_beat", "source_beat_area_length", "target_keypoints", "prediction")
+    return [k for k in keys if ef.get(k) is not None and not (lo <= ef[k] <= hi)]
 
 
 def build_report(pred: Prediction) -> dict[str, Any]:

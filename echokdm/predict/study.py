@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from echokdm.defaults import N_KEYPOINTS
+from echokdm.defaults import N_KEYPOINTS, PREDICT_BYTES_PER_PIXEL
 from echokdm.errors import InputError
+from echokdm.io.write import drop_invalid
 from echokdm.labels import camus_labels
 from echokdm.metrics import ef_between
 from echokdm.predict.options import PredictOptions
@@ -92,6 +93,34 @@ class Study:
     beat_kps: tuple[np.ndarray, np.ndarray]
 
 
+def check_memory(n_frames: int, size: tuple[int, ...]) -> None:
+    """Refuse, before any work, a sequence whose frames would need more than half of the available memory
+    (:data:`~echokdm.defaults.PREDICT_BYTES_PER_PIXEL` per source pixel and predicted frame).
+
+    Raises:
+        InputError: naming the need and what is available.
+    """
+    need = n_frames * int(np.prod(size)) * PREDICT_BYTES_PER_PIXEL
+    available = available_memory()
+    if available is not None and need > available // 2:
+        raise InputError(
+            f"{n_frames} predicted frames of {size[-1]}x{size[-2]} need about {need / 2**30:.1f} GiB of memory; "
+            f"{available / 2**30:.1f} GiB are available: ask for fewer frames"
+        )
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (Linux ``MemAvailable``), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
 def read_input(cine: str | os.PathLike | torch.Tensor, options: PredictOptions | None = None) -> StudyInput:
     """Read and check everything a prediction is given: the loop (its DICOM header and sha256 from the same read)
     and the files of ``options`` (``--keypoints``, ``--seg``).
@@ -116,6 +145,7 @@ def read_input(cine: str | os.PathLike | torch.Tensor, options: PredictOptions |
         read = load_cine_file(cine)
         require_loop(read.loop, 2)
     frames = read.loop[0].numpy()
+    check_memory(opts.frames, frames.shape[1:])
     meta = dict(read.loop.meta)
     sector = _sector_of(meta, frames)
     target_kps = _read_target_keypoints(opts.keypoints, frames.shape[1:]) if opts.keypoints else None
@@ -133,6 +163,8 @@ def read_input(cine: str | os.PathLike | torch.Tensor, options: PredictOptions |
             )
         labels = camus_labels(labels)
     name = Path(str(meta.get("filename_or_obj", ""))).name
+    if read.header is not None:
+        drop_invalid(read.header)  # before the work: a bad value must not fail the copy into prediction.dcm
     return StudyInput(opts, frames, meta, sector, name, read.header, read.sha256, labels, target_kps,
                       time.perf_counter() - t0)
 

@@ -81,13 +81,13 @@ def test_sigkill_and_restart_leave_every_study_done_once(batch_inputs, tiny_weig
     cmd = batch_command(batch_inputs, out, tiny_weights)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
     deadline = time.monotonic() + 300
-    while not any(out.glob("*/report.json")):  # kill right after the first study is finished
+    while not any(out.glob(".done/*")):  # kill right after the first study is finished
         assert proc.poll() is None, "the batch ended before it could be killed"
         assert time.monotonic() < deadline
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
-    finished = {p.parent.name: p.stat() for p in out.glob("*/report.json")}
+    finished = {p.name: (out / p.name / "report.json").stat() for p in out.glob(".done/*")}
     assert 1 <= len(finished) < len(GOOD)
     # what a kill in the middle of writing leaves, made certain: a study folder with half of its files and
     # orphaned temporary files in the batch folder, the failure notes and a study folder
@@ -112,13 +112,75 @@ def test_sigkill_and_restart_leave_every_study_done_once(batch_inputs, tiny_weig
     for sid in GOOD:
         assert_complete_study(out / sid)
     assert leftovers(out) == []
-    assert sorted(p.name for p in out.iterdir() if p.is_dir() and p.name != ".failed") == GOOD
+    assert sorted(p.name for p in out.iterdir() if p.is_dir() and p.name not in (".failed", ".done")) == GOOD
     summary = read_csv(out / "summary.csv")
     assert [row["study_id"] for row in summary] == ["s0", "s1", "bad", "s2", "s3", "s4"]
     assert {row["study_id"]: row["status"] for row in summary} == {**dict.fromkeys(GOOD, "ok"), "bad": "failed"}
     failures = read_csv(out / "failures.csv")
     assert [f["study_id"] for f in failures] == ["bad"] and "not a DICOM file" in failures[0]["reason"]
     assert checksums(batch_inputs) == before
+
+
+def test_sigkill_of_torchrun_group_and_immediate_restart(batch_inputs, tiny_weights, tmp_path):
+    """torchrun starts its ranks in their own sessions: killing torchrun's process group leaves them running.
+    A restart at once must not run a second batch beside them (one clear line naming the running one) and,
+    once they are gone, ends with every study done exactly once with every file."""
+    out = tmp_path / "batch"
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd = [*launcher, *batch_command(batch_inputs, out, tiny_weights)[1:]]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,
+                            start_new_session=True)
+    deadline = time.monotonic() + 400
+    while not any(out.glob(".done/*")):
+        assert proc.poll() is None, "the batch ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = {p.name: (out / p.name / "report.json").stat() for p in out.glob(".done/*")}
+    refusals, runs = [], []
+    while True:  # restart at once, and again while the orphaned ranks still hold the folder
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=ENV)
+        runs.append(r)
+        if "in use by another echokdm run" not in r.stderr:
+            break
+        refusals.append(r.stderr)
+        assert len(runs) < 200, r.stderr
+        time.sleep(0.5)
+    print(f"killed after {len(finished)} finished; {len(refusals)} restart(s) refused while orphans ran")
+    for err in refusals:
+        line = next(x for x in err.splitlines() if "in use" in x)
+        assert "echokdm: error: " in line and "pid " in line and "predict-batch" in line, err
+    assert "Traceback" not in r.stderr and "ChildFailedError" not in r.stderr, r.stderr
+    for sid, stat in finished.items():  # studies finished before the kill were not run again
+        now = (out / sid / "report.json").stat()
+        assert (now.st_ino, now.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
+    for sid in GOOD:
+        assert_complete_study(out / sid)
+    assert leftovers(out) == []
+    assert sorted(p.name for p in out.iterdir() if p.is_dir() and p.name not in (".failed", ".done")) == GOOD
+    summary = read_csv(out / "summary.csv")
+    assert [row["study_id"] for row in summary] == ["s0", "s1", "bad", "s2", "s3", "s4"]
+    assert {row["study_id"]: row["status"] for row in summary} == {**dict.fromkeys(GOOD, "ok"), "bad": "failed"}
+
+
+def test_second_batch_into_a_running_one_is_refused(batch_inputs, tiny_weights, tmp_path):
+    out = tmp_path / "batch"
+    cmd = batch_command(batch_inputs, out, tiny_weights)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / ".echokdm").is_file() or not (out / ".echokdm").read_text():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        r = echokdm(*cmd[3:])
+        line = one_error_line(r)
+        assert r.returncode == 2 and "in use by another echokdm run" in line and f"pid {proc.pid}" in line, line
+    finally:
+        proc.kill()
+        proc.wait()
+    r = echokdm(*cmd[3:], "--steps", "1")  # the killed holder's lock went with it: never stale
+    assert "in use" not in r.stderr and r.returncode == 1, r.stderr
 
 
 @pytest.fixture
