@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -33,22 +34,24 @@ C = TypeVar("C")
 _MISSING = dataclasses.MISSING
 
 
-def option(default: Any, doc: str) -> Any:
+def option(default: Any, doc: str, low: float | None = None, high: float | None = None) -> Any:
     """Declare a configuration field with its default and one-line description.
 
     Args:
         default: the default value; a dataclass type means "a default instance of it", lists and dicts
             are copied per instance.
         doc: what the field controls (shown by :func:`describe_config`).
+        low, high: the range a number must lie in (inclusive; None = unbounded on that side).
 
     Returns:
         A ``dataclasses.field``.
     """
+    meta = {"doc": doc, "range": (low, high)}
     if isinstance(default, type) and dataclasses.is_dataclass(default):
-        return dataclasses.field(default_factory=default, metadata={"doc": doc})
+        return dataclasses.field(default_factory=default, metadata=meta)
     if isinstance(default, (list, dict, set)):
-        return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata={"doc": doc})
-    return dataclasses.field(default=default, metadata={"doc": doc})
+        return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
 
 
 def load_config(source: str | os.PathLike | dict | None, cls: type[C]) -> C:
@@ -140,6 +143,15 @@ def _build(cls: type, data: Any, where: str) -> Any:
             f"{where}: unknown key(s) {', '.join(map(str, unknown))}; expected some of {', '.join(fields)}"
         )
     kwargs = {name: _convert(hints[name], value, f"{where}: {name}") for name, value in data.items()}
+    for name, value in kwargs.items():
+        low, high = fields[name].metadata.get("range", (None, None))
+        if isinstance(value, (int, float)) and not ((low is None or value >= low) and (high is None or value <= high)):
+            bounds = (
+                f"from {low:g} to {high:g}"
+                if low is not None and high is not None
+                else (f">= {low:g}" if low is not None else f"<= {high:g}")
+            )
+            raise InputError(f"{where}: {name} must be {bounds}, got {value!r}")
     return cls(**kwargs)
 
 
@@ -177,8 +189,8 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             raise InputError(f"{where}: expected a mapping, got {value!r}")
         return {_convert(args[0], k, where): _convert(args[1], v, f"{where}.{k}") for k, v in value.items()}
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InputError(f"{where}: expected a number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise InputError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):

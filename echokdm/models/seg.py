@@ -37,11 +37,13 @@ NUM_CLASSES = 4
 class SegModelConfig:
     """Network and working grid of the segmenter (stored with its weights)."""
 
-    size: int = option(128, "working resolution: the sector box is padded to a square and resized to size x size")
+    size: int = option(
+        128, "working resolution: the sector box is padded to a square and resized to size x size", 16, 1024
+    )
     channels: tuple[int, ...] = option((16, 32, 64, 128, 256), "UNet feature channels per level")
     strides: tuple[int, ...] = option((2, 2, 2, 2), "UNet down-sampling factor between levels")
     num_res_units: int = option(2, "residual units per UNet block")
-    dropout: float = option(0.0, "dropout probability inside the UNet")
+    dropout: float = option(0.0, "dropout probability inside the UNet", 0.0, 0.99)
     norm: Literal["instance", "batch"] = option("instance", "normalisation layers")
 
 

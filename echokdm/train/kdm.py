@@ -42,19 +42,19 @@ from echokdm.train.task import RunConfig, TrainTask
 class PairDataConfig:
     """Phantom frame pairs (the ``data:`` section of every KDM model's config)."""
 
-    size: int = option(112, "working resolution in pixels (square)")
+    size: int = option(112, "working resolution in pixels (square)", 16, 1024)
     n_keypoints: int = option(40, "keypoints per frame: 20 (endocardium) or 40 (+ epicardium)")
     train_loops: int = option(120, "training loops (split_seeds('train', n))")
     val_loops: int = option(6, "validation loops (split_seeds('val', n)); 0 = no validation")
     every: int = option(2, "stride over target frames when cutting pairs from a loop")
-    cache_dir: str = option("runs/cache", "folder caching the generated pairs")
+    cache_dir: str = option("cache", "folder caching the generated pairs (relative: inside --out)")
     flow_source: Literal["ofnet", "truth", "k2f"] = option(
         "ofnet", "flows the model learns from: OF-net estimates (the paper), exact phantom flows, or (F2I only) "
         "the flows K2F generates from the pair's keypoints")
     ofnet_weights: str = option("ofnet", "OF-net weights (shipped name or .safetensors) when flow_source is ofnet")
     flow_vae_weights: str = option(FLOW_VAE_WEIGHTS, "flow autoencoder weights used by K2F")
     k2f_weights: str = option(K2F_WEIGHTS, "K2F weights when flow_source is k2f (with flow_vae_weights)")
-    val_steps: int = option(4, "sampling steps used in validation of diffusion models")
+    val_steps: int = option(4, "sampling steps used in validation of diffusion models", 1, 1000)
     crop: int = option(
         64,
         "random square crop (pixels, multiple of 4) when training the fully convolutional flow AE, F2I and k2i; "

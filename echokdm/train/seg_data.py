@@ -62,9 +62,9 @@ class SegAugmentConfig:
     blur_prob: float = option(0.3, "Gaussian blur (sigma 0.3-1.5 px)")
     speckle_prob: float = option(0.4, "multiplicative speckle of another grain")
     noise_prob: float = option(0.3, "additive Gaussian noise (std up to 0.05)")
-    shadow_prob: float = option(0.3, "angular shadow/dropout bands from the apex")
+    shadow_prob: float = option(0.3, "angular shadow/dropout bands from the apex", 0.0, 1.0)
     haze_prob: float = option(0.4, "near-field haze/clutter fading with depth")
-    dropout_prob: float = option(0.2, "rectangular dropouts")
+    dropout_prob: float = option(0.2, "rectangular dropouts", 0.0, 1.0)
 
 
 @dataclass
@@ -75,8 +75,10 @@ class SegDataConfig:
     val_loops: int = option(8, "validation loops (seeds from split_seeds('val', n)); every frame is scored")
     frames_per_loop: int = option(8, "training samples drawn from each loop per epoch (random frames)")
     phantom: dict[str, Any] = option({}, "keyword arguments of echokdm.phantom.sample_params (size, frames, ...)")
-    cache_dir: str = option("", "folder caching the generated loops at working resolution; '' = none")
-    workers: int = option(1, "processes simulating phantom loops in parallel")
+    cache_dir: str = option(
+        "", "folder caching the generated loops at working resolution (relative: inside --out); '' = none"
+    )
+    workers: int = option(1, "processes simulating phantom loops in parallel", 1, 64)
 
 
 def work_loop(seed: int, size: int, overrides: dict[str, Any]) -> dict[str, np.ndarray]:

@@ -102,6 +102,9 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         ctx = init_distributed(cfg.device)
         outdir = self._prepare_output(ctx)
+        data = getattr(self.task.cfg, "data", None)
+        if getattr(data, "cache_dir", "") and not Path(data.cache_dir).is_absolute():
+            data.cache_dir = str(self.out / data.cache_dir)  # a relative cache lies inside --out, never elsewhere
 
         torch.manual_seed(cfg.seed)
         model = self.task.build_model()
