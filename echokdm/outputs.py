@@ -159,9 +159,10 @@ class OutputDir:
                 shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
 
     def write_text(self, name: str | os.PathLike, text: str) -> Path:
-        """Write ``text`` atomically to ``name``."""
+        """Write ``text`` atomically to ``name`` as UTF-8 (bytes of a path that are not UTF-8 are shown as
+        ``\\xff`` escapes)."""
         with self.atomic(name) as tmp:
-            tmp.write_text(text)
+            tmp.write_text(text, encoding="utf-8", errors="backslashreplace")
         return self.file(name)
 
     def write_json(self, name: str | os.PathLike, obj: Any) -> Path:

@@ -1,4 +1,5 @@
-"""The one progress helper: tqdm bars on stderr, silent when not attached to a terminal or when disabled."""
+"""The one progress helper: tqdm bars and stage lines on stderr, silent when not attached to a terminal or when
+disabled."""
 
 from __future__ import annotations
 
@@ -23,6 +24,17 @@ def progress(iterable: Iterable[T], desc: str, total: int | None = None, disable
             ``ECHOKDM_PROGRESS`` is not ``0``, or when ``ECHOKDM_PROGRESS=1``.
     """
     if disable is None:
-        env = os.environ.get("ECHOKDM_PROGRESS")
-        disable = env == "0" or (env != "1" and not sys.stderr.isatty())
+        disable = not enabled()
     return iter(tqdm(iterable, desc=desc, total=total, disable=disable, file=sys.stderr, dynamic_ncols=True))
+
+
+def enabled() -> bool:
+    """Progress output is on: stderr is a terminal and ``ECHOKDM_PROGRESS`` is not ``0``, or ``ECHOKDM_PROGRESS=1``."""
+    env = os.environ.get("ECHOKDM_PROGRESS")
+    return env == "1" or (env != "0" and sys.stderr.isatty())
+
+
+def note(message: str) -> None:
+    """One progress line on stderr (for stages without a bar), when progress output is on."""
+    if enabled():
+        tqdm.write(message, file=sys.stderr)

@@ -264,11 +264,11 @@ def _check_ultrasound(ds: Dataset, path: str | os.PathLike, f: BinaryIO) -> None
     sop = str(ds.get("SOPClassUID", "") or "")
     if modality == "US" or sop in US_SOP_CLASSES:
         return
+    if "DirectoryRecordSequence" in ds:
+        raise InputError(f"{path}: is a DICOMDIR (the index of a DICOM media set), not an image; give an image file")
     if not modality and not sop:  # pydicom stops silently at the end of a cut file
-        raise InputError(
-            f"{path}: DICOM header is incomplete: no Modality and no SOP Class UID "
-            f"(a truncated or damaged file of {_size(f)} bytes?)"
-        )
+        raise InputError(f"{path}: DICOM header is incomplete: no Modality and no SOP Class UID "
+                         f"(a truncated or damaged file of {_size(f)} bytes?)")
     kind = getattr(ds.get("SOPClassUID"), "name", None) or "unknown SOP class"
     raise InputError(f"{path}: not an ultrasound image (Modality {modality or 'missing'}, {kind}); "
                      "expected Modality US")

@@ -18,11 +18,13 @@ from echokdm.labels import camus_labels
 from echokdm.predict.options import PredictOptions, PredictWeights
 from echokdm.predict.report import Prediction, measure, study_sections
 from echokdm.predict.study import StudyInput, find_study, read_input
+from echokdm.progress import note
 from echokdm.segmenter import Segmenter
 
 
 class StageClock:
-    """Wall-clock seconds per named stage (a stage entered twice adds up)."""
+    """Wall-clock seconds per named stage (a stage entered twice adds up); each stage's start is a progress line
+    (:func:`echokdm.progress.note`)."""
 
     def __init__(self, device: torch.device | None = None) -> None:
         self.seconds: dict[str, float] = {}
@@ -30,6 +32,7 @@ class StageClock:
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
+        note(f"predict: {name} ...")  # a run takes seconds to minutes: say what it is doing
         t0 = time.perf_counter()
         try:
             yield
