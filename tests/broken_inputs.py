@@ -353,6 +353,16 @@ def _(d: Path, b: Base) -> Path:
     return _reencapsulate(b.sonosite, d / "study.dcm", _fragments(b.sonosite)[:10])
 
 
+@_case("jpeg_frames_fewer_claimed", "SonoSite claiming 20 frames with its 30 frames' fragments", "holds 30 encoded")
+def _(d: Path, b: Base) -> Path:
+    return _edit(b.sonosite, d / "study.dcm", _set(NumberOfFrames=20))
+
+
+@_case("dicomdir", "pydicom's DICOMDIR (the index of a media set)", "dicomdir")
+def _(d: Path, b: Base) -> Path:
+    return Path(shutil.copyfile(get_testdata_file("DICOMDIR"), d / "DICOMDIR"))
+
+
 @_case("jpeg_empty_fragment", "SonoSite with frame 3's fragment empty", "corrupt")
 def _(d: Path, b: Base) -> Path:
     frags = _fragments(b.sonosite)
@@ -527,6 +537,33 @@ for _name, _value, _what in [
     )
 
 
+_case("frame_time_tiny", "Frame Time 1e-9 ms (10^12 frames per second) and no Cine Rate", None)(
+    lambda d, b: _edit(b.loop, d / "study.dcm", _bad_frame_time("1e-9"))
+)
+
+
+@_case("frame_time_vector_inf", "Frame Time Vector 0, 1e400, ... (infinite), no Frame Time or Cine Rate", None)
+def _(d: Path, b: Base) -> Path:
+    def edit(ds: Dataset) -> None:
+        _no_timing(ds)
+        del ds.FrameTime
+        ds["FrameTimeVector"] = DataElement(0x00181065, "DS", ["0"] + ["1e400"] * (BASE_FRAMES - 1))
+
+    return _edit(b.loop, d / "study.dcm", edit)
+
+
+for _name, _value in [("spacing_inf", float("inf")), ("spacing_huge", 1e300), ("spacing_tiny", 1e-300)]:
+    _case(_name, f"ultrasound region with Physical Delta X/Y {_value:g} cm", None)(
+        lambda d, b, value=_value: _edit(b.loop, d / "study.dcm", _region(PhysicalDeltaX=value, PhysicalDeltaY=value))
+    )
+
+
+@_case("patient_weight_junk", "Patient Weight 'PHIWEIGHT75kg' (not a decimal string)", None)
+def _(d: Path, b: Base) -> Path:
+    path = _edit(b.loop, d / "study.dcm", _set(PatientWeight="1.234567890123"))
+    return _bytes(path, path.read_bytes().replace(b"1.234567890123", b"PHIWEIGHT75kg "))
+
+
 @_case("spacing_negative", "ultrasound region with Physical Delta X/Y -0.03 cm", None)
 def _(d: Path, b: Base) -> Path:
     return _edit(b.loop, d / "study.dcm", _region(PhysicalDeltaX=-0.03, PhysicalDeltaY=-0.03))
@@ -685,6 +722,38 @@ def _(d: Path, b: Base) -> Path:
     return d / "frames"
 
 
+@_case("frames_with_pipe", "a folder of PNG frames, one of them a named pipe", "not a regular file")
+def _(d: Path, b: Base) -> Path:
+    import imageio.v3 as iio
+
+    (d / "frames").mkdir()
+    for i, f in enumerate(_frames(b)[:3]):
+        iio.imwrite(d / "frames" / f"frame_{i:02d}.png", f)
+    os.mkfifo(d / "frames" / "frame_03.png")
+    return d / "frames"
+
+
+@_case("frames_with_device", "a folder of PNG frames, one of them a link to /dev/zero", "not a regular file")
+def _(d: Path, b: Base) -> Path:
+    import imageio.v3 as iio
+
+    (d / "frames").mkdir()
+    for i, f in enumerate(_frames(b)[:3]):
+        iio.imwrite(d / "frames" / f"frame_{i:02d}.png", f)
+    os.symlink("/dev/zero", d / "frames" / "frame_03.png")
+    return d / "frames"
+
+
+@_case("mhd_data_pipe", "the loop as MetaImage whose .raw data file is a named pipe", "not a regular file")
+def _(d: Path, b: Base) -> Path:
+    import SimpleITK as sitk
+
+    sitk.WriteImage(sitk.GetImageFromArray(_frames(b)), str(d / "study.mhd"))
+    (d / "study.raw").unlink()
+    os.mkfifo(d / "study.raw")
+    return d / "study.mhd"
+
+
 @_case("frames_mixed_sizes", "a folder of PNG frames of two sizes", "differs from the first frame")
 def _(d: Path, b: Base) -> Path:
     import imageio.v3 as iio
@@ -817,7 +886,9 @@ LOOP_COMMANDS = ("info", "segment", "metrics", "metrics-seg", "predict", "predic
 #: commands run on every segmentation case, with the good loop
 SEG_COMMANDS = ("metrics", "predict", "predict-batch")
 _ODD_LOOPS = ("frame_time_vr_text", "spacing_vr_text", "frame_time_negative", "frame_time_nan", "frame_time_zero",
-              "frame_time_inf", "spacing_negative", "spacing_nan", "spacing_zero", "pixel_spacing_negative")
+              "frame_time_inf", "spacing_negative", "spacing_nan", "spacing_zero", "pixel_spacing_negative",
+              "frame_time_tiny", "frame_time_vector_inf", "spacing_inf", "spacing_huge", "spacing_tiny",
+              "patient_weight_junk")
 #: (command -> cases it accepts); every other (command, case) must fail with one clear line. Loops with bad
 #: timing or spacing are accepted with that value unknown; a single frame is described by info but is no loop.
 #: ``unreadable`` joins the loops accepted everywhere when chmod 000 does not stop this process (root).

@@ -67,6 +67,12 @@ class TrainResult:
     weights_digest: str
 
 
+def cache_inside(out: Path, cache_dir: str) -> str:
+    """A relative ``data.cache_dir`` lies inside the run's --out (a command writes nothing elsewhere); an absolute
+    one is the user's explicit choice and stays; '' (no cache) stays."""
+    return str(out / cache_dir) if cache_dir and not Path(cache_dir).is_absolute() else cache_dir
+
+
 class Trainer:
     """Train a :class:`TrainTask` into an output folder.
 
@@ -103,8 +109,8 @@ class Trainer:
         ctx = init_distributed(cfg.device)
         outdir = self._prepare_output(ctx)
         data = getattr(self.task.cfg, "data", None)
-        if getattr(data, "cache_dir", "") and not Path(data.cache_dir).is_absolute():
-            data.cache_dir = str(self.out / data.cache_dir)  # a relative cache lies inside --out, never elsewhere
+        if hasattr(data, "cache_dir"):
+            data.cache_dir = cache_inside(self.out, data.cache_dir)
 
         torch.manual_seed(cfg.seed)
         model = self.task.build_model()

@@ -72,14 +72,16 @@ def test_odd_values_are_reported_unknown_not_invented(base, tmp_path):
     def info(case):
         status, out, err = run_inprocess(["info", "--json", str(build_case(case, tmp_path / case, base))])
         assert status == 0 and err == "", err
-        return json.loads(out)
+        return json.loads(out, parse_constant=lambda c: pytest.fail(f"info --json of {case} holds {c}"))
 
-    for case in ("frame_time_negative", "frame_time_nan", "frame_time_zero", "frame_time_inf"):
+    for case in ("frame_time_negative", "frame_time_nan", "frame_time_zero", "frame_time_inf", "frame_time_tiny",
+                 "frame_time_vector_inf"):
         record = info(case)
         assert record["frame_time_ms"] is None and record["frame_time_source"] == "unknown", case
         assert record["frame_rate_hz"] is None and record["duration_s"] is None
     assert info("frame_time_vr_text")["frame_time_source"] == "CineRate"  # the next source in the standard's order
-    for case in ("spacing_negative", "spacing_nan", "spacing_zero", "spacing_vr_text", "pixel_spacing_negative"):
+    for case in ("spacing_negative", "spacing_nan", "spacing_zero", "spacing_vr_text", "pixel_spacing_negative",
+                 "spacing_inf", "spacing_huge", "spacing_tiny"):
         record = info(case)
         assert record["spacing_mm"] is None and record["spacing_source"] == "unknown", case
     record = info("single_frame")
