@@ -239,6 +239,7 @@ def predict_batch(
                 if _foreign(folder):
                     raise InputError(f"{folder} exists and was not made by echokdm; move it away")
                 opts = PredictOptions(**_typed(row.options), steps=steps or DEFAULT_STEPS, seed=seed)
+                (out_dir.path / DONE_DIR / row.study_id).unlink(missing_ok=True)  # a stale marker of a lost study
                 with remote.local(row.study_id, found[row.study_id]) if remote else nullcontext(row.dicom) as cine:
                     predict_study(cine, folder, opts, predictor, overwrite=True, command=command, anonymize=anonymizer)
                 out_dir.write_text(Path(DONE_DIR) / row.study_id, "")  # last: the study is finished
