@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from echokdm.errors import EchoKDMError, InputError, OutputError, RemoteError, StoreError
-from echokdm.outputs import MARKER, PART, OutputDir, check_apart, hold_lock
+from echokdm.outputs import MARKER, PART, OutputDir, hold_lock
 
 if TYPE_CHECKING:
     from echokdm.pacs import DicomWeb, DicomWebBatch
@@ -205,7 +205,7 @@ def predict_batch(
     _check_source(manifest, dicomweb, studies, store, anonymize)
     rows = read_manifest(manifest) if manifest is not None else []
     paths = [v for r in rows if not r.error for v in (r.dicom, r.options.get("keypoints"), r.options.get("seg"))]
-    check_apart(out, [manifest, *paths])
+    OutputDir.check(out, resume=True, inputs=[manifest, *paths])
     remote, found = None, {}
     ctx = init_distributed("cuda" if str(device).startswith("cuda") else "cpu")
     try:

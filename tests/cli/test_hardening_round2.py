@@ -123,7 +123,8 @@ def test_empty_out_is_refused(command, phantom_study, tmp_path, monkeypatch):
         "phantom": ["--n", "1"],
         "predict-batch": ["--manifest", str(write_manifest(tmp_path / "m.csv", [("a", phantom_study.dicom, "")]))],
     }[command]
-    status, _, err = run_inprocess([command, *inputs, "--out", "", "--overwrite"])
+    overwrite = [] if command == "predict-batch" else ["--overwrite"]
+    status, _, err = run_inprocess([command, *inputs, "--out", "", *overwrite])
     _error(status, err, "output folder is empty")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt", "m.csv"]
 
