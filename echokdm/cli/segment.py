@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import os
+import click
 
-# Idle OpenMP threads sleep instead of spinning: on a shared or busy CPU, spinning threads slow torch
-# down up to tenfold (measured: 2.7 s vs 0.27 s to segment 30 frames with 2 threads on a loaded 2-core
-# machine). Must be set before torch starts; an explicit setting by the user wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import click  # noqa: E402
-
-from echokdm.defaults import SEG_WEIGHTS  # noqa: E402
+from echokdm.defaults import SEG_WEIGHTS
 
 
 @click.command("segment")
