@@ -65,18 +65,21 @@ def _seg(path, labels, kind="BINARY", refs=True, spacing=(0.3, 0.25)):
     for s, item in enumerate(ds.SegmentSequence, start=1):
         item.SegmentNumber, item.SegmentLabel = s, ["LV cavity", "LV myocardium", "left atrium"][s - 1]
     frames, per_frame = [], []
-    for s in (3, 1, 2):  # segments in any order
-        for i in range(t):
+    # segments in any order; frames that name their source frame in any order too (only the reference says when)
+    times = np.random.default_rng(0).permutation(t) if refs else range(t)
+    for s in (3, 1, 2):
+        for i in times:
             item = Dataset()
             item.SegmentIdentificationSequence = [Dataset()]
             item.SegmentIdentificationSequence[0].ReferencedSegmentNumber = s
             if refs:
                 src = Dataset()
-                src.ReferencedFrameNumber = i + 1
+                src.ReferencedFrameNumber = int(i) + 1
                 item.DerivationImageSequence = [Dataset()]
                 item.DerivationImageSequence[0].SourceImageSequence = [src]
             per_frame.append(item)
-            frames.append(labels[i] == s)
+            # fractional: the segment at 200/255, the other structures at 100/255 (below half: not this segment)
+            frames.append(np.where(labels[i] == s, 200, np.where(labels[i] > 0, 100, 0)))
     ds.NumberOfFrames = len(frames)
     ds.PerFrameFunctionalGroupsSequence = per_frame
     if spacing:
@@ -87,11 +90,11 @@ def _seg(path, labels, kind="BINARY", refs=True, spacing=(0.3, 0.25)):
     stack = np.stack(frames).astype(np.uint8)
     if kind == "BINARY":
         ds.BitsAllocated, ds.BitsStored, ds.HighBit = 1, 1, 0
-        ds.PixelData = pack_bits(stack)
+        ds.PixelData = pack_bits(stack == 200)
     else:
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.MaximumFractionalValue = 8, 8, 7, 255
         ds.SegmentationFractionalType = "PROBABILITY"
-        ds.PixelData = (stack * 200).tobytes()
+        ds.PixelData = stack.tobytes()
     ds.save_as(path, enforce_file_format=True)
 
 
