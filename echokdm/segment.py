@@ -56,7 +56,7 @@ def segment_study(
         InputError: unreadable input or a single frame.
         OutputError: an output folder that cannot be used.
     """
-    from echokdm.io import load_cine_file, require_loop
+    from echokdm.io import load_cine_file, loop_spacing, require_loop
     from echokdm.io.anonymize import Anonymizer
     from echokdm.io.dicom_results import write_dicom_results
     from echokdm.io.nifti import write_label_sequence
@@ -75,7 +75,7 @@ def segment_study(
     out_dir = OutputDir(out, overwrite=overwrite, inputs=[cine])
     result = segmenter(loop)
     meta = loop.meta
-    spacing = meta.get("spacing_mm")
+    spacing = loop_spacing(loop)
     frame_time = meta.get("frame_time_ms")
     frames = loop[0].numpy()
 

@@ -16,7 +16,7 @@ from monai.data import Dataset
 from monai.transforms import Compose
 
 from echokdm.errors import InputError
-from echokdm.io import load_cine, read_segmentation
+from echokdm.io import load_cine, loop_spacing, read_segmentation
 
 
 def read_camus_cfg(path: str | os.PathLike) -> dict[str, Any]:
@@ -81,7 +81,7 @@ def load_camus_item(item: dict[str, Any]) -> dict[str, Any]:
     img = load_cine(item["image"], blank_outside_sector=False)
     out["image"] = img
     out["label"] = read_segmentation(item["label"])
-    out["spacing"] = tuple(img.meta.get("spacing_mm") or (None, None))
+    out["spacing"] = loop_spacing(img) or (None, None)
     if out["frame_time_ms"] is not None:
         img.meta["frame_time_ms"] = out["frame_time_ms"]
     return out

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from echokdm.errors import InputError
+from echokdm.io.load import loop_spacing
 
 
 @dataclass
@@ -197,7 +198,7 @@ def _resized(load: Callable[[], Case], size: int) -> Case:
 
 def _loop_case(case_id: str, img, labels: dict[int, np.ndarray], ed: int, es: int, spacing: bool = True, **kw) -> Case:
     """A case from a loaded loop (a ``load_cine`` MetaTensor (1, T, H, W) with its spacing and sector mask)."""
-    sp = img.meta.get("spacing_mm") if spacing else None
+    sp = loop_spacing(img) if spacing else None
     return Case(
         case_id=case_id,
         frames=img[0].numpy(),

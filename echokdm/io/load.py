@@ -2,7 +2,8 @@
 
 :func:`read_cine` gives 8-bit frames (memory stays at one byte per pixel until a caller converts);
 :func:`load_cine` gives the (1, T, H, W) float32 ``MetaTensor`` in [0, 1] that the transforms use, and
-:func:`load_cine_file` the same with the DICOM header and the file's sha256 from the same read.
+:func:`load_cine_file` the same with the DICOM header and the file's sha256 from the same read. The loop's affine
+holds the spacing (MONAI convention), so spatial transforms keep it right; :func:`loop_spacing` reads it.
 """
 
 from __future__ import annotations
@@ -186,7 +187,8 @@ def load_cine(path: str | os.PathLike, blank_outside_sector: bool = True) -> Met
         blank_outside_sector: set pixels outside the sector to 0.
 
     Returns:
-        The loop; ``.meta`` holds the keys listed in :func:`read_cine` (never patient-identifying fields).
+        The loop; ``.meta`` holds the keys listed in :func:`read_cine` (never patient-identifying fields) and the
+        affine diag(1, dy, dx, 1) the spacing (identity when unknown; :func:`loop_spacing` reads it).
 
     Raises:
         InputError, UnsupportedError: as :func:`read_cine`.
@@ -245,14 +247,34 @@ def load_cine_file(path: str | os.PathLike, blank_outside_sector: bool = True) -
 
 
 def _as_loop(frames: np.ndarray, meta: dict[str, Any]) -> MetaTensor:
-    """(T, H, W) uint8 frames -> (1, T, H, W) float32 ``MetaTensor`` in [0, 1]."""
+    """(T, H, W) uint8 frames -> (1, T, H, W) float32 ``MetaTensor`` in [0, 1]; the affine is diag(1, dy, dx, 1)
+    (identity when the spacing is unknown)."""
     import torch
     from monai.data import MetaTensor
 
     out = torch.empty((1, *frames.shape), dtype=torch.float32)
     out[0].copy_(torch.from_numpy(frames))
     out.div_(255.0)
-    return MetaTensor(out, meta=meta)
+    sp = meta.get("spacing_mm")
+    affine = torch.diag(torch.tensor([1.0, *(sp or (1.0, 1.0)), 1.0], dtype=torch.float64))
+    return MetaTensor(out, affine=affine, meta=meta)
+
+
+def loop_spacing(loop: MetaTensor) -> tuple[float, float] | None:
+    """The (dy, dx) pixel spacing in mm of a loop from :func:`load_cine`, read from its affine, so it stays right
+    after MONAI spatial transforms (``Resize``, ``Spacing``, ``Zoom``...) that leave ``meta["spacing_mm"]`` (the
+    spacing as read from the file) behind.
+
+    Args:
+        loop: (1, T, H, W) ``MetaTensor`` whose affine maps (frame, row, column) to (frame, y mm, x mm).
+
+    Returns:
+        (dy, dx) in mm, or None when the file gave no spacing (``meta["spacing_mm"]`` is None).
+    """
+    if not loop.meta.get("spacing_mm"):
+        return None
+    norms = loop.affine[:3, :3].double().square().sum(dim=0).sqrt()  # column lengths: spacing along each axis
+    return float(norms[1]), float(norms[2])
 
 
 def _sha256(f: BinaryIO) -> str:

@@ -134,7 +134,7 @@ def read_input(cine: str | os.PathLike | torch.Tensor, options: PredictOptions |
         InputError: everything :func:`echokdm.io.load_cine` rejects, a single frame, a source frame beyond the
             loop, an unusable keypoint file, a segmentation that does not fit the loop.
     """
-    from echokdm.io import CineFile, load_cine_file, read_segmentation, require_loop
+    from echokdm.io import CineFile, load_cine_file, loop_spacing, read_segmentation, require_loop
 
     t0 = time.perf_counter()
     opts = options or PredictOptions()
@@ -147,6 +147,8 @@ def read_input(cine: str | os.PathLike | torch.Tensor, options: PredictOptions |
     frames = read.loop[0].numpy()
     check_memory(opts.frames, frames.shape[1:])
     meta = dict(read.loop.meta)
+    spacing = loop_spacing(read.loop)  # from the affine: right after MONAI spatial transforms of a given loop
+    meta["spacing_mm"] = list(spacing) if spacing else None
     sector = _sector_of(meta, frames)
     target_kps = _read_target_keypoints(opts.keypoints, frames.shape[1:]) if opts.keypoints else None
     if opts.source_frame is not None and opts.source_frame >= len(frames):
@@ -238,7 +240,7 @@ def _frames(
 
 def _sector_of(meta: dict[str, Any], frames: np.ndarray) -> np.ndarray:
     mask = meta.get("sector_mask")
-    if mask is None:
+    if mask is None or np.shape(mask) != frames.shape[1:]:  # none, or the file's grid before a spatial transform
         from echokdm.io.sector import sector_mask
 
         mask = sector_mask((frames * 255).round().astype(np.uint8))

@@ -18,7 +18,9 @@ class LoadCineLoop(Transform):
 
     The meta holds frame count, frame time (ms) and its source, frame rate, heart rate, spacing (dy, dx)
     in mm with its source and any warning, the sector mask and box, equipment, transfer syntax,
-    photometric interpretation, original shape and study/series UIDs; never patient fields.
+    photometric interpretation, original shape and study/series UIDs; never patient fields. The affine is
+    diag(1, dy, dx, 1) (MONAI convention), so MONAI spatial transforms (``Resize``, ``Spacing``...) keep the
+    spacing right: read it with :func:`echokdm.io.loop_spacing` (``meta["spacing_mm"]`` is the file's).
 
     Args:
         blank_outside_sector: set pixels outside the imaging sector (text, ECG, UI) to 0.
