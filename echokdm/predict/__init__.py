@@ -3,7 +3,8 @@
 Stages (each timed, see :attr:`Prediction.timings`):
 
 1. ``load`` (:func:`read_input`, before any model loads): the loop, read once with its DICOM header and sha256
-   (at least two frames), and the files of the options (``--seg``, ``--keypoints``), all checked.
+   (at least two frames), and the files of the options (``--seg``, ``--keypoints``), all checked (given labels
+   must show a beat).
 2. ``segment``: CAMUS labels of every frame, from ``--seg`` or the built-in segmenter.
 3. ``keypoints`` (:func:`find_study`): ED/ES from the LV area curve (a beat must be visible), the source frame (ED
    by default, ES for ``--phase ed``) and 40 keypoints on it; the target keypoints come from the observed target

@@ -132,7 +132,7 @@ def read_input(cine: str | os.PathLike | torch.Tensor, options: PredictOptions |
 
     Raises:
         InputError: everything :func:`echokdm.io.load_cine` rejects, a single frame, a source frame beyond the
-            loop, an unusable keypoint file, a segmentation that does not fit the loop.
+            loop, an unusable keypoint file, a segmentation that does not fit the loop or shows no beat.
     """
     from echokdm.io import CineFile, load_cine_file, loop_spacing, read_segmentation, require_loop
 
@@ -167,6 +167,8 @@ def read_input(cine: str | os.PathLike | torch.Tensor, options: PredictOptions |
     name = Path(str(meta.get("filename_or_obj", ""))).name
     if read.header is not None:
         drop_invalid(read.header)  # before the work: a bad value must not fail the copy into prediction.dcm
+    if labels is not None:  # given labels without a beat are a bad input: say so before any model loads
+        _beats(name, labels, meta.get("frame_time_ms"))
     return StudyInput(opts, frames, meta, sector, name, read.header, read.sha256, labels, target_kps,
                       time.perf_counter() - t0)
 
@@ -185,18 +187,7 @@ def find_study(inp: StudyInput, labels: np.ndarray, prior: Callable[[], Keypoint
     Raises:
         InputError: no visible beat, a frame without usable LV, target keypoints outside the image or degenerate.
     """
-    from echokdm.phases import detect_phases
-
-    try:
-        phases = detect_phases((labels == 1).sum(axis=(1, 2)), inp.meta.get("frame_time_ms"))
-    except InputError as e:
-        raise InputError(f"{inp.name}: no detectable heart beat: {e}") from None
-    beats = phases.beats or [(e, min(phases.es, key=lambda s: abs(s - e))) for e in phases.ed if phases.es]
-    if not beats:
-        raise InputError(
-            f"{inp.name}: no detectable heart beat: the LV area curve shows ED frames {phases.ed} and ES frames "
-            f"{phases.es}; predict needs a loop with both"
-        )
+    phases, beats = _beats(inp.name, labels, inp.meta.get("frame_time_ms"))
     opts = inp.options
     src, beat, target = _frames(opts, phases, beats)
     kp = _keypoints_of(labels)
@@ -214,6 +205,27 @@ def find_study(inp: StudyInput, labels: np.ndarray, prior: Callable[[], Keypoint
     ef_between(source_kps, target_kps, source_is_ed, inp.spacing)  # degenerate target keypoints fail here
     return Study(inp, labels, phases, beat, int(src), target, source_is_ed, source_kps,
                  np.asarray(target_kps, dtype=np.float64), real_target, beat_kps)
+
+
+def _beats(name: str, labels: np.ndarray, frame_time_ms: float | None) -> tuple[Phases, list[tuple[int, int]]]:
+    """The phases of the LV area curve of (T, H, W) CAMUS ``labels`` and its (ED, ES) beats (at least one).
+
+    Raises:
+        InputError: no visible beat.
+    """
+    from echokdm.phases import detect_phases
+
+    try:
+        phases = detect_phases((labels == 1).sum(axis=(1, 2)), frame_time_ms)
+    except InputError as e:
+        raise InputError(f"{name}: no detectable heart beat: {e}") from None
+    beats = phases.beats or [(e, min(phases.es, key=lambda s: abs(s - e))) for e in phases.ed if phases.es]
+    if not beats:
+        raise InputError(
+            f"{name}: no detectable heart beat: the LV area curve shows ED frames {phases.ed} and ES frames "
+            f"{phases.es}; predict needs a loop with both"
+        )
+    return phases, beats
 
 
 def _frames(

@@ -1,5 +1,6 @@
 """``echokdm predict`` end to end in a subprocess: files, valid DICOM and report, no PHI, nothing written outside
---out, input untouched, and one clear line for every bad input (determinism: cli/test_determinism.py)."""
+--out, input untouched, and one clear line for every bad input, found before any model loads (in this process;
+a few rows again in a child process) (determinism: cli/test_determinism.py)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ import jsonschema
 import numpy as np
 import pydicom
 import pytest
+from broken_inputs import run_inprocess
 from io_files import dciodvfy_errors, sha256
 
 from echokdm.io import read_cine, write_cine_dicom, write_label_sequence
 from echokdm.keypoints import KeypointTrack, extract_keypoints, save_keypoints
+from echokdm.predict import KDMPredictor
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "data_specs" / "predict_report.schema.json").read_text())
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "ECHOKDM_PROGRESS": "0"}
@@ -135,7 +138,26 @@ def _labels(path: Path, labels: np.ndarray) -> Path:
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_bad_input_is_one_line_and_leaves_nothing(case, phantom_study, tiny_weights, tmp_path):
+def test_bad_input_is_one_line_before_any_model_loads(case, phantom_study, tiny_weights, tmp_path, monkeypatch):
+    def no_models(*args, **kwargs):
+        raise AssertionError("models loaded before the input was checked")
+
+    monkeypatch.setattr(KDMPredictor, "from_weights", no_models)
+    monkeypatch.setenv("ECHOKDM_PROGRESS", "0")
+    make, expected = BAD[case]
+    out = tmp_path / "out"
+    status, stdout, stderr = run_inprocess(
+        ["predict", *map(str, make(tmp_path, phantom_study)), "--steps", "1", "--weights", str(tiny_weights),
+         "--out", str(out)]
+    )
+    assert status == 2, stdout + stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("echokdm: error:") and expected in lines[0], stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("case", ["not_dicom", "no_beat", "ef_high"])  # the reader, the labels, an option
+def test_bad_input_in_a_process_is_one_line_and_leaves_nothing(case, phantom_study, tiny_weights, tmp_path):
     make, expected = BAD[case]
     args = make(tmp_path, phantom_study)
     out = tmp_path / "out"
