@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
+# as the command line sets it (echokdm.cli), and before torch loads OpenMP here: idle threads sleep, not spin
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import json
 from dataclasses import dataclass
 from pathlib import Path

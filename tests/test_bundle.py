@@ -49,6 +49,7 @@ def offline(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
+@pytest.mark.slow
 def test_bundle_run_gives_the_cli_pixels(phantom_study, tmp_path):
     inputs = tmp_path / "in"
     inputs.mkdir()

@@ -303,6 +303,7 @@ def byte_edits(draw) -> tuple[list[tuple[int, int]], int | None]:
     return edits, draw(st.none() | st.integers(0, len(SONOSITE)))
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(edit=byte_edits())
 def test_byte_mutations_of_a_real_loop(edit, tmp_path_factory):
@@ -352,6 +353,7 @@ mutation = st.one_of(
 )
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(mutations=st.lists(mutation, min_size=1, max_size=4))
 def test_tag_mutations_of_a_real_loop(mutations, tmp_path_factory):

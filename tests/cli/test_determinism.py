@@ -58,6 +58,7 @@ def files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_two_processes_give_bit_identical_outputs(runs):
     a, b = files(runs["a"]), files(runs["b"])
     assert a.keys() == b.keys()

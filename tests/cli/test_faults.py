@@ -75,6 +75,7 @@ def batch_command(inputs: Path, out: Path, weights: Path) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_sigkill_and_restart_leave_every_study_done_once(batch_inputs, tiny_weights, tmp_path):
     before = checksums(batch_inputs)
     out = tmp_path / "batch"

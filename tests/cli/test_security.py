@@ -162,6 +162,7 @@ def test_model_names_come_from_the_registry_only():
         task_class("os:system")
 
 
+@pytest.mark.slow
 def test_the_predictor_opens_only_safetensors():
     """Loading the shipped predictor (and its motion prior) opens every weights file with safetensors and never
     calls torch.load (which would unpickle)."""

@@ -34,6 +34,7 @@ def run_cli(*args):
     )
 
 
+@pytest.mark.slow
 def test_cli_writes_and_resumes_a_report(tmp_path):
     args = [
         "--data",

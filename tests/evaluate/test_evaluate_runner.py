@@ -77,6 +77,7 @@ def test_an_interrupted_run_keeps_what_it_scored(tmp_path):
     assert pd.read_csv(out.path / "scores.csv")["case_id"].tolist() == ["syn000"]
 
 
+@pytest.mark.slow
 def test_report_files_determinism_and_settings(tmp_path):
     kw = dict(predictors=["copy", "tps", "oracle"], task="es", segmenter="atlas", size=SIZE, seed=3)
     a = run_evaluation(refs([0, 1, 2, 4]), tmp_path / "a", **kw)

@@ -42,6 +42,7 @@ def batch(*args, launcher=()):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=ENV)
 
 
+@pytest.mark.slow
 def test_batch_records_failures_and_resumes(manifest, tiny_weights, tmp_path):
     out = tmp_path / "batch"
     r = batch("--manifest", manifest, "--out", out, "--steps", 1, "--weights", tiny_weights)
@@ -61,6 +62,7 @@ def test_batch_records_failures_and_resumes(manifest, tiny_weights, tmp_path):
     assert (out / "a" / "report.json").stat().st_mtime_ns == stamp
 
 
+@pytest.mark.slow
 def test_batch_shards_over_torchrun_ranks(manifest, tiny_weights, tmp_path):
     out = tmp_path / "batch"
     r = batch("--manifest", manifest, "--out", out, "--steps", 1, "--weights", tiny_weights,

@@ -47,6 +47,7 @@ def study(phantom_study, tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_predict_writes_a_valid_study(study, tiny_weights, tmp_path):
     cwd = tmp_path / "cwd"
     cwd.mkdir()

@@ -29,6 +29,7 @@ def _config(tmp_path, name="tiny.yaml", **train):
     return path
 
 
+@pytest.mark.slow
 def test_two_processes_under_torchrun_finish_with_identical_weights(tmp_path):
     cfg = _config(tmp_path)
     out = tmp_path / "ddp"
