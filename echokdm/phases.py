@@ -19,6 +19,10 @@ from scipy.signal import find_peaks
 
 from echokdm.errors import InputError
 
+#: Gaussian sigma (ms) of the area curve's smoothing before its extremes are sought: against flicker of the
+#: masks, shorter than the isovolumic phases, so frames 100 ms or more apart (8 frames/s clips) stay apart
+SMOOTH_MS = 20.0
+
 
 @dataclass
 class Phases:
@@ -45,7 +49,7 @@ def detect_phases(
     curve: np.ndarray,
     frame_time_ms: float | None = None,
     *,
-    smooth_frames: float = 1.0,
+    smooth_ms: float = SMOOTH_MS,
     min_prominence: float = 0.25,
     edge_slope: float = 0.35,
 ) -> Phases:
@@ -54,7 +58,7 @@ def detect_phases(
     Args:
         curve: (T,) LV cavity area or volume per frame, T >= 3.
         frame_time_ms: time between frames; needed for the heart rate.
-        smooth_frames: Gaussian sigma of the smoothing, in frames.
+        smooth_ms: Gaussian sigma of the smoothing in ms; one frame when the frame time is unknown.
         min_prominence: an extreme must stand out by this fraction of the curve's range.
         edge_slope: a first/last frame counts as an extreme only if the curve's slope there is below
             this fraction of its steepest slope.
@@ -73,7 +77,8 @@ def detect_phases(
     span = float(c.max() - c.min())
     if span <= 1e-9 * max(1.0, float(np.abs(c).max())):
         raise InputError("the LV area does not change over the loop; ED and ES cannot be told apart")
-    s = gaussian_filter1d(c, smooth_frames, mode="mirror") if smooth_frames > 0 else c.copy()
+    sigma = smooth_ms / frame_time_ms if frame_time_ms else 1.0
+    s = gaussian_filter1d(c, sigma, mode="mirror") if sigma > 0.05 else c.copy()
     period0 = _autocorrelation_period(s)
     ed = _candidates(s, c, period0, min_prominence)
     es = _candidates(-s, -c, period0, min_prominence)

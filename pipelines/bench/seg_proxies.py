@@ -1,0 +1,303 @@
+"""Proxies of the segmenter's real acceptance sets (issue #19), built from phantom test seeds and scored the
+way the maintainers score the real studies.
+
+    python pipelines/bench/seg_proxies.py make  --out proxies --n 20 [--renderer NAME]
+    python pipelines/bench/seg_proxies.py score --data proxies --weights seg_a4c [--report DIR]
+
+``make`` writes, from seeds of the phantom *test* split (never trained on):
+
+- ``echonet/``: an EchoNet-Dynamic folder (``FileList.csv``, ``VolumeTracings.csv``, ``Videos/*.avi``) of
+  loops seen as EchoNet shows them: a square crop of the fan around its apex, zoomed so the fan's sides
+  and bottom are cut (the LV kept whole), 112x112, MJPEG at quality 50-90, 25-50 frames/s;
+- ``clips/``: 16-frame clips of the same view at about 8 frames/s (2 s: one to two beats);
+- ``phantom/``: the default phantom (256x256 DICOM cines with their label maps).
+
+``score`` runs, for every loop, what ``echokdm segment`` runs (``load_cine`` -> ``LVSegmenter`` ->
+``measure_loop``) and prints, with bootstrap 95% CIs over loops: LV Dice at the traced (ED/ES) frames,
+EF absolute error, bias and correlation against the true EF, and the loops without ED and ES; and for
+``echonet/`` also ``echokdm evaluate --predictors truth --keypoints 20`` (Dice and EF error of single
+ED/ES frames). ``--renderer`` picks the phantom's image-formation model of every set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from echokdm.errors import InputError
+
+ECHONET = 112
+CLIP_FRAMES = 16
+CLIP_FPS = 8.0
+
+
+def echonet_view(loop, rng: np.random.Generator):
+    """The loop as EchoNet-Dynamic shows it: a zoomed square crop of the fan at 112x112.
+
+    Returns:
+        frames (T, 112, 112) float32, labels (T, 112, 112) uint8, the (row, col) scale and offset map.
+    """
+    t, h, w = loop.frames.shape
+    depth_px = loop.params["depth_mm"] / loop.spacing_mm[0]
+    lv = (loop.labels == 1).any(0) | (loop.labels == 2).any(0)
+    rows, cols = np.flatnonzero(lv.any(1)), np.flatnonzero(lv.any(0))
+    apex_col = (w - 1) / 2.0
+    side = depth_px * rng.uniform(0.7, 1.0)
+    for _ in range(20):  # grow the crop until the LV (cavity + wall) fits with a margin
+        top = -0.03 * side + 0.06 * side * rng.uniform()
+        left = apex_col - side / 2 + 0.12 * side * (rng.uniform() - 0.5)
+        if rows[0] >= top + 1 and rows[-1] <= top + side - 2 and cols[0] >= left + 1 and cols[-1] <= left + side - 2:
+            break
+        side *= 1.05
+    scale = ECHONET / side
+    m = np.array([[scale, 0, -left * scale], [0, scale, -top * scale]], np.float64)
+    blur = max(0.0, 0.5 / scale - 0.5)  # anti-alias before down-sampling
+    frames = np.stack([
+        cv2.warpAffine(cv2.GaussianBlur(f, (0, 0), blur) if blur > 0 else f, m, (ECHONET, ECHONET),
+                       flags=cv2.INTER_LINEAR, borderValue=0.0)
+        for f in loop.frames.astype(np.float32)
+    ])
+    labels = np.stack([
+        cv2.warpAffine(lab, m, (ECHONET, ECHONET), flags=cv2.INTER_NEAREST, borderValue=0) for lab in loop.labels
+    ])
+    return frames, labels, (scale, top, left)
+
+
+def write_avi(path: Path, frames: np.ndarray, fps: float, quality: int) -> None:
+    """(T, H, W) float [0, 1] -> MJPEG AVI, three grey channels (as EchoNet-Dynamic's videos)."""
+    u8 = np.round(np.clip(frames, 0, 1) * 255).astype(np.uint8)
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, u8.shape[:0:-1])
+    vw.set(cv2.VIDEOWRITER_PROP_QUALITY, quality)
+    for f in u8:
+        vw.write(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR))
+    vw.release()
+
+
+def _loops(n: int, renderer: str | None, **overrides):
+    """(seed, loop) for the first ``n`` phantom test seeds the phantom accepts."""
+    from echokdm.phantom import sample_params, simulate, split_seeds
+
+    extra = {"renderer": renderer} if renderer else {}
+    count = 0
+    for seed in split_seeds("test", 20 * n):
+        try:
+            loop = simulate(sample_params(seed, **overrides, **extra))
+        except InputError:
+            continue
+        yield seed, loop
+        count += 1
+        if count == n:
+            return
+
+
+def make(out: Path, n: int, renderer: str | None) -> None:
+    """Write the three proxy sets into ``out``."""
+    from echokdm.outputs import OutputDir
+    from echokdm.phantom.layouts import ECHONET_SPLITS, echonet_name, volume_tracing, write_dicom_loop, write_manifest
+
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(19)
+    # echonet/: full loops (1-2 beats) at 25-50 frames/s
+    (out / "echonet" / "Videos").mkdir(parents=True, exist_ok=True)
+    (out / "echonet" / "Labels").mkdir(parents=True, exist_ok=True)
+    fl = ["FileName,EF,ESV,EDV,FrameHeight,FrameWidth,FPS,NumberOfFrames,Split"]
+    vt = ["FileName,X1,Y1,X2,Y2,Frame"]
+    for seed, loop in _loops(n, renderer, ui=False):
+        step = max(1, int(round(rng.uniform(20.0, 40.0) / loop.frame_time_ms)))
+        frames, labels, (scale, top, left) = echonet_view(loop, rng)
+        keep = np.arange(0, frames.shape[0], step)
+        fps = 1000.0 / (loop.frame_time_ms * step)
+        name = echonet_name(seed)
+        write_avi(out / "echonet" / "Videos" / f"{name}.avi", frames[keep], fps, int(rng.integers(50, 91)))
+        np.save(out / "echonet" / "Labels" / f"{name}.npy", labels[keep])
+        fl.append(f"{name},{loop.ef:.3f},{loop.esv:.3f},{loop.edv:.3f},{ECHONET},{ECHONET},{fps:.4f},{len(keep)},{ECHONET_SPLITS['test']}")
+        ed = int(loop.ed[0] // step)
+        es = int(next(e for e in loop.es if e > loop.ed[0]) // step)
+        mids = np.asarray(loop.params["mitral_annulus_mid_px"], dtype=np.float64)
+        mids = (mids - [top, left]) * scale
+        for frame, mid in ((es, mids[1]), (ed, mids[0])):
+            if (labels[keep][frame] == 1).sum() < 10:
+                continue
+            for x1, y1, x2, y2 in volume_tracing(labels[keep][frame] == 1, mid):
+                vt.append(f"{name}.avi,{x1:.4f},{y1:.4f},{x2:.4f},{y2:.4f},{frame}")
+    (out / "echonet" / "FileList.csv").write_text("\n".join(fl) + "\n")
+    (out / "echonet" / "VolumeTracings.csv").write_text("\n".join(vt) + "\n")
+    # clips/: 16 frames at about 8 frames/s from three-beat loops
+    (out / "clips").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for seed, loop in _loops(n, renderer, ui=False, n_beats=3):
+        step = max(1, int(round(1000.0 / CLIP_FPS / loop.frame_time_ms)))
+        frames, labels, _ = echonet_view(loop, rng)
+        start = int(rng.integers(0, max(1, frames.shape[0] - step * CLIP_FRAMES)))
+        keep = np.arange(start, start + step * CLIP_FRAMES, step)[:CLIP_FRAMES]
+        keep = keep[keep < frames.shape[0]]
+        name = echonet_name(seed)
+        write_avi(out / "clips" / f"{name}.avi", frames[keep], 1000.0 / (loop.frame_time_ms * step), int(rng.integers(50, 91)))
+        np.save(out / "clips" / f"{name}_labels.npy", labels[keep])
+        rows.append({"name": name, "ef": round(loop.ef, 3), "frames": len(keep)})
+    (out / "clips" / "clips.json").write_text(json.dumps(rows, indent=1))
+    # phantom/: the default phantom as DICOM cines
+    od = OutputDir(out / "phantom", overwrite=True)
+    write_manifest(od, [write_dicom_loop(od, f"test{seed:07d}", loop, "test", ddf=False) for seed, loop in _loops(n, renderer)])
+    print(f"wrote {n} loops per set to {out}")
+
+
+def _bootstrap(values: np.ndarray, stat=np.mean, n: int = 2000) -> tuple[float, float, float]:
+    v = np.asarray(values, dtype=np.float64)
+    rng = np.random.default_rng(0)
+    boots = [stat(v[rng.integers(0, len(v), len(v))]) for _ in range(n)]
+    return float(stat(v)), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    s = a.sum() + b.sum()
+    return float(2 * (a & b).sum() / s) if s else 1.0
+
+
+def _segment(path: Path, segmenter):
+    """What ``echokdm segment`` measures: labels of every frame, EF of the loop (None when unmeasurable)."""
+    from echokdm.io import load_cine
+    from echokdm.metrics import measure_loop
+    from echokdm.segment import _unpaired_ef
+
+    loop = load_cine(path)
+    labels = segmenter(loop).labels
+    try:
+        lm = measure_loop(labels, 20, loop.meta.get("spacing_mm"), loop.meta.get("frame_time_ms"))
+    except InputError:
+        return labels, None
+    ef = lm.summary()["ef_simpson"]
+    if ef is not None:
+        return labels, ef
+    unpaired = _unpaired_ef(lm)
+    return labels, None if unpaired is None else unpaired["ef_simpson"]
+
+
+def score(data: Path, weights: str, report: Path | None) -> dict:
+    """Score ``weights`` on the proxy sets in ``data``; print and return the table."""
+    import pandas as pd
+
+    from echokdm.io import read_segmentation
+    from echokdm.models.seg import LVSegmenter
+
+    segmenter = LVSegmenter.from_pretrained(weights)
+    results: dict[str, dict] = {}
+    t0 = time.perf_counter()
+    # echonet/: Dice at the traced frames, EF of the loop
+    fl = pd.read_csv(data / "echonet" / "FileList.csv")
+    vt = pd.read_csv(data / "echonet" / "VolumeTracings.csv")
+    dice, err, found = [], [], 0
+    for r in fl.itertuples(index=False):
+        labels, ef = _segment(data / "echonet" / "Videos" / f"{r.FileName}.avi", segmenter)
+        truth = np.load(data / "echonet" / "Labels" / f"{r.FileName}.npy")
+        for frame in vt[vt.FileName == f"{r.FileName}.avi"].Frame.unique():
+            dice.append(_dice(labels[frame] == 1, truth[frame] == 1))
+        if ef is not None:
+            found += 1
+            err.append(ef - r.EF)
+    results["echonet"] = _table(dice, err, found, len(fl), fl.EF.to_numpy())
+    # clips/
+    rows = json.loads((data / "clips" / "clips.json").read_text())
+    dice, err, found, efs = [], [], 0, []
+    for row in rows:
+        labels, ef = _segment(data / "clips" / f"{row['name']}.avi", segmenter)
+        truth = np.load(data / "clips" / f"{row['name']}_labels.npy")
+        dice.extend(_dice(a == 1, b == 1) for a, b in zip(labels, truth, strict=True))
+        if ef is not None:
+            found += 1
+            err.append(ef - row["ef"])
+            efs.append(row["ef"])
+    results["clips"] = _table(dice, err, found, len(rows), np.array(efs))
+    # phantom/
+    man = pd.read_csv(data / "phantom" / "manifest.csv")
+    dice, err, found = [], [], 0
+    for r in man.itertuples(index=False):
+        labels, ef = _segment(data / "phantom" / r.path, segmenter)
+        truth = read_segmentation(data / "phantom" / r.path.replace(".dcm", "_label.nii.gz"))
+        dice.extend(_dice(a == 1, b == 1) for a, b in zip(labels, truth, strict=True))
+        if ef is not None:
+            found += 1
+            err.append(ef - r.ef)
+    results["phantom"] = _table(dice, err, found, len(man), man.ef.to_numpy())
+    results["seconds"] = round(time.perf_counter() - t0, 1)
+    if report is not None:
+        results["evaluate_truth"] = _evaluate_truth(data / "echonet", weights, report)
+    _print(results, weights)
+    return results
+
+
+def _table(dice: list, err: list, found: int, n: int, true_ef: np.ndarray) -> dict:
+    e = np.asarray(err, dtype=np.float64)
+    out = {"n": n, "without_ed_es": n - found, "dice": _bootstrap(np.asarray(dice))}
+    if len(e):
+        out["ef_mae"] = _bootstrap(np.abs(e))
+        out["ef_bias"] = _bootstrap(e)
+        if len(e) > 2 and len(true_ef) == len(e):
+            out["ef_r"] = float(np.corrcoef(true_ef, true_ef + e)[0, 1])
+    return out
+
+
+def _evaluate_truth(echonet: Path, weights: str, report: Path) -> dict:
+    """``echokdm evaluate --data ECHONET --predictors truth --keypoints 20`` with these segmenter weights."""
+    import pandas as pd
+
+    from echokdm.evaluate.report import run_evaluation
+    from echokdm.evaluate.segmenter import BuiltinSegmenter
+
+    run_evaluation(str(echonet), report, predictors=["truth"], task="es", n_keypoints=20,
+                   segmenter=BuiltinSegmenter(weights=weights), overwrite=True)
+    s = pd.read_csv(report / "scores.csv")
+    return {"dice": _bootstrap(s.dice.to_numpy()), "ef_err": _bootstrap(s.ef_err.dropna().to_numpy())}
+
+
+def _print(results: dict, weights: str) -> None:
+    def f(v, d=3):
+        return f"{v[0]:.{d}f} [{v[1]:.{d}f}, {v[2]:.{d}f}]" if isinstance(v, tuple) else "-"
+
+    print(f"weights {weights}   ({results['seconds']} s)")
+    print("| set | loops | LV Dice | EF MAE | EF bias | r | without ED/ES |")
+    print("|---|---|---|---|---|---|---|")
+    for name in ("echonet", "clips", "phantom"):
+        r = results[name]
+        print(f"| {name} | {r['n']} | {f(r['dice'])} | {f(r.get('ef_mae'), 1)} | {f(r.get('ef_bias'), 1)} | "
+              f"{r.get('ef_r', float('nan')):.2f} | {r['without_ed_es']} |")
+    if "evaluate_truth" in results:
+        e = results["evaluate_truth"]
+        print(f"| echonet, evaluate truth (ED/ES frames alone) | | {f(e['dice'])} | {f(e['ef_err'], 1)} | | | |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("make")
+    m.add_argument("--out", type=Path, required=True)
+    m.add_argument("--n", type=int, default=20)
+    m.add_argument("--renderer", default=None, help="phantom image-formation model (default: the phantom's own draw)")
+    s = sub.add_parser("score")
+    s.add_argument("--data", type=Path, required=True)
+    s.add_argument("--weights", default="seg_a4c")
+    s.add_argument("--report", type=Path, default=None, help="also run evaluate --predictors truth into this folder")
+    s.add_argument("--json", type=Path, default=None, help="write the table as JSON")
+    s.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    if args.cmd == "make":
+        make(args.out, args.n, args.renderer)
+    else:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        res = score(args.data, args.weights, args.report)
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()
