@@ -22,10 +22,12 @@ from echokdm.io.dicom import MAX_SIDE, decode_dicom, read_dicom_header
 from echokdm.io.sector import active_pixels, imaging_region, mask_box
 from echokdm.io.sequences import (
     FRAME_SUFFIXES,
+    GIF_SUFFIXES,
     VIDEO_SUFFIXES,
     VOLUME_SUFFIXES,
     frame_files,
     read_frames,
+    read_gif,
     read_video,
     read_volume_sequence,
     suffix_of,
@@ -69,7 +71,7 @@ def _read_cine(
         files = frame_files(p)
         if not files:
             raise InputError(
-                f"{p}: is a folder without PNG/JPEG frames; expected a DICOM, NIfTI/MHD or AVI file, "
+                f"{p}: is a folder without PNG/JPEG frames; expected a DICOM, NIfTI/MHD, AVI/MP4 or GIF file, "
                 "or a folder of PNG/JPEG frames"
             )
         frames, meta = read_frames(files, p)
@@ -77,6 +79,8 @@ def _read_cine(
         frames, meta = read_volume_sequence(p)
     elif suffix_of(p) in VIDEO_SUFFIXES:
         frames, meta = read_video(p)
+    elif suffix_of(p) in GIF_SUFFIXES:
+        frames, meta = read_gif(p)
     elif suffix_of(p) in FRAME_SUFFIXES:
         frames, meta = read_frames([p], p)
     else:

@@ -1,4 +1,4 @@
-"""Read cine loops that are not DICOM: NIfTI/MHD image sequences, AVI videos, PNG/JPEG frames.
+"""Read cine loops that are not DICOM: NIfTI/MHD image sequences, AVI/MP4 videos, animated GIFs, PNG/JPEG frames.
 
 Each reader returns 8-bit grey frames (T, H, W) and the same meta keys as the DICOM reader, with the
 values the format can give (frame time and spacing are often unknown: they are then None, never guessed).
@@ -21,6 +21,7 @@ from echokdm.io.dicom import LUMA, MAX_PIXELS, MAX_SIDE
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mhd", ".mha", ".nrrd")
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv")
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
+GIF_SUFFIXES = (".gif",)
 
 
 def suffix_of(path: str | os.PathLike) -> str:
@@ -218,6 +219,45 @@ def read_video(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
         "spacing_source": "unknown",
         "frame_time_ms": 1000.0 / fps if fps > 0 else None,
         "frame_time_source": "video frame rate" if fps > 0 else "unknown",
+        "original_shape": [len(frames), *frames[0].shape],
+    }
+    return np.stack(frames), meta
+
+
+def read_gif(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
+    """An animated GIF (each frame composited as displayed), frame time from the frames' durations.
+
+    Args:
+        path: the GIF file.
+
+    Returns:
+        (T, H, W) uint8 grey frames and meta (frame time: the median frame duration; unknown when the file
+        gives none).
+
+    Raises:
+        InputError: the file cannot be decoded as a GIF.
+    """
+    from PIL import Image, ImageSequence, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            if im.format != "GIF":
+                raise InputError(f"{path}: not a GIF image (found {im.format})")
+            frames, durations = [], []
+            for frame in ImageSequence.Iterator(im):
+                frames.append(np.asarray(frame.convert("L")))
+                durations.append(float(frame.info.get("duration") or 0))
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
+        raise InputError(f"{path}: GIF cannot be read: {' '.join(str(e).split()) or type(e).__name__}") from None
+    _check_size((len(frames), *frames[0].shape), 1, path)
+    known = [d for d in durations if d > 0]
+    frame_time = float(np.median(known)) if known else None
+    meta = {
+        "format": "gif",
+        "spacing_mm": None,
+        "spacing_source": "unknown",
+        "frame_time_ms": frame_time,
+        "frame_time_source": "GIF frame durations" if frame_time else "unknown",
         "original_shape": [len(frames), *frames[0].shape],
     }
     return np.stack(frames), meta

@@ -31,6 +31,11 @@ from echokdm.grid import SectorFit
 from echokdm.labels import LABELS
 
 NUM_CLASSES = 4
+#: Gaussian sigma (ms) of the smoothing of class probabilities over time: against flicker, far shorter than a
+#: cardiac phase, so frames 100 ms or more apart (8 frames/s clips) are not blended
+TEMPORAL_SIGMA_MS = 15.0
+#: the moving average used when a loop's frame time is unknown (about 15 ms at 20 ms frames)
+UNTIMED_KERNEL = (0.25, 0.5, 0.25)
 
 
 @dataclass
@@ -86,6 +91,25 @@ def equalize_frames(frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         hi = torch.searchsorted(ranked, inside, right=True)
         out[i][m[i]] = (lo + hi).float() / (2.0 * inside.numel())
     return out
+
+
+def temporal_kernel(frame_time_ms: float | None, sigma_ms: float = TEMPORAL_SIGMA_MS) -> tuple[float, ...]:
+    """Weights of the moving average over frames: a Gaussian of ``sigma_ms`` sampled at the frame times.
+
+    Args:
+        frame_time_ms: time between frames; None gives :data:`UNTIMED_KERNEL`.
+        sigma_ms: the Gaussian's sigma in ms (0 = no smoothing).
+
+    Returns:
+        An odd number of weights summing to 1; ``(1.0,)`` when neighbours would weigh under 1%.
+    """
+    if not frame_time_ms or frame_time_ms <= 0:
+        return UNTIMED_KERNEL
+    sigma = sigma_ms / frame_time_ms
+    radius = min(3, int(np.ceil(2.5 * sigma)))
+    w = np.exp(-0.5 * (np.arange(-radius, radius + 1) / max(sigma, 1e-6)) ** 2)
+    w = w / w.sum()
+    return (1.0,) if radius == 0 or w[radius] > 0.98 else tuple(float(x) for x in w)
 
 
 def smooth_in_time(probs: torch.Tensor, kernel: tuple[float, ...]) -> torch.Tensor:
@@ -150,12 +174,14 @@ class SegmentationOutput:
         lv_area_px: (T,) LV cavity area in source pixels.
         fit: the source <-> working grid map.
         probabilities: (T, 4, S, S) time-smoothed class probabilities on the working grid.
+        temporal_kernel: the weights of that smoothing over frames.
     """
 
     labels: np.ndarray
     lv_area_px: np.ndarray
     fit: SectorFit
     probabilities: torch.Tensor
+    temporal_kernel: tuple[float, ...] = UNTIMED_KERNEL
 
 
 class LVSegmenter:
@@ -164,7 +190,8 @@ class LVSegmenter:
     Args:
         network: a network from :func:`build_network` with trained weights.
         config: its :class:`SegModelConfig`.
-        temporal_kernel: weights of the moving average of probabilities over frames.
+        temporal_sigma_ms: Gaussian sigma (ms) of the probabilities' smoothing over time (see
+            :func:`temporal_kernel`).
         device: where the network runs.
     """
 
@@ -172,13 +199,13 @@ class LVSegmenter:
         self,
         network: torch.nn.Module,
         config: SegModelConfig,
-        temporal_kernel: tuple[float, ...] = (0.25, 0.5, 0.25),
+        temporal_sigma_ms: float = TEMPORAL_SIGMA_MS,
         device: str | torch.device = "cpu",
     ) -> None:
         self.device = torch.device(device)
         self.network = network.to(self.device).eval()
         self.config = config
-        self.temporal_kernel = temporal_kernel
+        self.temporal_sigma_ms = temporal_sigma_ms
         #: sha256 of the weights file when built by :meth:`from_pretrained`
         self.weights_sha256: str | None = None
 
@@ -210,14 +237,21 @@ class LVSegmenter:
 
     @torch.no_grad()
     def __call__(
-        self, loop: torch.Tensor | np.ndarray, sector_mask: np.ndarray | None = None, batch_size: int = 32
+        self,
+        loop: torch.Tensor | np.ndarray,
+        sector_mask: np.ndarray | None = None,
+        batch_size: int = 32,
+        frame_time_ms: float | None = None,
     ) -> SegmentationOutput:
         """Segment a loop.
 
         Args:
-            loop: (1, T, H, W) or (T, H, W) in [0, 1] (a ``load_cine`` MetaTensor carries its sector mask).
+            loop: (1, T, H, W) or (T, H, W) in [0, 1] (a ``load_cine`` MetaTensor carries its sector mask and
+                frame time).
             sector_mask: (H, W) bool; default ``loop.meta["sector_mask"]``, else found from the pixels.
             batch_size: frames per network call.
+            frame_time_ms: time between frames; default ``loop.meta["frame_time_ms"]`` (unknown: see
+                :data:`UNTIMED_KERNEL`).
 
         Returns:
             :class:`SegmentationOutput`.
@@ -234,7 +268,10 @@ class LVSegmenter:
         mask = _sector_mask(loop, frames, sector_mask)
         x, fit = self.prepare(frames, mask)
         logits = torch.cat([self.network(b.to(self.device)).float().cpu() for b in x.split(batch_size)])
-        probs = smooth_in_time(torch.softmax(logits, 1), self.temporal_kernel)
+        if frame_time_ms is None:
+            frame_time_ms = getattr(loop, "meta", {}).get("frame_time_ms")
+        kernel = temporal_kernel(frame_time_ms, self.temporal_sigma_ms)
+        probs = smooth_in_time(torch.softmax(logits, 1), kernel)
         labels = np.empty(frames.shape, np.uint8)
         inside = torch.as_tensor(mask)
         for start in range(0, frames.shape[0], batch_size):
@@ -243,7 +280,7 @@ class LVSegmenter:
             for i, lab in enumerate(_argmax_channels(chunk).numpy()):
                 labels[start + i] = largest_components(lab)
         areas = (labels == 1).reshape(labels.shape[0], -1).sum(1).astype(np.float64)
-        return SegmentationOutput(labels=labels, lv_area_px=areas, fit=fit, probabilities=probs)
+        return SegmentationOutput(labels=labels, lv_area_px=areas, fit=fit, probabilities=probs, temporal_kernel=kernel)
 
 
 def _argmax_channels(probs: torch.Tensor) -> torch.Tensor:

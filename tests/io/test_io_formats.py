@@ -1,4 +1,4 @@
-"""Non-DICOM loops through the same loader: NIfTI/MHD sequences, AVI video, PNG/JPEG frames."""
+"""Non-DICOM loops through the same loader: NIfTI/MHD sequences, AVI/MP4 video, animated GIF, PNG/JPEG frames."""
 
 from __future__ import annotations
 
@@ -49,6 +49,33 @@ def test_avi_video_frames_and_frame_rate(tmp_path):
     assert np.abs(img[0].numpy() * 255 - frames).mean() < 6  # MJPG is lossy
 
 
+def test_mp4_video_frames_and_frame_rate(tmp_path):
+    frames = moving_fan(t=12, h=112, w=112)
+    path = tmp_path / "echo.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (112, 112))
+    assert writer.isOpened()
+    for f in frames:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    img = load_cine(path, blank_outside_sector=False)
+    assert tuple(img.shape) == (1, 12, 112, 112)
+    assert img.meta["frame_time_ms"] == pytest.approx(40.0) and img.meta["frame_time_source"] == "video frame rate"
+    assert np.abs(img[0].numpy() * 255 - frames).mean() < 8  # MPEG-4 is lossy
+
+
+def test_animated_gif_frames_and_frame_time(tmp_path):
+    from PIL import Image
+
+    frames = moving_fan(t=8, h=60, w=70)
+    path = tmp_path / "loop.gif"
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=40, loop=0)
+    img = load_cine(path, blank_outside_sector=False)
+    assert tuple(img.shape) == (1, 8, 60, 70)
+    assert img.meta["frame_time_ms"] == pytest.approx(40.0) and img.meta["frame_time_source"] == "GIF frame durations"
+    assert np.abs(img[0].numpy() * 255 - frames).mean() < 2  # palette quantisation only
+
+
 def test_png_folder_in_natural_order_and_single_png(tmp_path):
     frames = moving_fan(t=12, h=30, w=40)
     folder = tmp_path / "frames"
@@ -73,7 +100,10 @@ def test_frames_of_different_sizes_are_refused(tmp_path):
 def test_broken_video_and_volume_are_input_errors(tmp_path):
     (tmp_path / "x.avi").write_bytes(b"not a video")
     (tmp_path / "x.nii.gz").write_bytes(b"not nifti")
+    (tmp_path / "x.gif").write_bytes(b"GIF89a truncated")
     with pytest.raises(InputError, match="video"):
         read_cine(tmp_path / "x.avi")
+    with pytest.raises(InputError, match="GIF cannot be read"):
+        read_cine(tmp_path / "x.gif")
     with pytest.raises(InputError, match="cannot be read"):
         read_cine(tmp_path / "x.nii.gz")
