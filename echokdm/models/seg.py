@@ -192,6 +192,8 @@ class LVSegmenter:
         config: its :class:`SegModelConfig`.
         temporal_sigma_ms: Gaussian sigma (ms) of the probabilities' smoothing over time (see
             :func:`temporal_kernel`).
+        flip_tta: also segment the left-right mirrored frames and average the probabilities (test-time
+            augmentation; twice the network time).
         device: where the network runs.
     """
 
@@ -200,12 +202,14 @@ class LVSegmenter:
         network: torch.nn.Module,
         config: SegModelConfig,
         temporal_sigma_ms: float = TEMPORAL_SIGMA_MS,
+        flip_tta: bool = False,
         device: str | torch.device = "cpu",
     ) -> None:
         self.device = torch.device(device)
         self.network = network.to(self.device).eval()
         self.config = config
         self.temporal_sigma_ms = temporal_sigma_ms
+        self.flip_tta = flip_tta
         #: sha256 of the weights file when built by :meth:`from_pretrained`
         self.weights_sha256: str | None = None
 
@@ -234,6 +238,13 @@ class LVSegmenter:
         work = fit.to_work(frames[:, None])
         mask = fit.to_work(torch.as_tensor(np.asarray(sector_mask), dtype=torch.float32)[None, None]) > 0.5
         return equalize_frames(work, mask[0, 0]), fit
+
+    def _probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, S, S) network input -> (N, 4, S, S) float32 class probabilities (mirror-averaged with TTA)."""
+        probs = torch.softmax(self.network(x).float(), 1)
+        if self.flip_tta:
+            probs = 0.5 * (probs + torch.softmax(self.network(x.flip(-1)).float(), 1).flip(-1))
+        return probs
 
     @torch.no_grad()
     def __call__(
@@ -267,11 +278,11 @@ class LVSegmenter:
         frames = frames.float()
         mask = _sector_mask(loop, frames, sector_mask)
         x, fit = self.prepare(frames, mask)
-        logits = torch.cat([self.network(b.to(self.device)).float().cpu() for b in x.split(batch_size)])
+        probs = torch.cat([self._probabilities(b.to(self.device)).cpu() for b in x.split(batch_size)])
         if frame_time_ms is None:
             frame_time_ms = getattr(loop, "meta", {}).get("frame_time_ms")
         kernel = temporal_kernel(frame_time_ms, self.temporal_sigma_ms)
-        probs = smooth_in_time(torch.softmax(logits, 1), kernel)
+        probs = smooth_in_time(probs, kernel)
         labels = np.empty(frames.shape, np.uint8)
         inside = torch.as_tensor(mask)
         for start in range(0, frames.shape[0], batch_size):

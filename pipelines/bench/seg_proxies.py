@@ -165,30 +165,20 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 def _segment(path: Path, segmenter):
     """What ``echokdm segment`` measures: labels of every frame, EF of the loop (None when unmeasurable)."""
     from echokdm.io import load_cine
-    from echokdm.metrics import measure_loop
-    from echokdm.segment import _unpaired_ef
 
     loop = load_cine(path)
     labels = segmenter(loop).labels
-    try:
-        lm = measure_loop(labels, 20, loop.meta.get("spacing_mm"), loop.meta.get("frame_time_ms"))
-    except InputError:
-        return labels, None
-    ef = lm.summary()["ef_simpson"]
-    if ef is not None:
-        return labels, ef
-    unpaired = _unpaired_ef(lm)
-    return labels, None if unpaired is None else unpaired["ef_simpson"]
+    return labels, _loop_ef(labels, loop.meta.get("frame_time_ms"))
 
 
-def score(data: Path, weights: str, report: Path | None) -> dict:
+def score(data: Path, weights: str, report: Path | None, flip_tta: bool = False) -> dict:
     """Score ``weights`` on the proxy sets in ``data``; print and return the table."""
     import pandas as pd
 
     from echokdm.io import read_segmentation
     from echokdm.models.seg import LVSegmenter
 
-    segmenter = LVSegmenter.from_pretrained(weights)
+    segmenter = LVSegmenter.from_pretrained(weights, flip_tta=flip_tta)
     results: dict[str, dict] = {}
     t0 = time.perf_counter()
     # echonet/: Dice at the traced frames, EF of the loop
@@ -227,11 +217,68 @@ def score(data: Path, weights: str, report: Path | None) -> dict:
             found += 1
             err.append(ef - r.ef)
     results["phantom"] = _table(dice, err, found, len(man), man.ef.to_numpy())
+    results["real"] = real_consistency(segmenter)
     results["seconds"] = round(time.perf_counter() - t0, 1)
     if report is not None:
         results["evaluate_truth"] = _evaluate_truth(data / "echonet", weights, report)
     _print(results, weights)
     return results
+
+
+#: the two real loops (no labels) and the fraction of the fan's depth their EchoNet-like crops keep
+REAL_LOOPS = (("sonosite", "examples_ybr_color.dcm", 0.75), ("acuson", "/work/shared/data/real/acuson_a4c.dcm", 0.8))
+
+
+def real_consistency(segmenter) -> dict:
+    """Each real loop segmented at full resolution and as a 112-px EchoNet-like crop (MJPEG q 70): LV Dice of
+    the crop's masks against the full-resolution masks mapped onto the crop, and both EFs. No labels exist:
+    agreement is necessary for a segmenter that works on EchoNet-format studies, not proof that it does."""
+    import tempfile
+
+    from pydicom.data import get_testdata_file
+
+    from echokdm.io import load_cine
+
+    out = {}
+    for name, path, keep in REAL_LOOPS:
+        path = Path(path) if "/" in path else Path(get_testdata_file(path))
+        if not path.exists():
+            continue
+        loop = load_cine(path)
+        mask = loop.meta["sector_mask"]
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        side = (rows[-1] - rows[0]) * keep
+        scale = ECHONET / side
+        m = np.array([[scale, 0, -((cols[0] + cols[-1]) / 2 - side / 2) * scale], [0, scale, -rows[0] * scale]])
+        full = segmenter(loop).labels
+        with tempfile.TemporaryDirectory() as tmp:
+            crop = np.stack([cv2.warpAffine(cv2.GaussianBlur(f, (0, 0), 0.5 / scale), m, (ECHONET, ECHONET))
+                             for f in loop[0].numpy()])
+            write_avi(Path(tmp) / "crop.avi", crop, 1000.0 / (loop.meta.get("frame_time_ms") or 33.3), 70)
+            small = load_cine(Path(tmp) / "crop.avi")
+        labels = segmenter(small).labels
+        mapped = np.stack([cv2.warpAffine(lab, m, (ECHONET, ECHONET), flags=cv2.INTER_NEAREST) for lab in full])
+        out[name] = {
+            "dice_full_vs_crop": float(np.mean([_dice(a == 1, b == 1) for a, b in zip(mapped, labels, strict=True)])),
+            "ef_full": _loop_ef(full, loop.meta.get("frame_time_ms")),
+            "ef_crop": _loop_ef(labels, loop.meta.get("frame_time_ms")),
+        }
+    return out
+
+
+def _loop_ef(labels: np.ndarray, frame_time_ms: float | None) -> float | None:
+    from echokdm.metrics import measure_loop
+    from echokdm.segment import _unpaired_ef
+
+    try:
+        lm = measure_loop(labels, 20, None, frame_time_ms)
+    except InputError:
+        return None
+    ef = lm.summary()["ef_simpson"]
+    if ef is None:
+        unpaired = _unpaired_ef(lm)
+        ef = None if unpaired is None else unpaired["ef_simpson"]
+    return ef
 
 
 def _table(dice: list, err: list, found: int, n: int, true_ef: np.ndarray) -> dict:
@@ -269,6 +316,9 @@ def _print(results: dict, weights: str) -> None:
         r = results[name]
         print(f"| {name} | {r['n']} | {f(r['dice'])} | {f(r.get('ef_mae'), 1)} | {f(r.get('ef_bias'), 1)} | "
               f"{r.get('ef_r', float('nan')):.2f} | {r['without_ed_es']} |")
+    for name, r in results.get("real", {}).items():
+        ef = " / ".join("-" if r[k] is None else f"{r[k]:.1f}" for k in ("ef_full", "ef_crop"))
+        print(f"| real {name}: full vs 112-px crop | | {r['dice_full_vs_crop']:.3f} (agreement) | EF {ef} | | | |")
     if "evaluate_truth" in results:
         e = results["evaluate_truth"]
         print(f"| echonet, evaluate truth (ED/ES frames alone) | | {f(e['dice'])} | {f(e['ef_err'], 1)} | | | |")
@@ -287,6 +337,7 @@ def main() -> None:
     s.add_argument("--report", type=Path, default=None, help="also run evaluate --predictors truth into this folder")
     s.add_argument("--json", type=Path, default=None, help="write the table as JSON")
     s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--flip-tta", action="store_true", help="segment with left-right test-time augmentation")
     args = ap.parse_args()
     if args.cmd == "make":
         make(args.out, args.n, args.renderer)
@@ -294,7 +345,7 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-        res = score(args.data, args.weights, args.report)
+        res = score(args.data, args.weights, args.report, args.flip_tta)
         if args.json:
             args.json.write_text(json.dumps(res, indent=1))
 
