@@ -133,8 +133,8 @@ def _candidates(s: np.ndarray, raw: np.ndarray, period: float | None, min_promin
 
 def _keep_edges(found: list[int], s: np.ndarray, period: float | None, edge_slope: float) -> list[int]:
     """Keep a maximum at the first or last frame only where the curve is flat (slope below ``edge_slope``
-    of the steepest) and about as high as the other maxima, and, when the period is known, another
-    maximum repeats within one frame of it."""
+    of the steepest) or as high as the other maxima (within 5% of the curve's range), never far below them,
+    and, when the period is known, only where another maximum repeats within one frame of it."""
     n = len(s)
     inner = [p for p in found if 0 < p < n - 1]
     span = float(s.max() - s.min())
@@ -144,7 +144,9 @@ def _keep_edges(found: list[int], s: np.ndarray, period: float | None, edge_slop
     for p in found:
         if p in (0, n - 1):
             slope = abs(s[1] - s[0]) if p == 0 else abs(s[-1] - s[-2])
-            if slope > edge_slope * steep or s[p] < level - 0.15 * span:
+            at_level = s[p] >= level - 0.05 * span  # as high as the other maxima: an extreme even where
+            # coarse sampling (8 frames/s) makes the curve steep next to it
+            if (slope > edge_slope * steep and not at_level) or s[p] < level - 0.15 * span:
                 continue
             if inner and period:
                 q = min(inner, key=lambda i: abs(i - p))

@@ -51,6 +51,18 @@ def test_ed_es_within_one_frame(n, period, phase0, noise):
         assert p.heart_rate_bpm == pytest.approx(60000 / (period * 20.0), rel=0.06)
 
 
+@pytest.mark.parametrize("heart_period_ms,phase0", [(900.0, 0.0), (1000.0, 2.5), (750.0, 4.0)])
+def test_16_frame_clips_at_8_frames_per_second(heart_period_ms, phase0):
+    """EchoNet-style clips: 16 frames 125 ms apart (2 s, about two beats); the smoothing is 20 ms, so the
+    extremes of frames 125 ms apart are not averaged away."""
+    period = heart_period_ms / 125.0
+    p = detect_phases(_curve(16, period, phase0), frame_time_ms=125.0)
+    ed, es = _truth(period, phase0)
+    _match(p.ed, ed, 16)
+    _match(p.es, es, 16)
+    assert p.beats and p.heart_rate_bpm == pytest.approx(60000 / heart_period_ms, rel=0.15)
+
+
 def test_no_false_edge_extremes_mid_systole():
     # starts mid-systole (falling) and stops mid-systole: no ED/ES at either edge
     p = detect_phases(_curve(42, 20.0, 3.5), 25.0)

@@ -106,7 +106,7 @@ def temporal_kernel(frame_time_ms: float | None, sigma_ms: float = TEMPORAL_SIGM
     if not frame_time_ms or frame_time_ms <= 0:
         return UNTIMED_KERNEL
     sigma = sigma_ms / frame_time_ms
-    radius = min(3, int(np.ceil(2.5 * sigma)))
+    radius = min(3, int(np.ceil(2.0 * sigma)))
     w = np.exp(-0.5 * (np.arange(-radius, radius + 1) / max(sigma, 1e-6)) ** 2)
     w = w / w.sum()
     return (1.0,) if radius == 0 or w[radius] > 0.98 else tuple(float(x) for x in w)

@@ -9,7 +9,14 @@ from monai.losses import DiceCELoss
 
 from echokdm.config import config_to_dict, option
 from echokdm.models.seg import SegModelConfig, build_network, dice_per_class
-from echokdm.train.seg_data import PhantomFrames, SegAugmentConfig, SegDataConfig, augmentation, phantom_loops
+from echokdm.train.seg_data import (
+    PhantomFrames,
+    SegAugmentConfig,
+    SegDataConfig,
+    acquisition,
+    augmentation,
+    phantom_loops,
+)
 from echokdm.train.task import RunConfig, TrainTask
 
 
@@ -55,22 +62,19 @@ class SegTask(TrainTask):
     def train_dataset(self) -> PhantomFrames:
         """Augmented random frames of the training loops."""
         c = self.cfg
-        return PhantomFrames(
-            self._loops("train", c.data.train_loops), c.data.frames_per_loop, augmentation(c.augment), c.train.seed
-        )
+        augment = (acquisition(c.augment), augmentation(c.augment))
+        return PhantomFrames(self._loops("train", c.data.train_loops), c.model.size, c.data.frames_per_loop, augment, c.train.seed)
 
     def val_dataset(self) -> PhantomFrames | None:
         """Every frame of the validation loops, as at inference."""
         c = self.cfg
-        return (
-            PhantomFrames(self._loops("val", c.data.val_loops), None, None, c.train.seed)
-            if c.data.val_loops > 0
-            else None
-        )
+        if c.data.val_loops == 0:
+            return None
+        return PhantomFrames(self._loops("val", c.data.val_loops), c.model.size, None, None, c.train.seed)
 
     def _loops(self, split: str, n: int) -> list[dict]:
         d = self.cfg.data
-        return phantom_loops(split, n, self.cfg.model.size, dict(d.phantom), d.cache_dir, d.workers)
+        return phantom_loops(split, n, dict(d.phantom), d.cache_dir, d.workers)
 
     def training_step(self, model, batch, device):
         return self.loss_fn(model(batch["image"].to(device)), batch["label"].to(device))

@@ -1,9 +1,12 @@
-"""Training data of the segmenter: phantom frames on the working grid, with scanner-style augmentation.
+"""Training data of the segmenter: phantom frames with augmentation that spans real scanners and data sets.
 
-Loops are simulated once per run (``echokdm.phantom``), mapped to the working grid by
-:class:`~echokdm.grid.SectorFit` and kept as uint8; each training sample is one random frame,
-augmented, then histogram-equalised inside its sector exactly as at inference. Every random choice is
-a function of ``(train.seed, epoch, index)``, so resumed runs see the same samples.
+Loops are simulated once per run (``echokdm.phantom``, either image-formation model) and kept as uint8 on
+their own grid. Each training sample is one random frame, shown as another scanner or data set would show it
+(field of view, echo-like synthesis from its label map, lossy coding: :mod:`echokdm.transforms.acquisition`,
+:mod:`echokdm.transforms.synth`), mapped to the working grid by :class:`~echokdm.grid.SectorFit`
+around its sector exactly as at inference, augmented on that grid, then histogram-equalised inside its
+sector. Every random choice is a function of ``(train.seed, epoch, index)``, so resumed runs see the same
+samples.
 """
 
 from __future__ import annotations
@@ -37,10 +40,12 @@ from echokdm.outputs import atomic_write
 from echokdm.phantom import sample_params, simulate, split_seeds
 from echokdm.progress import progress
 from echokdm.train.cache import cache_key
+from echokdm.transforms.acquisition import CANVAS_SIDES, RandFieldOfViewd, RandVideoCodingd
 from echokdm.transforms.intensity import RandHazed, RandShadowBandsd, RandSpeckled, RandTissueContrastd
+from echokdm.transforms.synth import RandEchoSynthesisd
 
 #: bump when the content of cached loops changes
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 @dataclass
@@ -65,6 +70,21 @@ class SegAugmentConfig:
     shadow_prob: float = option(0.3, "angular shadow/dropout bands from the apex", 0.0, 1.0)
     haze_prob: float = option(0.4, "near-field haze/clutter fading with depth")
     dropout_prob: float = option(0.2, "rectangular dropouts", 0.0, 1.0)
+    view_prob: float = option(
+        0.0,
+        "another field of view before the working grid: zoom around the apex, shift, square crop "
+        "(fan sides and bottom cut as in EchoNet-Dynamic), canvas of 112-256 px",
+        0.0,
+        1.0,
+    )
+    view_zoom: tuple[float, float] = option((0.9, 1.5), "zoom range of that view (1: the fan's depth fills the canvas)")
+    synth_prob: float = option(
+        0.0, "replace the frame by an echo-like image drawn from its label map (SynthSeg-style)", 0.0, 1.0
+    )
+    coding_prob: float = option(
+        0.0, "lossy coding before the working grid: coarser source grid and JPEG (MJPEG)", 0.0, 1.0
+    )
+    coding_quality: tuple[int, int] = option((30, 95), "JPEG quality range")
 
 
 @dataclass
@@ -76,65 +96,70 @@ class SegDataConfig:
     frames_per_loop: int = option(8, "training samples drawn from each loop per epoch (random frames)")
     phantom: dict[str, Any] = option({}, "keyword arguments of echokdm.phantom.sample_params (size, frames, ...)")
     cache_dir: str = option(
-        "", "folder caching the generated loops at working resolution (relative: inside --out); '' = none"
+        "", "folder caching the generated loops (uint8, their own grid; relative: inside --out); '' = none"
     )
     workers: int = option(1, "processes simulating phantom loops in parallel", 1, 64)
 
 
-def work_loop(seed: int, size: int, overrides: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Simulate phantom loop ``seed`` and map it to the ``size`` working grid.
+def simulate_loop(seed: int, overrides: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Simulate phantom loop ``seed`` (``sample_params`` keyword ``overrides``) on its own grid.
 
     Returns:
-        ``frames`` (T, S, S) uint8, ``labels`` (T, S, S) uint8 phantom labels (0-6: CAMUS plus RV, RA and
-        other tissue, which the augmentation needs; training targets map labels > 3 to 0), ``mask`` (S, S)
+        ``frames`` (T, H, W) uint8, ``labels`` (T, H, W) uint8 phantom labels (0-6: CAMUS plus RV, RA and
+        other tissue, which the augmentation needs; training targets map labels > 3 to 0), ``mask`` (H, W)
         bool, ``ef`` () float, ``ed`` and ``es`` frame indices.
     """
     loop = simulate(sample_params(seed, **overrides))
-    fit = SectorFit.from_mask(loop.sector_mask, size)
-    frames = fit.to_work(torch.as_tensor(np.asarray(loop.frames, np.float32))[:, None])[:, 0]
-    labels = fit.to_work(torch.as_tensor(np.asarray(loop.labels))[:, None], mode="nearest")[:, 0]
-    mask = fit.to_work(torch.as_tensor(np.asarray(loop.sector_mask), dtype=torch.float32)[None, None])[0, 0] > 0.5
     return {
-        "frames": (frames.clamp(0, 1) * 255).round().to(torch.uint8).numpy(),
-        "labels": labels.to(torch.uint8).numpy(),
-        "mask": mask.numpy(),
+        "frames": np.round(np.clip(loop.frames, 0, 1) * 255).astype(np.uint8),
+        "labels": np.asarray(loop.labels, np.uint8),
+        "mask": np.asarray(loop.sector_mask, bool),
         "ef": np.float32(loop.ef),
         "ed": np.asarray(loop.ed, np.int64),
         "es": np.asarray(loop.es, np.int64),
     }
 
 
+def to_working_grid(sample: dict[str, Any], size: int) -> dict[str, torch.Tensor]:
+    """``image``, ``label`` and ``mask`` (1, H, W) mapped to the ``size`` working grid around the sector mask,
+    as :meth:`echokdm.models.seg.LVSegmenter.prepare` maps a frame (labels nearest, mask thresholded)."""
+    mask = _plain(sample["mask"])[0] > 0.5
+    fit = SectorFit.from_mask(mask.numpy(), size)
+    return {
+        "image": fit.to_work(_plain(sample["image"]).float()[None])[0],
+        "label": fit.to_work(_plain(sample["label"]).float()[None], mode="nearest")[0],
+        "mask": (fit.to_work(mask.float()[None, None])[0] > 0.5).float(),
+    }
+
+
 def phantom_loops(
-    split: str, n: int, size: int, overrides: dict[str, Any], cache_dir: str = "", workers: int = 1
+    split: str, n: int, overrides: dict[str, Any], cache_dir: str = "", workers: int = 1
 ) -> list[dict]:
-    """``n`` loops of a phantom split on the working grid: its first seeds that the phantom accepts.
+    """``n`` loops of a phantom split: its first seeds that the phantom accepts.
 
     Args:
         split: ``train``, ``val`` or ``test``.
         n: number of loops.
-        size: working resolution.
-        overrides: keyword arguments of ``sample_params``.
+        overrides: keyword arguments of ``sample_params`` (e.g. ``frames``, ``renderers``).
         cache_dir: folder of ``.npz`` files reused across runs ('' = no cache).
         workers: processes simulating loops in parallel.
 
     Returns:
-        Loops as :func:`work_loop` returns them, in seed order (seeds whose parameters the phantom
+        Loops as :func:`simulate_loop` returns them, in seed order (seeds whose parameters the phantom
         refuses, e.g. a heart too large for the drawn sector, are skipped).
     """
-    return list(
-        progress(_accepted_loops(split, n, size, overrides, cache_dir, workers), f"phantom {split} loops", total=n)
-    )
+    return list(progress(_accepted_loops(split, n, overrides, cache_dir, workers), f"phantom {split} loops", total=n))
 
 
 def _accepted_loops(
-    split: str, n: int, size: int, overrides: dict[str, Any], cache_dir: str, workers: int
+    split: str, n: int, overrides: dict[str, Any], cache_dir: str, workers: int
 ) -> Iterator[dict[str, np.ndarray]]:
-    key = cache_key(CACHE_VERSION, size, overrides)
+    key = cache_key(CACHE_VERSION, overrides)
     done, start = 0, 0
     while done < n:
         seeds = [int(s) for s in split_seeds(split, n - done, start)]
         start += len(seeds)
-        for loop in _made_or_cached(seeds, size, overrides, cache_dir, key, workers):
+        for loop in _made_or_cached(seeds, overrides, cache_dir, key, workers):
             if loop is not None:
                 done += 1
                 yield loop
@@ -143,7 +168,7 @@ def _accepted_loops(
 class _LoopJobs(Dataset):
     """Phantom loops to simulate, as a dataset so that torch's DataLoader workers run them in parallel."""
 
-    def __init__(self, jobs: list[tuple[int, int, dict[str, Any]]]) -> None:
+    def __init__(self, jobs: list[tuple[int, dict[str, Any]]]) -> None:
         self.jobs = jobs
 
     def __len__(self) -> int:
@@ -158,12 +183,12 @@ def _as_is(item: Any) -> Any:
 
 
 def _made_or_cached(
-    seeds: list[int], size: int, overrides: dict[str, Any], cache_dir: str, key: str, workers: int
+    seeds: list[int], overrides: dict[str, Any], cache_dir: str, key: str, workers: int
 ) -> Iterator[dict[str, np.ndarray] | None]:
     """Each seed's loop (None when the phantom refuses it), from the cache or simulated (``workers``
     DataLoader processes; 1 = in this process)."""
     paths = [Path(cache_dir) / f"seg_{key}_{s}.npz" if cache_dir else None for s in seeds]
-    jobs = [(s, size, overrides) for s, p in zip(seeds, paths) if p is None or not p.is_file()]
+    jobs = [(s, overrides) for s, p in zip(seeds, paths) if p is None or not p.is_file()]
     n_workers = workers if workers > 1 and len(jobs) > 1 else 0
     made = iter(DataLoader(_LoopJobs(jobs), batch_size=None, num_workers=n_workers, collate_fn=_as_is))
     for path in paths:
@@ -178,16 +203,31 @@ def _made_or_cached(
         yield loop
 
 
-def _work_loop_job(job: tuple[int, int, dict[str, Any]]) -> dict[str, np.ndarray] | None:
+def _work_loop_job(job: tuple[int, dict[str, Any]]) -> dict[str, np.ndarray] | None:
     torch.set_num_threads(1)
     try:
-        return work_loop(*job)
+        return simulate_loop(*job)
     except InputError:  # parameters the phantom cannot render
         return None
 
 
+def acquisition(cfg: SegAugmentConfig) -> Compose:
+    """How other scanners and data sets show a frame, on the frame's own grid (before the working grid):
+    field of view, echo-like synthesis from the labels, lossy coding of ``image``/``label``/``mask`` (1, H, W)."""
+    keys = ["image", "label", "mask"]
+    return Compose(
+        [
+            RandFieldOfViewd(keys, modes=("bilinear", "nearest", "nearest"), prob=cfg.view_prob, zoom=cfg.view_zoom,
+                             sides=CANVAS_SIDES),
+            RandEchoSynthesisd("image", prob=cfg.synth_prob),
+            RandVideoCodingd("image", prob=cfg.coding_prob, quality=cfg.coding_quality),
+        ]
+    )
+
+
 def augmentation(cfg: SegAugmentConfig) -> Compose:
-    """Geometric and scanner-style intensity augmentation of ``image``/``label``/``mask`` (1, S, S)."""
+    """Geometric and scanner-style intensity augmentation of ``image``/``label``/``mask`` (1, S, S) on the
+    working grid."""
     keys = ["image", "label", "mask"]
     z0, z1 = cfg.zoom
     return Compose(
@@ -225,17 +265,26 @@ def augmentation(cfg: SegAugmentConfig) -> Compose:
 
 
 class PhantomFrames(Dataset):
-    """Single frames of working-grid loops: ``{"image": (1, S, S) float32, "label": (1, S, S) int64}``.
+    """Single frames of loops on the working grid: ``{"image": (1, S, S) float32, "label": (1, S, S) int64}``.
 
     Args:
         loops: from :func:`phantom_loops`.
+        size: working resolution.
         samples_per_loop: random frames per loop per epoch; None = every frame once, in order (validation).
-        augment: the augmentation, or None.
+        augment: (on the frame's own grid, on the working grid) augmentations, e.g. :func:`acquisition` and
+            :func:`augmentation`; None for none.
         seed: base seed of the per-sample random choices.
     """
 
-    def __init__(self, loops: list[dict], samples_per_loop: int | None, augment: Compose | None, seed: int = 0) -> None:
-        self.loops, self.samples_per_loop, self.augment, self.seed = loops, samples_per_loop, augment, seed
+    def __init__(
+        self,
+        loops: list[dict],
+        size: int,
+        samples_per_loop: int | None,
+        augment: tuple[Compose, Compose] | None,
+        seed: int = 0,
+    ) -> None:
+        self.loops, self.size, self.samples_per_loop, self.augment, self.seed = loops, size, samples_per_loop, augment, seed
         self.epoch = 0
         self.index = (
             None
@@ -263,8 +312,12 @@ class PhantomFrames(Dataset):
             "mask": torch.from_numpy(loop["mask"][None].astype(np.float32)),
         }
         if self.augment is not None:
-            self.augment.set_random_state(seed=int(rng.integers(2**31)))
-            sample = self.augment(sample)
+            self.augment[0].set_random_state(seed=int(rng.integers(2**31)))
+            sample = self.augment[0](sample)
+        sample = to_working_grid(sample, self.size)
+        if self.augment is not None:
+            self.augment[1].set_random_state(seed=int(rng.integers(2**31)))
+            sample = self.augment[1](sample)
         mask = _plain(sample["mask"]) > 0.5
         image = equalize_frames(_plain(sample["image"]).float()[None], mask[None])[0]
         label = _plain(sample["label"]).round().long()

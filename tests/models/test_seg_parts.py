@@ -12,7 +12,17 @@ from echokdm.models.seg import (
     equalize_frames,
     largest_components,
     smooth_in_time,
+    temporal_kernel,
 )
+
+
+@pytest.fixture(scope="module")
+def tiny_segmenter():
+    from echokdm.models.seg import LVSegmenter, SegModelConfig, build_network
+
+    torch.manual_seed(0)
+    cfg = SegModelConfig(size=32, channels=(4, 8), strides=(2,), num_res_units=0)
+    return LVSegmenter(build_network(cfg), cfg)
 
 
 def _fan(h=90, w=120):
@@ -63,6 +73,35 @@ def test_temporal_smoothing_and_jitter():
     beat = 100 + 20 * np.sin(np.linspace(0, 2 * np.pi, 30))
     flicker = beat + 10 * (np.arange(30) % 2)
     assert area_jitter(beat) < 0.01 < area_jitter(flicker)
+
+
+@pytest.mark.parametrize(
+    "frame_time,expected",
+    [(None, (0.25, 0.5, 0.25)), (125.0, (1.0,)), (100.0, (1.0,)), (33.3, None), (10.0, None)],
+)
+def test_temporal_kernel_is_set_in_milliseconds(frame_time, expected):
+    k = temporal_kernel(frame_time)
+    assert sum(k) == pytest.approx(1.0) and len(k) % 2 == 1
+    if expected is not None:
+        assert k == pytest.approx(expected)
+    elif frame_time == 33.3:  # a 30 frames/s loop: neighbours weigh a little
+        assert len(k) == 3 and 0.02 < k[0] < 0.15
+    else:  # 100 frames/s: the same 15 ms spans several frames
+        assert len(k) >= 5 and k[len(k) // 2] < 0.5
+    assert temporal_kernel(33.3, sigma_ms=0.0) == (1.0,)
+
+
+def test_a_clip_at_8_frames_per_second_is_not_blended(tiny_segmenter):
+    """At 125 ms per frame ED and ES are neighbours: smoothing in frames would mix them, smoothing in ms does not."""
+    rng = np.random.default_rng(0)
+    frames = rng.random((6, 64, 64)).astype(np.float32)
+    out = tiny_segmenter(frames, sector_mask=np.ones((64, 64), bool), frame_time_ms=125.0)
+    assert out.temporal_kernel == (1.0,)
+    single = [tiny_segmenter(f[None], sector_mask=np.ones((64, 64), bool), frame_time_ms=125.0).probabilities[0]
+              for f in frames]
+    assert torch.allclose(out.probabilities, torch.stack(single), atol=1e-5)
+    blended = tiny_segmenter(frames, sector_mask=np.ones((64, 64), bool))  # no frame time: the untimed kernel
+    assert blended.temporal_kernel == (0.25, 0.5, 0.25) and not torch.allclose(blended.probabilities, out.probabilities)
 
 
 def test_largest_components_keeps_one_filled_cavity():
