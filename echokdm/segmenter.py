@@ -25,11 +25,13 @@ class Segmenter(Protocol):
         sector_mask: np.ndarray,
         spacing_mm: tuple[float, float] | None = None,
         atlas: tuple[np.ndarray, np.ndarray] | None = None,
+        frame_time_ms: float | None = None,
     ) -> np.ndarray:
         """(N, H, W) float32 frames in [0, 1] (consecutive when N > 1) -> (N, H, W) uint8 label maps.
 
         ``sector_mask`` is the (H, W) bool fan, ``spacing_mm`` the (dy, dx) pixel spacing or None; ``atlas`` a
-        labelled frame of the same loop, (image (H, W), labels (H, W)). Segmenters may ignore the last two.
+        labelled frame of the same loop, (image (H, W), labels (H, W)); ``frame_time_ms`` the time between
+        consecutive frames or None. Segmenters may ignore the last three.
         """
 
 
@@ -57,5 +59,6 @@ class BuiltinSegmenter:
         sector_mask: np.ndarray,
         spacing_mm: tuple[float, float] | None = None,
         atlas: tuple[np.ndarray, np.ndarray] | None = None,
+        frame_time_ms: float | None = None,
     ) -> np.ndarray:
-        return self.model(np.asarray(frames, dtype=np.float32), sector_mask=sector_mask).labels
+        return self.model(np.asarray(frames, dtype=np.float32), sector_mask=sector_mask, frame_time_ms=frame_time_ms).labels

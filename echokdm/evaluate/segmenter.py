@@ -42,6 +42,7 @@ class AtlasSegmenter:
         sector_mask: np.ndarray,
         spacing_mm: tuple[float, float] | None = None,
         atlas: tuple[np.ndarray, np.ndarray] | None = None,
+        frame_time_ms: float | None = None,
     ) -> np.ndarray:
         if atlas is None:
             raise InputError("the atlas segmenter needs a labelled atlas frame")

@@ -128,7 +128,9 @@ class KDMPredictor:
         with clock("segment"):
             labels = inp.labels
             if labels is None:
-                labels = camus_labels(self.segmenter(inp.frames, sector_mask=inp.sector, spacing_mm=inp.spacing))
+                labels = camus_labels(self.segmenter(
+                    inp.frames, sector_mask=inp.sector, spacing_mm=inp.spacing, frame_time_ms=inp.meta.get("frame_time_ms")
+                ))
         with clock("keypoints"):
             study = find_study(inp, labels, lambda: self.prior)
         source = inp.frames[study.source_frame]

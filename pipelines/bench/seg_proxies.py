@@ -297,7 +297,7 @@ def _evaluate_truth(echonet: Path, weights: str, report: Path) -> dict:
     import pandas as pd
 
     from echokdm.evaluate.report import run_evaluation
-    from echokdm.evaluate.segmenter import BuiltinSegmenter
+    from echokdm.segmenter import BuiltinSegmenter
 
     run_evaluation(str(echonet), report, predictors=["truth"], task="es", n_keypoints=20,
                    segmenter=BuiltinSegmenter(weights=weights), overwrite=True)

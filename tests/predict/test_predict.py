@@ -27,7 +27,7 @@ class NearestFrameSegmenter:
     def __init__(self, frames: np.ndarray, labels: np.ndarray) -> None:
         self.frames, self.labels = frames.astype(np.float32) / 255, labels
 
-    def __call__(self, frames, *, sector_mask, spacing_mm=None, atlas=None):
+    def __call__(self, frames, *, sector_mask, spacing_mm=None, atlas=None, frame_time_ms=None):
         idx = [int(np.argmin(((self.frames - f) ** 2).mean(axis=(1, 2)))) for f in frames]
         return self.labels[idx]
 
