@@ -61,4 +61,5 @@ class BuiltinSegmenter:
         atlas: tuple[np.ndarray, np.ndarray] | None = None,
         frame_time_ms: float | None = None,
     ) -> np.ndarray:
-        return self.model(np.asarray(frames, dtype=np.float32), sector_mask=sector_mask, frame_time_ms=frame_time_ms).labels
+        out = self.model(np.asarray(frames, dtype=np.float32), sector_mask=sector_mask, frame_time_ms=frame_time_ms)
+        return out.labels

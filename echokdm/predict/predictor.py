@@ -128,9 +128,11 @@ class KDMPredictor:
         with clock("segment"):
             labels = inp.labels
             if labels is None:
-                labels = camus_labels(self.segmenter(
-                    inp.frames, sector_mask=inp.sector, spacing_mm=inp.spacing, frame_time_ms=inp.meta.get("frame_time_ms")
-                ))
+                frame_time_ms = inp.meta.get("frame_time_ms")
+                seg = self.segmenter(
+                    inp.frames, sector_mask=inp.sector, spacing_mm=inp.spacing, frame_time_ms=frame_time_ms
+                )
+                labels = camus_labels(seg)
         with clock("keypoints"):
             study = find_study(inp, labels, lambda: self.prior)
         source = inp.frames[study.source_frame]

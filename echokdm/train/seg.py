@@ -63,7 +63,8 @@ class SegTask(TrainTask):
         """Augmented random frames of the training loops."""
         c = self.cfg
         augment = (acquisition(c.augment), augmentation(c.augment))
-        return PhantomFrames(self._loops("train", c.data.train_loops), c.model.size, c.data.frames_per_loop, augment, c.train.seed)
+        loops = self._loops("train", c.data.train_loops)
+        return PhantomFrames(loops, c.model.size, c.data.frames_per_loop, augment, c.train.seed)
 
     def val_dataset(self) -> PhantomFrames | None:
         """Every frame of the validation loops, as at inference."""

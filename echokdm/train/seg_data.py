@@ -284,7 +284,8 @@ class PhantomFrames(Dataset):
         augment: tuple[Compose, Compose] | None,
         seed: int = 0,
     ) -> None:
-        self.loops, self.size, self.samples_per_loop, self.augment, self.seed = loops, size, samples_per_loop, augment, seed
+        self.loops, self.size, self.samples_per_loop = loops, size, samples_per_loop
+        self.augment, self.seed = augment, seed
         self.epoch = 0
         self.index = (
             None

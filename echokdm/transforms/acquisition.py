@@ -84,13 +84,19 @@ class RandFieldOfView(RandomizableTransform):
         dy = self.R.uniform(-0.02, self.shift)
         if self.R.uniform() < self.apex_cut_prob:
             dy = -self.R.uniform(0.03, 0.12)
-        kr, kc = (np.flatnonzero(keep.any(1)), np.flatnonzero(keep.any(0))) if keep is not None and keep.any() else (None, None)
+        kr, kc = (
+            (np.flatnonzero(keep.any(1)), np.flatnonzero(keep.any(0)))
+            if keep is not None and keep.any()
+            else (None, None)
+        )
         for _ in range(30):
             scale = zoom * side / depth
             top, left = ar - dy * side / scale, ac - (0.5 + dx) * side / scale
             if kr is None or (
-                kr[0] * scale - top * scale >= 1 and (kr[-1] - top) * scale <= side - 2
-                and (kc[0] - left) * scale >= 1 and (kc[-1] - left) * scale <= side - 2
+                kr[0] * scale - top * scale >= 1
+                and (kr[-1] - top) * scale <= side - 2
+                and (kc[0] - left) * scale >= 1
+                and (kc[-1] - left) * scale <= side - 2
             ):
                 break
             zoom, dx, dy = zoom * 0.95, dx * 0.8, max(dy, 0.0) * 0.8
@@ -125,7 +131,9 @@ class RandVideoCoding(RandomizableTransform):
         source_scale: range of the source grid's size relative to the frame (1 = no resampling).
     """
 
-    def __init__(self, prob: float = 0.5, quality: tuple[int, int] = (30, 95), source_scale: tuple[float, float] = (0.5, 1.0)) -> None:
+    def __init__(
+        self, prob: float = 0.5, quality: tuple[int, int] = (30, 95), source_scale: tuple[float, float] = (0.5, 1.0)
+    ) -> None:
         RandomizableTransform.__init__(self, prob)
         self.quality, self.source_scale = quality, source_scale
         self._q, self._s = 90, 1.0

@@ -89,7 +89,9 @@ class RandEchoSynthesis(RandomizableTransform):
         lv[0] = 0.7 * R.uniform() ** 2  # around the heart: mostly dark (lung, fluid), sometimes bright tissue
         return lv
 
-    def __call__(self, img: torch.Tensor, label: torch.Tensor, mask: torch.Tensor, randomize: bool = True) -> torch.Tensor:
+    def __call__(
+        self, img: torch.Tensor, label: torch.Tensor, mask: torch.Tensor, randomize: bool = True
+    ) -> torch.Tensor:
         """Args: img, label, mask (1, H, W). Returns: (1, H, W) float32 tensor in [0, 1]."""
         if randomize:
             self.randomize(None)
@@ -121,8 +123,12 @@ class RandEchoSynthesis(RandomizableTransform):
         # display domain (after log compression): speckle adds, more on brighter tissue
         out = base + R.uniform(0.06, 0.22) * log_speckle * (0.25 + base)
         depth = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None]
-        out += R.uniform(-0.25, 0.1) * depth + R.uniform(0.0, 0.12) * _smooth(R, (h, w), max(h, w) / 5)  # TGC, gain field
-        out += R.uniform(0.0, 0.35) * np.exp(-depth / R.uniform(0.05, 0.3)) * np.abs(_smooth(R, (h, w), 3.0))  # near-field haze
+        out += R.uniform(-0.25, 0.1) * depth + R.uniform(0.0, 0.12) * _smooth(
+            R, (h, w), max(h, w) / 5
+        )  # TGC, gain field
+        out += (
+            R.uniform(0.0, 0.35) * np.exp(-depth / R.uniform(0.05, 0.3)) * np.abs(_smooth(R, (h, w), 3.0))
+        )  # near-field haze
         out = np.clip(out, 0, 1) ** R.uniform(0.7, 1.5)
         out[~fan] = 0.0
         return torch.from_numpy(out[None].astype(np.float32))
@@ -140,8 +146,15 @@ class RandEchoSynthesisd(RandomizableTransform, MapTransform):
         kwargs: :class:`RandEchoSynthesis` arguments.
     """
 
-    def __init__(self, keys: KeysCollection, label_key: str = "label", mask_key: str = "mask", prob: float = 0.5,
-                 allow_missing_keys: bool = False, **kwargs) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        label_key: str = "label",
+        mask_key: str = "mask",
+        prob: float = 0.5,
+        allow_missing_keys: bool = False,
+        **kwargs,
+    ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, prob)
         self.synth = RandEchoSynthesis(prob=1.0, **kwargs)

@@ -60,14 +60,21 @@ def echonet_view(loop, rng: np.random.Generator):
     scale = ECHONET / side
     m = np.array([[scale, 0, -left * scale], [0, scale, -top * scale]], np.float64)
     blur = max(0.0, 0.5 / scale - 0.5)  # anti-alias before down-sampling
-    frames = np.stack([
-        cv2.warpAffine(cv2.GaussianBlur(f, (0, 0), blur) if blur > 0 else f, m, (ECHONET, ECHONET),
-                       flags=cv2.INTER_LINEAR, borderValue=0.0)
-        for f in loop.frames.astype(np.float32)
-    ])
-    labels = np.stack([
-        cv2.warpAffine(lab, m, (ECHONET, ECHONET), flags=cv2.INTER_NEAREST, borderValue=0) for lab in loop.labels
-    ])
+    frames = np.stack(
+        [
+            cv2.warpAffine(
+                cv2.GaussianBlur(f, (0, 0), blur) if blur > 0 else f,
+                m,
+                (ECHONET, ECHONET),
+                flags=cv2.INTER_LINEAR,
+                borderValue=0.0,
+            )
+            for f in loop.frames.astype(np.float32)
+        ]
+    )
+    labels = np.stack(
+        [cv2.warpAffine(lab, m, (ECHONET, ECHONET), flags=cv2.INTER_NEAREST, borderValue=0) for lab in loop.labels]
+    )
     return frames, labels, (scale, top, left)
 
 
@@ -118,7 +125,9 @@ def make(out: Path, n: int, renderer: str | None) -> None:
         name = echonet_name(seed)
         write_avi(out / "echonet" / "Videos" / f"{name}.avi", frames[keep], fps, int(rng.integers(50, 91)))
         np.save(out / "echonet" / "Labels" / f"{name}.npy", labels[keep])
-        fl.append(f"{name},{loop.ef:.3f},{loop.esv:.3f},{loop.edv:.3f},{ECHONET},{ECHONET},{fps:.4f},{len(keep)},{ECHONET_SPLITS['test']}")
+        fl.append(
+            f"{name},{loop.ef:.3f},{loop.esv:.3f},{loop.edv:.3f},{ECHONET},{ECHONET},{fps:.4f},{len(keep)},{ECHONET_SPLITS['test']}"
+        )
         ed = int(loop.ed[0] // step)
         es = int(next(e for e in loop.es if e > loop.ed[0]) // step)
         mids = np.asarray(loop.params["mitral_annulus_mid_px"], dtype=np.float64)
@@ -140,13 +149,17 @@ def make(out: Path, n: int, renderer: str | None) -> None:
         keep = np.arange(start, start + step * CLIP_FRAMES, step)[:CLIP_FRAMES]
         keep = keep[keep < frames.shape[0]]
         name = echonet_name(seed)
-        write_avi(out / "clips" / f"{name}.avi", frames[keep], 1000.0 / (loop.frame_time_ms * step), int(rng.integers(50, 91)))
+        write_avi(
+            out / "clips" / f"{name}.avi", frames[keep], 1000.0 / (loop.frame_time_ms * step), int(rng.integers(50, 91))
+        )
         np.save(out / "clips" / f"{name}_labels.npy", labels[keep])
         rows.append({"name": name, "ef": round(loop.ef, 3), "frames": len(keep)})
     (out / "clips" / "clips.json").write_text(json.dumps(rows, indent=1))
     # phantom/: the default phantom as DICOM cines
     od = OutputDir(out / "phantom", overwrite=True)
-    write_manifest(od, [write_dicom_loop(od, f"test{seed:07d}", loop, "test", ddf=False) for seed, loop in _loops(n, renderer)])
+    write_manifest(
+        od, [write_dicom_loop(od, f"test{seed:07d}", loop, "test", ddf=False) for seed, loop in _loops(n, renderer)]
+    )
     print(f"wrote {n} loops per set to {out}")
 
 
@@ -252,8 +265,12 @@ def real_consistency(segmenter) -> dict:
         m = np.array([[scale, 0, -((cols[0] + cols[-1]) / 2 - side / 2) * scale], [0, scale, -rows[0] * scale]])
         full = segmenter(loop).labels
         with tempfile.TemporaryDirectory() as tmp:
-            crop = np.stack([cv2.warpAffine(cv2.GaussianBlur(f, (0, 0), 0.5 / scale), m, (ECHONET, ECHONET))
-                             for f in loop[0].numpy()])
+            crop = np.stack(
+                [
+                    cv2.warpAffine(cv2.GaussianBlur(f, (0, 0), 0.5 / scale), m, (ECHONET, ECHONET))
+                    for f in loop[0].numpy()
+                ]
+            )
             write_avi(Path(tmp) / "crop.avi", crop, 1000.0 / (loop.meta.get("frame_time_ms") or 33.3), 70)
             small = load_cine(Path(tmp) / "crop.avi")
         labels = segmenter(small).labels
@@ -299,8 +316,15 @@ def _evaluate_truth(echonet: Path, weights: str, report: Path) -> dict:
     from echokdm.evaluate.report import run_evaluation
     from echokdm.segmenter import BuiltinSegmenter
 
-    run_evaluation(str(echonet), report, predictors=["truth"], task="es", n_keypoints=20,
-                   segmenter=BuiltinSegmenter(weights=weights), overwrite=True)
+    run_evaluation(
+        str(echonet),
+        report,
+        predictors=["truth"],
+        task="es",
+        n_keypoints=20,
+        segmenter=BuiltinSegmenter(weights=weights),
+        overwrite=True,
+    )
     s = pd.read_csv(report / "scores.csv")
     return {"dice": _bootstrap(s.dice.to_numpy()), "ef_err": _bootstrap(s.ef_err.dropna().to_numpy())}
 
@@ -314,8 +338,10 @@ def _print(results: dict, weights: str) -> None:
     print("|---|---|---|---|---|---|---|")
     for name in ("echonet", "clips", "phantom"):
         r = results[name]
-        print(f"| {name} | {r['n']} | {f(r['dice'])} | {f(r.get('ef_mae'), 1)} | {f(r.get('ef_bias'), 1)} | "
-              f"{r.get('ef_r', float('nan')):.2f} | {r['without_ed_es']} |")
+        print(
+            f"| {name} | {r['n']} | {f(r['dice'])} | {f(r.get('ef_mae'), 1)} | {f(r.get('ef_bias'), 1)} | "
+            f"{r.get('ef_r', float('nan')):.2f} | {r['without_ed_es']} |"
+        )
     for name, r in results.get("real", {}).items():
         ef = " / ".join("-" if r[k] is None else f"{r[k]:.1f}" for k in ("ef_full", "ef_crop"))
         print(f"| real {name}: full vs 112-px crop | | {r['dice_full_vs_crop']:.3f} (agreement) | EF {ef} | | | |")

@@ -32,8 +32,11 @@ def _sample(seed: int = 0) -> dict[str, torch.Tensor]:
     fan, lab = _fan()
     rng = np.random.default_rng(seed)
     img = (0.2 + 0.5 * (lab == 2) + 0.1 * rng.random(fan.shape)) * fan
-    return {"image": torch.tensor(img[None], dtype=torch.float32), "label": torch.tensor(lab[None], dtype=torch.float32),
-            "mask": torch.tensor(fan[None], dtype=torch.float32)}
+    return {
+        "image": torch.tensor(img[None], dtype=torch.float32),
+        "label": torch.tensor(lab[None], dtype=torch.float32),
+        "mask": torch.tensor(fan[None], dtype=torch.float32),
+    }
 
 
 def test_fan_apex_is_the_top_centre_of_the_mask():
@@ -44,7 +47,9 @@ def test_fan_apex_is_the_top_centre_of_the_mask():
 @pytest.mark.parametrize("seed", range(6))
 def test_view_zooms_into_the_fan_and_keeps_the_lv_whole(seed):
     d = _sample()
-    t = RandFieldOfViewd(["image", "label", "mask"], modes=("bilinear", "nearest", "nearest"), prob=1.0, zoom=(1.3, 1.6))
+    t = RandFieldOfViewd(
+        ["image", "label", "mask"], modes=("bilinear", "nearest", "nearest"), prob=1.0, zoom=(1.3, 1.6)
+    )
     t.set_random_state(seed)
     out = t(d)
     side = out["image"].shape[-1]
