@@ -14,7 +14,7 @@ from echokdm.errors import InputError
 @click.option("--sample", is_flag=True, help="Describe the bundled sample loop (a real SonoSite cine).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema: data_specs/info.schema.json).")
 def command(file: str | None, sample: bool, as_json: bool) -> None:
-    """Describe FILE: a DICOM cine, NIfTI/MHD sequence, AVI, or folder of PNG/JPEG frames."""
+    """Describe FILE: a DICOM cine, NIfTI/MHD sequence, AVI/MP4/GIF video, or folder of PNG/JPEG frames."""
     from echokdm.data import sample_path
     from echokdm.io.info import cine_info
     from echokdm.outputs import json_text

@@ -17,7 +17,11 @@ from echokdm.defaults import DEFAULT_STEPS
 
 @click.command("predict")
 @click.option(
-    "--dicom", "cine", type=click.Path(readable=False), default=None, help="Cine loop (DICOM, or NIfTI/AVI/frames)."
+    "--dicom",
+    "cine",
+    type=click.Path(readable=False),
+    default=None,
+    help="Cine loop (DICOM, or NIfTI/AVI/MP4/GIF/frames).",
 )
 @click.option("--sample", is_flag=True, help="Use the bundled sample loop (a real SonoSite cine) instead of --dicom.")
 @click.option("--phase", type=click.Choice(["es", "ed"]), default=None,

@@ -9,7 +9,11 @@ from echokdm.defaults import SEG_WEIGHTS
 
 @click.command("segment")
 @click.option(
-    "--dicom", "cine", required=True, type=click.Path(readable=False), help="Cine loop (DICOM, or NIfTI/AVI/frames)."
+    "--dicom",
+    "cine",
+    required=True,
+    type=click.Path(readable=False),
+    help="Cine loop (DICOM, or NIfTI/AVI/MP4/GIF/frames).",
 )
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--weights", default=SEG_WEIGHTS, show_default=True, help="Shipped weights name or a model.safetensors.")

@@ -1,4 +1,4 @@
-"""One entry point for cine loops of any supported kind: DICOM, NIfTI/MHD, AVI, PNG/JPEG frames.
+"""One entry point for cine loops of any supported kind: DICOM, NIfTI/MHD, AVI/MP4/GIF, PNG/JPEG frames.
 
 :func:`read_cine` gives 8-bit frames (memory stays at one byte per pixel until a caller converts);
 :func:`load_cine` gives the (1, T, H, W) float32 ``MetaTensor`` in [0, 1] that the transforms use, and
@@ -43,7 +43,7 @@ def read_cine(path: str | os.PathLike, blank_outside_sector: bool = True) -> tup
     """Read a cine loop as 8-bit grey frames with its metadata, sector mask and calibrated spacing.
 
     Args:
-        path: a DICOM file, NIfTI/MHD image sequence, AVI video, PNG/JPEG image or folder of frames.
+        path: a DICOM file, NIfTI/MHD image sequence, AVI/MP4/GIF video, PNG/JPEG image or folder of frames.
         blank_outside_sector: set pixels outside the sector (text, ECG, UI) to 0.
 
     Returns:
