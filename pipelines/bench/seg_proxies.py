@@ -176,12 +176,14 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _segment(path: Path, segmenter):
-    """What ``echokdm segment`` measures: labels of every frame, EF of the loop (None when unmeasurable)."""
+    """What ``echokdm segment`` measures: labels of every frame, EF of the loop (None when unmeasurable), and
+    the loop's frame time (ms)."""
     from echokdm.io import load_cine
 
     loop = load_cine(path)
     labels = segmenter(loop).labels
-    return labels, _loop_ef(labels, loop.meta.get("frame_time_ms"))
+    frame_time = loop.meta.get("frame_time_ms")
+    return labels, _loop_ef(labels, frame_time), frame_time
 
 
 def score(data: Path, weights: str, report: Path | None, flip_tta: bool = False) -> dict:
@@ -197,39 +199,42 @@ def score(data: Path, weights: str, report: Path | None, flip_tta: bool = False)
     # echonet/: Dice at the traced frames, EF of the loop
     fl = pd.read_csv(data / "echonet" / "FileList.csv")
     vt = pd.read_csv(data / "echonet" / "VolumeTracings.csv")
-    dice, err, found = [], [], 0
+    dice, err, found, floor = [], [], 0, []
     for r in fl.itertuples(index=False):
-        labels, ef = _segment(data / "echonet" / "Videos" / f"{r.FileName}.avi", segmenter)
+        labels, ef, frame_time = _segment(data / "echonet" / "Videos" / f"{r.FileName}.avi", segmenter)
         truth = np.load(data / "echonet" / "Labels" / f"{r.FileName}.npy")
         for frame in vt[vt.FileName == f"{r.FileName}.avi"].Frame.unique():
             dice.append(_dice(labels[frame] == 1, truth[frame] == 1))
         if ef is not None:
             found += 1
             err.append(ef - r.EF)
-    results["echonet"] = _table(dice, err, found, len(fl), fl.EF.to_numpy())
+        floor.append(_floor(truth, frame_time, r.EF))
+    results["echonet"] = _table(dice, err, found, len(fl), fl.EF.to_numpy(), floor)
     # clips/
     rows = json.loads((data / "clips" / "clips.json").read_text())
-    dice, err, found, efs = [], [], 0, []
+    dice, err, found, efs, floor = [], [], 0, [], []
     for row in rows:
-        labels, ef = _segment(data / "clips" / f"{row['name']}.avi", segmenter)
+        labels, ef, frame_time = _segment(data / "clips" / f"{row['name']}.avi", segmenter)
         truth = np.load(data / "clips" / f"{row['name']}_labels.npy")
         dice.extend(_dice(a == 1, b == 1) for a, b in zip(labels, truth, strict=True))
         if ef is not None:
             found += 1
             err.append(ef - row["ef"])
             efs.append(row["ef"])
-    results["clips"] = _table(dice, err, found, len(rows), np.array(efs))
+        floor.append(_floor(truth, frame_time, row["ef"]))
+    results["clips"] = _table(dice, err, found, len(rows), np.array(efs), floor)
     # phantom/
     man = pd.read_csv(data / "phantom" / "manifest.csv")
-    dice, err, found = [], [], 0
+    dice, err, found, floor = [], [], 0, []
     for r in man.itertuples(index=False):
-        labels, ef = _segment(data / "phantom" / r.path, segmenter)
+        labels, ef, frame_time = _segment(data / "phantom" / r.path, segmenter)
         truth = read_segmentation(data / "phantom" / r.path.replace(".dcm", "_label.nii.gz"))
         dice.extend(_dice(a == 1, b == 1) for a, b in zip(labels, truth, strict=True))
         if ef is not None:
             found += 1
             err.append(ef - r.ef)
-    results["phantom"] = _table(dice, err, found, len(man), man.ef.to_numpy())
+        floor.append(_floor(truth, frame_time, r.ef))
+    results["phantom"] = _table(dice, err, found, len(man), man.ef.to_numpy(), floor)
     results["real"] = real_consistency(segmenter)
     results["seconds"] = round(time.perf_counter() - t0, 1)
     if report is not None:
@@ -298,9 +303,20 @@ def _loop_ef(labels: np.ndarray, frame_time_ms: float | None) -> float | None:
     return ef
 
 
-def _table(dice: list, err: list, found: int, n: int, true_ef: np.ndarray) -> dict:
+def _floor(truth: np.ndarray, frame_time_ms: float | None, true_ef: float) -> float:
+    """EF error of the true label maps through the same measurement: what sampling and measurement cost a
+    perfect segmenter (nan when even the true maps show no ED and ES)."""
+    ef = _loop_ef(truth.astype(np.uint8), frame_time_ms)
+    return float("nan") if ef is None else ef - true_ef
+
+
+def _table(dice: list, err: list, found: int, n: int, true_ef: np.ndarray, floor: list) -> dict:
     e = np.asarray(err, dtype=np.float64)
+    fl = np.asarray(floor, dtype=np.float64)
+    fl = fl[np.isfinite(fl)]
     out = {"n": n, "without_ed_es": n - found, "dice": _bootstrap(np.asarray(dice))}
+    if len(fl):
+        out["floor_mae"], out["floor_bias"] = float(np.abs(fl).mean()), float(fl.mean())
     if len(e):
         out["ef_mae"] = _bootstrap(np.abs(e))
         out["ef_bias"] = _bootstrap(e)
@@ -334,20 +350,21 @@ def _print(results: dict, weights: str) -> None:
         return f"{v[0]:.{d}f} [{v[1]:.{d}f}, {v[2]:.{d}f}]" if isinstance(v, tuple) else "-"
 
     print(f"weights {weights}   ({results['seconds']} s)")
-    print("| set | loops | LV Dice | EF MAE | EF bias | r | without ED/ES |")
-    print("|---|---|---|---|---|---|---|")
+    print("| set | loops | LV Dice | EF MAE | EF bias | r | without ED/ES | true labels: EF MAE (bias) |")
+    print("|---|---|---|---|---|---|---|---|")
     for name in ("echonet", "clips", "phantom"):
         r = results[name]
         print(
             f"| {name} | {r['n']} | {f(r['dice'])} | {f(r.get('ef_mae'), 1)} | {f(r.get('ef_bias'), 1)} | "
-            f"{r.get('ef_r', float('nan')):.2f} | {r['without_ed_es']} |"
+            f"{r.get('ef_r', float('nan')):.2f} | {r['without_ed_es']} | "
+            f"{r.get('floor_mae', float('nan')):.1f} ({r.get('floor_bias', float('nan')):+.1f}) |"
         )
     for name, r in results.get("real", {}).items():
         ef = " / ".join("-" if r[k] is None else f"{r[k]:.1f}" for k in ("ef_full", "ef_crop"))
-        print(f"| real {name}: full vs 112-px crop | | {r['dice_full_vs_crop']:.3f} (agreement) | EF {ef} | | | |")
+        print(f"| real {name}: full vs 112-px crop | | {r['dice_full_vs_crop']:.3f} (agreement) | EF {ef} | | | | |")
     if "evaluate_truth" in results:
         e = results["evaluate_truth"]
-        print(f"| echonet, evaluate truth (ED/ES frames alone) | | {f(e['dice'])} | {f(e['ef_err'], 1)} | | | |")
+        print(f"| echonet, evaluate truth (ED/ES frames alone) | | {f(e['dice'])} | {f(e['ef_err'], 1)} | | | | |")
 
 
 def main() -> None:
