@@ -11,14 +11,23 @@ echokdm train seg --config pipelines/configs/seg.yaml --out runs/seg_a4c
 echokdm train seg --config pipelines/configs/seg_finetune.yaml --out runs/seg_a4c_ft
 echokdm train seg --config pipelines/configs/seg_finetune2.yaml --out runs/seg_a4c_ft2
 echokdm train seg --config pipelines/configs/seg_finetune3.yaml --out runs/seg_a4c_ft3
+# 1b. stage 5 (issue #19, real scanners): both phantom renderers, other fields of view, lossy video coding.
+#    ~15 min wall on 2 cores (126 loops simulated first, ~10 min when the cache is cold).
+echokdm train seg --config pipelines/configs/seg_real.yaml --out runs/seg_a4c_real
 
 # 2. ship: fp16 copy + manifest sha256 + model-card file table
-python -c "from echokdm import weights; print(weights.export('runs/seg_a4c_ft3/best.safetensors', 'seg_a4c', \
+python -c "from echokdm import weights; print(weights.export('runs/seg_a4c_real/best.safetensors', 'seg_a4c', \
   'LV cavity / LV myocardium / LA segmenter for apical 4-chamber cines (MONAI UNet, 128x128 working grid)'))"
 
-# 3. check: held-out phantom test split, speed, the real SonoSite loop
+# 3. check: held-out phantom test split, speed, the proxies of the real acceptance sets (EchoNet-like 112-px
+#    loops and 8-frames/s clips of both renderers, agreement on the two real loops), the real loops
 python pipelines/bench/seg_eval.py --n 20 --threads 1
 python pipelines/bench/seg_speed.py
+python pipelines/bench/seg_proxies.py make --out runs/proxies --n 20
+python pipelines/bench/seg_proxies.py make --out runs/proxies_cole --n 20 --renderer cole
+python pipelines/bench/seg_proxies.py score --data runs/proxies --weights seg_a4c --report runs/proxies_eval
+python pipelines/bench/seg_proxies.py score --data runs/proxies_cole --weights seg_a4c
+python pipelines/bench/seg_real_figure.py --out docs/seg_real "stage 4=runs/seg_a4c_ft3/best.safetensors" "stage 5=seg_a4c"
 echokdm segment --dicom "$(python -c 'from pydicom.data import get_testdata_file as f; print(f("examples_ybr_color.dcm"))')" \
   --out runs/seg_sonosite --overwrite
 cp runs/seg_sonosite/overlay.gif docs/seg_sonosite_overlay.gif

@@ -247,12 +247,31 @@ def score(data: Path, weights: str, report: Path | None, flip_tta: bool = False)
 REAL_LOOPS = (("sonosite", "examples_ybr_color.dcm", 0.75), ("acuson", "/work/shared/data/real/acuson_a4c.dcm", 0.8))
 
 
+def echonet_crop(loop, keep: float):
+    """The loop as EchoNet-Dynamic would store it: a square crop from the fan's apex down ``keep`` of its depth,
+    112x112, MJPEG at quality 70. Returns the cropped loop (read back from the AVI) and the 2x3 affine matrix
+    from the loop's grid to the crop's."""
+    import tempfile
+
+    from echokdm.io import load_cine
+
+    mask = loop.meta["sector_mask"]
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    side = (rows[-1] - rows[0]) * keep
+    scale = ECHONET / side
+    m = np.array([[scale, 0, -((cols[0] + cols[-1]) / 2 - side / 2) * scale], [0, scale, -rows[0] * scale]])
+    crop = np.stack(
+        [cv2.warpAffine(cv2.GaussianBlur(f, (0, 0), 0.5 / scale), m, (ECHONET, ECHONET)) for f in loop[0].numpy()]
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        write_avi(Path(tmp) / "crop.avi", crop, 1000.0 / (loop.meta.get("frame_time_ms") or 33.3), 70)
+        return load_cine(Path(tmp) / "crop.avi"), m
+
+
 def real_consistency(segmenter) -> dict:
     """Each real loop segmented at full resolution and as a 112-px EchoNet-like crop (MJPEG q 70): LV Dice of
     the crop's masks against the full-resolution masks mapped onto the crop, and both EFs. No labels exist:
     agreement is necessary for a segmenter that works on EchoNet-format studies, not proof that it does."""
-    import tempfile
-
     from pydicom.data import get_testdata_file
 
     from echokdm.io import load_cine
@@ -263,21 +282,8 @@ def real_consistency(segmenter) -> dict:
         if not path.exists():
             continue
         loop = load_cine(path)
-        mask = loop.meta["sector_mask"]
-        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-        side = (rows[-1] - rows[0]) * keep
-        scale = ECHONET / side
-        m = np.array([[scale, 0, -((cols[0] + cols[-1]) / 2 - side / 2) * scale], [0, scale, -rows[0] * scale]])
+        small, m = echonet_crop(loop, keep)
         full = segmenter(loop).labels
-        with tempfile.TemporaryDirectory() as tmp:
-            crop = np.stack(
-                [
-                    cv2.warpAffine(cv2.GaussianBlur(f, (0, 0), 0.5 / scale), m, (ECHONET, ECHONET))
-                    for f in loop[0].numpy()
-                ]
-            )
-            write_avi(Path(tmp) / "crop.avi", crop, 1000.0 / (loop.meta.get("frame_time_ms") or 33.3), 70)
-            small = load_cine(Path(tmp) / "crop.avi")
         labels = segmenter(small).labels
         mapped = np.stack([cv2.warpAffine(lab, m, (ECHONET, ECHONET), flags=cv2.INTER_NEAREST) for lab in full])
         out[name] = {
