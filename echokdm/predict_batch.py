@@ -206,7 +206,7 @@ def predict_batch(
     rows = read_manifest(manifest) if manifest is not None else []
     paths = [v for r in rows if not r.error for v in (r.dicom, r.options.get("keypoints"), r.options.get("seg"))]
     OutputDir.check(out, resume=True, inputs=[manifest, *paths])
-    remote, found = None, {}
+    remote, found, out_dir, locks = None, {}, None, []
     ctx = init_distributed("cuda" if str(device).startswith("cuda") else "cpu")
     try:
         out_dir, locks = _lock_batch(out, ctx)
@@ -262,10 +262,11 @@ def predict_batch(
             out_dir.write_text(state.relative_to(out_dir.path), _one_line(failed[row.study_id]) + "\n")
         ctx.barrier()
         summary = write_summary(out_dir, rows, store) if ctx.is_main else None
+    finally:  # a batch stopped by an error (server gone, disk full) lets the next run resume at once
         for fd in locks:
             os.close(fd)
-        out_dir.release()
-    finally:
+        if out_dir is not None:
+            out_dir.release()
         shutdown_distributed()
     not_predicted = {name: i.skip_reason for name, i in found.items() if i.skip_reason} if remote else {}
     return BatchResult(done, skipped, failed, summary, not_predicted)
