@@ -164,7 +164,7 @@ def predict_batch(
     store: bool = False,
     steps: int | None = None,
     seed: int = 0,
-    device: str = "cpu",
+    device: str = "auto",
     weights=None,
     predictor=None,
     command: str | None = None,
@@ -181,7 +181,7 @@ def predict_batch(
         store: store the DICOM results back into their studies on ``dicomweb``.
         steps: denoising steps (default :data:`echokdm.defaults.DEFAULT_STEPS`).
         seed: sampling seed of every study.
-        device: ``cpu`` or ``cuda`` (each rank takes its local GPU).
+        device: ``auto``, ``cpu``, ``cuda`` (each rank takes its local GPU) or ``cuda:N``.
         weights: :class:`echokdm.predict.PredictWeights` (default: shipped).
         predictor: already loaded models (instead of ``weights``/``device``).
         command: command line recorded in every report (none with ``anonymize``).
@@ -207,7 +207,7 @@ def predict_batch(
     paths = [v for r in rows if not r.error for v in (r.dicom, r.options.get("keypoints"), r.options.get("seg"))]
     OutputDir.check(out, resume=True, inputs=[manifest, *paths])
     remote, found, out_dir, locks = None, {}, None, []
-    ctx = init_distributed("cuda" if str(device).startswith("cuda") else "cpu")
+    ctx = init_distributed(device)
     try:
         out_dir, locks = _lock_batch(out, ctx)
         if dicomweb is not None:

@@ -55,6 +55,18 @@ from echokdm.evaluate.tasks import TASKS
 @click.option(
     "--seed", type=SEED, default=0, show_default=True, help="Seed of every random choice (same seed, same report)."
 )
+@click.option(
+    "--seg-weights",
+    default="seg_a4c",
+    show_default=True,
+    help="Built-in segmenter weights: shipped name, model.safetensors or an `echokdm train seg --out DIR` folder.",
+)
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="auto (a GPU when there is one), cpu, cuda or cuda:N; bf16 autocast on CUDA.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing report instead of resuming it.")
 def command(
     data: str,
@@ -66,6 +78,8 @@ def command(
     prior: str | None,
     size: int,
     seed: int,
+    seg_weights: str,
+    device: str,
     overwrite: bool,
 ) -> None:
     """Evaluate predictors (copy, tps, oracle, ...) and write scores.csv, summary.md and plots."""
@@ -74,7 +88,7 @@ def command(
     names = [p.strip() for p in predictors.split(",") if p.strip()]
     result = run_evaluation(
         data, report, predictors=names, task=task, segmenter=segmenter, n_keypoints=int(n_keypoints),
-        size=size, seed=seed, overwrite=overwrite, prior=prior,
+        size=size, seed=seed, overwrite=overwrite, prior=prior, device=device, seg_weights=seg_weights,
     )
     if result.resumed:
         click.echo(f"resumed: {result.resumed} case(s) were already scored in {report}")

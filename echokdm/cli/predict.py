@@ -54,14 +54,20 @@ from echokdm.defaults import DEFAULT_STEPS
 @click.option(
     "--seed", type=SEED, default=0, show_default=True, help="Seed of the sampling noise (same seed, same pixels)."
 )
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="auto (a GPU when there is one), cpu, cuda or cuda:N; bf16 autocast on CUDA.",
+)
 @click.option(
     "--weights",
     "weights_dir",
     type=click.Path(),
     default=None,
     help="Folder of weights named like the shipped ones "
-    "(seg_a4c, kdm_flow_vae, kdm_k2f, kdm_f2i, kdm_prior .safetensors).",
+    "(seg_a4c, kdm_flow_vae, kdm_k2f, kdm_f2i, kdm_prior .safetensors), "
+    "or one trained model (an `echokdm train --out DIR` folder or its model.safetensors; shipped weights for the rest).",
 )
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing echokdm output folder.")

@@ -16,7 +16,8 @@ from echokdm.defaults import SEG_WEIGHTS
     help="Cine loop (DICOM, or NIfTI/AVI/MP4/GIF/frames).",
 )
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
-@click.option("--weights", default=SEG_WEIGHTS, show_default=True, help="Shipped weights name or a model.safetensors.")
+@click.option("--weights", default=SEG_WEIGHTS, show_default=True,
+              help="Shipped weights name, a model.safetensors, or an `echokdm train seg --out DIR` folder.")
 @click.option("--keypoints", "n_keypoints", type=click.Choice(["20", "40"]), default="20", show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing echokdm output folder.")
 @click.option(

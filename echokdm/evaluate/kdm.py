@@ -12,6 +12,7 @@ import torch
 from diffusers import UNet2DModel
 
 from echokdm.defaults import DEFAULT_STEPS, K2I_WEIGHTS
+from echokdm.device import autocast, channels_last
 from echokdm.evaluate.predictors import Predictor
 from echokdm.evaluate.tasks import Sample
 from echokdm.flow import warp
@@ -43,11 +44,18 @@ class KDMModel(Predictor):
         w = weights or PredictWeights()
         self.pipe = EchoKDMPipeline.from_weights(w.flow_vae, w.k2f, w.f2i)
 
+    def to(self, device: torch.device) -> KDMModel:
+        self.pipe.to(device)
+        for unet in (self.pipe.k2f_unet, self.pipe.f2i_unet):
+            channels_last(unet, device)
+        return self
+
     def __call__(self, sample: Sample, generator: torch.Generator | None = None) -> np.ndarray:
-        return kdm_on_source_grid(
-            self.pipe, sample.source, sample.sector_mask, sample.source_keypoints, sample.target_keypoints,
-            num_inference_steps=self.steps, generator=generator, warp_only=self.warp_only,
-        ).frames
+        with autocast(self.pipe.f2i_unet.device):
+            return kdm_on_source_grid(
+                self.pipe, sample.source, sample.sector_mask, sample.source_keypoints, sample.target_keypoints,
+                num_inference_steps=self.steps, generator=generator, warp_only=self.warp_only,
+            ).frames
 
 
 class K2FWarpModel(KDMModel):
@@ -72,16 +80,24 @@ class K2IModel(Predictor):
         self.steps = steps
         self.unet = load_diffusers_model(UNet2DModel, weights)
 
+    def to(self, device: torch.device) -> K2IModel:
+        channels_last(self.unet.to(device), device)
+        return self
+
     def __call__(self, sample: Sample, generator: torch.Generator | None = None) -> np.ndarray:
         size = int(self.unet.config.sample_size)
-        return on_source_grid(
-            lambda src, src_kps, tgt_kps: self._generate(src, src_kps, tgt_kps, generator), size, sample.source,
-            sample.sector_mask, sample.source_keypoints, sample.target_keypoints,
-        ).frames
+        with autocast(self.unet.device):
+            return on_source_grid(
+                lambda src, src_kps, tgt_kps: self._generate(src, src_kps, tgt_kps, generator), size, sample.source,
+                sample.sector_mask, sample.source_keypoints, sample.target_keypoints,
+            ).frames
 
     @torch.no_grad()
     def _generate(self, source, src_kps, tgt_kps, generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        device = self.unet.device
+        source, src_kps, tgt_kps = source.to(device), src_kps.to(device), [k.to(device) for k in tgt_kps]
         cond = torch.cat([k2i_condition(source, src_kps, k) for k in tgt_kps])
         x = diffusion_sample(self.unet, sampling_scheduler(True), cond, 1, self.steps, generator, shared_noise=True)
-        flows = torch.zeros(len(tgt_kps), 2, *source.shape[-2:])
-        return ((x + 1) / 2).clamp(0, 1), flows, warp(source.expand(len(flows), -1, -1, -1), flows)
+        flows = torch.zeros(len(tgt_kps), 2, *source.shape[-2:], device=device)
+        frames = ((x.float() + 1) / 2).clamp(0, 1)
+        return frames.cpu(), flows.cpu(), warp(source.expand(len(flows), -1, -1, -1), flows).cpu()

@@ -44,6 +44,10 @@ class Predictor(ABC):
     kind: ClassVar[str] = "baseline"
     requires: ClassVar[frozenset[str]] = frozenset()
 
+    def to(self, device: torch.device) -> Predictor:
+        """Run on ``device`` from now on (baselines compute with numpy and ignore it); returns ``self``."""
+        return self
+
     def applicable(self, sample: Sample) -> bool:
         """Whether ``sample`` carries everything this predictor needs."""
         return all(getattr(sample, name) is not None for name in self.requires)

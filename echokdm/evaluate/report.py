@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from echokdm.defaults import SEG_WEIGHTS
+from echokdm.device import resolve_device
 from echokdm.errors import EchoKDMError, InputError, OutputError
 from echokdm.evaluate.cases import CaseRef, resolve_cases
 from echokdm.evaluate.plots import bland_altman, box_plots, case_strip
@@ -91,6 +93,8 @@ def run_evaluation(
     seed: int = 0,
     overwrite: bool = False,
     prior: KeypointPrior | str | Path | None = None,
+    device: str = "auto",
+    seg_weights: str = SEG_WEIGHTS,
 ) -> EvaluationResult:
     """Evaluate ``predictors`` on ``task`` over the cases of ``data`` and write the report.
 
@@ -114,6 +118,9 @@ def run_evaluation(
         seed: fixes every random choice.
         overwrite: replace an existing report instead of resuming it.
         prior: keypoint motion prior for ``target-ef``, or the path of a saved one (default: the shipped one).
+        device: where the models run: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (bf16 autocast on CUDA).
+        seg_weights: weights of the built-in segmenter: a shipped name, a ``.safetensors`` file or a training
+            run's folder (``echokdm train seg --out DIR``).
 
     Returns:
         The scores table and the paths written.
@@ -132,7 +139,8 @@ def run_evaluation(
     predictors = list(dict.fromkeys(predictors))
     if not predictors:
         raise InputError("no predictor given; expected some of " + ", ".join(sorted(PREDICTORS)))
-    models = {name: get_predictor(name) for name in predictors}  # once: model predictors load weights
+    dev = resolve_device(device)
+    models = {name: get_predictor(name).to(dev) for name in predictors}  # once: model predictors load weights
     prior_name = str(prior) if isinstance(prior, (str, Path)) else None
     if task == "target-ef" and (prior is None or prior_name is not None):
         prior = load_prior(prior_name)
@@ -140,7 +148,7 @@ def run_evaluation(
         cases, data_name = resolve_cases(data, size=size), data
     else:
         cases, data_name = list(data), f"{len(data)} given cases"
-    seg, seg_name = _resolve_segmenter(segmenter)
+    seg, seg_name = _resolve_segmenter(segmenter, str(dev), seg_weights)
     out = OutputDir(report, overwrite=overwrite, resume=not overwrite, inputs=[data_name, prior_name])
     settings = {
         "data": data_name,
@@ -190,15 +198,18 @@ def run_evaluation(
     return EvaluationResult(table=table, summary=summary, figures=figures, resumed=resumed)
 
 
-def _resolve_segmenter(segmenter: str | Segmenter) -> tuple[Segmenter, str]:
+def _resolve_segmenter(segmenter: str | Segmenter, device: str = "cpu", weights: str = SEG_WEIGHTS) -> tuple[Segmenter, str]:
     if not isinstance(segmenter, str):
         return segmenter, type(segmenter).__name__
+    named = "builtin" if weights == SEG_WEIGHTS else f"builtin ({weights})"
     if segmenter == "auto":
+        if weights != SEG_WEIGHTS:  # weights the user named must load: no silent fall-back
+            return load_segmenter("builtin", device, weights), named
         try:
-            return load_segmenter("builtin"), "builtin"
+            return load_segmenter("builtin", device), "builtin"
         except EchoKDMError:  # no built-in weights: fall back to registration; the report says which was used
             return load_segmenter("atlas"), "atlas"
-    return load_segmenter(segmenter), segmenter
+    return load_segmenter(segmenter, device, weights), named if segmenter == "builtin" else segmenter
 
 
 def _examples(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from skimage.registration import optical_flow_ilk
 
+from echokdm.defaults import SEG_WEIGHTS
 from echokdm.errors import InputError
 from echokdm.flow import warp
 from echokdm.segmenter import BuiltinSegmenter, Segmenter
@@ -57,8 +58,9 @@ class AtlasSegmenter:
         return out
 
 
-def load_segmenter(name: str = "builtin") -> Segmenter:
-    """The segmenter called ``name`` (one of :data:`SEGMENTERS`).
+def load_segmenter(name: str = "builtin", device: str = "cpu", weights: str = SEG_WEIGHTS) -> Segmenter:
+    """The segmenter called ``name`` (one of :data:`SEGMENTERS`); the built-in one with ``weights`` (a shipped
+    name, a ``.safetensors`` file or a training run's folder) on ``device``.
 
     Raises:
         InputError: unknown name, or the built-in segmenter's weights are missing or damaged.
@@ -67,4 +69,4 @@ def load_segmenter(name: str = "builtin") -> Segmenter:
         return AtlasSegmenter()
     if name != "builtin":
         raise InputError(f"unknown segmenter {name!r}; expected one of {', '.join(SEGMENTERS)}")
-    return BuiltinSegmenter()
+    return BuiltinSegmenter(weights=weights, device=device)

@@ -42,7 +42,7 @@ def predict_study(
     options: PredictOptions | None = None,
     predictor: KDMPredictor | None = None,
     weights: PredictWeights | None = None,
-    device: str = "cpu",
+    device: str = "auto",
     overwrite: bool = False,
     command: str | None = None,
     anonymize: bool | Anonymizer = False,
@@ -57,7 +57,7 @@ def predict_study(
         options: what to predict.
         predictor: loaded models (default: loaded from ``weights`` on ``device``).
         weights: weights when ``predictor`` is None (default: shipped).
-        device: ``cpu`` or ``cuda`` when ``predictor`` is None.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` when ``predictor`` is None.
         overwrite: replace an earlier echokdm output folder.
         command: the command line to record in the report.
         anonymize: de-identify ``prediction.dcm`` (DICOM PS3.15 basic profile, see :mod:`echokdm.io.anonymize`;

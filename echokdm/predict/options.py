@@ -20,6 +20,10 @@ from echokdm.defaults import (
 from echokdm.errors import InputError
 
 
+#: training task (``echokdm train TASK``) -> the role of its weights in a prediction
+TASK_ROLES = {"seg": "seg", "flowae": "flow_vae", "k2f": "k2f", "f2i": "f2i"}
+
+
 @dataclass(frozen=True)
 class PredictWeights:
     """The weights a prediction uses: each a shipped name (sha256-checked) or a ``.safetensors`` path."""
@@ -32,12 +36,22 @@ class PredictWeights:
 
     @classmethod
     def from_dir(cls, folder: str | os.PathLike) -> PredictWeights:
-        """Weights files named like the shipped ones (``seg_a4c.safetensors``, ...) in ``folder``.
+        """The weights of ``--weights``: a folder of files named like the shipped ones (``seg_a4c.safetensors``,
+        ...), or one trained model (an ``echokdm train ... --out DIR`` folder, i.e. ``DIR/model.safetensors``,
+        or such a file itself) in the role its task names (seg, flowae, k2f, f2i), shipped weights for the rest.
 
         Raises:
-            InputError: the folder or one of the files is missing.
+            InputError: the folder or one of the files is missing, or a trained model of a task predict does not use.
         """
         root = Path(folder)
+        trained = root / "model.safetensors" if root.is_dir() else root
+        if trained.suffix == ".safetensors" and trained.is_file():
+            from echokdm.weights import load
+
+            task = load(trained).task
+            if task not in TASK_ROLES:
+                raise InputError(f"{trained} holds a {task or 'unknown'!r} model; predict uses {', '.join(TASK_ROLES)}")
+            return cls(**{TASK_ROLES[task]: str(trained)})
         if not root.is_dir():
             is_file = root.exists() or root.is_symlink()
             raise InputError(f"weights folder {root} " + ("is not a folder; --weights takes the folder of the "

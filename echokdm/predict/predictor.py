@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from echokdm.defaults import PRIOR_WEIGHTS
+from echokdm.device import autocast, channels_last, check_precision, resolve_device
 from echokdm.errors import InputError, UnsupportedError
 from echokdm.grid import kdm_on_source_grid
 from echokdm.labels import camus_labels
@@ -53,17 +54,29 @@ class KDMPredictor:
     """
 
     def __init__(
-        self, pipeline, segmenter: Segmenter, prior: str = PRIOR_WEIGHTS, weights: dict[str, dict] | None = None
+        self,
+        pipeline,
+        segmenter: Segmenter,
+        prior: str = PRIOR_WEIGHTS,
+        weights: dict[str, dict] | None = None,
+        precision: str = "auto",
     ) -> None:
         self.pipeline = pipeline
         self.segmenter = segmenter
         self.prior_weights = prior
         self.weights = dict(weights or {})
+        #: ``auto`` (bf16 autocast on CUDA, fp32 elsewhere), ``fp32`` or ``bf16`` (:mod:`echokdm.device`)
+        self.precision = check_precision(precision)
         self._prior = None
 
     @classmethod
-    def from_weights(cls, weights: PredictWeights | None = None, device: str = "cpu") -> KDMPredictor:
+    def from_weights(cls, weights: PredictWeights | None = None, device: str = "auto", precision: str = "auto") -> KDMPredictor:
         """Load the pipeline and the segmenter (default: the shipped weights; nothing is downloaded).
+
+        Args:
+            weights: the weights of each role (default: shipped).
+            device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (:func:`echokdm.device.resolve_device`).
+            precision: ``auto`` (bf16 autocast on CUDA), ``fp32`` or ``bf16``.
 
         Raises:
             InputError: missing or foreign weights, or ``device`` not available.
@@ -73,13 +86,16 @@ class KDMPredictor:
         from echokdm.segmenter import BuiltinSegmenter
 
         weights = weights or PredictWeights()
-        dev = _device(device)
+        dev = resolve_device(device)
         _require_shipped(weights)
         pipe = EchoKDMPipeline.from_weights(weights.flow_vae, weights.k2f, weights.f2i).to(dev)
+        for unet in (pipe.k2f_unet, pipe.f2i_unet):
+            channels_last(unet, dev)
         seg = BuiltinSegmenter(weights=weights.seg, device=str(dev))
+        channels_last(seg.model.network, dev)
         info = {role: {"name": _weights_name(getattr(weights, role)), "sha256": _sha256(getattr(weights, role))}
                 for role in ("seg", "flow_vae", "k2f", "f2i")}
-        return cls(pipe, seg, weights.prior, info)
+        return cls(pipe, seg, weights.prior, info, precision)
 
     @property
     def prior(self):
@@ -122,6 +138,11 @@ class KDMPredictor:
         ``segment_prediction`` (the source and each predicted frame, each on its own) and ``measure``.
         """
         opts = inp.options
+        with autocast(self.device, self.precision):
+            return self._predict_input(inp)
+
+    def _predict_input(self, inp: StudyInput) -> Prediction:
+        opts = inp.options
         clock = StageClock(self.device)
         clock.seconds["load"] = inp.seconds
         t_start = time.perf_counter() - inp.seconds
@@ -159,14 +180,6 @@ class KDMPredictor:
         """Each frame segmented on its own (no temporal smoothing across source and predictions)."""
         out = [self.segmenter(f[None], sector_mask=inp.sector, spacing_mm=inp.spacing)[0] for f in frames]
         return camus_labels(np.stack(out))
-
-
-def _device(device: str) -> torch.device:
-    if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
-        raise InputError(f"device must be 'cpu' or 'cuda', got {device!r}")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("device 'cuda' requested but CUDA is not available on this machine; use --device cpu")
-    return torch.device(device)
 
 
 def _require_shipped(weights: PredictWeights, roles: tuple[str, ...] = ("seg", "flow_vae", "k2f", "f2i")) -> None:

@@ -11,6 +11,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from echokdm.device import resolve_device
+
 
 @dataclass
 class DistContext:
@@ -65,20 +67,22 @@ def init_distributed(device: str = "auto") -> DistContext:
     """Join the process group that ``torchrun`` describes in the environment, or run alone.
 
     Args:
-        device: ``auto`` (this process's GPU if CUDA is available, else CPU), ``cpu`` or ``cuda``.
+        device: ``auto`` (this process's GPU if CUDA is available, else CPU), ``cpu``, ``cuda`` (GPU
+            ``LOCAL_RANK``) or ``cuda:N`` (see :func:`echokdm.device.resolve_device`).
 
     Returns:
         The context; under torchrun the default process group is initialised (NCCL with GPUs, gloo on CPU).
+
+    Raises:
+        InputError: CUDA requested but not available, or no such GPU.
     """
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = resolve_device(device, local_rank)
+    use_cuda = dev.type == "cuda"
     if use_cuda:
-        torch.cuda.set_device(local_rank)
-        dev = torch.device("cuda", local_rank)
-    else:
-        dev = torch.device("cpu")
+        torch.cuda.set_device(dev)
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo", device_id=dev if use_cuda else None)
     return DistContext(rank=rank, world_size=world_size, local_rank=local_rank, device=dev)

@@ -16,7 +16,6 @@ never stopped. Output folder::
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import io
@@ -36,6 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from echokdm.config import config_to_dict, dump_config
+from echokdm.device import autocast, channels_last
 from echokdm.errors import EchoKDMError, InputError
 from echokdm.outputs import OutputDir, atomic_write
 from echokdm.progress import progress
@@ -46,7 +46,7 @@ from echokdm.train.task import TrainConfig, TrainTask
 #: config fields that may differ when resuming: more epochs, or how the run uses the machine
 RESUMABLE_CHANGES = {
     "train.epochs", "train.threads", "train.num_workers", "train.device", "train.tensorboard",
-    "train.keep_checkpoints", "train.val_every",
+    "train.keep_checkpoints", "train.val_every", "train.amp",
 }  # fmt: skip
 
 
@@ -119,6 +119,8 @@ class Trainer:
 
             _load_init(model, load(cfg.init_weights).state_dict, cfg.init_weights)
         model = model.to(ctx.device)
+        if cfg.amp:
+            channels_last(model, ctx.device)
         optimizer = _make_optimizer(cfg, model)
         start_epoch, step, best = 0, 0, {"value": None, "epoch": None}
         ckpt = self._latest_checkpoint() if self.resume else None
@@ -306,7 +308,8 @@ class Trainer:
         module = unwrap(model)
         module.eval()
         sums: dict[str, torch.Tensor] = {}
-        loader = DataLoader(shard, batch_size=self.cfg.batch_size, shuffle=False, num_workers=self.cfg.num_workers)
+        loader = DataLoader(shard, batch_size=self.cfg.batch_size, shuffle=False, num_workers=self.cfg.num_workers,
+                            pin_memory=ctx.device.type == "cuda")
         for batch in loader:
             with _autocast(self.cfg, ctx):
                 values = self.task.validation_step(module, batch, ctx.device)
@@ -357,9 +360,7 @@ def _seed_everything(seed: int, epoch: int, rank: int) -> None:
 
 
 def _autocast(cfg: TrainConfig, ctx: DistContext):
-    if cfg.amp and ctx.device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    return autocast(ctx.device, "auto" if cfg.amp else "fp32")
 
 
 def _better(value: float, best: float | None, mode: str) -> bool:

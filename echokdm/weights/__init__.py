@@ -54,10 +54,12 @@ def manifest(root: str | os.PathLike = WEIGHTS_DIR) -> dict[str, dict]:
 
 
 def load(name: str | os.PathLike, root: str | os.PathLike = WEIGHTS_DIR) -> Weights:
-    """Load weights by shipped name (sha256-checked) or from a ``.safetensors`` path (e.g. a training run).
+    """Load weights by shipped name (sha256-checked), from a ``.safetensors`` path, or from a training run's folder
+    (``echokdm train ... --out DIR``: its ``DIR/model.safetensors``).
 
     Args:
-        name: a name in the manifest (``"seg_a4c"``), or the path of a safetensors file.
+        name: a name in the manifest (``"seg_a4c"``), the path of a safetensors file, or a folder holding
+            ``model.safetensors``.
         root: folder of the manifest and shipped files.
 
     Returns:
@@ -81,9 +83,14 @@ def load(name: str | os.PathLike, root: str | os.PathLike = WEIGHTS_DIR) -> Weig
             )
     else:
         path = Path(name)
+        if path.is_dir() and (path / "model.safetensors").is_file():
+            path = path / "model.safetensors"
         if path.suffix != ".safetensors" or not path.is_file():
             known = ", ".join(sorted(entries)) or "none shipped"
-            raise InputError(f"weights {str(name)!r} are neither a shipped name ({known}) nor a .safetensors file")
+            raise InputError(
+                f"weights {str(name)!r} are neither a shipped name ({known}), a .safetensors file nor a training "
+                "run's folder with model.safetensors"
+            )
         digest = sha256_of(path)
     try:
         with safe_open(str(path), framework="pt") as f:
