@@ -10,7 +10,12 @@ from echokdm.cli import SEED
 @click.command("phantom")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=str), help="Output folder.")
 @click.option("--n", "n", type=int, default=10, show_default=True, help="Number of loops.")
-@click.option("--layout", default="dicom", show_default=True, help="dicom, camus or echonet.")
+@click.option(
+    "--layout",
+    default="dicom",
+    show_default=True,
+    help="dicom, camus (2023 NIfTI release), camus2019 (2019 MHD release) or echonet.",
+)
 @click.option("--seed", type=SEED, default=0, show_default=True, help="First seed inside the split's seed block.")
 @click.option("--split", default="train", show_default=True, help="train, val or test (disjoint seeds).")
 @click.option("--ef-min", type=float, default=15.0, show_default=True, help="Smallest target EF (%), >= 5.")

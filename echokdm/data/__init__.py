@@ -1,5 +1,6 @@
-"""Data sources: the sample loop that ships with echokdm's dependencies (no download), and readers of the
-public data sets in :mod:`echokdm.data.camus` and :mod:`echokdm.data.echonet`."""
+"""Data sources: the sample loop that ships with echokdm's dependencies (no download), readers of the public
+data sets (:mod:`echokdm.data.camus`, :mod:`echokdm.data.echonet`), of folders of DICOM cines
+(:mod:`echokdm.data.cines`), and their splits (:mod:`echokdm.data.splits`)."""
 
 from __future__ import annotations
 

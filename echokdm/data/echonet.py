@@ -7,6 +7,7 @@ The layout (``FileList.csv``, ``VolumeTracings.csv``, ``Videos/*.avi``) is descr
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,14 @@ from monai.data import Dataset
 from monai.transforms import Compose
 from skimage.draw import polygon
 
+from echokdm.data.splits import check_split
 from echokdm.errors import InputError
 from echokdm.io import load_cine
 
 
-def echonet_datalist(root: str | os.PathLike, split: str | None = None) -> list[dict[str, Any]]:
+def echonet_datalist(
+    root: str | os.PathLike, split: str | None = None, skipped: Counter | None = None
+) -> list[dict[str, Any]]:
     """One dict per video listed in an EchoNet-Dynamic ``FileList.csv`` (real or phantom).
 
     Keys: ``image`` (AVI path), ``filename``, ``split``, ``ef``, ``edv``, ``esv``, ``fps``,
@@ -30,10 +34,14 @@ def echonet_datalist(root: str | os.PathLike, split: str | None = None) -> list[
 
     Args:
         root: folder with ``FileList.csv``, ``VolumeTracings.csv`` and ``Videos/``.
-        split: keep only ``TRAIN`` / ``VAL`` / ``TEST`` (case-insensitive) rows.
+        split: keep only ``TRAIN`` / ``VAL`` / ``TEST`` rows (``train``, ``val``, ``test`` in any case;
+            None or ``all``: every row).
+        skipped: when given, videos that are missing, untraced or traced on frames past their end are counted
+            here by reason (``missing video``, ``no tracings``, ``one traced frame``, ``traced frame past the
+            end``) and left out, instead of raising.
 
     Raises:
-        InputError: missing tables, videos or tracings.
+        InputError: missing tables; without ``skipped``, missing videos or tracings.
     """
     root = Path(root)
     for name in ("FileList.csv", "VolumeTracings.csv"):
@@ -43,20 +51,34 @@ def echonet_datalist(root: str | os.PathLike, split: str | None = None) -> list[
     vt = pd.read_csv(root / "VolumeTracings.csv")
     vt["key"] = vt["FileName"].map(lambda s: os.path.splitext(str(s))[0])
     traces = {k: g for k, g in vt.groupby("key", sort=False)}
+    if split is not None and split.lower() != "all":
+        check_split(split.lower())
     items = []
+
+    def bad(reason: str, message: str) -> None:
+        if skipped is None:
+            raise InputError(message)
+        skipped[reason] += 1
+
     for r in fl.itertuples(index=False):
         key = os.path.splitext(str(r.FileName))[0]
-        if split is not None and str(r.Split).upper() != split.upper():
+        if split is not None and split.lower() != "all" and str(r.Split).upper() != split.upper():
             continue
         video = root / "Videos" / f"{key}.avi"
         if not video.exists():
-            raise InputError(f"{video}: listed in FileList.csv but missing")
+            bad("missing video", f"{video}: listed in FileList.csv but missing")
+            continue
         if key not in traces:
-            raise InputError(f"{root / 'VolumeTracings.csv'}: no tracings for {key}")
+            bad("no tracings", f"{root / 'VolumeTracings.csv'}: no tracings for {key}")
+            continue
         groups = traces[key].groupby("Frame", sort=False)
         per_frame = {int(f): g[["X1", "Y1", "X2", "Y2"]].to_numpy(np.float64) for f, g in groups}
         if len(per_frame) < 2:
-            raise InputError(f"{root / 'VolumeTracings.csv'}: {key} has {len(per_frame)} traced frame(s); expected 2")
+            bad("one traced frame", f"{root / 'VolumeTracings.csv'}: {key} has {len(per_frame)} traced frame(s); expected 2")
+            continue
+        if skipped is not None and max(per_frame) >= int(r.NumberOfFrames):
+            skipped["traced frame past the end"] += 1
+            continue
         by_area = sorted(per_frame, key=lambda f: _trace_area(per_frame[f]))
         es, ed = by_area[0], by_area[-1]
         fps = float(r.FPS)

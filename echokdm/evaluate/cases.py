@@ -179,7 +179,7 @@ def folder_cases(path: Path, size: int) -> list[CaseRef]:
         )
     if (path / "FileList.csv").exists():
         refs = [CaseRef(item["filename"], partial(_echonet_case, item)) for item in echonet_datalist(path)]
-    elif any(p.is_dir() and p.name.startswith("patient") for p in path.iterdir()):
+    elif _is_camus(path):
         refs = [CaseRef(item["patient"], partial(_camus_case, item)) for item in camus_datalist(path)]
     elif (path / "manifest.csv").exists() and any(r["layout"] == "dicom" for r in manifest_rows(path)):
         rows = [r for r in manifest_rows(path) if r["layout"] == "dicom"]
@@ -190,6 +190,15 @@ def folder_cases(path: Path, size: int) -> list[CaseRef]:
             "(patientNNNN/) or an echokdm phantom DICOM folder (manifest.csv)"
         )
     return [CaseRef(r.case_id, partial(_resized, r.load, size)) for r in refs]
+
+
+def _is_camus(path: Path) -> bool:
+    from echokdm.data.camus import patient_folders
+
+    try:
+        return bool(patient_folders(path))
+    except InputError:
+        return False
 
 
 def _resized(load: Callable[[], Case], size: int) -> Case:
@@ -216,7 +225,8 @@ def _camus_case(item: dict) -> Case:
 
     d = load_camus_item(item)
     info = {"source": "camus", "ef_reported": item["ef"], "quality": item["quality"]}
-    return _loop_case(item["patient"], d["image"], dict(enumerate(d["label"])), item["ed"], item["es"], info=info)
+    labels = dict(enumerate(d["label"])) if d["label"] is not None else {item["ed"]: d["label_ed"], item["es"]: d["label_es"]}
+    return _loop_case(item["patient"], d["image"], labels, item["ed"], item["es"], info=info)
 
 
 def _echonet_case(item: dict) -> Case:

@@ -22,7 +22,7 @@ from echokdm.labels import camus_labels
 from echokdm.outputs import OutputDir
 from echokdm.phantom.simulate import PhantomLoop
 
-LAYOUTS = ("dicom", "camus", "echonet")
+LAYOUTS = ("dicom", "camus", "camus2019", "echonet")
 ECHONET_SIZE = 112
 ECHONET_SPLITS = {"train": "TRAIN", "val": "VAL", "test": "TEST"}
 MANIFEST_FIELDS = [
@@ -42,6 +42,7 @@ def layout_overrides(layout: str) -> dict[str, Any]:
     return {
         "dicom": {},
         "camus": {"ui": False},
+        "camus2019": {"ui": False},
         "echonet": {"ui": False, "height": ECHONET_SIZE, "width": ECHONET_SIZE},
     }[layout]
 
@@ -79,6 +80,33 @@ def write_nifti(out: OutputDir, name: str, array: np.ndarray, spacing_mm: Sequen
     dy, dx = (float(s) for s in spacing_mm)
     img.SetSpacing((dx, dy) if array.ndim == 2 else (dx, dy, 1.0))
     _write_with_suffix(out, name, ".nii.gz", lambda p: sitk.WriteImage(img, p, useCompression=True))
+
+
+def write_mhd(out: OutputDir, name: str, array: np.ndarray, spacing_mm: Sequence[float]) -> None:
+    """Write a (H, W) image or (T, H, W) sequence as MetaImage ``NAME.mhd`` + uncompressed ``NAME.raw``, as the
+    2019 CAMUS release stores them (x = columns, time slowest, spacing (dx, dy[, 1])).
+
+    Args:
+        out: output folder.
+        name: file name inside it, ending in ``.mhd``.
+        array: uint8 image or sequence.
+        spacing_mm: (dy, dx).
+    """
+    raw = name[: -len(".mhd")] + ".raw"
+    dy, dx = (float(s) for s in spacing_mm)
+    dims = [array.shape[-1], array.shape[-2]] + ([array.shape[0]] if array.ndim == 3 else [])
+    spacing = [dx, dy] + ([1.0] if array.ndim == 3 else [])
+    n = len(dims)
+    header = {
+        "ObjectType": "Image", "NDims": n, "BinaryData": "True", "BinaryDataByteOrderMSB": "False",
+        "CompressedData": "False", "TransformMatrix": " ".join("1" if i == j else "0" for i in range(n) for j in range(n)),
+        "Offset": " ".join(["0"] * n), "CenterOfRotation": " ".join(["0"] * n),
+        "ElementSpacing": " ".join(f"{v:.9g}" for v in spacing), "DimSize": " ".join(map(str, dims)),
+        "ElementType": "MET_UCHAR", "ElementDataFile": Path(raw).name,
+    }  # fmt: skip
+    with out.atomic(raw) as tmp:
+        tmp.write_bytes(np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+    out.write_text(name, "".join(f"{k} = {v}\n" for k, v in header.items()))
 
 
 def _row(loop: PhantomLoop, name: str, path: str, layout: str, split: str) -> dict[str, Any]:
@@ -145,9 +173,17 @@ def camus_quality(params: dict[str, Any]) -> str:
     return "Good" if score < 0.8 else "Medium" if score < 1.5 else "Poor"
 
 
-def write_camus_patient(out: OutputDir, number: int, loop: PhantomLoop, split: str) -> dict[str, Any]:
-    """``patientNNNN/`` with the 4CH ED/ES images and ``_gt`` masks, the ED->ES ``_half_sequence`` and its
-    ``_gt``, ``Info_4CH.cfg`` and ``patientNNNN_4CH_phantom.json``. Masks keep CAMUS labels 0-3 only.
+def write_camus_patient(out: OutputDir, number: int, loop: PhantomLoop, split: str, release: str = "2023") -> dict[str, Any]:
+    """``patientNNNN/`` as a CAMUS release names it: for each view (2CH, 4CH) the ED and ES images with their
+    ``_gt`` masks, the ED->ES sequence (and, 2023, its ``_gt``), ``Info_<view>.cfg``, plus
+    ``patientNNNN_4CH_phantom.json``. Masks keep CAMUS labels 0-3 only.
+
+    The phantom has no two-chamber anatomy: the 2CH files hold the same A4C loop (so a biplane volume of the
+    two views equals the single-plane Simpson volume of the 4CH view).
+
+    Args:
+        release: ``"2023"`` (NIfTI, ``_half_sequence`` and its ``_gt``; cfg with EF and FrameRate) or ``"2019"``
+            (``.mhd`` + ``.raw``, ``_sequence`` without ``_gt``; cfg with LVef and no FrameRate).
 
     Returns:
         The manifest row.
@@ -156,22 +192,40 @@ def write_camus_patient(out: OutputDir, number: int, loop: PhantomLoop, split: s
     ed, es = loop.ed[0], loop.es[0]
     frames = to_uint8(loop.frames[ed : es + 1])
     labels = camus_labels(loop.labels[ed : es + 1])
-    base = f"{pid}/{pid}_4CH"
-    write_nifti(out, f"{base}_ED.nii.gz", frames[0], loop.spacing_mm)
-    write_nifti(out, f"{base}_ED_gt.nii.gz", labels[0], loop.spacing_mm)
-    write_nifti(out, f"{base}_ES.nii.gz", frames[-1], loop.spacing_mm)
-    write_nifti(out, f"{base}_ES_gt.nii.gz", labels[-1], loop.spacing_mm)
-    write_nifti(out, f"{base}_half_sequence.nii.gz", frames, loop.spacing_mm)
-    write_nifti(out, f"{base}_half_sequence_gt.nii.gz", labels, loop.spacing_mm)
     p = loop.params
-    cfg = {
+    cfg: dict[str, Any] = {
         "ED": 1, "ES": len(frames), "NbFrame": len(frames), "Sex": p["sex"], "Age": p["age"],
-        "ImageQuality": camus_quality(p), "EF": round(loop.ef, 2), "FrameRate": round(1000.0 / loop.frame_time_ms, 2),
-        "LVedv": round(loop.edv, 2), "LVesv": round(loop.esv, 2),
-    }
-    out.write_text(f"{pid}/Info_4CH.cfg", "".join(f"{k}: {v}\n" for k, v in cfg.items()))
-    out.write_json(f"{base}_phantom.json", _sidecar(loop))
-    return _row(loop, pid, f"{base}_half_sequence.nii.gz", "camus", split)
+        "ImageQuality": camus_quality(p),
+    }  # fmt: skip
+    if release == "2023":
+        write, suffix, seq = write_nifti, ".nii.gz", "half_sequence"
+        cfg.update(EF=round(loop.ef, 2), FrameRate=round(1000.0 / loop.frame_time_ms, 2),
+                   LVedv=round(loop.edv, 2), LVesv=round(loop.esv, 2))
+    else:
+        write, suffix, seq = write_mhd, ".mhd", "sequence"
+        cfg.update(LVedv=round(loop.edv, 2), LVesv=round(loop.esv, 2), LVef=round(loop.ef, 2))
+    for view in ("2CH", "4CH"):
+        base = f"{pid}/{pid}_{view}"
+        write(out, f"{base}_ED{suffix}", frames[0], loop.spacing_mm)
+        write(out, f"{base}_ED_gt{suffix}", labels[0], loop.spacing_mm)
+        write(out, f"{base}_ES{suffix}", frames[-1], loop.spacing_mm)
+        write(out, f"{base}_ES_gt{suffix}", labels[-1], loop.spacing_mm)
+        write(out, f"{base}_{seq}{suffix}", frames, loop.spacing_mm)
+        if release == "2023":
+            write(out, f"{base}_{seq}_gt{suffix}", labels, loop.spacing_mm)
+        out.write_text(f"{pid}/Info_{view}.cfg", "".join(f"{k}: {v}\n" for k, v in cfg.items()))
+    out.write_json(f"{pid}/{pid}_4CH_phantom.json", _sidecar(loop))
+    return _row(loop, pid, f"{pid}/{pid}_4CH_{seq}{suffix}", "camus" if release == "2023" else "camus2019", split)
+
+
+def write_camus_split(out: OutputDir, rows: list[dict[str, Any]]) -> None:
+    """``database_split/subgroup_{training,validation,testing}.txt`` (the 2023 release's split files) listing
+    the patients of ``rows`` by their split."""
+    names = {"train": "training", "val": "validation", "test": "testing"}
+    for split, name in names.items():
+        listed = [r["name"] for r in rows if r["split"] == split]
+        if listed:
+            out.write_text(f"database_split/subgroup_{name}.txt", "".join(f"{n}\n" for n in listed))
 
 
 def echonet_name(seed: int) -> str:
@@ -292,7 +346,7 @@ def manifest_rows(root: str | os.PathLike) -> list[dict[str, str]]:
 
 
 __all__ = [
-    "LAYOUTS", "generate", "layout_overrides", "manifest_rows", "volume_tracing", "write_camus_patient",
+    "LAYOUTS", "generate", "layout_overrides", "manifest_rows", "volume_tracing", "write_camus_patient", "write_camus_split", "write_mhd",
     "write_dicom_loop", "write_echonet_tables", "write_echonet_video", "write_manifest", "write_nifti",
 ]
 
@@ -320,7 +374,7 @@ def generate(
     Args:
         out_dir: output folder (created; a non-empty one only with ``overwrite`` and if echokdm made it).
         n: number of loops (>= 1).
-        layout: ``dicom``, ``camus`` or ``echonet``.
+        layout: ``dicom``, ``camus`` (the 2023 NIfTI release), ``camus2019`` (the 2019 MHD release) or ``echonet``.
         seed: first seed inside the split's seed block (see :func:`echokdm.phantom.split_seeds`).
         split: ``train``, ``val`` or ``test``.
         size: image side (default 256; EchoNet is always 112).
@@ -356,11 +410,13 @@ def generate(
         loop = simulate(p)
         if layout == "dicom":
             rows.append(write_dicom_loop(out, f"phantom_{p.seed:07d}", loop, split, ddf=ddf))
-        elif layout == "camus":
-            rows.append(write_camus_patient(out, seed + k + 1, loop, split))
+        elif layout in ("camus", "camus2019"):
+            rows.append(write_camus_patient(out, seed + k + 1, loop, split, "2023" if layout == "camus" else "2019"))
         else:
             rows.append(write_echonet_video(out, loop, split))
     if layout == "echonet":
         write_echonet_tables(out, rows)
+    if layout == "camus":
+        write_camus_split(out, rows)
     write_manifest(out, rows)
     return rows
