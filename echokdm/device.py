@@ -45,7 +45,9 @@ def resolve_device(name: str | torch.device = "auto", local_rank: int | None = N
     if base == "cpu" or (base == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise InputError(f"device {text!r} requested but CUDA is not available on this machine; use --device cpu or auto")
+        raise InputError(
+            f"device {text!r} requested but CUDA is not available on this machine; use --device cpu or auto"
+        )
     n = torch.cuda.device_count()
     gpu = int(index) if index else (local_rank if local_rank is not None else torch.cuda.current_device())
     if gpu >= n:

@@ -67,7 +67,8 @@ from echokdm.defaults import DEFAULT_STEPS
     default=None,
     help="Folder of weights named like the shipped ones "
     "(seg_a4c, kdm_flow_vae, kdm_k2f, kdm_f2i, kdm_prior .safetensors), "
-    "or one trained model (an `echokdm train --out DIR` folder or its model.safetensors; shipped weights for the rest).",
+    "or one trained model (an `echokdm train --out DIR` folder or its model.safetensors; "
+    "shipped weights for the rest).",
 )
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing echokdm output folder.")

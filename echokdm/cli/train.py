@@ -21,6 +21,15 @@ from echokdm.errors import InputError
     default=None,
     help="Stop once this many epochs are done (resume later with --resume).",
 )
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    help="KIND:PATH data source (repeatable; replaces data.sources): echonet:DIR, camus:DIR, cine-folder:DIR, "
+    "phantom:N.",
+)
+@click.option("--init", default=None, help="Fine-tune from these weights: shipped name or .safetensors file.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Number of epochs (replaces train.epochs).")
 @click.option("--print-config", is_flag=True, help="Print every config field with its default and exit.")
 def command(
     model: str,
@@ -29,12 +38,19 @@ def command(
     resume: bool,
     overwrite: bool,
     stop_after_epoch: int | None,
+    data: tuple[str, ...],
+    init: str | None,
+    epochs: int | None,
     print_config: bool,
 ) -> None:
     """Train MODEL (one of the registered models, e.g. seg).
 
     Runs alone, or as every rank of `torchrun --nproc_per_node N -m echokdm train ...` (DDP: gloo on
-    CPU, NCCL on GPU). Writes config.yaml, metrics.csv, checkpoints/ and model.safetensors to --out.
+    CPU, NCCL on GPU). Writes config.yaml, metrics.csv, checkpoints/ and model.safetensors to --out; the
+    model.safetensors (or the --out folder) is what `--weights` of segment/predict and `--seg-weights` of
+    evaluate take. Fine-tune on your own data, e.g.:
+
+        echokdm train seg --data echonet:/data/EchoNet-Dynamic --init seg_a4c --epochs 5 --out runs/seg_ft
     """
     from echokdm.config import describe_config
     from echokdm.train import shutdown_distributed, task_class, train
@@ -42,11 +58,16 @@ def command(
     if print_config:
         click.echo(describe_config(task_class(model).config_class))
         return
-    if config is None:
-        raise InputError("--config FILE is required (echokdm train MODEL --print-config shows the fields)")
+    from echokdm.train.sources import parse_data_option
+
+    if config is None and not data:
+        raise InputError(
+            "--config FILE or --data KIND:PATH is required (echokdm train MODEL --print-config shows the fields)"
+        )
+    sources = [parse_data_option(d) for d in data] if data else None
     try:
         result = train(model, config, out or os.path.join("runs", model), resume=resume, overwrite=overwrite,
-                       stop_after_epoch=stop_after_epoch)
+                       stop_after_epoch=stop_after_epoch, sources=sources, init=init, epochs=epochs)
     finally:
         shutdown_distributed()
     if int(os.environ.get("RANK", "0")) == 0:

@@ -158,4 +158,7 @@ def camus_dataset(
     return Dataset(camus_datalist(root, view, split), Compose(steps))
 
 
-__all__ = ["RELEASES", "SPLITS", "VIEWS", "camus_datalist", "camus_dataset", "load_camus_item", "patient_folders", "read_camus_cfg"]
+__all__ = [
+    "RELEASES", "SPLITS", "VIEWS", "camus_datalist", "camus_dataset", "load_camus_item", "patient_folders",
+    "read_camus_cfg",
+]

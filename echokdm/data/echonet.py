@@ -74,7 +74,8 @@ def echonet_datalist(
         groups = traces[key].groupby("Frame", sort=False)
         per_frame = {int(f): g[["X1", "Y1", "X2", "Y2"]].to_numpy(np.float64) for f, g in groups}
         if len(per_frame) < 2:
-            bad("one traced frame", f"{root / 'VolumeTracings.csv'}: {key} has {len(per_frame)} traced frame(s); expected 2")
+            message = f"{root / 'VolumeTracings.csv'}: {key} has {len(per_frame)} traced frame(s); expected 2"
+            bad("one traced frame", message)
             continue
         if skipped is not None and max(per_frame) >= int(r.NumberOfFrames):
             skipped["traced frame past the end"] += 1

@@ -225,7 +225,10 @@ def _camus_case(item: dict) -> Case:
 
     d = load_camus_item(item)
     info = {"source": "camus", "ef_reported": item["ef"], "quality": item["quality"]}
-    labels = dict(enumerate(d["label"])) if d["label"] is not None else {item["ed"]: d["label_ed"], item["es"]: d["label_es"]}
+    if d["label"] is not None:
+        labels = dict(enumerate(d["label"]))
+    else:  # 2019 release: ED and ES labelled only
+        labels = {item["ed"]: d["label_ed"], item["es"]: d["label_es"]}
     return _loop_case(item["patient"], d["image"], labels, item["ed"], item["es"], info=info)
 
 

@@ -198,7 +198,9 @@ def run_evaluation(
     return EvaluationResult(table=table, summary=summary, figures=figures, resumed=resumed)
 
 
-def _resolve_segmenter(segmenter: str | Segmenter, device: str = "cpu", weights: str = SEG_WEIGHTS) -> tuple[Segmenter, str]:
+def _resolve_segmenter(
+    segmenter: str | Segmenter, device: str = "cpu", weights: str = SEG_WEIGHTS
+) -> tuple[Segmenter, str]:
     if not isinstance(segmenter, str):
         return segmenter, type(segmenter).__name__
     named = "builtin" if weights == SEG_WEIGHTS else f"builtin ({weights})"

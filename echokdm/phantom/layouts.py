@@ -99,7 +99,8 @@ def write_mhd(out: OutputDir, name: str, array: np.ndarray, spacing_mm: Sequence
     n = len(dims)
     header = {
         "ObjectType": "Image", "NDims": n, "BinaryData": "True", "BinaryDataByteOrderMSB": "False",
-        "CompressedData": "False", "TransformMatrix": " ".join("1" if i == j else "0" for i in range(n) for j in range(n)),
+        "CompressedData": "False",
+        "TransformMatrix": " ".join("1" if i == j else "0" for i in range(n) for j in range(n)),
         "Offset": " ".join(["0"] * n), "CenterOfRotation": " ".join(["0"] * n),
         "ElementSpacing": " ".join(f"{v:.9g}" for v in spacing), "DimSize": " ".join(map(str, dims)),
         "ElementType": "MET_UCHAR", "ElementDataFile": Path(raw).name,
@@ -173,7 +174,9 @@ def camus_quality(params: dict[str, Any]) -> str:
     return "Good" if score < 0.8 else "Medium" if score < 1.5 else "Poor"
 
 
-def write_camus_patient(out: OutputDir, number: int, loop: PhantomLoop, split: str, release: str = "2023") -> dict[str, Any]:
+def write_camus_patient(
+    out: OutputDir, number: int, loop: PhantomLoop, split: str, release: str = "2023"
+) -> dict[str, Any]:
     """``patientNNNN/`` as a CAMUS release names it: for each view (2CH, 4CH) the ED and ES images with their
     ``_gt`` masks, the ED->ES sequence (and, 2023, its ``_gt``), ``Info_<view>.cfg``, plus
     ``patientNNNN_4CH_phantom.json``. Masks keep CAMUS labels 0-3 only.
@@ -346,8 +349,9 @@ def manifest_rows(root: str | os.PathLike) -> list[dict[str, str]]:
 
 
 __all__ = [
-    "LAYOUTS", "generate", "layout_overrides", "manifest_rows", "volume_tracing", "write_camus_patient", "write_camus_split", "write_mhd",
-    "write_dicom_loop", "write_echonet_tables", "write_echonet_video", "write_manifest", "write_nifti",
+    "LAYOUTS", "generate", "layout_overrides", "manifest_rows", "volume_tracing", "write_camus_patient",
+    "write_camus_split", "write_mhd", "write_dicom_loop", "write_echonet_tables", "write_echonet_video",
+    "write_manifest", "write_nifti",
 ]
 
 

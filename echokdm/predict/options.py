@@ -19,7 +19,6 @@ from echokdm.defaults import (
 )
 from echokdm.errors import InputError
 
-
 #: training task (``echokdm train TASK``) -> the role of its weights in a prediction
 TASK_ROLES = {"seg": "seg", "flowae": "flow_vae", "k2f": "k2f", "f2i": "f2i"}
 

@@ -13,7 +13,7 @@ import torch
 
 from echokdm.defaults import PRIOR_WEIGHTS
 from echokdm.device import autocast, channels_last, check_precision, resolve_device
-from echokdm.errors import InputError, UnsupportedError
+from echokdm.errors import UnsupportedError
 from echokdm.grid import kdm_on_source_grid
 from echokdm.labels import camus_labels
 from echokdm.predict.options import PredictOptions, PredictWeights
@@ -70,7 +70,9 @@ class KDMPredictor:
         self._prior = None
 
     @classmethod
-    def from_weights(cls, weights: PredictWeights | None = None, device: str = "auto", precision: str = "auto") -> KDMPredictor:
+    def from_weights(
+        cls, weights: PredictWeights | None = None, device: str = "auto", precision: str = "auto"
+    ) -> KDMPredictor:
         """Load the pipeline and the segmenter (default: the shipped weights; nothing is downloaded).
 
         Args:
@@ -137,7 +139,6 @@ class KDMPredictor:
         keypoints), ``prepare`` / ``k2f`` / ``f2i`` / ``transfer`` (:func:`echokdm.grid.kdm_on_source_grid`),
         ``segment_prediction`` (the source and each predicted frame, each on its own) and ``measure``.
         """
-        opts = inp.options
         with autocast(self.device, self.precision):
             return self._predict_input(inp)
 

@@ -43,6 +43,9 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     stop_after_epoch: int | None = None,
+    sources: list[dict] | None = None,
+    init: str | None = None,
+    epochs: int | None = None,
 ) -> TrainResult:
     """Train the model registered as ``name`` (alone, or as one rank under ``torchrun``).
 
@@ -53,10 +56,25 @@ def train(
         resume: continue from the newest checkpoint in ``out``.
         overwrite: clear an existing echokdm folder first.
         stop_after_epoch: stop once this many epochs are done (to resume later).
+        sources: replace ``data.sources`` (``--data``: :class:`~echokdm.train.sources.SourceConfig` mappings).
+        init: replace ``train.init_weights`` (``--init``: shipped name or weights file).
+        epochs: replace ``train.epochs`` (``--epochs``).
 
     Returns:
         The :class:`~echokdm.train.trainer.TrainResult`.
+
+    Raises:
+        InputError: an unknown model, a bad config, or ``sources`` for a model that cannot take them.
     """
     cls = task_class(name)
-    task = cls(load_config(config, cls.config_class))
+    cfg = load_config(config, cls.config_class)
+    if sources is not None:
+        if not hasattr(cfg, "data") or not hasattr(cfg.data, "sources"):
+            raise InputError(f"--data: {name} learns from the phantom only so far (data.sources: seg)")
+        cfg.data.sources = load_config({"data": {"sources": sources}}, cls.config_class).data.sources
+    if init is not None:
+        cfg.train.init_weights = init
+    if epochs is not None:
+        cfg.train.epochs = epochs
+    task = cls(cfg)
     return Trainer(task, out, resume=resume, overwrite=overwrite, name=name).fit(stop_after_epoch=stop_after_epoch)

@@ -1,13 +1,15 @@
-"""``echokdm train seg``: the LV segmenter (:mod:`echokdm.models.seg`) on phantom loops (:mod:`.seg_data`)."""
+"""``echokdm train seg``: the LV segmenter (:mod:`echokdm.models.seg`) on phantom loops (:mod:`.seg_data`) or
+on the data sets of ``data.sources`` (:mod:`.sources`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
-from monai.losses import DiceCELoss
+from torch.utils.data import Dataset
 
 from echokdm.config import config_to_dict, option
+from echokdm.errors import InputError
 from echokdm.models.seg import SegModelConfig, build_network, dice_per_class
 from echokdm.train.seg_data import (
     PhantomFrames,
@@ -17,6 +19,7 @@ from echokdm.train.seg_data import (
     augmentation,
     phantom_loops,
 )
+from echokdm.train.sources import PartialLabelDiceCE, SourceConfig, source_frames
 from echokdm.train.task import RunConfig, TrainTask
 
 
@@ -29,11 +32,20 @@ class SegLossConfig:
 
 
 @dataclass
+class SegSourcesConfig(SegDataConfig):
+    """Phantom loops (``train_loops`` / ``val_loops``), or the data sets of ``sources`` when it is not empty."""
+
+    sources: list[SourceConfig] = option(
+        [], "data sources ({kind: phantom|echonet|camus, path, split, weight}); [] = the phantom loops above"
+    )
+
+
+@dataclass
 class SegRunConfig(RunConfig):
     """Configuration of ``echokdm train seg``."""
 
     model: SegModelConfig = option(SegModelConfig, "network and working grid")
-    data: SegDataConfig = option(SegDataConfig, "phantom training data")
+    data: SegSourcesConfig = option(SegSourcesConfig, "training data")
     augment: SegAugmentConfig = option(SegAugmentConfig, "augmentation")
     loss: SegLossConfig = option(SegLossConfig, "loss")
 
@@ -47,42 +59,55 @@ class SegTask(TrainTask):
 
     def __init__(self, cfg: SegRunConfig) -> None:
         super().__init__(cfg)
-        self.loss_fn = DiceCELoss(
-            include_background=False,
-            to_onehot_y=True,
-            softmax=True,
-            batch=True,
-            lambda_dice=cfg.loss.dice_weight,
-            lambda_ce=cfg.loss.ce_weight,
-        )
+        self.loss_fn = PartialLabelDiceCE(cfg.loss.dice_weight, cfg.loss.ce_weight)
 
     def build_model(self) -> torch.nn.Module:
         return build_network(self.cfg.model)
 
-    def train_dataset(self) -> PhantomFrames:
+    def train_dataset(self) -> Dataset:
         """Augmented random frames of the training loops."""
         c = self.cfg
         augment = (acquisition(c.augment), augmentation(c.augment))
+        if c.data.sources:
+            found = self._sources("train", c.data.frames_per_loop, augment)
+            if found is None:
+                raise InputError("data.sources: no labelled loop in any source's split")
+            return found
         loops = self._loops("train", c.data.train_loops)
         return PhantomFrames(loops, c.model.size, c.data.frames_per_loop, augment, c.train.seed)
 
-    def val_dataset(self) -> PhantomFrames | None:
-        """Every frame of the validation loops, as at inference."""
+    def val_dataset(self) -> Dataset | None:
+        """Every (labelled) frame of the validation loops, as at inference."""
         c = self.cfg
+        if c.data.sources:
+            return self._sources("val", None, None)
         if c.data.val_loops == 0:
             return None
         return PhantomFrames(self._loops("val", c.data.val_loops), c.model.size, None, None, c.train.seed)
+
+    def _sources(self, split: str, per_loop: int | None, augment) -> Dataset | None:
+        c = self.cfg
+        d = c.data
+        return source_frames(
+            d.sources, split, c.model.size, per_loop, augment, c.train.seed, dict(d.phantom), d.cache_dir, d.workers
+        )
 
     def _loops(self, split: str, n: int) -> list[dict]:
         d = self.cfg.data
         return phantom_loops(split, n, dict(d.phantom), d.cache_dir, d.workers)
 
     def training_step(self, model, batch, device):
-        return self.loss_fn(model(batch["image"].to(device)), batch["label"].to(device))
+        label = batch["label"].to(device)
+        partial = batch.get("partial", torch.zeros(label.shape[0], dtype=torch.bool)).to(device)
+        return self.loss_fn(model(batch["image"].to(device)), label, partial)
 
     def validation_step(self, model, batch, device):
         logits = model(batch["image"].to(device))
         values = dice_per_class(logits.argmax(1).cpu(), batch["label"][:, 0].cpu())
+        if "partial" in batch:  # LV-only labels say nothing of the other structures
+            for k in values:
+                if k != "lv":
+                    values[k] = torch.where(batch["partial"], torch.nan, values[k])
         return {f"dice_{k}": v for k, v in values.items()}
 
     def export_config(self) -> dict:

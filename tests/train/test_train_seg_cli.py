@@ -68,7 +68,10 @@ def test_print_config_is_a_valid_default_config(capsys):
     "args, message",
     [
         (["train", "nosuch", "--config", "x.yaml"], "unknown model 'nosuch'"),
-        (["train", "seg"], "--config FILE is required"),
+        (["train", "seg"], "--config FILE or --data KIND:PATH is required"),
+        (["train", "seg", "--data", "nifti:/x"], "expected KIND:PATH"),
+        (["train", "seg", "--data", "phantom:lots"], "phantom takes a number"),
+        (["train", "ofnet", "--data", "phantom:4"], "learns from the phantom only"),
         (["train", "seg", "--config", "missing.yaml"], "does not exist"),
     ],
 )
