@@ -59,7 +59,10 @@ def test_partial_label_loss_equals_dice_ce_on_full_labels_and_ignores_unlabelled
 
 
 def test_sources_serve_labelled_frames_with_their_partial_flag(folders):
-    srcs = [SourceConfig("echonet", str(folders / "echonet_train")), SourceConfig("camus", str(folders / "camus"), "all", 2.0)]
+    srcs = [
+        SourceConfig("echonet", str(folders / "echonet_train")),
+        SourceConfig("camus", str(folders / "camus"), "all", 2.0),
+    ]
     ds = source_frames(srcs, "train", 32, 3, None, 0, {})
     assert len(ds) == 2 * 3 + 4 * 6  # 2 videos x 3; 2 patients x 2 views x 3 x weight 2
     first, last = ds[0], ds[len(ds) - 1]
