@@ -173,6 +173,8 @@ def run_metrics(
     frame_time_ms: float | None = None,
     septum_side: str = "left",
     overwrite: bool = False,
+    ed_es: tuple[int, int] | None = None,
+    seg_2ch: str | None = None,
 ) -> dict[str, Any]:
     """Everything ``echokdm metrics`` does: read, check, measure, write.
 
@@ -185,6 +187,10 @@ def run_metrics(
         frame_time_ms: overriding the cine's frame time.
         septum_side: see :func:`echokdm.keypoints.extract_keypoints`.
         overwrite: replace an earlier output folder of echokdm.
+        ed_es: (ED, ES) frame indices instead of finding them (a 2-frame segmentation is an ED/ES pair whose
+            larger cavity is ED).
+        seg_2ch: segmentation of the apical two-chamber view (loop or ED/ES pair): adds the biplane Simpson
+            volumes and EF (report key ``biplane``).
 
     Returns:
         The report (also written as ``report.json``).
@@ -197,7 +203,7 @@ def run_metrics(
     from echokdm.errors import InputError
     from echokdm.io.load import in_range, physical
     from echokdm.io.segmentation import read_segmentation
-    from echokdm.metrics import measure_loop
+    from echokdm.metrics import biplane_ef, measure_loop
 
     if n_keypoints not in (20, 40):
         raise InputError(f"--keypoints must be 20 or 40, got {n_keypoints}")
@@ -228,11 +234,22 @@ def run_metrics(
         frame_time_ms = frame_time_ms or meta.get("frame_time_ms")
         backgrounds, background_name = frames.astype(np.float32) / 255.0, "cine"
     try:
-        lm = measure_loop(labels, n_keypoints, sp, frame_time_ms, septum_side)
+        lm = measure_loop(labels, n_keypoints, sp, frame_time_ms, septum_side, ed_es)
     except InputError as e:  # name the file whose labels cannot be measured
         raise InputError(f"{seg}: {e}") from None
-    out_dir = OutputDir(out, overwrite=overwrite, inputs=[seg, dicom])
+    biplane = None
+    if seg_2ch is not None:
+        labels_2ch, meta_2ch = read_segmentation(seg_2ch, image_only=False)
+        sp_2ch = list(spacing_mm) if spacing_mm else meta_2ch["spacing_mm"]
+        try:
+            lm_2ch = measure_loop(labels_2ch, n_keypoints, sp_2ch, frame_time_ms, septum_side)
+            biplane = {"segmentation_2ch": str(seg_2ch), **biplane_ef(lm, lm_2ch)}
+        except InputError as e:
+            raise InputError(f"{seg_2ch}: {e}") from None
+    out_dir = OutputDir(out, overwrite=overwrite, inputs=[seg, dicom, seg_2ch])
     inputs = {"segmentation": str(seg), "dicom": None if dicom is None else str(dicom)}
     report = metrics_report(lm, labels.shape[1:], inputs, sp_source if sp else None)
+    if biplane is not None:
+        report["biplane"] = biplane
     write_metrics(out_dir, lm, report, backgrounds, background_name)
     return report

@@ -13,6 +13,7 @@ from echokdm.metrics.clinical import (
     LoopMetrics,
     PredictionEF,
     Units,
+    biplane_ef,
     biplane_simpson_volume,
     ef_between,
     ef_from_keypoints,
@@ -33,6 +34,7 @@ from echokdm.metrics.images import (
 )
 
 __all__ = [
+    "biplane_ef",
     "N_DISKS",
     "PSNR_CAP",
     "SSIM_KERNEL",

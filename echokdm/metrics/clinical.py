@@ -359,18 +359,23 @@ def measure_loop(
     spacing_mm: Sequence[float] | None = None,
     frame_time_ms: float | None = None,
     septum_side: str = "left",
+    ed_es: tuple[int, int] | None = None,
 ) -> LoopMetrics:
     """Keypoints of every frame, ED/ES from the cavity area curve, and the LV measurements of a loop.
+
+    A 2-frame segmentation is an ED/ES pair (as CAMUS and EchoNet-Dynamic label them): ED is the frame with the
+    larger cavity, ES the other, unless ``ed_es`` names them.
 
     The phases are found on the cavity's pixel count (the most direct area, free of contour fitting);
     the measurements use the keypoints.
 
     Args:
-        labels: (T, H, W) CAMUS label maps of a loop, T >= 3.
+        labels: (T, H, W) CAMUS label maps of a loop (T >= 3) or of an ED/ES pair (T = 2).
         n_keypoints: 20 or 40.
         spacing_mm: (dy, dx) in mm, or None for pixel units.
         frame_time_ms: frame time for the heart rate, or None.
         septum_side: see :func:`echokdm.keypoints.extract_keypoints`.
+        ed_es: the (ED, ES) frame indices, instead of finding them.
 
     Returns:
         The loop's metrics.
@@ -383,8 +388,10 @@ def measure_loop(
     from echokdm.progress import progress
 
     lab = np.asarray(labels)
-    if lab.ndim != 3 or lab.shape[0] < 3:
-        raise InputError(f"a loop of label maps (T >= 3, H, W) is needed, got shape {tuple(lab.shape)}")
+    if lab.ndim != 3 or lab.shape[0] < 2:
+        raise InputError(f"a loop (T >= 3, H, W) or ED/ES pair (2, H, W) of label maps is needed, got {lab.shape}")
+    if ed_es is not None and (ed_es[0] == ed_es[1] or not all(0 <= t < lab.shape[0] for t in ed_es)):
+        raise InputError(f"ED/ES frames {ed_es} must be two different frames of the {lab.shape[0]}")
     missing = [t for t in range(lab.shape[0]) if not (lab[t] == 1).any()]
     if missing:
         raise InputError(f"no LV cavity (label 1) in frame(s) {_frame_list(missing)}")
@@ -401,11 +408,32 @@ def measure_loop(
         except InputError as e:
             raise InputError(f"frame {t}: {e}") from None
     frames = [measure_frame(k, spacing_mm) for k in kps]
-    phases = detect_phases((lab == 1).sum(axis=(1, 2)), frame_time_ms)
+    area = (lab == 1).sum(axis=(1, 2))
+    if ed_es is None and lab.shape[0] == 2:
+        ed_es = (int(np.argmax(area)), 1 - int(np.argmax(area)))
+    if ed_es is not None:
+        ed, es = (int(t) for t in ed_es)
+        phases = Phases([ed], [es], [(ed, es)], None, None, area.astype(np.float64))
+    else:
+        phases = detect_phases(area, frame_time_ms)
     if not phases.ed or not phases.es:
         raise InputError("the LV area curve shows no clear ED and ES; is the segmentation a full loop?")
     sp = None if spacing_mm is None else (float(spacing_mm[0]), float(spacing_mm[1]))
     return LoopMetrics(np.stack(kps), frames, phases, Units(sp is not None), sp, frame_time_ms)
+
+
+def biplane_ef(a4c: LoopMetrics, a2c: LoopMetrics) -> dict[str, float]:
+    """Biplane Simpson EDV, ESV and EF from the first beat of an A4C and an A2C loop (or ED/ES pair).
+
+    Raises:
+        InputError: a view without a complete beat, or one view calibrated and the other not.
+    """
+    if not a4c.phases.beats or not a2c.phases.beats:
+        raise InputError("biplane EF needs an ED and an ES frame in both views")
+    (ed4, es4), (ed2, es2) = a4c.phases.beats[0], a2c.phases.beats[0]
+    edv = biplane_simpson_volume(a4c.keypoints[ed4], a2c.keypoints[ed2], a4c.spacing_mm, a2c.spacing_mm)
+    esv = biplane_simpson_volume(a4c.keypoints[es4], a2c.keypoints[es2], a4c.spacing_mm, a2c.spacing_mm)
+    return {"edv_biplane": edv, "esv_biplane": esv, "ef_biplane": ejection_fraction(edv, esv)}
 
 
 def _frame_list(frames: list[int], limit: int = 8) -> str:

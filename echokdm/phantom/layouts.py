@@ -370,6 +370,7 @@ def generate(
     ddf: bool = True,
     overwrite: bool = False,
     progress_bar: bool | None = None,
+    appearance: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Simulate ``n`` loops and write them in ``layout`` with a ``manifest.csv``.
 
@@ -388,6 +389,8 @@ def generate(
         ddf: write the displacement fields (DICOM layout).
         overwrite: replace an existing echokdm folder.
         progress_bar: force the progress bar on/off (default: on a terminal).
+        appearance: parameters of :func:`echokdm.phantom.sample_params` fixed for every loop (e.g.
+            ``{"blood_db": -8.0, "haze": 1.0}``: a shifted image domain).
 
     Returns:
         The manifest rows.
@@ -400,7 +403,7 @@ def generate(
     from echokdm.phantom.simulate import simulate
     from echokdm.progress import progress
 
-    overrides = layout_overrides(layout)
+    overrides = {**(appearance or {}), **layout_overrides(layout)}
     if layout == "echonet" and size not in (None, ECHONET_SIZE):
         raise InputError(f"EchoNet-Dynamic videos are {ECHONET_SIZE}x{ECHONET_SIZE}; drop --size or use {ECHONET_SIZE}")
     seeds = split_seeds(split, n, start=seed)

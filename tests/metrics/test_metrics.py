@@ -10,6 +10,7 @@ from echokdm.metrics import (
     Units,
     aggregate_ef_consistency,
     agreement,
+    biplane_ef,
     biplane_simpson_volume,
     ef_consistency,
     ef_from_keypoints,
@@ -129,7 +130,9 @@ def test_measure_loop_finds_beats_and_ef():
 def test_measure_loop_errors():
     lab = a4c_loop(6, 6.0)
     with pytest.raises(InputError, match="T >= 3"):
-        measure_loop(lab[:2])
+        measure_loop(lab[:1])
+    with pytest.raises(InputError, match="two different frames"):
+        measure_loop(lab, ed_es=(2, 2))
     bad = lab.copy()
     bad[2][bad[2] == 1] = 0
     with pytest.raises(InputError, match=r"frame\(s\) 2"):
@@ -138,3 +141,27 @@ def test_measure_loop_errors():
         measure_loop(np.where(lab == 2, 0, lab), 40)
     with pytest.raises(InputError, match="does not change"):
         measure_loop(np.stack([lab[0]] * 4))
+
+
+def test_an_ed_es_pair_is_measured_with_the_larger_cavity_as_ed():
+    lab = a4c_loop(45, 20.0, 0.0, shape=(192, 192), a=64, b=32, offset=16, wall=8, base=(96, 150))
+    full = measure_loop(lab, 20, spacing_mm=(0.3, 0.3)).beats()[0]
+    for pair, ed_index in ((lab[[0, 7]], 0), (lab[[7, 0]], 1)):
+        lm = measure_loop(pair, 20, spacing_mm=(0.3, 0.3))
+        assert lm.phases.beats == [(ed_index, 1 - ed_index)]
+        assert lm.summary()["ef_simpson"] == pytest.approx(full["ef_simpson"], rel=1e-9)
+    given = measure_loop(lab, 20, spacing_mm=(0.3, 0.3), ed_es=(20, 27))
+    assert given.phases.beats == [(20, 27)] and given.summary()["n_beats"] == 1
+
+
+def test_biplane_ef_of_two_views():
+    lab = a4c_loop(45, 20.0, 0.0, shape=(192, 192), a=64, b=32, offset=16, wall=8, base=(96, 150))
+    a4c = measure_loop(lab[[0, 7]], 20, spacing_mm=(0.3, 0.3))
+    same = biplane_ef(a4c, a4c)  # identical views: the biplane disks are the single-plane disks
+    assert same["ef_biplane"] == pytest.approx(a4c.summary()["ef_simpson"], rel=1e-9)
+    wide = a4c_loop(45, 20.0, 0.0, shape=(192, 192), a=64, b=40, offset=16, wall=8, base=(96, 150))
+    a2c = measure_loop(wide[[0, 7]], 20, spacing_mm=(0.3, 0.3))
+    both = biplane_ef(a4c, a2c)
+    assert both["edv_biplane"] > same["edv_biplane"] and 0 < both["ef_biplane"] < 100
+    with pytest.raises(InputError, match="spacing"):
+        biplane_ef(a4c, measure_loop(wide[[0, 7]], 20))

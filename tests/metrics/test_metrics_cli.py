@@ -36,6 +36,9 @@ def files(tmp_path_factory):
     holes = lab.copy()
     holes[4][holes[4] == 1] = 0
     sitk.WriteImage(sitk.GetImageFromArray(holes), str(d / "nolv.nii.gz"))
+    pair = sitk.GetImageFromArray(lab[[7, 0]])  # a CAMUS-style ED/ES pair, ES first
+    pair.SetSpacing((0.4, 0.4, 1.0))
+    sitk.WriteImage(pair, str(d / "pair.nii.gz"))
     frames = np.where(lab == 2, 200, np.where(lab == 1, 20, 90)).astype(np.uint8)
     write_cine_dicom(d / "loop.dcm", frames, frame_time_ms=40.0, spacing_mm=(0.5, 0.5))
     write_cine_dicom(d / "short.dcm", frames[:10], frame_time_ms=40.0, spacing_mm=(0.5, 0.5))
@@ -91,3 +94,16 @@ def test_bad_inputs_fail_with_one_line(files, tmp_path, args, message):
     assert len(lines) == 1 and lines[0].startswith("echokdm: error:") and message in lines[0], r.stderr
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_ed_es_pair_and_biplane(files, tmp_path):
+    r = run("--seg", files / "pair.nii.gz", "--seg-2ch", files / "pair.nii.gz", "--out", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    jsonschema.validate(report, json.loads((SPECS / "metrics_report.schema.json").read_text()))
+    assert report["ed_frames"] == [1] and report["es_frames"] == [0]
+    assert report["biplane"]["ef_biplane"] == pytest.approx(report["summary"]["ef_simpson"], rel=1e-9)
+    assert "EF biplane Simpson" in r.stdout
+    r = run("--seg", files / "seg.nii.gz", "--ed-es", "0", "7", "--out", tmp_path / "given")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "given" / "report.json").read_text())["es_frames"] == [7]
