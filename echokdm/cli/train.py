@@ -30,6 +30,11 @@ from echokdm.errors import InputError
 )
 @click.option("--init", default=None, help="Fine-tune from these weights: shipped name or .safetensors file.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Number of epochs (replaces train.epochs).")
+@click.option(
+    "--device",
+    default=None,
+    help="auto, cpu, cuda or cuda:N (replaces train.device; under torchrun each rank takes its local GPU).",
+)
 @click.option("--print-config", is_flag=True, help="Print every config field with its default and exit.")
 def command(
     model: str,
@@ -41,6 +46,7 @@ def command(
     data: tuple[str, ...],
     init: str | None,
     epochs: int | None,
+    device: str | None,
     print_config: bool,
 ) -> None:
     """Train MODEL (one of the registered models, e.g. seg).
@@ -67,7 +73,7 @@ def command(
     sources = [parse_data_option(d) for d in data] if data else None
     try:
         result = train(model, config, out or os.path.join("runs", model), resume=resume, overwrite=overwrite,
-                       stop_after_epoch=stop_after_epoch, sources=sources, init=init, epochs=epochs)
+                       stop_after_epoch=stop_after_epoch, sources=sources, init=init, epochs=epochs, device=device)
     finally:
         shutdown_distributed()
     if int(os.environ.get("RANK", "0")) == 0:

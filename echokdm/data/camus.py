@@ -69,6 +69,14 @@ def patient_folders(root: str | os.PathLike) -> list[Path]:
     raise InputError(f"{root}: no patientNNNN folders (CAMUS layout)")
 
 
+def is_camus_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a CAMUS root (see :func:`patient_folders`)."""
+    try:
+        return bool(patient_folders(path))
+    except InputError:
+        return False
+
+
 def official_split(patients_dir: Path) -> dict[str, str] | None:
     """patient -> echokdm split from the 2023 release's ``database_split/`` (beside or inside the patients'
     folder), or None when there is none."""
@@ -159,6 +167,7 @@ def camus_dataset(
 
 
 __all__ = [
-    "RELEASES", "SPLITS", "VIEWS", "camus_datalist", "camus_dataset", "load_camus_item", "patient_folders",
+    "RELEASES", "SPLITS", "VIEWS", "camus_datalist", "camus_dataset", "is_camus_folder", "load_camus_item",
+    "patient_folders",
     "read_camus_cfg",
 ]

@@ -179,7 +179,7 @@ def folder_cases(path: Path, size: int) -> list[CaseRef]:
         )
     if (path / "FileList.csv").exists():
         refs = [CaseRef(item["filename"], partial(_echonet_case, item)) for item in echonet_datalist(path)]
-    elif _is_camus(path):
+    elif _camus_root(path):
         refs = [CaseRef(item["patient"], partial(_camus_case, item)) for item in camus_datalist(path)]
     elif (path / "manifest.csv").exists() and any(r["layout"] == "dicom" for r in manifest_rows(path)):
         rows = [r for r in manifest_rows(path) if r["layout"] == "dicom"]
@@ -192,13 +192,10 @@ def folder_cases(path: Path, size: int) -> list[CaseRef]:
     return [CaseRef(r.case_id, partial(_resized, r.load, size)) for r in refs]
 
 
-def _is_camus(path: Path) -> bool:
-    from echokdm.data.camus import patient_folders
+def _camus_root(path: Path) -> bool:
+    from echokdm.data.camus import is_camus_folder
 
-    try:
-        return bool(patient_folders(path))
-    except InputError:
-        return False
+    return is_camus_folder(path)
 
 
 def _resized(load: Callable[[], Case], size: int) -> Case:

@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from echokdm.data.camus import is_camus_folder
 from echokdm.defaults import SEG_WEIGHTS
 from echokdm.device import resolve_device
 from echokdm.errors import EchoKDMError, InputError, OutputError
+from echokdm.evaluate.biplane import biplane_markdown, camus_biplane
 from echokdm.evaluate.cases import CaseRef, resolve_cases
 from echokdm.evaluate.plots import bland_altman, box_plots, case_strip
 from echokdm.evaluate.predictors import PREDICTORS, Predictor, get_predictor
@@ -100,7 +102,9 @@ def run_evaluation(
 
     The report folder gets ``scores.csv`` (one row per case and predictor), ``summary.md`` (mean and bootstrap
     95% CI per metric and predictor, paired differences against the best baseline), ``boxplots.png``,
-    ``bland_altman.png``, ``strip.png`` (best, median and worst case) and ``run.json`` (the settings).
+    ``bland_altman.png``, ``strip.png`` (best, median and worst case) and ``run.json`` (the settings); a CAMUS
+    folder adds ``biplane.csv`` (biplane Simpson EF of each patient against its Info file's EF, see
+    :mod:`echokdm.evaluate.biplane`) and its section of ``summary.md``.
     Re-running into the same folder with the same settings skips the cases already scored. The same seed
     gives the same numbers.
 
@@ -182,7 +186,13 @@ def run_evaluation(
         "seed": str(seed),
     }
     spacing_known = bool(rows["spacing_known"].all()) if "spacing_known" in rows else True
-    summary = out.write_text("summary.md", summary_markdown(table, shown, header, spacing_known, seed=seed))
+    text = summary_markdown(table, shown, header, spacing_known, seed=seed)
+    if isinstance(data, str) and is_camus_folder(data):
+        biplane = camus_biplane(data, seg)
+        with out.atomic("biplane.csv") as tmp:
+            biplane.to_csv(tmp, index=False)
+        text += biplane_markdown(biplane)
+    summary = out.write_text("summary.md", text)
     figures = [out.file("boxplots.png"), out.file("bland_altman.png")]
     with out.atomic("boxplots.png") as tmp:
         box_plots(table, shown, tmp)

@@ -46,6 +46,7 @@ def train(
     sources: list[dict] | None = None,
     init: str | None = None,
     epochs: int | None = None,
+    device: str | None = None,
 ) -> TrainResult:
     """Train the model registered as ``name`` (alone, or as one rank under ``torchrun``).
 
@@ -59,6 +60,7 @@ def train(
         sources: replace ``data.sources`` (``--data``: :class:`~echokdm.train.sources.SourceConfig` mappings).
         init: replace ``train.init_weights`` (``--init``: shipped name or weights file).
         epochs: replace ``train.epochs`` (``--epochs``).
+        device: replace ``train.device`` (``--device``).
 
     Returns:
         The :class:`~echokdm.train.trainer.TrainResult`.
@@ -76,5 +78,10 @@ def train(
         cfg.train.init_weights = init
     if epochs is not None:
         cfg.train.epochs = epochs
+    if device is not None:
+        from echokdm.device import resolve_device
+
+        resolve_device(device)  # a one-line error now, not after the data are read
+        cfg.train.device = device
     task = cls(cfg)
     return Trainer(task, out, resume=resume, overwrite=overwrite, name=name).fit(stop_after_epoch=stop_after_epoch)

@@ -76,3 +76,25 @@ def test_unknown_folders_are_refused(tmp_path):
         resolve_cases(str(tmp_path / "empty"), 128)
     with pytest.raises(InputError, match="no such folder"):
         resolve_cases(str(tmp_path / "missing"), 128)
+
+
+def test_camus_biplane_ef_against_the_info_files(folders, loop, tmp_path):
+    import pandas as pd
+
+    from echokdm.evaluate.biplane import camus_biplane
+
+    class Truth:  # a segmenter that returns the phantom's labels of the half sequence
+        def __call__(self, frames, *, sector_mask, spacing_mm=None, atlas=None):
+            ed, es = loop.ed[0], loop.es[0]
+            return np.where(loop.labels[ed : es + 1] <= 3, loop.labels[ed : es + 1], 0).astype(np.uint8)
+
+    table = camus_biplane(folders / "camus", Truth())
+    (row,) = table.to_dict("records")
+    assert row["patient"] == "patient0001" and row["error"] == ""
+    assert row["ef_biplane_seg"] == pytest.approx(row["ef_biplane_truth"], rel=1e-9)
+    assert row["ef_biplane_truth"] == pytest.approx(row["ef_reported"], abs=6.0)  # phantom EF: exact volumes
+    res = run_evaluation(str(folders / "camus"), tmp_path / "r", predictors=["copy"], segmenter="atlas", size=112)
+    written = pd.read_csv(tmp_path / "r" / "biplane.csv")
+    assert written["ef_biplane_truth"].iloc[0] == pytest.approx(row["ef_biplane_truth"])
+    assert "the atlas segmenter needs" in written["error"].iloc[0]  # no atlas frame outside a task
+    assert "Biplane Simpson EF against the reported EF" in res.summary.read_text()

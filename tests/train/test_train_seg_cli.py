@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 import yaml
 from safetensors.torch import load_file
 
@@ -72,6 +73,9 @@ def test_print_config_is_a_valid_default_config(capsys):
         (["train", "seg", "--data", "nifti:/x"], "expected KIND:PATH"),
         (["train", "seg", "--data", "phantom:lots"], "phantom takes a number"),
         (["train", "ofnet", "--data", "phantom:4"], "learns from the phantom only"),
+        (["train", "seg", "--data", "phantom:2", "--device", "tpu"], "device"),
+        pytest.param(["train", "seg", "--data", "phantom:2", "--device", "cuda"], "CUDA is not available",
+                     marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
         (["train", "seg", "--config", "missing.yaml"], "does not exist"),
     ],
 )
