@@ -52,7 +52,8 @@ def test_dicom_layout_round_trips(tmp_path):
 
 def test_camus_layout_and_loader(tmp_path):
     out = _run(tmp_path, "camus", "--size", "96", "--split", "val")
-    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["patient0006", "patient0007"]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["database_split", "patient0006", "patient0007"]
+    assert (out / "database_split" / "subgroup_validation.txt").read_text() == "patient0006\npatient0007\n"
     cfg = read_camus_cfg(out / "patient0006" / "Info_4CH.cfg")
     assert {"ED", "ES", "NbFrame", "Sex", "Age", "ImageQuality", "EF", "FrameRate", "LVedv", "LVesv"} <= set(cfg)
     assert cfg["ED"] == 1 and cfg["ES"] == cfg["NbFrame"]
