@@ -43,7 +43,7 @@ def test_defaults_and_nested_values(tmp_path):
         ("train: {epochs: ten}", "train: epochs: expected an integer"),
         ("train: {optimizer: adam}", "'adam' is not one of"),
         ("inner: {size: [1, 2, 3]}", "expected 2 values"),
-        ("ratio: true", "expected a number"),
+        ("ratio: true", "expected a finite number"),
         ("- 1\n- 2", "expected a mapping"),
         ("a: [unclosed", "not valid YAML"),
         ("!!python/object/apply:os.system ['echo hi']", "not valid YAML"),
