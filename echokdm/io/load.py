@@ -233,6 +233,8 @@ class CineFile:
 def load_cine_file(path: str | os.PathLike, blank_outside_sector: bool = True) -> CineFile:
     """:func:`load_cine` with the DICOM header and the file's sha256, all from one open of the file (a DICOM file
     is hashed and decoded from the same handle; other formats are decoded by their libraries from the path).
+    Patient and study attributes whose value does not fit their VR are dropped from the header here, before any
+    work, so that no writer (prediction.dcm, SR, SEG) fails on them later.
 
     Args:
         path: see :func:`read_cine`.
@@ -247,6 +249,10 @@ def load_cine_file(path: str | os.PathLike, blank_outside_sector: bool = True) -
     with open(p, "rb") as f:
         sha256 = _sha256(f)
         frames, meta, header = _read_cine(p, blank_outside_sector, f)
+    if header is not None:
+        from echokdm.io.write import drop_invalid
+
+        drop_invalid(header)
     return CineFile(_as_loop(frames, meta), header, sha256)
 
 

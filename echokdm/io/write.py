@@ -58,8 +58,8 @@ def drop_invalid(ds: Dataset, keywords: tuple[str, ...] = PATIENT_STUDY_KEYWORDS
                 warnings.simplefilter("error")
                 elem = ds[tag]
                 values = elem.value if isinstance(elem.value, (list, tuple, MultiValue)) else [elem.value]
-                for v in values:
-                    validate_value(elem.VR, v, config.RAISE)
+                for v in values:  # pydicom validates DS/IS as text, not as its own DSfloat/IS numbers
+                    validate_value(elem.VR, str(v) if elem.VR in ("DS", "IS") else v, config.RAISE)
                     if elem.VR in ("DS", "IS") and v not in (None, "") and not np.isfinite(float(v)):
                         raise ValueError("not finite")
         except Exception:  # any failure to read or check the value: the attribute is not copied

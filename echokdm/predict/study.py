@@ -15,7 +15,6 @@ import torch
 
 from echokdm.defaults import N_KEYPOINTS, PREDICT_BYTES_PER_PIXEL
 from echokdm.errors import InputError
-from echokdm.io.write import drop_invalid
 from echokdm.labels import camus_labels
 from echokdm.metrics import ef_between
 from echokdm.predict.options import PredictOptions
@@ -165,8 +164,6 @@ def read_input(cine: str | os.PathLike | torch.Tensor, options: PredictOptions |
             )
         labels = camus_labels(labels)
     name = Path(str(meta.get("filename_or_obj", ""))).name
-    if read.header is not None:
-        drop_invalid(read.header)  # before the work: a bad value must not fail the copy into prediction.dcm
     if labels is not None:  # given labels without a beat are a bad input: say so before any model loads
         _beats(name, labels, meta.get("frame_time_ms"))
     return StudyInput(opts, frames, meta, sector, name, read.header, read.sha256, labels, target_kps,

@@ -86,3 +86,16 @@ def test_single_frame_and_bad_arguments(tmp_path):
         write_cine_dicom(tmp_path / "t.dcm", np.zeros((2, 8, 8), np.uint8), frame_time_ms=0)
     with pytest.raises(InputError, match="spacing_mm"):
         write_cine_dicom(tmp_path / "s.dcm", np.zeros((2, 8, 8), np.uint8), frame_time_ms=40.0, spacing_mm=(0, 1))
+
+
+def test_drop_invalid_keeps_valid_decimal_and_integer_strings():
+    """pydicom holds DS/IS values as numbers; they are checked as the text they are written as (a valid
+    PatientWeight used to be dropped from every derived DICOM)."""
+    from pydicom.dataset import Dataset
+
+    from echokdm.io.write import drop_invalid
+
+    ds = Dataset()
+    ds.PatientWeight, ds.PatientSize, ds.PatientAge, ds.PatientName = "71.5", "1.7", "053Y", "DOE^JANE"
+    assert drop_invalid(ds) == []
+    assert float(ds.PatientWeight) == 71.5 and float(ds.PatientSize) == 1.7
