@@ -181,9 +181,10 @@ class ReviewLog:
     """
 
     def __init__(self, folder: str | os.PathLike, name: str = "review.csv") -> None:
-        self.out = OutputDir(folder, resume=True)
-        self.name = name
-        self.path = self.out.file(name)
+        out = OutputDir(folder, resume=True)
+        out.release()  # the folder is locked only while a decision is written: a notebook may open it twice
+        self.folder, self.name = out.path, name
+        self.path = out.file(name)
         if self.path.exists():
             header = self.path.read_text().splitlines()[:1]
             if header and header[0].split(",") != list(REVIEW_COLUMNS):
@@ -224,14 +225,18 @@ class ReviewLog:
             "case_id": str(case_id), "decision": decision, "comment": str(comment), "reviewer": str(reviewer),
             "report": "" if report is None else str(report),
         }
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=REVIEW_COLUMNS, lineterminator="\n")
-        if self.path.exists():
-            buf.write(self.path.read_text())
-        else:
-            writer.writeheader()
-        writer.writerow(row)
-        self.out.write_text(self.name, buf.getvalue())
+        out = OutputDir(self.folder, resume=True)  # locked from reading the earlier rows to writing them back
+        try:
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=REVIEW_COLUMNS, lineterminator="\n")
+            if self.path.exists():
+                buf.write(self.path.read_text())
+            else:
+                writer.writeheader()
+            writer.writerow(row)
+            out.write_text(self.name, buf.getvalue())
+        finally:
+            out.release()
         return row
 
     def table(self) -> pd.DataFrame:
