@@ -33,7 +33,7 @@ from echokdm.defaults import DEFAULT_STEPS
     "--keypoints",
     type=click.Path(readable=False),
     default=None,
-    help="Target keypoints file (echokdm metrics format, 40 keypoints).",
+    help="Target keypoints file (echokdm metrics format, 40 keypoints, or 20 endocardial ones).",
 )
 @click.option(
     "--frames", type=int, default=1, show_default=True, help="Frames of the sequence source -> target (one K2F run)."

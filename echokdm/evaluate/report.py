@@ -24,7 +24,7 @@ from echokdm.evaluate.summary import best_baseline, scored, summary_markdown
 from echokdm.evaluate.tasks import TASKS, Sample, load_prior, make_sample
 from echokdm.models.prior import KeypointPrior
 from echokdm.outputs import OutputDir
-from echokdm.segmenter import Segmenter
+from echokdm.segmenter import BuiltinSegmenter, Segmenter
 
 RUN_JSON = "run.json"
 
@@ -169,7 +169,9 @@ def run_evaluation(
     resumed = 0 if before is None else sum(
         set(predictors) <= set(before.loc[before["case_id"] == c.case_id, "predictor"]) for c in cases
     )
-    table = evaluate_cases(cases, models, task, out, seg, n_keypoints=n_keypoints, seed=seed, prior=prior)
+    table = evaluate_cases(
+        cases, models, task, out, seg, n_keypoints=n_keypoints, seed=seed, prior=prior, myocardium=_wall_segmenter(seg)
+    )
     rows = scored(table)
     if rows.empty:
         first = table.dropna(subset=["error"]).iloc[0] if "error" in table and table["error"].notna().any() else None
@@ -224,6 +226,12 @@ def _resolve_segmenter(
     return load_segmenter(segmenter, device, weights), named if segmenter == "builtin" else segmenter
 
 
+def _wall_segmenter(seg: Segmenter) -> Segmenter | None:
+    """The segmenter that gives cavity-only tracings their wall for 40 keypoints: the built-in one when it labels the
+    predictions (the atlas segmenter only carries the tracing's labels, which have no wall)."""
+    return seg if isinstance(seg, BuiltinSegmenter) else None
+
+
 def _examples(
     cases: Sequence[CaseRef],
     picks: list[tuple[str, str]],
@@ -240,7 +248,8 @@ def _examples(
     for title, case_id in picks:
         if case_id not in by_id:
             continue
-        sample = make_sample(by_id[case_id].load(), task, n_keypoints=n_keypoints, prior=prior, seed=seed)
+        case, myocardium = by_id[case_id].load(), _wall_segmenter(seg)
+        sample = make_sample(case, task, n_keypoints=n_keypoints, prior=prior, seed=seed, myocardium=myocardium)
         source_seg = seg(sample.source[None], **segmenter_inputs(sample))[0]
         preds = {}
         for name, model in models.items():

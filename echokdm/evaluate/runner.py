@@ -110,6 +110,7 @@ def evaluate_cases(
     n_keypoints: int = 40,
     seed: int = 0,
     prior: KeypointPrior | None = None,
+    myocardium: Segmenter | None = None,
 ) -> pd.DataFrame:
     """Score every predictor on every case, appending to ``scores.csv`` in ``out`` after each case.
 
@@ -127,6 +128,8 @@ def evaluate_cases(
         n_keypoints: 20 or 40.
         seed: fixes every random choice of the run.
         prior: keypoint motion prior (``target-ef``).
+        myocardium: segments the LV wall of cavity-only tracings for 40 keypoints
+            (:func:`~echokdm.evaluate.tasks.wall_keypoints`).
 
     Returns:
         All rows of ``scores.csv``: one per case and predictor.
@@ -141,7 +144,7 @@ def evaluate_cases(
             continue
         try:
             case = ref.load()
-            sample = make_sample(case, task, n_keypoints=n_keypoints, prior=prior, seed=seed)
+            sample = make_sample(case, task, n_keypoints=n_keypoints, prior=prior, seed=seed, myocardium=myocardium)
         except EchoKDMError as e:  # one unusable case does not stop the run; the summary lists it
             rows = [
                 {"case_id": ref.case_id, "predictor": name, "task": task, "skipped": True, "error": str(e)}

@@ -19,9 +19,11 @@ import torch
 from echokdm.defaults import PRIOR_WEIGHTS
 from echokdm.errors import InputError, UnsupportedError
 from echokdm.evaluate.cases import Case
+from echokdm.keypoints import LV_MYOCARDIUM
 from echokdm.labels import camus_labels
 from echokdm.models.prior import KeypointPrior
 from echokdm.paths import regular_file
+from echokdm.segmenter import Segmenter
 
 TASKS = ("es", "ed", "sequence", "target-ef")
 
@@ -92,6 +94,38 @@ def keypoints_of(labels: np.ndarray, n_keypoints: int) -> np.ndarray:
     return np.asarray(extract_keypoints(camus_labels(labels), n=n_keypoints), dtype=np.float64)
 
 
+def wall_keypoints(case: Case, frame: int, myocardium: Segmenter | None) -> np.ndarray:
+    """(40, 2) keypoints of ``frame`` of ``case``: from its labels, or, for a cavity-only tracing (no myocardium
+    label), the traced endocardium with the wall that ``myocardium`` segments on the frame
+    (:func:`echokdm.keypoints.epicardium_from`).
+
+    Raises:
+        InputError: a cavity-only tracing and no ``myocardium`` segmenter, or no usable LV.
+    """
+    from echokdm.keypoints import epicardium_from
+
+    labels = camus_labels(case.labels[frame])
+    if (labels == LV_MYOCARDIUM).any():
+        return keypoints_of(labels, 40)
+    if myocardium is None:
+        raise InputError(
+            f"case {case.case_id}: 40 keypoints need the LV wall, and frame {frame} is traced without it; "
+            "segment it with the built-in segmenter (--segmenter builtin) or use --keypoints 20"
+        )
+    seg = myocardium(case.frames[frame][None], sector_mask=case.sector_mask, spacing_mm=case.spacing_mm)[0]
+    return epicardium_from(keypoints_of(labels, 20), keypoints_of(seg, 40))
+
+
+def _target_keypoints(labels: np.ndarray, source_keypoints: np.ndarray) -> np.ndarray:
+    """Keypoints of a target label map, as many as the source's; a cavity-only tracing's wall moves with its
+    endocardium from the source's (:func:`echokdm.keypoints.move_epicardium`)."""
+    from echokdm.keypoints import move_epicardium
+
+    if len(source_keypoints) == 20 or (labels == LV_MYOCARDIUM).any():
+        return keypoints_of(labels, len(source_keypoints))
+    return move_epicardium(source_keypoints, keypoints_of(labels, 20))
+
+
 def invert_ddf(ddf: np.ndarray, iterations: int = 30) -> np.ndarray:
     """Inverse of a pull displacement field by fixed-point iteration ``v(q) = -u(q + v(q))``.
 
@@ -120,7 +154,8 @@ def target_ef_for(case_id: str, seed: int) -> float:
 
 
 def make_sample(
-    case: Case, task: str, n_keypoints: int = 40, prior: KeypointPrior | None = None, seed: int = 0
+    case: Case, task: str, n_keypoints: int = 40, prior: KeypointPrior | None = None, seed: int = 0,
+    myocardium: Segmenter | None = None,
 ) -> Sample:
     """Build the ``task`` sample of ``case``.
 
@@ -130,12 +165,15 @@ def make_sample(
         n_keypoints: 20 (endocardium) or 40 (endo + epicardium).
         prior: keypoint motion prior (required by ``target-ef``).
         seed: fixes the requested EF of ``target-ef``.
+        myocardium: segments the source frame when 40 keypoints are asked of cavity-only tracings (EchoNet-Dynamic):
+            the epicardium is then derived (:func:`wall_keypoints`).
 
     Returns:
         The sample.
 
     Raises:
-        InputError: unknown task, or the case lacks the labels the task needs.
+        InputError: unknown task, or the case lacks the labels the task needs (40 keypoints of cavity-only
+            tracings without ``myocardium``).
         UnsupportedError: ``target-ef`` without a prior.
     """
     if task not in TASKS:
@@ -147,7 +185,9 @@ def make_sample(
         task=task,
         source=case.frames[src_idx].astype(np.float32),
         source_labels=source_labels,
-        source_keypoints=keypoints_of(source_labels, n_keypoints),
+        source_keypoints=keypoints_of(source_labels, 20)
+        if n_keypoints == 20
+        else wall_keypoints(case, src_idx, myocardium),
         sector_mask=case.sector_mask,
         spacing_mm=case.spacing_mm,
     )
@@ -176,7 +216,7 @@ def make_sample(
     return Sample(
         **common,
         source_is_ed=task != "ed",
-        target_keypoints=np.stack([keypoints_of(t, n_keypoints) for t in target_labels]),
+        target_keypoints=np.stack([_target_keypoints(t, common["source_keypoints"]) for t in target_labels]),
         targets=case.frames[idx].astype(np.float32),
         target_labels=target_labels,
         ddf=ddf,

@@ -71,8 +71,8 @@ class PredictOptions:
             the default when neither ``target_ef`` nor ``keypoints`` is given is ``"es"``.
         target_ef: the EF (percent, within :data:`~echokdm.defaults.EF_LIMITS`) the predicted ES should show;
             keypoints from the motion prior.
-        keypoints: a keypoint file (``echokdm metrics`` format, 40 keypoints) with the target keypoints: its only
-            frame, or its first frame marked ES.
+        keypoints: a keypoint file (``echokdm metrics`` format, 40 keypoints, or 20 endocardial ones whose wall is
+            then moved with them) with the target keypoints: its only frame, or its first frame marked ES.
         frames: number of frames of the sequence source -> target (alphas ``k / frames``); 1 = the target only;
             at most :data:`~echokdm.defaults.MAX_SEQUENCE_FRAMES`, and only as many as memory holds.
         seg: a segmentation of every frame of the loop, used instead of the built-in segmenter.

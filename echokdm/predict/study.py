@@ -39,7 +39,7 @@ class StudyInput:
         header: DICOM header without pixel data (lent to ``prediction.dcm``), None for other inputs.
         sha256: sha256 of the input file, None when the loop does not come from one file.
         labels: (T, H, W) uint8 CAMUS labels of ``options.seg``, None for the built-in segmenter.
-        target_keypoints: (40, 2) keypoints of ``options.keypoints``, or None.
+        target_keypoints: (40, 2) or (20, 2) keypoints of ``options.keypoints``, or None.
         seconds: time the read took.
     """
 
@@ -174,7 +174,8 @@ def find_study(inp: StudyInput, labels: np.ndarray, prior: Callable[[], Keypoint
     """ED/ES from the LV area curve (a beat must be visible), the source and target frames and their keypoints.
 
     The target keypoints come from the observed target frame (``phase``), the keypoint motion prior on the loop's
-    spacing (``target_ef``) or the keypoint file (``keypoints``).
+    spacing (``target_ef``) or the keypoint file (``keypoints``; of 20 endocardial keypoints, the wall moves with
+    them: :func:`echokdm.keypoints.move_epicardium`).
 
     Args:
         inp: the input.
@@ -195,6 +196,10 @@ def find_study(inp: StudyInput, labels: np.ndarray, prior: Callable[[], Keypoint
         target_kps = real_target
     elif opts.mode == "target_ef":
         target_kps = prior()(source_kps, target_ef=opts.target_ef, spacing_mm=inp.spacing)
+    elif len(inp.target_keypoints) == 20:  # endocardium only (an EchoNet-style tracing): the wall moves with it
+        from echokdm.keypoints import move_epicardium
+
+        target_kps = move_epicardium(source_kps, inp.target_keypoints)
     else:
         target_kps = inp.target_keypoints
     _check_inside(target_kps, inp.frames.shape[1:])
@@ -277,10 +282,10 @@ def _read_target_keypoints(path: str, shape: tuple[int, int]) -> np.ndarray:
     from echokdm.keypoints import load_keypoints
 
     track = load_keypoints(path)
-    if track.n_keypoints != N_KEYPOINTS:
+    if track.n_keypoints not in (20, N_KEYPOINTS):
         raise InputError(
             f"keypoint file {path} has {track.n_keypoints} keypoints per frame; predict needs {N_KEYPOINTS} "
-            "(endocardium + epicardium, as `echokdm metrics --keypoints 40` writes)"
+            "(endocardium + epicardium, as `echokdm metrics --keypoints 40` writes) or 20 (endocardium)"
         )
     if track.image_size is not None and tuple(track.image_size) != tuple(shape):
         raise InputError(

@@ -98,3 +98,28 @@ def test_camus_biplane_ef_against_the_info_files(folders, loop, tmp_path):
     assert written["ef_biplane_truth"].iloc[0] == pytest.approx(row["ef_biplane_truth"])
     assert "the atlas segmenter needs" in written["error"].iloc[0]  # no atlas frame outside a task
     assert "Biplane Simpson EF against the reported EF" in res.summary.read_text()
+
+
+def test_echonet_tracings_get_a_wall_for_40_keypoints(folders, loop, tmp_path):
+    from echokdm.evaluate.tasks import make_sample
+    from echokdm.keypoints import extract_keypoints, myocardial_area
+    from echokdm.segmenter import BuiltinSegmenter
+
+    (ref,) = folder_cases(folders / "echonet", 112)
+    case = ref.load()
+    assert not any((lab == 2).any() for lab in case.labels.values())  # cavity tracings only
+    with pytest.raises(InputError, match="traced without it"):
+        make_sample(case, "es", n_keypoints=40)
+    sample = make_sample(case, "es", n_keypoints=40, myocardium=BuiltinSegmenter())
+    true_es = extract_keypoints(loop.labels[loop.es[0]], 40)
+    np.testing.assert_allclose(sample.source_keypoints[:20], extract_keypoints(case.labels[case.ed], 20))
+    assert myocardial_area(sample.target_keypoints[0]) == pytest.approx(myocardial_area(sample.source_keypoints), 1e-3)
+    err = np.linalg.norm(sample.target_keypoints[0][20:] - true_es[20:], axis=1).mean()
+    static = np.linalg.norm(sample.source_keypoints[20:] - true_es[20:], axis=1).mean()
+    assert err < 0.7 * static  # measured: 1.35 px against 3.03 px for a wall left at its ED place
+    res = run_evaluation(str(folders / "echonet"), tmp_path / "r", predictors=["copy", "tps"], n_keypoints=40,
+                         segmenter="builtin", size=112)
+    assert not res.table["skipped"].any() and res.table["ef_kp"].notna().all()
+    atlas = run_evaluation(str(folders / "echonet"), tmp_path / "a", predictors=["copy"], n_keypoints=20,
+                           segmenter="atlas", size=112)
+    assert not atlas.table["skipped"].any()  # 20 keypoints need no wall

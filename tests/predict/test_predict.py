@@ -124,6 +124,22 @@ def test_keypoint_file_sets_the_target(predictor, phantom_study, tmp_path):
     assert p.report["request"]["mode"] == "keypoints"
 
 
+def test_endocardial_keypoint_file_gets_a_moving_wall(predictor, phantom_study, tmp_path):
+    from echokdm.keypoints import myocardial_area
+
+    es = phantom_study.es[0]
+    endo = extract_keypoints(phantom_study.labels[es], 20)  # an EchoNet-style tracing: no epicardium
+    save_keypoints(tmp_path / "traced.json", KeypointTrack(endo[None], [es], image_size=(128, 128)))
+    p = predictor.predict(phantom_study.dicom, opts(phantom_study, keypoints=str(tmp_path / "traced.json")))
+    assert p.target_keypoints.shape == (40, 2)
+    np.testing.assert_allclose(p.target_keypoints[:20], endo)
+    assert myocardial_area(p.target_keypoints) == pytest.approx(myocardial_area(p.source_keypoints), rel=1e-3)
+    true_epi = extract_keypoints(phantom_study.labels[es], 40)[20:]
+    moved = np.linalg.norm(p.target_keypoints[20:] - true_epi, axis=1).mean()
+    static = np.linalg.norm(p.source_keypoints[20:] - true_epi, axis=1).mean()
+    assert moved < 0.7 * static  # the wall follows the cavity towards the true ES wall
+
+
 def test_ef_of_the_prediction_and_all_files(oracle, phantom_study, tmp_path):
     out = tmp_path / "out"
     p = predict_study(
