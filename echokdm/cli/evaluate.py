@@ -36,7 +36,7 @@ from echokdm.evaluate.tasks import TASKS
     type=click.Choice(["20", "40"]),
     default="40",
     show_default=True,
-    help="Endocardial (20) or endo + epicardial (40) keypoints.",
+    help="Endocardial (20) or endo + epicardial (40) keypoints (EchoNet tracings: wall from the built-in segmenter).",
 )
 @click.option(
     "--segmenter",
