@@ -282,11 +282,6 @@ def _read_target_keypoints(path: str, shape: tuple[int, int]) -> np.ndarray:
     from echokdm.keypoints import load_keypoints
 
     track = load_keypoints(path)
-    if track.n_keypoints not in (20, N_KEYPOINTS):
-        raise InputError(
-            f"keypoint file {path} has {track.n_keypoints} keypoints per frame; predict needs {N_KEYPOINTS} "
-            "(endocardium + epicardium, as `echokdm metrics --keypoints 40` writes) or 20 (endocardium)"
-        )
     if track.image_size is not None and tuple(track.image_size) != tuple(shape):
         raise InputError(
             f"keypoint file {path} is for {track.image_size[0]}x{track.image_size[1]} images, "

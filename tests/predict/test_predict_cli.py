@@ -20,7 +20,6 @@ from broken_inputs import run_inprocess
 from io_files import dciodvfy_errors, sha256
 
 from echokdm.io import read_cine, write_cine_dicom, write_label_sequence
-from echokdm.keypoints import KeypointTrack, extract_keypoints, save_keypoints
 from echokdm.predict import KDMPredictor
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "data_specs" / "predict_report.schema.json").read_text())
@@ -90,10 +89,11 @@ def _two_frames(folder: Path, study_frames: np.ndarray, labels: np.ndarray) -> l
     return ["--dicom", folder / "two.dcm", "--seg", folder / "two.nii.gz"]
 
 
-def _keypoint_file(folder: Path, labels: np.ndarray, n: int) -> Path:
-    path = folder / f"kps{n}.json"
-    save_keypoints(path, KeypointTrack(extract_keypoints(labels[9], n)[None], [9]))
-    return path
+def _keypoints_30(folder: Path) -> Path:
+    """A keypoint file of 30 keypoints per frame (predict takes 20 or 40)."""
+    frame = {"frame": 9, "endo": [[10.0 + i, 20.0] for i in range(30)], "epi": []}
+    doc = {"format": "echokdm-keypoints", "version": 1, "n_keypoints": 30, "frames": [frame]}
+    return _write(folder / "kps30.json", json.dumps(doc))
 
 
 BAD = {
@@ -109,8 +109,8 @@ BAD = {
         "must label every frame",
     ),
     "keypoints_count": (
-        lambda f, s: ["--dicom", s.dicom, "--seg", s.labels_nii, "--keypoints", _keypoint_file(f, s.labels, 20)],
-        "needs 40",
+        lambda f, s: ["--dicom", s.dicom, "--seg", s.labels_nii, "--keypoints", _keypoints_30(f)],
+        "20 or 40",
     ),
     "keypoints_format": (
         lambda f, s: [
