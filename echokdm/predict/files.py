@@ -17,6 +17,7 @@ from echokdm.predict.options import PredictOptions, PredictWeights
 from echokdm.predict.predictor import KDMPredictor
 from echokdm.predict.report import Prediction, report_csv
 from echokdm.predict.study import read_input
+from echokdm.progress import note
 
 if TYPE_CHECKING:
     from echokdm.io.anonymize import Anonymizer
@@ -73,6 +74,7 @@ def predict_study(
     options = options or PredictOptions()
     inputs = [None if isinstance(cine, torch.Tensor) else cine, options.keypoints, options.seg]
     OutputDir.check(out, overwrite, inputs=inputs)
+    note("predict: read ...")
     inp = read_input(cine, options)
     predictor = predictor or KDMPredictor.from_weights(weights, device)
     return save_prediction(predictor.predict_input(inp), out, overwrite, command, anonymize, inputs)
@@ -104,6 +106,7 @@ def save_prediction(
     anonymizer = (anonymize if isinstance(anonymize, Anonymizer) else Anonymizer()) if anonymize else None
     pred.command, pred.anonymized = command, anonymizer is not None
     with OutputDir.transaction(out, overwrite, inputs) as out_dir:
+        note("predict: write ...")
         t0 = time.perf_counter()
         write_prediction(out_dir, pred, anonymizer)
         pred.timings["write"] = time.perf_counter() - t0

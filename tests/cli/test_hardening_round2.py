@@ -350,13 +350,18 @@ def test_non_utf8_path_and_progress_lines(phantom_study, tiny_weights, tmp_path,
     status, out, err = run_inprocess(["predict", "--dicom", os.fsdecode(odd), "--seg", str(phantom_study.labels_nii),
                                       "--steps", "1", "--weights", str(tiny_weights), "--out", str(tmp_path / "o")])
     assert status == 0, err
-    for stage in ("segment", "keypoints", "k2f", "f2i", "measure"):
+    for stage in ("read", "segment", "keypoints", "k2f", "f2i", "measure", "write"):
         assert f"predict: {stage} ..." in err
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert report["ef"]["implausible"] == [k for k in ("source_beat", "source_beat_area_length",
                                                        "target_keypoints", "prediction")
                                            if report["ef"][k] is not None and not 0 <= report["ef"][k] <= 100]
     assert "loop" in (tmp_path / "o" / "report.csv").read_text(encoding="utf-8")
+    monkeypatch.setenv("ECHOKDM_PROGRESS", "0")  # progress off: the same run prints no stage line
+    status, out, err = run_inprocess(["predict", "--dicom", os.fsdecode(odd), "--seg", str(phantom_study.labels_nii),
+                                      "--steps", "1", "--weights", str(tiny_weights), "--out", str(tmp_path / "o"),
+                                      "--overwrite"])
+    assert status == 0 and "predict:" not in err, err
 
 
 @pytest.mark.parametrize("where", ["before", "after"])
