@@ -30,12 +30,54 @@ Modules: :mod:`~echokdm.predict.options`, :mod:`~echokdm.predict.study`, :mod:`~
 :mod:`~echokdm.predict.files`.
 """
 
-from echokdm.predict.figures import comparison_figure, flow_figure
-from echokdm.predict.files import FILES, predict_study, save_prediction, write_prediction
-from echokdm.predict.options import PredictOptions, PredictWeights
-from echokdm.predict.predictor import KDMPredictor, StageClock
-from echokdm.predict.report import Prediction, build_report, report_csv, software_versions
-from echokdm.predict.study import Study, StudyInput, find_study, read_input
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+#: exported name -> module under echokdm.predict; imported on first use (PEP 562), so that reading and checking
+#: the input (``predict_study`` first does that) loads neither torch nor a model
+_EXPORTS = {
+    "comparison_figure": "figures",
+    "flow_figure": "figures",
+    "FILES": "files",
+    "predict_study": "files",
+    "save_prediction": "files",
+    "write_prediction": "files",
+    "PredictOptions": "options",
+    "PredictWeights": "options",
+    "KDMPredictor": "predictor",
+    "StageClock": "predictor",
+    "Prediction": "report",
+    "build_report": "report",
+    "report_csv": "report",
+    "software_versions": "report",
+    "Study": "study",
+    "StudyInput": "study",
+    "find_study": "study",
+    "read_input": "study",
+}
+
+if TYPE_CHECKING:
+    from echokdm.predict.figures import comparison_figure, flow_figure
+    from echokdm.predict.files import FILES, predict_study, save_prediction, write_prediction
+    from echokdm.predict.options import PredictOptions, PredictWeights
+    from echokdm.predict.predictor import KDMPredictor, StageClock
+    from echokdm.predict.report import Prediction, build_report, report_csv, software_versions
+    from echokdm.predict.study import Study, StudyInput, find_study, read_input
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
 
 __all__ = [
     "FILES",

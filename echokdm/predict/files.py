@@ -1,4 +1,8 @@
-"""The output folder of ``echokdm predict``: every file of a prediction, the report last, all or nothing."""
+"""The output folder of ``echokdm predict``: every file of a prediction, the report last, all or nothing.
+
+Torch, the models and the DICOM and figure writers are imported where they are used, so that a bad input or
+output folder fails fast, before any of them loads.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +12,18 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from echokdm.outputs import OutputDir
-from echokdm.predict.dicom_outputs import write_dicom_outputs
-from echokdm.predict.figures import comparison_figure, flow_figure
 from echokdm.predict.options import PredictOptions, PredictWeights
-from echokdm.predict.predictor import KDMPredictor
-from echokdm.predict.report import Prediction, report_csv
 from echokdm.predict.study import read_input
 from echokdm.progress import note
 
 if TYPE_CHECKING:
+    import torch
+
     from echokdm.io.anonymize import Anonymizer
+    from echokdm.predict.predictor import KDMPredictor
+    from echokdm.predict.report import Prediction
 
 FILES = {
     "dicom": "prediction.dcm",
@@ -72,11 +75,14 @@ def predict_study(
         EchoKDMError: bad input (see :meth:`KDMPredictor.predict`) or an unusable output folder.
     """
     options = options or PredictOptions()
-    inputs = [None if isinstance(cine, torch.Tensor) else cine, options.keypoints, options.seg]
+    inputs = [cine if isinstance(cine, (str, os.PathLike)) else None, options.keypoints, options.seg]
     OutputDir.check(out, overwrite, inputs=inputs)
     note("predict: read ...")
     inp = read_input(cine, options)
-    predictor = predictor or KDMPredictor.from_weights(weights, device)
+    if predictor is None:
+        from echokdm.predict.predictor import KDMPredictor
+
+        predictor = KDMPredictor.from_weights(weights, device)
     return save_prediction(predictor.predict_input(inp), out, overwrite, command, anonymize, inputs)
 
 
@@ -102,6 +108,7 @@ def save_prediction(
         OutputError: an unusable output folder.
     """
     from echokdm.io.anonymize import Anonymizer
+    from echokdm.predict.report import report_csv
 
     anonymizer = (anonymize if isinstance(anonymize, Anonymizer) else Anonymizer()) if anonymize else None
     pred.command, pred.anonymized = command, anonymizer is not None
@@ -126,6 +133,8 @@ def write_prediction(out: OutputDir, pred: Prediction, anonymizer: Anonymizer | 
     from echokdm.io import write_cine_dicom
     from echokdm.io.nifti import write_flow_sequence, write_label_sequence
     from echokdm.keypoints import KeypointTrack, save_keypoints
+    from echokdm.predict.dicom_outputs import write_dicom_outputs
+    from echokdm.predict.figures import comparison_figure, flow_figure
     from echokdm.render import write_gif
 
     meta, box = pred.sections["input"], pred.sections["input"]["sector_box"]

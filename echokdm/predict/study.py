@@ -4,6 +4,7 @@ source and target frames and their keypoints on the loop's labels."""
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,15 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from echokdm.defaults import N_KEYPOINTS, PREDICT_BYTES_PER_PIXEL
 from echokdm.errors import InputError
 from echokdm.labels import camus_labels
-from echokdm.metrics import ef_between
 from echokdm.predict.options import PredictOptions
 
 if TYPE_CHECKING:
+    import torch
     from pydicom.dataset import Dataset
 
     from echokdm.models.prior import KeypointPrior
@@ -137,7 +137,8 @@ def read_input(cine: str | os.PathLike | torch.Tensor, options: PredictOptions |
 
     t0 = time.perf_counter()
     opts = options or PredictOptions()
-    if isinstance(cine, torch.Tensor):
+    torch = sys.modules.get("torch")  # a loaded loop is a tensor, so torch is imported; a file needs no torch yet
+    if torch is not None and isinstance(cine, torch.Tensor):
         require_loop(cine, 2)
         read = CineFile.of_loop(cine)
     else:
@@ -204,6 +205,8 @@ def find_study(inp: StudyInput, labels: np.ndarray, prior: Callable[[], Keypoint
         target_kps = inp.target_keypoints
     _check_inside(target_kps, inp.frames.shape[1:])
     source_is_ed = opts.phase != "ed"
+    from echokdm.metrics import ef_between
+
     ef_between(source_kps, target_kps, source_is_ed, inp.spacing)  # degenerate target keypoints fail here
     return Study(inp, labels, phases, beat, int(src), target, source_is_ed, source_kps,
                  np.asarray(target_kps, dtype=np.float64), real_target, beat_kps)

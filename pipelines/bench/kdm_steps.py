@@ -82,25 +82,36 @@ def phantom_scores(pipes: dict, segmenter, cases: int, size: int, folder: Path) 
     return {p: {m: table.loc[table["predictor"] == p, m].to_numpy(float) for m in METRICS} for p in pipes}
 
 
-def real_scores(pipes: dict, segmenter, cine: Path, seeds: int) -> dict[str, dict[str, np.ndarray]]:
-    """config -> metric -> per-seed values of ``echokdm predict`` (ED -> ES against the real ES frame) on ``cine``."""
+def real_scores(pipes: dict, segmenter, cine: Path, seeds: int, cache: Path) -> dict[str, dict[str, np.ndarray]]:
+    """config -> metric -> per-seed values of ``echokdm predict`` (ED -> ES against the real ES frame) on ``cine``;
+    rows already in the ``cache`` CSV are reused (a stopped run resumes)."""
+    import pandas as pd
+
     from echokdm.labels import camus_labels
     from echokdm.predict import KDMPredictor, PredictOptions, read_input
 
-    inp = read_input(cine, PredictOptions(phase="es"))
-    labels = camus_labels(segmenter(inp.frames, sector_mask=inp.sector, spacing_mm=inp.spacing,
-                                    frame_time_ms=inp.meta.get("frame_time_ms")))
-    out = {}
+    table = pd.read_csv(cache) if cache.exists() else pd.DataFrame(columns=["config", "seed", *METRICS, "cpu"])
+    inp, labels = None, None
     for name, pipe in pipes.items():
-        rows = []
         for seed in range(seeds):
+            if ((table["config"] == name) & (table["seed"] == seed)).any():
+                continue
+            if inp is None:
+                inp = read_input(cine, PredictOptions(phase="es"))
+                labels = camus_labels(segmenter(inp.frames, sector_mask=inp.sector, spacing_mm=inp.spacing,
+                                                frame_time_ms=inp.meta.get("frame_time_ms")))
             run = dataclasses.replace(inp, options=PredictOptions(phase="es", seed=seed), labels=labels)
+            cpu = pipe.cpu
             r = KDMPredictor(pipe, segmenter).predict_input(run).report
             im, ef = r["image_metrics"], r["ef"]
             err = abs(ef["prediction"] - ef["target_keypoints"]) if ef["prediction"] is not None else np.nan
-            rows.append([im["psnr"], im["ssim"], im["dice"] if im["dice"] is not None else np.nan, err])
-        out[name] = dict(zip(METRICS, np.array(rows, dtype=float).T))
-    return out
+            row = {"config": name, "seed": seed, "psnr": im["psnr"], "ssim": im["ssim"],
+                   "dice": im["dice"] if im["dice"] is not None else np.nan, "ef_err": err, "cpu": pipe.cpu - cpu}
+            table = pd.concat([table, pd.DataFrame([row])], ignore_index=True)
+            table.to_csv(cache, index=False)
+    table = table[table["seed"] < seeds]
+    return {name: {m: table.loc[table["config"] == name, m].to_numpy(float) for m in (*METRICS, "cpu")}
+            for name in pipes}
 
 
 def main() -> None:
@@ -111,6 +122,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=128, help="working grid of the phantom cases (evaluate's default)")
     ap.add_argument("--acuson", type=Path, default=ACUSON, help="the second real loop")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--work", type=Path, default=None,
+                    help="folder of the per-case scores (default: temporary); a stopped run resumes from it")
+    ap.add_argument("--skip-phantom", action="store_true", help="the real loops only")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
 
@@ -126,14 +140,15 @@ def main() -> None:
     pipes = {f"k2f{k}_f2i{f}": StepPipeline(pipe, k, f) for k, f in configs}
     datasets = {}
     with tempfile.TemporaryDirectory() as tmp:
-        datasets[f"phantom-val ({a.cases} loops)"] = phantom_scores(pipes, segmenter, a.cases, a.size, Path(tmp))
-    predictions = {name: p.cpu for name, p in pipes.items()}
-    n_predictions = a.cases
-    for label, cine in ((f"sonosite sample ({a.seeds} seeds)", sample_path("sonosite")),
-                        (f"acuson_a4c ({a.seeds} seeds)", a.acuson)):
-        datasets[label] = real_scores(pipes, segmenter, cine, a.seeds)
-    n_predictions += 2 * a.seeds
-    cpu = {name: (p.cpu - predictions[name]) / (2 * a.seeds) for name, p in pipes.items()}  # real loops only
+        work = a.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        if not a.skip_phantom:
+            datasets[f"phantom-val ({a.cases} loops)"] = phantom_scores(pipes, segmenter, a.cases, a.size, work)
+        for label, cine in ((f"sonosite sample ({a.seeds} seeds)", sample_path("sonosite")),
+                            (f"acuson_a4c ({a.seeds} seeds)", a.acuson)):
+            datasets[label] = real_scores(pipes, segmenter, cine, a.seeds, work / f"{Path(cine).stem}.csv")
+    # CPU seconds of K2F + F2I per prediction on the real loops
+    cpu = {name: float(np.mean([d[name]["cpu"] for d in list(datasets.values())[-2:]])) for name in pipes}
 
     ref_name = f"k2f{ref[0]}_f2i{ref[1]}"
     ok = {name: True for name in pipes}

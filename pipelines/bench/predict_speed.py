@@ -7,10 +7,13 @@
 2. A 16-frame sequence (one K2F run, F2I for 16 alphas) against 16 single-frame predictions (each one
    K2F + F2I run: what 16 separate ``echokdm predict`` calls compute) on the phantom, models loaded once:
    ratios of the whole prediction, of what follows loading and segmenting the loop, and of K2F + F2I alone.
-3. The reference compute floor of this machine (``/work/shared/bench/unet_floor.py``, same resolution,
-   steps and threads) run in the same job, and each time as a ratio to it.
+3. The reference compute floor of this machine (``/work/shared/bench/unet_floor.py``, same resolution and
+   threads, ``--floor-steps`` steps: 10, the floor of issue 22) run in the same job, and each time as a ratio to it.
 
-The whole command (``echokdm predict ...`` in a fresh process, imports included) is timed too.
+Fresh processes are timed too: ``echokdm --help``, a bad input (a missing file: one error line) and the whole
+``echokdm predict --sample`` command (imports included). Beside wall seconds, CPU seconds (user + system, all
+threads) are printed, with the floor's CPU seconds: on a loaded machine the CPU ratio drifts less.
+The two matplotlib figures of the write stage are timed apart (``comparison.png``, ``flow.png``).
 
     python pipelines/bench/predict_speed.py [--weights DIR] [--steps 10] [--threads 2] [--repeats 3]
 """
@@ -18,6 +21,7 @@ The whole command (``echokdm predict ...`` in a fresh process, imports included)
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import sys
@@ -59,14 +63,38 @@ def phantom_dicom(folder: Path, seed: int = 11) -> Path:
 
 
 def median_timings(predictor, cine: Path, options, repeats: int, folder: Path) -> dict[str, float]:
-    from echokdm.predict import predict_study
+    """Median seconds per stage, ``cpu`` (CPU seconds of the whole prediction) and ``figures`` (the two figures
+    of the write stage, drawn again apart)."""
+    from echokdm.predict import comparison_figure, flow_figure, predict_study
 
     predict_study(cine, folder / "warmup", options, predictor, overwrite=True)
-    runs = [predict_study(cine, folder / "run", options, predictor, overwrite=True).timings for _ in range(repeats)]
-    return {s: statistics.median(r.get(s, 0.0) for r in runs) for s in STAGES}
+    runs = []
+    for _ in range(repeats):
+        c0 = time.process_time()
+        pred = predict_study(cine, folder / "run", options, predictor, overwrite=True)
+        timings = {**pred.timings, "cpu": time.process_time() - c0}
+        box = pred.sections["input"]["sector_box"]
+        t0 = time.perf_counter()
+        comparison_figure(folder / "comparison.png", pred, box)
+        flow_figure(folder / "flow.png", pred.flows[-1], pred.source, box)
+        runs.append({**timings, "figures": time.perf_counter() - t0})
+    return {s: statistics.median(r.get(s, 0.0) for r in runs) for s in (*STAGES, "cpu", "figures")}
 
 
-def floor_seconds(steps: int, threads: int, device: str) -> tuple[float, str]:
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def fresh(cmd: list[str], env: dict[str, str] | None = None, check: bool = True) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of ``cmd`` in a fresh process."""
+    c0, t0 = children_cpu(), time.perf_counter()
+    subprocess.run(cmd, check=check, capture_output=True, env=env)
+    return time.perf_counter() - t0, children_cpu() - c0
+
+
+def floor_seconds(steps: int, threads: int, device: str) -> tuple[float, float, str]:
+    """(median seconds of the floor's sampling run, CPU seconds of the floor process per sampling run, its line)."""
     cmd = [
         sys.executable,
         str(FLOOR),
@@ -79,8 +107,13 @@ def floor_seconds(steps: int, threads: int, device: str) -> tuple[float, str]:
         "--device",
         device,
     ]
+    c0 = children_cpu()
     line = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
-    return float(line.rsplit("seconds=", 1)[1]), line
+    cpu = children_cpu() - c0
+    # the floor process runs 1 warm-up call and 3 sampling runs after its imports; its CPU seconds per run are
+    # (process CPU - imports) / 3, the imports timed apart
+    imports = fresh([sys.executable, "-c", "import torch, diffusers; from diffusers import UNet2DModel"])[1]
+    return float(line.rsplit("seconds=", 1)[1]), max(cpu - imports, 0.0) / 3, line
 
 
 def main() -> None:
@@ -91,6 +124,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--floor-steps", type=int, default=10, help="steps of the reference floor (issue 22: 10)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
 
@@ -144,20 +178,26 @@ def main() -> None:
                "--steps", str(a.steps), "--device", a.device, "--out", str(folder / "cli")]
         if a.weights:
             cmd += ["--weights", a.weights]
-        t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True, env={"OMP_NUM_THREADS": str(a.threads), **_env()})
-        cli = time.perf_counter() - t0
+        env = {"OMP_NUM_THREADS": str(a.threads), **_env()}
+        cold = {
+            "echokdm --help": fresh([sys.executable, "-m", "echokdm", "--help"], env),
+            "echokdm predict (missing input file)": fresh(
+                [sys.executable, "-m", "echokdm", "predict", "--dicom", str(folder / "missing.dcm"), "--out",
+                 str(folder / "bad")], env, check=False),
+            "echokdm predict --sample (whole command)": fresh(cmd, env),
+        }
 
-    floor, line = floor_seconds(a.steps, a.threads, a.device)
-    print(f"\n{line}")
+    floor, floor_cpu, line = floor_seconds(a.floor_steps, a.threads, a.device)
+    print(f"\n{line}; CPU seconds per sampling run {floor_cpu:.3f}")
     for name in table:
         t = table[name]
-        print(f"{name:<9} ES end to end {t['total']:6.2f} s = {t['total'] / floor:5.1f}x floor;  "
-              f"K2F + F2I {t['k2f'] + t['f2i']:6.2f} s = {(t['k2f'] + t['f2i']) / floor:5.2f}x floor")
-    print(
-        f"whole `echokdm predict` command on the sonosite sample (fresh process): "
-        f"{cli:.2f} s = {cli / floor:.1f}x floor"
-    )
+        print(f"{name:<9} ES end to end {t['total']:6.2f} s = {t['total'] / floor:5.2f}x floor "
+              f"(CPU {t['cpu']:6.2f} s = {t['cpu'] / floor_cpu:5.2f}x floor CPU);  "
+              f"K2F + F2I {t['k2f'] + t['f2i']:6.2f} s = {(t['k2f'] + t['f2i']) / floor:5.2f}x floor;  "
+              f"write {t['write']:5.2f} s, of it the two figures {t['figures']:5.2f} s")
+    for label, (wall, cpu) in cold.items():
+        print(f"{label:<42} {wall:6.2f} s = {wall / floor:5.1f}x floor;  CPU {cpu:6.2f} s = "
+              f"{cpu / floor_cpu:5.1f}x floor CPU")
 
 
 def _env() -> dict[str, str]:
