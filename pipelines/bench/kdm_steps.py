@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """How many denoising steps KDM needs: quality of ES predictions against the K2F and F2I step counts.
 
-    python pipelines/bench/kdm_steps.py [--cases 30] [--seeds 5] [--steps 1,2,4,10]
+    python pipelines/bench/kdm_steps.py [--cases 30] [--seeds 5] [--steps 1,2,4,10] [--work DIR]
+
+With ``--work DIR`` the per-case scores are kept there and a stopped run resumes (two runs, one of them with
+``--skip-phantom``, can share the work; a last one then prints the whole table from it).
 
 For each pair of step counts (K2F steps, F2I steps) -- each of ``--steps`` for one stage with the other at the
 largest, and both equal -- ED -> ES predictions are scored:
@@ -134,7 +137,10 @@ def main() -> None:
 
     steps = sorted({int(s) for s in a.steps.split(",")})
     ref = (steps[-1], steps[-1])
-    configs = sorted({(s, ref[1]) for s in steps} | {(ref[0], s) for s in steps} | {(s, s) for s in steps})
+    # the reference first, then both stages at the same steps, then one stage at a time (a stopped run has the most
+    # useful rows)
+    configs = sorted({(s, ref[1]) for s in steps} | {(ref[0], s) for s in steps} | {(s, s) for s in steps},
+                     key=lambda c: (c != ref, c[0] != c[1], c))
     pipe = EchoKDMPipeline.from_weights()
     segmenter = BuiltinSegmenter()
     pipes = {f"k2f{k}_f2i{f}": StepPipeline(pipe, k, f) for k, f in configs}
