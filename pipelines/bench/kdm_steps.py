@@ -17,6 +17,8 @@ largest, and both equal -- ED -> ES predictions are scored:
   from ED against the loop's real ES frame: the report's PSNR, SSIM, Dice against the real frame's segmentation
   and |EF prediction - EF target keypoints|); one loop each, so the CI is over ``--seeds`` sampling seeds.
 
+``--pairs N`` adds the flow table on N cached phantom validation pairs (the table of the model card).
+
 A row is marked ``ok`` when every metric's mean lies inside the 95% CI of the reference (the largest step counts)
 on every data set; the last line names the fewest steps per stage that are ``ok``. Seconds are CPU seconds
 (user + system) per prediction, K2F + F2I only.
@@ -62,8 +64,10 @@ class StepPipeline:
         return out
 
 
-def phantom_scores(pipes: dict, segmenter, cases: int, size: int, folder: Path) -> dict[str, dict[str, np.ndarray]]:
-    """config -> metric -> per-case values on the phantom validation split, scored by ``echokdm evaluate``."""
+def phantom_scores(pipes: dict, segmenter, cases: int, size: int, folder: Path,
+                   compute: bool = True) -> dict[str, dict[str, np.ndarray]]:
+    """config -> metric -> per-case values on the phantom validation split, scored by ``echokdm evaluate``
+    (``compute`` False: only the scores already in ``folder``)."""
     from functools import partial
 
     from echokdm.evaluate.cases import CaseRef, phantom_case
@@ -80,14 +84,21 @@ def phantom_scores(pipes: dict, segmenter, cases: int, size: int, folder: Path) 
 
     models = {name: StepKDM(pipe) for name, pipe in pipes.items()}
     refs = [CaseRef(f"phantom{s:07d}", partial(phantom_case, s, size)) for s in split_seeds("val", cases)]
-    table = evaluate_cases(refs, models, "es", OutputDir(folder / "phantom-val"), segmenter, seed=0)
+    if compute:
+        table = evaluate_cases(refs, models, "es", OutputDir(folder / "phantom-val", resume=True), segmenter, seed=0)
+    else:
+        import pandas as pd
+
+        table = pd.read_csv(folder / "phantom-val" / "scores.csv", dtype={"case_id": str})
+        table = table[table["case_id"].isin([r.case_id for r in refs])]
     table = table[~table["skipped"].astype(bool)]
     return {p: {m: table.loc[table["predictor"] == p, m].to_numpy(float) for m in METRICS} for p in pipes}
 
 
-def real_scores(pipes: dict, segmenter, cine: Path, seeds: int, cache: Path) -> dict[str, dict[str, np.ndarray]]:
+def real_scores(pipes: dict, segmenter, cine: Path, seeds: int, cache: Path,
+                compute: bool = True) -> dict[str, dict[str, np.ndarray]]:
     """config -> metric -> per-seed values of ``echokdm predict`` (ED -> ES against the real ES frame) on ``cine``;
-    rows already in the ``cache`` CSV are reused (a stopped run resumes)."""
+    rows already in the ``cache`` CSV are reused (a stopped run resumes; ``compute`` False: only those)."""
     import pandas as pd
 
     from echokdm.labels import camus_labels
@@ -97,7 +108,7 @@ def real_scores(pipes: dict, segmenter, cine: Path, seeds: int, cache: Path) -> 
     inp, labels = None, None
     for name, pipe in pipes.items():
         for seed in range(seeds):
-            if ((table["config"] == name) & (table["seed"] == seed)).any():
+            if not compute or ((table["config"] == name) & (table["seed"] == seed)).any():
                 continue
             if inp is None:
                 inp = read_input(cine, PredictOptions(phase="es"))
@@ -117,6 +128,53 @@ def real_scores(pipes: dict, segmenter, cine: Path, seeds: int, cache: Path) -> 
             for name in pipes}
 
 
+def pair_table(pairs: int, steps: list[int], cache: str) -> None:
+    """The flow table: on ``pairs`` phantom validation pairs at the working grid (112x112), end-point error of the
+    K2F flow inside the LV, PSNR/SSIM in the sector of the F2I frame (from the K2F flow) and of the K2F flow applied
+    by warping only, for each step count (both stages); the thin-plate-spline flow is the reference."""
+    import glob
+
+    from monai.metrics import SSIMMetric
+
+    from echokdm.flow import endpoint_error
+    from echokdm.pipeline import EchoKDMPipeline
+    from echokdm.train.pairs import PairDataset, PairSet, cached_pairs
+
+    files = sorted(glob.glob(f"{cache}/pairs_val_*.safetensors"))
+    ps = PairSet.load(files[0]) if files else cached_pairs(cache, "val", 6, 112)
+    ds = PairDataset(ps)
+    idx = np.linspace(0, len(ds) - 1, min(pairs, len(ds))).round().astype(int)
+    pipe = EchoKDMPipeline.from_weights()
+    ssim = SSIMMetric(spatial_dims=2, data_range=1.0)
+
+    def image_scores(pred, tgt, sector):
+        m = sector > 0
+        psnr = 10 * np.log10(1 / max(float(((pred - tgt)[m] ** 2).mean()), 1e-10))
+        s = ssim(torch.tensor(pred * m)[None, None], torch.tensor(tgt * m)[None, None]).item()
+        return psnr, s
+
+    def lv(b):
+        return ((b["target_label"] == 1) | (b["target_label"] == 2)).numpy()
+
+    print(f"{len(idx)} validation pairs, 112x112")
+    print(f"{'steps':>5s} {'flow EPE LV':>11s} {'PSNR kdm':>9s} {'SSIM kdm':>9s} {'PSNR warp':>9s} {'SSIM warp':>9s} "
+          f"{'s/pair':>7s}")
+    tps = [endpoint_error(ds[i]["kp_flow"].numpy(), ds[i]["flow"].numpy(), lv(ds[i])) for i in idx]
+    for n in steps:
+        rows, t0 = [], time.perf_counter()
+        for i in idx:
+            b = ds[i]
+            out = pipe(b["source"][0].numpy(), b["src_kps"].numpy(), b["tgt_kps"].numpy(), num_inference_steps=n,
+                       generator=torch.Generator().manual_seed(0))
+            tgt, sector = b["target"][0].numpy(), b["sector"].numpy()
+            epe = endpoint_error(out.flows[0], b["flow"].numpy(), lv(b))
+            rows.append([epe, *image_scores(out.frames[0], tgt, sector), *image_scores(out.warped[0], tgt, sector)])
+        r = np.mean(rows, 0)
+        print(f"{n:5d} {r[0]:11.3f} {r[1]:9.2f} {r[2]:9.3f} {r[3]:9.2f} {r[4]:9.3f} "
+              f"{(time.perf_counter() - t0) / len(idx):7.2f}")
+    print(f"thin-plate-spline flow EPE LV {np.mean(tps):.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=30, help="phantom validation loops")
@@ -128,6 +186,11 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=None,
                     help="folder of the per-case scores (default: temporary); a stopped run resumes from it")
     ap.add_argument("--skip-phantom", action="store_true", help="the real loops only")
+    ap.add_argument("--real", default="sonosite,acuson", help="real loops to run (comma-separated; '' for none)")
+    ap.add_argument("--pairs", type=int, default=0,
+                    help="also the flow table (K2F flow EPE, KDM and warp-only PSNR/SSIM) on this many cached pairs")
+    ap.add_argument("--cache", default="data/cache/kdm", help="cache of the training pairs for --pairs (val split)")
+    ap.add_argument("--report-only", action="store_true", help="print the table of the scores in --work, compute none")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
 
@@ -136,6 +199,8 @@ def main() -> None:
     from echokdm.segmenter import BuiltinSegmenter
 
     steps = sorted({int(s) for s in a.steps.split(",")})
+    if a.pairs:
+        pair_table(a.pairs, steps, a.cache)
     ref = (steps[-1], steps[-1])
     # the reference first, then both stages at the same steps, then one stage at a time (a stopped run has the most
     # useful rows)
@@ -148,13 +213,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = a.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
+        compute = not a.report_only
         if not a.skip_phantom:
-            datasets[f"phantom-val ({a.cases} loops)"] = phantom_scores(pipes, segmenter, a.cases, a.size, work)
-        for label, cine in ((f"sonosite sample ({a.seeds} seeds)", sample_path("sonosite")),
-                            (f"acuson_a4c ({a.seeds} seeds)", a.acuson)):
-            datasets[label] = real_scores(pipes, segmenter, cine, a.seeds, work / f"{Path(cine).stem}.csv")
+            datasets[f"phantom-val ({a.cases} loops)"] = phantom_scores(pipes, segmenter, a.cases, a.size, work,
+                                                                        compute)
+        loops = {"sonosite": sample_path("sonosite"), "acuson": a.acuson}
+        for name in filter(None, a.real.split(",")):
+            datasets[f"{name} ({a.seeds} seeds)"] = real_scores(pipes, segmenter, loops[name], a.seeds,
+                                                                work / f"{Path(loops[name]).stem}.csv", compute)
     # CPU seconds of K2F + F2I per prediction on the real loops
-    cpu = {name: float(np.mean([d[name]["cpu"] for d in list(datasets.values())[-2:]])) for name in pipes}
+    real = [d for label, d in datasets.items() if not label.startswith("phantom")]
+    cpu = {name: float(np.mean(np.concatenate([d[name]["cpu"] for d in real]))) if real else float("nan")
+           for name in pipes}
 
     ref_name = f"k2f{ref[0]}_f2i{ref[1]}"
     ok = {name: True for name in pipes}
