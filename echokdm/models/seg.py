@@ -5,7 +5,8 @@ resized to the working resolution (``SegModelConfig.size``, e.g. 128) and histog
 the sector by grey-level rank (which removes gain, gamma and compression differences between scanners). A MONAI
 ``UNet`` predicts the four classes; the class probabilities are smoothed lightly over time (against
 flicker), mapped back to the source grid, and each structure is reduced to its largest connected
-component (the LV cavity's holes filled).
+component (the LV cavity's holes filled); cavity beyond the mitral annulus goes to the LA
+(:func:`echokdm.models.annulus.clip_at_annulus`).
 
 Example::
 
@@ -29,6 +30,7 @@ from echokdm.defaults import SEG_WEIGHTS
 from echokdm.errors import InputError
 from echokdm.grid import SectorFit
 from echokdm.labels import LABELS
+from echokdm.models.annulus import clip_at_annulus
 
 NUM_CLASSES = 4
 #: Gaussian sigma (ms) of the smoothing of class probabilities over time: against flicker, far shorter than a
@@ -194,6 +196,7 @@ class LVSegmenter:
             :func:`temporal_kernel`).
         flip_tta: also segment the left-right mirrored frames and average the probabilities (test-time
             augmentation; twice the network time).
+        annulus_clip: give cavity pixels beyond the mitral annulus to the LA (:func:`clip_at_annulus`).
         device: where the network runs.
     """
 
@@ -203,6 +206,7 @@ class LVSegmenter:
         config: SegModelConfig,
         temporal_sigma_ms: float = TEMPORAL_SIGMA_MS,
         flip_tta: bool = False,
+        annulus_clip: bool = True,
         device: str | torch.device = "cpu",
     ) -> None:
         self.device = torch.device(device)
@@ -210,6 +214,7 @@ class LVSegmenter:
         self.config = config
         self.temporal_sigma_ms = temporal_sigma_ms
         self.flip_tta = flip_tta
+        self.annulus_clip = annulus_clip
         #: sha256 of the weights file when built by :meth:`from_pretrained`
         self.weights_sha256: str | None = None
 
@@ -289,7 +294,8 @@ class LVSegmenter:
             chunk = fit.to_source(probs[start : start + batch_size])
             chunk[:, 0][:, ~inside] = 2.0  # background wins outside the sector
             for i, lab in enumerate(_argmax_channels(chunk).numpy()):
-                labels[start + i] = largest_components(lab)
+                lab = largest_components(lab)
+                labels[start + i] = largest_components(clip_at_annulus(lab)) if self.annulus_clip else lab
         areas = (labels == 1).reshape(labels.shape[0], -1).sum(1).astype(np.float64)
         return SegmentationOutput(labels=labels, lv_area_px=areas, fit=fit, probabilities=probs, temporal_kernel=kernel)
 

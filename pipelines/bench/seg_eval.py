@@ -42,9 +42,10 @@ def main() -> None:
     ap.add_argument("--weights", default=SEG_WEIGHTS, help="shipped name or model.safetensors path")
     ap.add_argument("--n", type=int, default=20, help="test loops")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-annulus-clip", action="store_true", help="leave cavity beyond the mitral annulus")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    seg = LVSegmenter.from_pretrained(args.weights)
+    seg = LVSegmenter.from_pretrained(args.weights, annulus_clip=not args.no_annulus_clip)
 
     dice: dict[str, list[float]] = {"lv": [], "myo": [], "la": []}
     rows = []

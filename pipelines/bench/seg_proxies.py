@@ -186,14 +186,16 @@ def _segment(path: Path, segmenter):
     return labels, _loop_ef(labels, frame_time), frame_time
 
 
-def score(data: Path, weights: str, report: Path | None, flip_tta: bool = False) -> dict:
+def score(
+    data: Path, weights: str, report: Path | None, flip_tta: bool = False, annulus_clip: bool = True
+) -> dict:
     """Score ``weights`` on the proxy sets in ``data``; print and return the table."""
     import pandas as pd
 
     from echokdm.io import read_segmentation
     from echokdm.models.seg import LVSegmenter
 
-    segmenter = LVSegmenter.from_pretrained(weights, flip_tta=flip_tta)
+    segmenter = LVSegmenter.from_pretrained(weights, flip_tta=flip_tta, annulus_clip=annulus_clip)
     results: dict[str, dict] = {}
     t0 = time.perf_counter()
     # echonet/: Dice at the traced frames, EF of the loop
@@ -387,6 +389,7 @@ def main() -> None:
     s.add_argument("--json", type=Path, default=None, help="write the table as JSON")
     s.add_argument("--threads", type=int, default=2)
     s.add_argument("--flip-tta", action="store_true", help="segment with left-right test-time augmentation")
+    s.add_argument("--no-annulus-clip", action="store_true", help="leave cavity beyond the mitral annulus")
     args = ap.parse_args()
     if args.cmd == "make":
         make(args.out, args.n, args.renderer)
@@ -394,7 +397,7 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-        res = score(args.data, args.weights, args.report, args.flip_tta)
+        res = score(args.data, args.weights, args.report, args.flip_tta, not args.no_annulus_clip)
         if args.json:
             args.json.write_text(json.dumps(res, indent=1))
 
