@@ -43,9 +43,11 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=20, help="test loops")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-annulus-clip", action="store_true", help="leave cavity beyond the mitral annulus")
+    ap.add_argument("--temporal-sigma-ms", type=float, default=None, help="override the smoothing over time")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    seg = LVSegmenter.from_pretrained(args.weights, annulus_clip=not args.no_annulus_clip)
+    kw = {} if args.temporal_sigma_ms is None else {"temporal_sigma_ms": args.temporal_sigma_ms}
+    seg = LVSegmenter.from_pretrained(args.weights, annulus_clip=not args.no_annulus_clip, **kw)
 
     dice: dict[str, list[float]] = {"lv": [], "myo": [], "la": []}
     rows = []
