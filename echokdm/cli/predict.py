@@ -54,6 +54,11 @@ from echokdm.defaults import DEFAULT_STEPS
 @click.option(
     "--seed", type=SEED, default=0, show_default=True, help="Seed of the sampling noise (same seed, same pixels)."
 )
+@click.option("--adapt", type=float, default=None,
+              help="Seconds of per-study adaptation (OF-net and F2I tuned on the loop's own frame pairs; a scored "
+              "target and its neighbours left out); steps = seconds x a fixed rate, seconds also cap the time.")
+@click.option("--adapt-steps", type=int, default=None,
+              help="Adaptation steps, exactly (reproducible on any machine); --adapt then only caps the time.")
 @click.option(
     "--device",
     default="auto",
@@ -85,6 +90,8 @@ def command(
     source_frame,
     steps,
     seed,
+    adapt,
+    adapt_steps,
     device,
     weights_dir,
     out,
@@ -104,7 +111,8 @@ def command(
         raise InputError("give either --dicom FILE or --sample")
     cine = sample_path("sonosite") if sample else cine
     options = PredictOptions(phase=phase, target_ef=target_ef, keypoints=keypoints, frames=frames, seg=seg,
-                             source_frame=source_frame, steps=steps, seed=seed)
+                             source_frame=source_frame, steps=steps, seed=seed, adapt=adapt,
+                             adapt_steps=adapt_steps)
     weights = PredictWeights.from_dir(weights_dir) if weights_dir else None
     p = predict_study(cine, out, options, weights=weights, device=device, overwrite=overwrite, command=command_line(),
                       anonymize=anonymize)

@@ -79,6 +79,8 @@ class PredictOptions:
         source_frame: source frame index (default: ED of the first beat; ES for ``phase="ed"``).
         steps: denoising steps of K2F and of F2I.
         seed: seed of the sampling noise (same seed, same pixels), 0 to 2^32 - 1.
+        adapt: seconds of per-study adaptation before predicting (:mod:`echokdm.train.adapt`); None or 0: none.
+        adapt_steps: the adaptation's step count itself (deterministic); ``adapt`` then only caps its time.
 
     Raises:
         InputError: more than one target, or a value out of its range.
@@ -92,6 +94,8 @@ class PredictOptions:
     source_frame: int | None = None
     steps: int = DEFAULT_STEPS
     seed: int = 0
+    adapt: float | None = None
+    adapt_steps: int | None = None
 
     def __post_init__(self) -> None:
         given = [
@@ -118,6 +122,10 @@ class PredictOptions:
         ):
             if int(value) != value or not low <= value <= high:
                 raise InputError(f"{name} must be an integer from {low} to {high}, got {value}")
+        if self.adapt is not None and not (isinstance(self.adapt, (int, float)) and 0 <= self.adapt <= 3600):
+            raise InputError(f"--adapt takes seconds from 0 to 3600, got {self.adapt}")
+        if self.adapt_steps is not None and (int(self.adapt_steps) != self.adapt_steps or self.adapt_steps < 0):
+            raise InputError(f"--adapt-steps takes a whole number >= 0, got {self.adapt_steps}")
         if self.source_frame is not None and (int(self.source_frame) != self.source_frame or self.source_frame < 0):
             raise InputError(f"source frame must be a non-negative integer, got {self.source_frame}")
 
@@ -125,6 +133,11 @@ class PredictOptions:
     def mode(self) -> str:
         """``"phase"``, ``"target_ef"`` or ``"keypoints"``."""
         return "target_ef" if self.target_ef is not None else "keypoints" if self.keypoints is not None else "phase"
+
+    @property
+    def adapts(self) -> bool:
+        """Whether a per-study adaptation runs before the prediction."""
+        return bool(self.adapt_steps) if self.adapt_steps is not None else bool(self.adapt)
 
     @property
     def alphas(self) -> list[float]:

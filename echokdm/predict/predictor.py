@@ -158,14 +158,16 @@ class KDMPredictor:
         with clock("keypoints"):
             study = find_study(inp, labels, lambda: self.prior)
         source = inp.frames[study.source_frame]
+        pipeline, adapt = self._adapted(inp, study.target_frame, clock)
         out = kdm_on_source_grid(
-            self.pipeline, source, inp.sector, study.source_kps, study.target_kps, opts.alphas, opts.steps,
+            pipeline, source, inp.sector, study.source_kps, study.target_kps, opts.alphas, opts.steps,
             torch.Generator().manual_seed(opts.seed), clock=clock,
         )
         with clock("segment_prediction"):
             pred_labels = self._segment_frames(np.concatenate([source[None], out.frames]), inp)
         with clock("measure"):
             sections = {**study_sections(study, out.fit, self.device), **measure(study, out.frames, pred_labels)}
+            sections["adapt"] = adapt
         clock.seconds["total"] = time.perf_counter() - t_start
         observed = study.target_frame is not None
         return Prediction(
@@ -176,6 +178,21 @@ class KDMPredictor:
             source_keypoints=study.source_kps, target_keypoints=study.target_kps, alphas=opts.alphas,
             sections=sections, weights=dict(self.weights), header=inp.header, timings=clock.seconds,
         )
+
+    def _adapted(self, inp: StudyInput, target_frame: int | None, clock: StageClock):
+        """The pipeline, adapted to the loop when asked (:func:`echokdm.train.adapt.adapt_pipeline`; an observed
+        target and its neighbours left out), and the report's ``adapt`` section (None without adaptation)."""
+        opts = inp.options
+        if not opts.adapts:
+            return self.pipeline, None
+        from echokdm.train.adapt import adapt_pipeline, excluded_frames
+
+        with clock("adapt"):
+            pipeline, info = adapt_pipeline(
+                self.pipeline, inp.frames, inp.sector, excluded_frames(len(inp.frames), target_frame),
+                seconds=opts.adapt, steps=opts.adapt_steps, seed=opts.seed,
+            )
+        return pipeline, info.to_dict()
 
     def _segment_frames(self, frames: np.ndarray, inp: StudyInput) -> np.ndarray:
         """Each frame segmented on its own (no temporal smoothing across source and predictions)."""

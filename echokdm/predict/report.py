@@ -189,6 +189,7 @@ def build_report(pred: Prediction) -> dict[str, Any]:
                 "phases", "source_frame", "target_frame", "units", "volumes", "ef", "strain", "image_metrics", "frames"
             )
         },
+        "adapt": s.get("adapt"),
         "timings_s": dict(pred.timings),
         "software": software_versions(),
         "weights": pred.weights,
