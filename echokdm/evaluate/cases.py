@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from echokdm.errors import InputError
 from echokdm.io.load import loop_spacing
+from echokdm.labels import camus_labels
 
 
 @dataclass
@@ -161,6 +162,7 @@ def resolve_cases(data: str, size: int) -> list[CaseRef]:
 def folder_cases(path: Path, size: int) -> list[CaseRef]:
     """Cases of a data folder, brought to ``size`` x ``size``.
 
+    A single cine file (DICOM, NIfTI, ...) is one case labelled by the built-in segmenter (:func:`_cine_case`).
     Layouts (``data_specs/layouts.md``): EchoNet-Dynamic (``FileList.csv``; ED/ES LV tracings only, no
     spacing), CAMUS (``patientNNNN/`` with the 4CH half sequence and its ``_gt``), and the DICOM layout of
     ``echokdm phantom`` (``manifest.csv``; exact displacements included, so the oracle can run).
@@ -172,10 +174,12 @@ def folder_cases(path: Path, size: int) -> list[CaseRef]:
     from echokdm.data.echonet import echonet_datalist
     from echokdm.phantom.layouts import manifest_rows
 
+    if path.is_file():
+        return [CaseRef(path.stem, partial(_resized, partial(_cine_case, path), size))]
     if not path.is_dir():
         raise InputError(
             f"--data {path}: no such folder; "
-            "expected phantom-test[:N] or a CAMUS, EchoNet-Dynamic or echokdm phantom folder"
+            "expected phantom-test[:N], one cine file or a CAMUS, EchoNet-Dynamic or echokdm phantom folder"
         )
     if (path / "FileList.csv").exists():
         refs = [CaseRef(item["filename"], partial(_echonet_case, item)) for item in echonet_datalist(path)]
@@ -236,6 +240,22 @@ def _echonet_case(item: dict) -> Case:
     labels = {int(item["ed"]): d["label_ed"], int(item["es"]): d["label_es"]}
     info = {"source": "echonet", "ef_reported": item["ef"]}
     return _loop_case(item["filename"], d["image"], labels, item["ed"], item["es"], spacing=False, info=info)
+
+
+def _cine_case(path: Path) -> Case:
+    """One cine loop: every frame labelled by the built-in segmenter, ED and ES of its first beat as ``echokdm
+    predict`` finds them (so the scores are those of the frames predict compares)."""
+    from echokdm.predict.study import find_study, read_input
+    from echokdm.segmenter import BuiltinSegmenter
+
+    inp = read_input(path)
+    seg = BuiltinSegmenter()(inp.frames, sector_mask=inp.sector, spacing_mm=inp.spacing,
+                             frame_time_ms=inp.meta.get("frame_time_ms"))
+    labels = camus_labels(seg)
+    study = find_study(inp, labels, lambda: None)
+    return Case(case_id=path.stem, frames=inp.frames, labels=dict(enumerate(labels)), ed=study.source_frame,
+                es=study.target_frame, spacing_mm=inp.spacing, sector_mask=inp.sector,
+                info={"source": "cine", "labels": "built-in segmenter"})
 
 
 def _dicom_case(root: Path, name: str) -> Case:

@@ -1,4 +1,4 @@
-"""The KDM model and its ablations as harness predictors: ``kdm``, ``k2f-warp`` and ``k2i``.
+"""The KDM model and its ablations as harness predictors: ``kdm``, ``kdm-adapt[:SECONDS]``, ``k2f-warp`` and ``k2i``.
 
 Each runs on the models' square working grid around the sector and is carried back to the sample's grid by
 residual transfer (:func:`echokdm.grid.on_source_grid`, the round trip ``echokdm predict`` makes), so the three
@@ -13,6 +13,7 @@ from diffusers import UNet2DModel
 
 from echokdm.defaults import DEFAULT_STEPS, K2I_WEIGHTS
 from echokdm.device import autocast, channels_last
+from echokdm.errors import InputError
 from echokdm.evaluate.predictors import Predictor
 from echokdm.evaluate.tasks import Sample
 from echokdm.flow import warp
@@ -55,6 +56,45 @@ class KDMModel(Predictor):
             return kdm_on_source_grid(
                 self.pipe, sample.source, sample.sector_mask, sample.source_keypoints, sample.target_keypoints,
                 num_inference_steps=self.steps, generator=generator, warp_only=self.warp_only,
+            ).frames
+
+
+class KDMAdaptModel(KDMModel):
+    """``kdm-adapt:SECONDS``: KDM adapted to each sample's loop first (``echokdm predict --adapt``,
+    :func:`echokdm.train.adapt.adapt_pipeline`), the target frames and their neighbours left out.
+
+    Args:
+        seconds: adaptation budget (default 30).
+        steps, weights: as :class:`KDMModel`.
+    """
+
+    requires = frozenset({"loop"})
+
+    def __init__(self, seconds: float = 30.0, steps: int = DEFAULT_STEPS, weights=None) -> None:
+        from echokdm.train.adapt import plan_steps
+
+        plan_steps(seconds, None)
+        super().__init__(steps, weights)
+        self.seconds = seconds
+
+    @classmethod
+    def from_option(cls, option: str, **kwargs) -> KDMAdaptModel:
+        try:
+            seconds = float(option)
+        except ValueError:
+            raise InputError(f"kdm-adapt:SECONDS takes a number of seconds, got {option!r}") from None
+        return cls(seconds, **kwargs)
+
+    def __call__(self, sample: Sample, generator: torch.Generator | None = None) -> np.ndarray:
+        from echokdm.train.adapt import adapt_pipeline, excluded_frames
+
+        exclude = sorted({e for t in sample.target_frames or [] for e in excluded_frames(len(sample.loop), t)})
+        seed = generator.initial_seed() % 2**32 if generator is not None else 0
+        pipe, _ = adapt_pipeline(self.pipe, sample.loop, sample.sector_mask, exclude, self.seconds, seed=seed)
+        with autocast(pipe.f2i_unet.device):
+            return kdm_on_source_grid(
+                pipe, sample.source, sample.sector_mask, sample.source_keypoints, sample.target_keypoints,
+                num_inference_steps=self.steps, generator=generator,
             ).frames
 
 

@@ -26,6 +26,7 @@ PREDICTORS: dict[str, str] = {
     "oracle": "echokdm.evaluate.predictors:OraclePredictor",
     "truth": "echokdm.evaluate.predictors:TruthPredictor",
     "kdm": "echokdm.evaluate.kdm:KDMModel",
+    "kdm-adapt": "echokdm.evaluate.kdm:KDMAdaptModel",
     "k2f-warp": "echokdm.evaluate.kdm:K2FWarpModel",
     "k2i": "echokdm.evaluate.kdm:K2IModel",
 }
@@ -43,6 +44,11 @@ class Predictor(ABC):
 
     kind: ClassVar[str] = "baseline"
     requires: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def from_option(cls, option: str, **kwargs) -> Predictor:
+        """The predictor named ``NAME:OPTION`` (e.g. ``kdm-adapt:30``); by default predictors take no option."""
+        raise InputError(f"predictor {cls.__name__} takes no ':' option, got {option!r}")
 
     def to(self, device: torch.device) -> Predictor:
         """Run on ``device`` from now on (baselines compute with numpy and ignore it); returns ``self``."""
@@ -152,12 +158,15 @@ def _warp_source(source: np.ndarray, ddf: np.ndarray) -> np.ndarray:
 
 
 def get_predictor(name: str, **kwargs) -> Predictor:
-    """Instantiate the predictor registered as ``name``.
+    """Instantiate the predictor registered as ``name``, or as ``NAME`` of ``NAME:OPTION`` (e.g. ``kdm-adapt:30``,
+    :meth:`Predictor.from_option`).
 
     Raises:
-        InputError: no predictor of that name.
+        InputError: no predictor of that name, or an option it does not take.
     """
-    if name not in PREDICTORS:
-        raise InputError(f"unknown predictor {name!r}; expected one of {', '.join(sorted(PREDICTORS))}")
-    module, cls = PREDICTORS[name].split(":")
-    return getattr(importlib.import_module(module), cls)(**kwargs)
+    base, colon, option = name.partition(":")
+    if base not in PREDICTORS:
+        raise InputError(f"unknown predictor {base!r}; expected one of {', '.join(sorted(PREDICTORS))}")
+    module, cls = PREDICTORS[base].split(":")
+    predictor = getattr(importlib.import_module(module), cls)
+    return predictor.from_option(option, **kwargs) if colon else predictor(**kwargs)

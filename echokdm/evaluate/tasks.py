@@ -49,6 +49,8 @@ class Sample:
         target_labels: (N, H, W) uint8 true target label maps, or None (target-ef).
         ddf: (N, 2, H, W) exact pull displacement source -> each target on the target grid, or None.
         target_ef: the requested EF in percent (target-ef task only).
+        loop: (T, H, W) float32 the whole loop (for predictors that adapt to it), or None.
+        target_frames: loop indices of ``targets`` (what such a predictor must leave out), or None.
     """
 
     sample_id: str
@@ -64,6 +66,8 @@ class Sample:
     target_labels: np.ndarray | None = None
     ddf: np.ndarray | None = None
     target_ef: float | None = None
+    loop: np.ndarray | None = None
+    target_frames: list[int] | None = None
 
 
 def load_prior(path: str | os.PathLike | None = None) -> KeypointPrior:
@@ -190,6 +194,7 @@ def make_sample(
         else wall_keypoints(case, src_idx, myocardium),
         sector_mask=case.sector_mask,
         spacing_mm=case.spacing_mm,
+        loop=case.frames,
     )
     if task == "target-ef":
         if prior is None:
@@ -220,4 +225,5 @@ def make_sample(
         targets=case.frames[idx].astype(np.float32),
         target_labels=target_labels,
         ddf=ddf,
+        target_frames=idx,
     )
