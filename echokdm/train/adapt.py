@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -81,7 +82,7 @@ class AdaptInfo:
         return asdict(self)
 
 
-def plan_steps(seconds: float | None, steps: int | None) -> int:
+def plan_steps(seconds: float | None, steps: int | None = None) -> int:
     """Steps of an adaptation: ``steps`` when given, else ``seconds`` × :data:`STEPS_PER_SECOND`.
 
     Raises:
@@ -171,7 +172,8 @@ def adapt_pipeline(
         unet.requires_grad_(True).train()
         opt_f2i = torch.optim.Adam(unet.parameters(), lr=LR_F2I)
         scheduler = training_scheduler(clip_sample=True)
-        with torch.enable_grad():
+        with torch.enable_grad(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Using a non-tuple sequence", UserWarning)  # MONAI DiffusionLoss
             for step in progress(range(total), "adapt: OF-net and F2I on the loop"):
                 if deadline is not None and time.perf_counter() > deadline:
                     capped = True
