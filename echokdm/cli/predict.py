@@ -131,6 +131,11 @@ def command(
             + (f"{im['dice']:.3f}" if im["dice"] is not None else "n/a")
             + f" (copying the source: PSNR {im['copy_source']['psnr']:.2f} dB, SSIM {im['copy_source']['ssim']:.3f})"
         )
+    ad = p.report["adapt"]
+    if ad:
+        click.echo(f"adapted to the loop: {ad['steps_done']} of {ad['steps']} steps on {len(ad['frames_used'])} "
+                   f"frames in {ad['wall_s']:.1f} s, frames {ad['excluded_frames'] or 'none'} left out"
+                   + (" (stopped by the time cap: not reproducible; --adapt-steps N is)" if ad["capped"] else ""))
     click.echo(f"time {p.timings['total']:.2f} s")
 
 
