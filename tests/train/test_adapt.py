@@ -103,3 +103,16 @@ def test_evaluate_predictor_option_is_checked():
                            ("copy:3", "takes no ':' option"), ("nope:3", "unknown predictor")):
         with pytest.raises(InputError, match=expected):
             get_predictor(name)
+
+
+def test_one_cine_file_is_an_evaluate_case_with_its_loop(phantom_study):
+    from echokdm.evaluate.cases import resolve_cases
+    from echokdm.evaluate.tasks import make_sample
+
+    (ref,) = resolve_cases(str(phantom_study.dicom), 64)
+    case = ref.load()
+    assert ref.case_id == "study" and case.frames.shape == (20, 64, 64) and sorted(case.labels) == list(range(20))
+    # ED/ES from the built-in segmenter's LV area curve: within a frame of the phantom's true ones
+    assert abs(case.ed - phantom_study.ed[0]) <= 1 and abs(case.es - phantom_study.es[0]) <= 1
+    sample = make_sample(case, "es")
+    assert sample.loop is case.frames and sample.target_frames == [case.es]
