@@ -178,7 +178,7 @@ def folder_cases(path: Path, size: int) -> list[CaseRef]:
         return [CaseRef(path.stem, partial(_resized, partial(_cine_case, path), size))]
     if not path.is_dir():
         raise InputError(
-            f"--data {path}: no such folder; "
+            f"--data {path}: no such file or folder; "
             "expected phantom-test[:N], one cine file or a CAMUS, EchoNet-Dynamic or echokdm phantom folder"
         )
     if (path / "FileList.csv").exists():

@@ -74,7 +74,7 @@ def test_unknown_folders_are_refused(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="not a data folder"):
         resolve_cases(str(tmp_path / "empty"), 128)
-    with pytest.raises(InputError, match="no such folder"):
+    with pytest.raises(InputError, match="no such file or folder"):
         resolve_cases(str(tmp_path / "missing"), 128)
 
 

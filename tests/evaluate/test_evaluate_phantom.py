@@ -64,8 +64,8 @@ def test_cli_bad_input_in_a_subprocess(tmp_path):
     r = run_cli("--data", "/no/such/folder", "--report", str(tmp_path / "r"))
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
-        "echokdm: error: --data /no/such/folder: no such folder; expected phantom-test[:N] or a CAMUS, "
-        "EchoNet-Dynamic or echokdm phantom folder"
+        "echokdm: error: --data /no/such/folder: no such file or folder; expected phantom-test[:N], one cine file "
+        "or a CAMUS, EchoNet-Dynamic or echokdm phantom folder"
     ]
     assert not (tmp_path / "r").exists()
 
