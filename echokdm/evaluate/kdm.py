@@ -94,7 +94,7 @@ class KDMAdaptModel(KDMModel):
         seed = generator.initial_seed() % 2**32 if generator is not None else 0
         # the step count of the budget, without the wall-clock cap: the same run gives the same report
         pipe, _ = adapt_pipeline(self.pipe, sample.loop, sample.sector_mask, exclude, steps=plan_steps(self.seconds),
-                                 seed=seed)
+                                 seed=seed, labels=sample.loop_labels)
         with autocast(pipe.f2i_unet.device):
             return kdm_on_source_grid(
                 pipe, sample.source, sample.sector_mask, sample.source_keypoints, sample.target_keypoints,

@@ -51,6 +51,7 @@ class Sample:
         target_ef: the requested EF in percent (target-ef task only).
         loop: (T, H, W) float32 the whole loop (for predictors that adapt to it), or None.
         target_frames: loop indices of ``targets`` (what such a predictor must leave out), or None.
+        loop_labels: frame index -> (H, W) uint8 labels of the loop's labelled frames, or None.
     """
 
     sample_id: str
@@ -68,6 +69,7 @@ class Sample:
     target_ef: float | None = None
     loop: np.ndarray | None = None
     target_frames: list[int] | None = None
+    loop_labels: dict[int, np.ndarray] | None = None
 
 
 def load_prior(path: str | os.PathLike | None = None) -> KeypointPrior:
@@ -195,6 +197,7 @@ def make_sample(
         sector_mask=case.sector_mask,
         spacing_mm=case.spacing_mm,
         loop=case.frames,
+        loop_labels=case.labels,
     )
     if task == "target-ef":
         if prior is None:

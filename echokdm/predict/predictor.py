@@ -158,7 +158,7 @@ class KDMPredictor:
         with clock("keypoints"):
             study = find_study(inp, labels, lambda: self.prior)
         source = inp.frames[study.source_frame]
-        pipeline, adapt = self._adapted(inp, study.target_frame, clock)
+        pipeline, adapt = self._adapted(inp, labels, study.target_frame, clock)
         out = kdm_on_source_grid(
             pipeline, source, inp.sector, study.source_kps, study.target_kps, opts.alphas, opts.steps,
             torch.Generator().manual_seed(opts.seed), clock=clock,
@@ -179,7 +179,7 @@ class KDMPredictor:
             sections=sections, weights=dict(self.weights), header=inp.header, timings=clock.seconds,
         )
 
-    def _adapted(self, inp: StudyInput, target_frame: int | None, clock: StageClock):
+    def _adapted(self, inp: StudyInput, labels: np.ndarray, target_frame: int | None, clock: StageClock):
         """The pipeline, adapted to the loop when asked (:func:`echokdm.train.adapt.adapt_pipeline`; an observed
         target and its neighbours left out), and the report's ``adapt`` section (None without adaptation)."""
         opts = inp.options
@@ -190,7 +190,7 @@ class KDMPredictor:
         with clock("adapt"):
             pipeline, info = adapt_pipeline(
                 self.pipeline, inp.frames, inp.sector, excluded_frames(len(inp.frames), target_frame),
-                seconds=opts.adapt, steps=opts.adapt_steps, seed=opts.seed,
+                seconds=opts.adapt, steps=opts.adapt_steps, seed=opts.seed, labels=dict(enumerate(labels)),
             )
         return pipeline, info.to_dict()
 

@@ -1,9 +1,12 @@
-"""Per-study adaptation (``echokdm predict --adapt SECONDS``): fine-tune OF-net and F2I on frame pairs of the
-input loop itself before predicting, self-supervised as they are trained (:mod:`echokdm.train.kdm`).
+"""Per-study adaptation (``echokdm predict --adapt SECONDS``): fine-tune F2I on frame pairs of the input loop
+itself before predicting, self-supervised as it is trained (:mod:`echokdm.train.kdm`), so the residual it adds
+carries the study's own speckle and brightness. A scored target frame and its neighbours are left out.
 
-OF-net learns the loop's motion by its photometric (LNCC) + smoothness loss; F2I then learns to render the
-loop's own frames from (source, OF-net flow, target) pairs, so the residual it adds carries the study's speckle.
-K2F and the flow autoencoder are left as they are. A scored target frame and its neighbours are left out.
+F2I learns to render the loop's frames from (source, flow, target) pairs. The flows are those the shipped F2I was
+trained on and gets at inference: K2F's, from the pairs' keypoints (of the loop's labels), generated once for a
+fixed draw of pairs. A loop without labelled frames falls back to the paper's recipe: OF-net is tuned on the
+loop's pairs by its photometric (LNCC) + smoothness loss, and F2I learns from its flows. On the two real loops
+the K2F flows did better (``docs/predict.md``). K2F and the flow autoencoder stay as shipped.
 
 The budget is deterministic: ``seconds`` becomes a step count by a fixed rate (:data:`STEPS_PER_SECOND`,
 measured on a 2-core CPU), not by a timed calibration, so the same loop, seed and budget give the same
@@ -17,14 +20,17 @@ import copy
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
-from echokdm.errors import InputError
+from echokdm.defaults import DEFAULT_STEPS, N_KEYPOINTS
+from echokdm.errors import EchoKDMError, InputError
 from echokdm.grid import SectorFit
+from echokdm.keypoints import extract_keypoints
+from echokdm.labels import camus_labels
 from echokdm.models.diffusion import diffusion_loss, training_scheduler
 from echokdm.models.f2i import f2i_condition, residual_target
 from echokdm.models.loading import load_ofnet
@@ -34,8 +40,11 @@ from echokdm.progress import progress
 
 #: adaptation steps (one batch of :data:`BATCH` pairs, OF-net or F2I) per second of budget on a 2-core CPU
 STEPS_PER_SECOND = 1.0
-#: share of the steps spent on OF-net (the rest on F2I)
+#: share of the steps spent on OF-net when its flows are used (the rest on F2I)
 OFNET_SHARE = 0.25
+#: at most this many batches of K2F flows, of FLOW_BATCH pairs each (a batch counts as one step)
+MAX_FLOW_BATCHES = 4
+FLOW_BATCH = 8
 #: pairs per step
 BATCH = 4
 #: F2I trains on random square crops of this side (working pixels), as in ``echokdm train f2i``
@@ -55,9 +64,10 @@ class AdaptInfo:
 
     Attributes:
         seconds: the budget asked for (None: ``steps`` alone).
-        steps: steps planned (OF-net + F2I).
+        steps: steps planned (K2F flow batches or OF-net steps, + F2I steps).
         steps_done: steps run (less than ``steps`` only when ``capped``).
-        ofnet_steps, f2i_steps: steps run per model.
+        flows: where F2I's flows came from: ``"k2f"`` (the pairs' keypoints) or ``"ofnet"`` (no labels).
+        flow_steps, ofnet_steps, f2i_steps: batches of K2F flows generated, OF-net and F2I steps run.
         pairs: number of (source, target) frame pairs drawn from.
         frames_used: loop frames the pairs are made of.
         excluded_frames: loop frames left out (the scored target and its neighbours).
@@ -69,6 +79,8 @@ class AdaptInfo:
     seconds: float | None
     steps: int
     steps_done: int
+    flows: str
+    flow_steps: int
     ofnet_steps: int
     f2i_steps: int
     pairs: int
@@ -120,6 +132,27 @@ def _crop(size: int, generator: torch.Generator, *tensors: torch.Tensor) -> tupl
     return tuple(t[..., y0 : y0 + size, x0 : x0 + size] for t in tensors)
 
 
+def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def _working_keypoints(labels: Mapping[int, np.ndarray], frames: Sequence[int], fit: SectorFit) -> dict:
+    """Frame -> (K, 2) float32 keypoints of its labels on the working grid, for the labelled ``frames`` whose LV
+    gives keypoints."""
+    out = {}
+    for t in frames:
+        if t not in labels:
+            continue
+        try:
+            kp = extract_keypoints(camus_labels(np.asarray(labels[t])), N_KEYPOINTS)
+        except EchoKDMError:  # no usable LV in this frame: it makes no pair
+            continue
+        out[t] = fit.points_to_work(kp).astype(np.float32)
+    return out
+
+
 def adapt_pipeline(
     pipeline: EchoKDMPipeline,
     frames: np.ndarray,
@@ -128,9 +161,10 @@ def adapt_pipeline(
     seconds: float | None = None,
     steps: int | None = None,
     seed: int = 0,
+    labels: Mapping[int, np.ndarray] | None = None,
     ofnet: str = "ofnet",
 ) -> tuple[EchoKDMPipeline, AdaptInfo]:
-    """Fine-tune OF-net and F2I on frame pairs of one loop; the given pipeline is left unchanged.
+    """Fine-tune F2I on frame pairs of one loop; the given pipeline is left unchanged.
 
     Args:
         pipeline: the KDM pipeline (its F2I is copied, then tuned).
@@ -139,11 +173,13 @@ def adapt_pipeline(
         exclude: loop frames to leave out (see :func:`excluded_frames`).
         seconds: budget: steps by :data:`STEPS_PER_SECOND`, and a wall-clock cap.
         steps: the step count itself (overrides the rate; ``seconds`` still caps).
-        seed: seeds pair draws, crops and diffusion noise.
-        ofnet: OF-net weights (shipped name or ``.safetensors`` path).
+        seed: seeds pair draws, crops, K2F flows and diffusion noise.
+        labels: frame -> (H, W) CAMUS labels of the loop's labelled frames: F2I learns on K2F flows of the pairs'
+            keypoints; with fewer than two usable labelled frames, on flows of OF-net tuned to the loop.
+        ofnet: OF-net weights (shipped name or ``.safetensors`` path), for that fallback.
 
     Returns:
-        (a pipeline sharing K2F and the flow autoencoder, with the tuned F2I; what was done).
+        (a pipeline sharing K2F and the flow autoencoder with ``pipeline``, with the tuned F2I; what was done).
 
     Raises:
         InputError: a bad budget, or fewer than two loop frames left after the exclusion.
@@ -152,55 +188,70 @@ def adapt_pipeline(
     t0 = time.perf_counter()
     excluded = sorted({int(e) for e in exclude if 0 <= e < len(frames)})
     used = [t for t in range(len(frames)) if t not in set(excluded)]
-    pairs = loop_pairs(used)
-    if total and not len(pairs):
-        raise InputError(f"adaptation needs two frames of the loop outside the left-out frames {excluded}")
     device = pipeline.f2i_unet.device
     fit = SectorFit.from_mask(sector, pipeline.sample_size)
+    kps = _working_keypoints(labels or {}, used, fit)
+    by_k2f = len(kps) >= 2
+    pairs = loop_pairs(sorted(kps) if by_k2f else used)
+    if total and not len(pairs):
+        raise InputError(f"adaptation needs two frames of the loop outside the left-out frames {excluded}")
     loop = fit.to_work(torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))[:, None]).clamp(0, 1)
     loop = loop.to(device)
-    n_of = int(round(total * OFNET_SHARE))
+    g = torch.Generator().manual_seed(seed)  # pair draws and crops
+    noise = torch.Generator(device).manual_seed(seed)  # diffusion timesteps and noise
+    n_flow = min(MAX_FLOW_BATCHES, max(1, total // 4)) if by_k2f and total else 0
+    n_of = 0 if by_k2f else int(round(total * OFNET_SHARE))
+    # K2F's flows: a fixed draw of pairs, their flows generated batch by batch in the first steps
+    flow_pairs = pairs[torch.randperm(len(pairs), generator=g)[: n_flow * FLOW_BATCH].numpy()]
+    flows: list[torch.Tensor] = []
     unet = copy.deepcopy(pipeline.f2i_unet)
-    done = {"ofnet": 0, "f2i": 0}
+    done = {"flow": 0, "ofnet": 0, "f2i": 0}
     capped = False
-    g = torch.Generator().manual_seed(seed)
     deadline = None if seconds is None else t0 + seconds
     if total:
-        net = load_ofnet(ofnet).to(device).requires_grad_(True).train()
-        of_loss = OFNetLoss()
-        opt_of = torch.optim.Adam(net.parameters(), lr=LR_OFNET)
-        unet.requires_grad_(True).train()
-        opt_f2i = torch.optim.Adam(unet.parameters(), lr=LR_F2I)
-        scheduler = training_scheduler(clip_sample=True)
+        opt = torch.optim.Adam(unet.requires_grad_(True).train().parameters(), lr=LR_F2I)
+        net = None if by_k2f else load_ofnet(ofnet).to(device).requires_grad_(True).train()
+        opt_of = None if net is None else torch.optim.Adam(net.parameters(), lr=LR_OFNET)
+        of_loss, scheduler = OFNetLoss(), training_scheduler(clip_sample=True)
         with torch.enable_grad(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Using a non-tuple sequence", UserWarning)  # MONAI DiffusionLoss
-            for step in progress(range(total), "adapt: OF-net and F2I on the loop"):
+            for step in progress(range(total), "adapt: F2I on the loop"):
                 if deadline is not None and time.perf_counter() > deadline:
                     capped = True
                     break
-                idx = pairs[torch.randint(len(pairs), (BATCH,), generator=g).numpy()]
-                src, tgt = loop[idx[:, 0]], loop[idx[:, 1]]
-                if step < n_of:
-                    loss = of_loss(src, tgt, net(src, tgt))
-                    opt, name = opt_of, "ofnet"
+                if step < n_flow:
+                    idx = flow_pairs[step * FLOW_BATCH : (step + 1) * FLOW_BATCH]
+                    ks, kt = (torch.from_numpy(np.stack([kps[int(t)] for t in idx[:, j]])).to(device) for j in (0, 1))
+                    with torch.no_grad():
+                        flows.append(pipeline.generate_flow(loop[idx[:, 0]], ks, kt, DEFAULT_STEPS,
+                                                            torch.Generator().manual_seed(seed + step))[0])
+                    done["flow"] += 1
+                    continue
+                if n_flow:
+                    j = torch.randint(len(flows) * FLOW_BATCH, (BATCH,), generator=g)
+                    idx, flow = flow_pairs[j.numpy()], torch.cat(flows)[j.to(device)]
+                    src, tgt = loop[idx[:, 0]], loop[idx[:, 1]]
                 else:
+                    idx = pairs[torch.randint(len(pairs), (BATCH,), generator=g).numpy()]
+                    src, tgt = loop[idx[:, 0]], loop[idx[:, 1]]
+                    if step < n_of:
+                        _step(opt_of, of_loss(src, tgt, net(src, tgt)))
+                        done["ofnet"] += 1
+                        continue
                     with torch.no_grad():
                         flow = net.eval()(src, tgt)
-                    cond, warped = f2i_condition(src, flow)
-                    x0, cond = _crop(CROP, g, residual_target(tgt, warped), cond)
-                    loss = diffusion_loss(unet, scheduler, x0, cond, generator=g)
-                    opt, name = opt_f2i, "f2i"
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                done[name] += 1
+                cond, warped = f2i_condition(src, flow)
+                x0, cond = _crop(CROP, g, residual_target(tgt, warped), cond)
+                _step(opt, diffusion_loss(unet, scheduler, x0, cond, generator=noise))
+                done["f2i"] += 1
     unet.requires_grad_(False).eval()
     adapted = EchoKDMPipeline(
         pipeline.flow_vae, pipeline.k2f_unet, unet, pipeline.k2f_scheduler, pipeline.f2i_scheduler
     )
     info = AdaptInfo(
-        seconds=seconds, steps=total, steps_done=done["ofnet"] + done["f2i"], ofnet_steps=done["ofnet"],
-        f2i_steps=done["f2i"], pairs=len(pairs), frames_used=used, excluded_frames=excluded, capped=capped,
+        seconds=seconds, steps=total, steps_done=sum(done.values()), flows="k2f" if by_k2f else "ofnet",
+        flow_steps=done["flow"], ofnet_steps=done["ofnet"], f2i_steps=done["f2i"], pairs=len(pairs),
+        frames_used=sorted(kps) if by_k2f else used, excluded_frames=excluded, capped=capped,
         wall_s=round(time.perf_counter() - t0, 3), seed=seed,
     )
     return adapted, info

@@ -69,7 +69,8 @@ def test_adapted_prediction_is_deterministic_and_honest(predictor, phantom_study
     assert info["excluded_frames"] == [t for t in range(es - 2, es + 3) if t < n]
     assert info["frames_used"] == [t for t in range(n) if t not in info["excluded_frames"]]
     assert (info["steps"], info["steps_done"], info["capped"]) == (4, 4, False)
-    assert info["ofnet_steps"] + info["f2i_steps"] == 4 and info["f2i_steps"] > 0
+    # F2I learns on K2F flows of the loop's keypoints: one batch of flows (a step), then three F2I steps
+    assert (info["flows"], info["flow_steps"], info["ofnet_steps"], info["f2i_steps"]) == ("k2f", 1, 0, 3)
     assert plain.report["adapt"] is None
     jsonschema.validate(a.report["adapt"], SCHEMA["properties"]["adapt"])
 
@@ -78,7 +79,9 @@ def test_time_cap_stops_before_the_planned_steps(predictor):
     frames = np.random.default_rng(0).random((8, 32, 32)).astype(np.float32)
     sector = np.ones((32, 32), bool)
     _, info = adapt_pipeline(predictor.pipeline, frames, sector, exclude=[6, 7], seconds=0.0, steps=3)
-    assert (info.steps, info.steps_done, info.capped) == (3, 0, True)
+    assert (info.steps, info.steps_done, info.capped, info.flows) == (3, 0, True, "ofnet")  # no labels: OF-net
+    _, info = adapt_pipeline(predictor.pipeline, frames, sector, exclude=[6, 7], seconds=None, steps=4)
+    assert (info.steps_done, info.ofnet_steps, info.f2i_steps, info.frames_used) == (4, 1, 3, list(range(6)))
     _, info = adapt_pipeline(predictor.pipeline, frames, sector, exclude=range(8), seconds=None, steps=0)
     assert (info.steps_done, info.pairs, info.frames_used) == (0, 0, [])
     with pytest.raises(InputError, match="two frames"):
