@@ -55,8 +55,8 @@ from echokdm.defaults import DEFAULT_STEPS
     "--seed", type=SEED, default=0, show_default=True, help="Seed of the sampling noise (same seed, same pixels)."
 )
 @click.option("--adapt", type=float, default=None,
-              help="Seconds of per-study adaptation (OF-net and F2I tuned on the loop's own frame pairs; a scored "
-              "target and its neighbours left out); steps = seconds x a fixed rate, seconds also cap the time.")
+              help="Seconds of per-study adaptation (F2I tuned on the loop's own frame pairs; a scored target and its "
+              "neighbours left out); steps = seconds x a fixed rate, seconds also cap the time.")
 @click.option("--adapt-steps", type=int, default=None,
               help="Adaptation steps, exactly (reproducible on any machine); --adapt then only caps the time.")
 @click.option(
