@@ -47,6 +47,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def device_option(default: str | None = "auto", torchrun: bool = False):
+    """The ``--device`` of the commands that run models; ``default=None`` where a config file's value stands
+    unless the option is given (``echokdm train``); ``torchrun`` for the commands that run under it."""
+    replaces = " (replaces train.device)" if default is None else ""
+    ranks = "; under torchrun each rank takes its local GPU" if torchrun else ""
+    return click.option(
+        "--device",
+        default=default,
+        show_default=default is not None,
+        help=f"auto (a GPU when there is one), cpu, cuda or cuda:N{replaces}{ranks}; bf16 autocast on CUDA.",
+    )
+
+
 class LazyGroup(click.Group):
     """A click group whose sub-commands are imported on first use."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from echokdm.cli import SEED
+from echokdm.cli import SEED, device_option
 from echokdm.evaluate.tasks import TASKS
 
 
@@ -61,12 +61,7 @@ from echokdm.evaluate.tasks import TASKS
     show_default=True,
     help="Built-in segmenter weights: shipped name, model.safetensors or an `echokdm train seg --out DIR` folder.",
 )
-@click.option(
-    "--device",
-    default="auto",
-    show_default=True,
-    help="auto (a GPU when there is one), cpu, cuda or cuda:N; bf16 autocast on CUDA.",
-)
+@device_option()
 @click.option("--overwrite", is_flag=True, help="Replace an existing report instead of resuming it.")
 def command(
     data: str,

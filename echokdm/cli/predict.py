@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from echokdm.cli import SEED
+from echokdm.cli import SEED, device_option
 from echokdm.defaults import DEFAULT_STEPS
 
 
@@ -59,12 +59,7 @@ from echokdm.defaults import DEFAULT_STEPS
               "neighbours left out); steps = seconds x a fixed rate, seconds also cap the time.")
 @click.option("--adapt-steps", type=int, default=None,
               help="Adaptation steps, exactly (reproducible on any machine); --adapt then only caps the time.")
-@click.option(
-    "--device",
-    default="auto",
-    show_default=True,
-    help="auto (a GPU when there is one), cpu, cuda or cuda:N; bf16 autocast on CUDA.",
-)
+@device_option()
 @click.option(
     "--weights",
     "weights_dir",

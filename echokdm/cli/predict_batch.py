@@ -7,7 +7,7 @@ import os
 
 import click
 
-from echokdm.cli import SEED
+from echokdm.cli import SEED, device_option
 from echokdm.defaults import DEFAULT_STEPS
 
 
@@ -34,12 +34,7 @@ from echokdm.defaults import DEFAULT_STEPS
 )
 @click.option("--steps", type=int, default=DEFAULT_STEPS, show_default=True, help="Denoising steps of K2F and of F2I.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the sampling noise.")
-@click.option(
-    "--device",
-    default="auto",
-    show_default=True,
-    help="auto, cpu, cuda or cuda:N; under torchrun each rank takes its local GPU; bf16 autocast on CUDA.",
-)
+@device_option(torchrun=True)
 @click.option("--weights", "weights_dir", type=click.Path(), default=None,
               help="Folder of weights named like the shipped ones (default: the shipped weights).")
 @click.option(

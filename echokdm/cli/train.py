@@ -6,6 +6,7 @@ import os
 
 import click
 
+from echokdm.cli import device_option
 from echokdm.errors import InputError
 
 
@@ -30,11 +31,7 @@ from echokdm.errors import InputError
 )
 @click.option("--init", default=None, help="Fine-tune from these weights: shipped name or .safetensors file.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Number of epochs (replaces train.epochs).")
-@click.option(
-    "--device",
-    default=None,
-    help="auto, cpu, cuda or cuda:N (replaces train.device; under torchrun each rank takes its local GPU).",
-)
+@device_option(default=None, torchrun=True)
 @click.option("--print-config", is_flag=True, help="Print every config field with its default and exit.")
 def command(
     model: str,
