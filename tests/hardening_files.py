@@ -1,5 +1,5 @@
-"""Helpers of the hardening tests (faults, determinism, privacy, security): the CLI in a subprocess, manifests,
-checksums, and a check that a study folder holds a complete, readable prediction."""
+"""Helpers of the hardening tests (faults, determinism, privacy, security): the CLI in a subprocess or in this
+process, manifests, checksums, and a check that a study folder holds a complete, readable prediction."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import imageio.v3 as iio
 import nibabel as nib
 import numpy as np
 import pydicom
+from broken_inputs import run_inprocess
 from io_files import sha256
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "ECHOKDM_PROGRESS": "0"}
@@ -23,6 +24,15 @@ def echokdm(*args, cwd=None, env=None, preexec_fn=None, timeout=300) -> subproce
     """``python -m echokdm ARGS`` with captured text output (one torch thread, no progress bars)."""
     return subprocess.run([sys.executable, "-m", "echokdm", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, cwd=cwd, env=env or ENV, preexec_fn=preexec_fn)
+
+
+def echokdm_inprocess(*args, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``echokdm ARGS`` run in this process through the console entry point (:func:`broken_inputs.run_inprocess`:
+    stdout, and on stderr what a user would see: messages, warnings, C-level output), returned as :func:`echokdm`
+    returns a child's; no interpreter start-up and imports to pay."""
+    argv = [str(a) for a in args]
+    status, out, err = run_inprocess(argv, timeout=timeout)
+    return subprocess.CompletedProcess(["echokdm", *argv], status, out, err)
 
 
 def write_manifest(path: Path, rows: list[tuple], header: tuple[str, ...] = ("study_id", "dicom", "seg")) -> Path:

@@ -75,20 +75,45 @@ def batch_command(inputs: Path, out: Path, weights: Path) -> list[str]:
     ]
 
 
+def kill_after_first_study(cmd: list[str], out: Path, group: bool = False) -> dict[str, os.stat_result]:
+    """Start the batch ``cmd`` writing to ``out`` and SIGKILL it (``group``: its whole process group) right
+    after the first study is finished; returns the finished studies' report.json stats."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,
+                            start_new_session=group)
+    deadline = time.monotonic() + 400
+    while not any(out.glob(".done/*")):
+        assert proc.poll() is None, "the batch ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    if group:
+        os.killpg(proc.pid, signal.SIGKILL)
+    else:
+        proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    return {p.name: (out / p.name / "report.json").stat() for p in out.glob(".done/*")}
+
+
+def assert_every_study_done_once(out: Path, finished: dict[str, os.stat_result]) -> None:
+    """After the restart: the studies finished before the kill were not run again, every good study is complete
+    and readable, nothing is half-written, and the summary lists every study in manifest order."""
+    for sid, stat in finished.items():
+        now = (out / sid / "report.json").stat()
+        assert (now.st_ino, now.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
+    for sid in GOOD:
+        assert_complete_study(out / sid)
+    assert leftovers(out) == []
+    assert sorted(p.name for p in out.iterdir() if p.is_dir() and p.name not in (".failed", ".done")) == GOOD
+    summary = read_csv(out / "summary.csv")
+    assert [row["study_id"] for row in summary] == ["s0", "s1", "bad", "s2", "s3", "s4"]
+    assert {row["study_id"]: row["status"] for row in summary} == {**dict.fromkeys(GOOD, "ok"), "bad": "failed"}
+
+
 @pytest.mark.slow
 def test_sigkill_and_restart_leave_every_study_done_once(batch_inputs, tiny_weights, tmp_path):
     before = checksums(batch_inputs)
     out = tmp_path / "batch"
     cmd = batch_command(batch_inputs, out, tiny_weights)
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
-    deadline = time.monotonic() + 300
-    while not any(out.glob(".done/*")):  # kill right after the first study is finished
-        assert proc.poll() is None, "the batch ended before it could be killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL
-    finished = {p.name: (out / p.name / "report.json").stat() for p in out.glob(".done/*")}
+    finished = kill_after_first_study(cmd, out)
     assert 1 <= len(finished) < len(GOOD)
     # what a kill in the middle of writing leaves, made certain: a study folder with half of its files and
     # orphaned temporary files in the batch folder, the failure notes and a study folder
@@ -106,17 +131,7 @@ def test_sigkill_and_restart_leave_every_study_done_once(batch_inputs, tiny_weig
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=ENV)
     assert r.returncode == 1, r.stderr  # the bad study fails
     assert f"{len(todo)} predicted, {len(finished)} already done, 1 failed" in r.stdout, r.stderr
-    # finished studies were not run again; every good study is complete and readable; nothing half-written
-    for sid, stat in finished.items():
-        now = (out / sid / "report.json").stat()
-        assert (now.st_ino, now.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
-    for sid in GOOD:
-        assert_complete_study(out / sid)
-    assert leftovers(out) == []
-    assert sorted(p.name for p in out.iterdir() if p.is_dir() and p.name not in (".failed", ".done")) == GOOD
-    summary = read_csv(out / "summary.csv")
-    assert [row["study_id"] for row in summary] == ["s0", "s1", "bad", "s2", "s3", "s4"]
-    assert {row["study_id"]: row["status"] for row in summary} == {**dict.fromkeys(GOOD, "ok"), "bad": "failed"}
+    assert_every_study_done_once(out, finished)
     failures = read_csv(out / "failures.csv")
     assert [f["study_id"] for f in failures] == ["bad"] and "not a DICOM file" in failures[0]["reason"]
     assert checksums(batch_inputs) == before
@@ -129,16 +144,7 @@ def test_sigkill_of_torchrun_group_and_immediate_restart(batch_inputs, tiny_weig
     out = tmp_path / "batch"
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     cmd = [*launcher, *batch_command(batch_inputs, out, tiny_weights)[1:]]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,
-                            start_new_session=True)
-    deadline = time.monotonic() + 400
-    while not any(out.glob(".done/*")):
-        assert proc.poll() is None, "the batch ended before it could be killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    finished = {p.name: (out / p.name / "report.json").stat() for p in out.glob(".done/*")}
+    finished = kill_after_first_study(cmd, out, group=True)
     refusals, runs = [], []
     while True:  # restart at once, and again while the orphaned ranks still hold the folder
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=ENV)
@@ -153,16 +159,7 @@ def test_sigkill_of_torchrun_group_and_immediate_restart(batch_inputs, tiny_weig
         line = next(x for x in err.splitlines() if "in use" in x)
         assert "echokdm: error: " in line and "pid " in line and "predict-batch" in line, err
     assert "Traceback" not in r.stderr and "ChildFailedError" not in r.stderr, r.stderr
-    for sid, stat in finished.items():  # studies finished before the kill were not run again
-        now = (out / sid / "report.json").stat()
-        assert (now.st_ino, now.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
-    for sid in GOOD:
-        assert_complete_study(out / sid)
-    assert leftovers(out) == []
-    assert sorted(p.name for p in out.iterdir() if p.is_dir() and p.name not in (".failed", ".done")) == GOOD
-    summary = read_csv(out / "summary.csv")
-    assert [row["study_id"] for row in summary] == ["s0", "s1", "bad", "s2", "s3", "s4"]
-    assert {row["study_id"]: row["status"] for row in summary} == {**dict.fromkeys(GOOD, "ok"), "bad": "failed"}
+    assert_every_study_done_once(out, finished)
 
 
 def test_second_batch_into_a_running_one_is_refused(batch_inputs, tiny_weights, tmp_path):

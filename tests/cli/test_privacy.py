@@ -2,7 +2,8 @@
 derived image, and ``--anonymize`` applies the DICOM PS3.15 basic confidentiality profile attribute by attribute.
 
 The input carries fake PHI in the patient, study and equipment modules, a private attribute, and burned-in
-"text" outside the sector."""
+"text" outside the sector. The commands run in this process as the console entry point runs them (what they
+print is what a user sees: messages, warnings and C-level output on stderr)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import imageio.v3 as iio
 import pydicom
 import pytest
 from dicomanonymizer.dicomfields_selector import dicom_anonymization_database_selector
-from hardening_files import echokdm, one_error_line, read_csv, write_manifest
+from hardening_files import echokdm_inprocess, one_error_line, read_csv, write_manifest
 from io_files import dciodvfy_errors
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataset import Dataset
@@ -77,7 +78,7 @@ def batch(phi: Path, tiny_weights: Path, out: Path, *flags):
         ("b", phi / "study.dcm", phi / "labels.nii.gz", "40"),
         ("c", phi / "one_frame.dcm", "", ""),
     ], header=("study_id", "dicom", "seg", "target_ef"))
-    r = echokdm("predict-batch", "--manifest", manifest, "--out", out, "--steps", 1, "--weights", tiny_weights, *flags)
+    r = echokdm_inprocess("predict-batch", "--manifest", manifest, "--out", out, "--steps", 1, "--weights", tiny_weights, *flags)
     assert r.returncode == 1, r.stderr  # c fails: a single frame
     assert "at least 2 frames" in read_csv(out / "failures.csv")[0]["reason"]
     return r
@@ -190,7 +191,7 @@ def test_anonymize_keeps_uids_consistent_within_a_run(anonymized, phi):
 
 
 def test_predict_anonymize_flag(phi, tiny_weights, tmp_path):
-    r = echokdm("predict", "--dicom", phi / "study.dcm", "--seg", phi / "labels.nii.gz", "--steps", 1,
+    r = echokdm_inprocess("predict", "--dicom", phi / "study.dcm", "--seg", phi / "labels.nii.gz", "--steps", 1,
                 "--weights", tiny_weights, "--out", tmp_path / "out", "--anonymize")
     assert r.returncode == 0, r.stderr
     assert_no_phi(tmp_path / "out", r.stdout + r.stderr)
@@ -198,7 +199,7 @@ def test_predict_anonymize_flag(phi, tiny_weights, tmp_path):
 
 
 def test_failing_phi_study_error_names_no_phi(phi, tiny_weights, tmp_path):
-    r = echokdm("predict", "--dicom", phi / "one_frame.dcm", "--steps", 1, "--weights", tiny_weights,
+    r = echokdm_inprocess("predict", "--dicom", phi / "one_frame.dcm", "--steps", 1, "--weights", tiny_weights,
                 "--out", tmp_path / "o")
     assert r.returncode == 2 and "at least 2 frames" in one_error_line(r)
     assert not (tmp_path / "o").exists()
