@@ -6,6 +6,9 @@ import os
 
 # as the command line sets it (echokdm.cli), and before torch loads OpenMP here: idle threads sleep, not spin
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# one torch thread in this process and the commands it starts: the tiny test models run fastest on one, and
+# `make test` runs two test processes on two cores (an explicit setting wins)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import json
 from dataclasses import dataclass

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from hardening_files import echokdm
+from hardening_files import echokdm, echokdm_inprocess
 from io_files import sha256
 
 from echokdm.io.sr import read_measurements
@@ -25,8 +25,8 @@ PER_RUN = {"SOPInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID", "Synchr
 PER_RUN_REPORT = ("timings_s", "command")
 
 
-def run(study, weights: Path, out: Path, seed: int = 3):
-    r = echokdm(
+def run(study, weights: Path, out: Path, seed: int = 3, in_process: bool = False):
+    r = (echokdm_inprocess if in_process else echokdm)(
         "predict",
         "--dicom",
         study.dicom,
@@ -49,9 +49,11 @@ def run(study, weights: Path, out: Path, seed: int = 3):
 
 @pytest.fixture(scope="module")
 def runs(phantom_study, tiny_weights, tmp_path_factory) -> dict[str, Path]:
-    """Output folders of three separate processes: a and b with seed 3, c with seed 4."""
+    """Output folders of two separate child processes, a and b with seed 3, and of c with seed 4 (in this
+    process: it only has to differ)."""
     root = tmp_path_factory.mktemp("determinism")
-    return {n: run(phantom_study, tiny_weights, root / n, seed=4 if n == "c" else 3) for n in "abc"}
+    runs = {n: run(phantom_study, tiny_weights, root / n) for n in "ab"}
+    return {**runs, "c": run(phantom_study, tiny_weights, root / "c", seed=4, in_process=True)}
 
 
 def files(folder: Path) -> dict[str, bytes]:

@@ -78,7 +78,8 @@ def batch(phi: Path, tiny_weights: Path, out: Path, *flags):
         ("b", phi / "study.dcm", phi / "labels.nii.gz", "40"),
         ("c", phi / "one_frame.dcm", "", ""),
     ], header=("study_id", "dicom", "seg", "target_ef"))
-    r = echokdm_inprocess("predict-batch", "--manifest", manifest, "--out", out, "--steps", 1, "--weights", tiny_weights, *flags)
+    r = echokdm_inprocess("predict-batch", "--manifest", manifest, "--out", out, "--steps", 1, "--weights",
+                          tiny_weights, *flags)
     assert r.returncode == 1, r.stderr  # c fails: a single frame
     assert "at least 2 frames" in read_csv(out / "failures.csv")[0]["reason"]
     return r

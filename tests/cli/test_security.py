@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hardening_files import ENV, echokdm, one_error_line
+from hardening_files import ENV, echokdm, echokdm_inprocess, one_error_line
 
 import echokdm as package
 from echokdm.config import load_config
@@ -130,7 +130,7 @@ def test_a_pickle_named_safetensors_is_refused_and_never_run(tmp_path):
     folder.mkdir()
     for name in ("seg_a4c", "kdm_flow_vae", "kdm_k2f", "kdm_f2i", "kdm_prior"):
         torch.save({"state": _Payload(marker)}, folder / f"{name}.safetensors")  # a pickle, whatever its name
-    r = echokdm("predict", "--sample", "--steps", 1, "--weights", folder, "--out", tmp_path / "out")
+    r = echokdm_inprocess("predict", "--sample", "--steps", 1, "--weights", folder, "--out", tmp_path / "out")
     assert r.returncode == 2, r.stdout + r.stderr
     assert "is not a readable safetensors file" in one_error_line(r)
     assert not marker.exists() and not (tmp_path / "out").exists()
@@ -144,7 +144,7 @@ def test_yaml_configs_cannot_run_code(tmp_path):
     evil.write_text(f"epochs: !!python/object/apply:os.system ['touch {marker}']\n")
     with pytest.raises(InputError, match="not valid YAML"):
         load_config(evil, SegRunConfig)
-    r = echokdm("train", "seg", "--config", evil, "--out", tmp_path / "run")
+    r = echokdm_inprocess("train", "seg", "--config", evil, "--out", tmp_path / "run")
     assert r.returncode == 2 and "not valid YAML" in one_error_line(r)
     assert not marker.exists() and not (tmp_path / "run").exists()
 

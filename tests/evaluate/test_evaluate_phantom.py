@@ -5,6 +5,7 @@ import sys
 
 import pandas as pd
 import pytest
+from hardening_files import echokdm_inprocess
 
 from echokdm.evaluate.report import run_evaluation
 
@@ -29,6 +30,7 @@ def test_oracle_beats_tps_beats_copy(phantom_report):
 
 
 def run_cli(*args):
+    """``echokdm evaluate ARGS`` in a child process: the real entry point."""
     return subprocess.run(
         [sys.executable, "-m", "echokdm", "evaluate", *args], capture_output=True, text=True, timeout=600
     )
@@ -48,13 +50,13 @@ def test_cli_writes_and_resumes_a_report(tmp_path):
         "--size",
         "96",
     ]
-    first = run_cli(*args)
+    first = echokdm_inprocess("evaluate", *args, timeout=600)
     assert first.returncode == 0, first.stderr
     assert "| ssim |" in first.stdout
     names = {p.name for p in (tmp_path / "r").iterdir()}
     assert {"scores.csv", "summary.md", "boxplots.png", "bland_altman.png", "strip.png", "run.json"} <= names
     scores = pd.read_csv(tmp_path / "r" / "scores.csv")
-    second = run_cli(*args)
+    second = echokdm_inprocess("evaluate", *args, timeout=600)
     assert second.returncode == 0, second.stderr
     assert "resumed: 2 case(s)" in second.stdout
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "r" / "scores.csv"), scores)

@@ -1,4 +1,5 @@
-"""``echokdm info`` end to end, in a subprocess: output, JSON schema, no PHI, and one-line errors."""
+"""``echokdm info`` end to end: output, JSON schema, no PHI, and one-line errors (in this process through the
+console entry point; the sample, ``--debug`` and a missing decoder plugin in a child process)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import jsonschema
 import pydicom
 import pytest
+from broken_inputs import run_inprocess
 from io_files import copy_testdata, moving_fan, pydicom_file, sha256, write_us
 from pydicom.encaps import encapsulate
 from pydicom.uid import MPEG4HP41, JPEGBaseline8Bit
@@ -17,12 +19,17 @@ from pydicom.uid import MPEG4HP41, JPEGBaseline8Bit
 SCHEMA = json.loads((Path(__file__).parents[2] / "data_specs" / "info.schema.json").read_text())
 
 
-def info(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "echokdm", "info", *args], capture_output=True, text=True, timeout=120)
+def info(*args: str, child: bool = False) -> subprocess.CompletedProcess:
+    """``echokdm info ARGS`` in this process (``child``: in a child process, the real entry point)."""
+    if child:
+        return subprocess.run([sys.executable, "-m", "echokdm", "info", *args], capture_output=True, text=True,
+                              timeout=120)
+    status, out, err = run_inprocess(["info", *args], timeout=120)
+    return subprocess.CompletedProcess(["echokdm", "info", *args], status, out, err)
 
 
 def test_info_on_the_sonosite_sample():
-    out = info("--sample")
+    out = info("--sample", child=True)
     assert out.returncode == 0, out.stderr
     text = out.stdout
     for expected in ("frames           30", "33.333 ms (from FrameTime)", "30.00 /s", "1.000 s", "320 x 240",

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from hardening_files import echokdm_inprocess
 
 from echokdm.errors import InputError
 from echokdm.predict_batch import read_manifest
@@ -38,6 +39,9 @@ def read_csv(path):
 
 
 def batch(*args, launcher=()):
+    """``echokdm predict-batch ARGS`` in this process, or in a child process started by ``launcher``."""
+    if not launcher:
+        return echokdm_inprocess("predict-batch", *args, timeout=600)
     cmd = [sys.executable, *launcher, "-m", "echokdm", "predict-batch", *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=ENV)
 

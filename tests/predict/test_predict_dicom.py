@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pydicom
 import pytest
-from hardening_files import assert_complete_study
+from hardening_files import assert_complete_study, echokdm_inprocess
 from io_files import dciodvfy_errors, dsrdump
 
 from echokdm.io import read_segmentation
 from echokdm.io.dicom_seg import read_segmentation_seg
 from echokdm.io.sr import read_measurements
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "ECHOKDM_PROGRESS": "0"}
-
 
 def predict(*args):
-    cmd = [sys.executable, "-m", "echokdm", "predict", *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=ENV)
+    """``echokdm predict ARGS`` in this process."""
+    return echokdm_inprocess("predict", *args, timeout=600)
 
 
 def refs(ds) -> set[str]:
