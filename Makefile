@@ -29,8 +29,10 @@ tools:
 demo: venv
 	$(BIN)/echokdm predict --sample --out $(OUT) --overwrite
 
+# Two test processes (pytest-xdist, worksteal): each takes one half of the tests in file order, then work from the
+# end of the other's queue, so a test file mostly runs in one process (its module fixtures are built once).
 test: venv tools
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist worksteal
 
 lint: venv
 	$(BIN)/ruff check echokdm tests pipelines

@@ -17,7 +17,7 @@ from pathlib import Path
 import pydicom
 import pytest
 from broken_inputs import run_inprocess
-from hardening_files import ENV, checksums, read_csv, write_manifest
+from hardening_files import ENV, checksums, echokdm_inprocess, read_csv, write_manifest
 
 from echokdm.config import load_config
 from echokdm.errors import InputError, OutputError
@@ -168,11 +168,8 @@ def test_bad_studies_fail_alone_and_no_value_is_shown(junk_weight_loop, phantom_
         f"huge,{phantom_study.dicom},,100000\n"
         f"extra,{phantom_study.dicom},,,surplus\n"
     )
-    r = subprocess.run(
-        [sys.executable, "-m", "echokdm", "predict-batch", "--manifest", str(manifest), "--out", str(out),
-         "--steps", "1", "--weights", str(tiny_weights), "--anonymize"],
-        capture_output=True, text=True, timeout=900, env=ENV,
-    )
+    r = echokdm_inprocess("predict-batch", "--manifest", manifest, "--out", out, "--steps", 1, "--weights",
+                          tiny_weights, "--anonymize", timeout=900)
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert "1 predicted, 0 already done, 4 failed" in r.stdout, (r.stdout, r.stderr)
     status = {row["study_id"]: (row["status"], row["reason"]) for row in read_csv(out / "summary.csv")}
