@@ -25,10 +25,11 @@ from echokdm.train.task import RunConfig, TrainTask
 
 @dataclass
 class SegLossConfig:
-    """Dice + cross-entropy (MONAI DiceCELoss over the three structures)."""
+    """Dice + cross-entropy (MONAI DiceCELoss over the three structures), optionally + LV-cavity area error."""
 
     dice_weight: float = option(1.0, "weight of the Dice term")
     ce_weight: float = option(1.0, "weight of the cross-entropy term")
+    area_weight: float = option(0.0, "weight of the relative LV-cavity area error per sample (against EF bias)")
 
 
 @dataclass
@@ -59,7 +60,7 @@ class SegTask(TrainTask):
 
     def __init__(self, cfg: SegRunConfig) -> None:
         super().__init__(cfg)
-        self.loss_fn = PartialLabelDiceCE(cfg.loss.dice_weight, cfg.loss.ce_weight)
+        self.loss_fn = PartialLabelDiceCE(cfg.loss.dice_weight, cfg.loss.ce_weight, cfg.loss.area_weight)
 
     def build_model(self) -> torch.nn.Module:
         return build_network(self.cfg.model)

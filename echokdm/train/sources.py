@@ -181,21 +181,25 @@ class PartialLabelDiceCE(torch.nn.Module):
     label holds the LV cavity only (EchoNet tracings) get the marginal loss: the probabilities of background,
     myocardium and LA are summed into one "not LV" class (the unlabelled structures may be any of them), then
     cross-entropy over {not LV, LV} plus the Dice loss of the LV cavity. Each part is weighted by its share of
-    the batch.
+    the batch. An optional area term, the mean relative error of the soft LV-cavity area per sample
+    (``|sum p_lv - sum t_lv| / sum t_lv`` over samples with a cavity), counters the shrinkage of every cavity
+    toward a mean size (large ED cavities too small, small ES cavities too large: a negative EF bias) that
+    the batch Dice and the pixel cross-entropy, both dominated by large cavities, leave.
 
     Args:
         dice_weight: weight of the Dice terms.
         ce_weight: weight of the cross-entropy terms.
+        area_weight: weight of the LV-cavity area term (0 = off).
     """
 
-    def __init__(self, dice_weight: float = 1.0, ce_weight: float = 1.0) -> None:
+    def __init__(self, dice_weight: float = 1.0, ce_weight: float = 1.0, area_weight: float = 0.0) -> None:
         super().__init__()
         self.full = DiceCELoss(
             include_background=False, to_onehot_y=True, softmax=True, batch=True, lambda_dice=dice_weight,
             lambda_ce=ce_weight,
         )  # fmt: skip
         self.lv_dice = DiceLoss(include_background=True, batch=True)
-        self.dice_weight, self.ce_weight = dice_weight, ce_weight
+        self.dice_weight, self.ce_weight, self.area_weight = dice_weight, ce_weight, area_weight
 
     def forward(self, logits: torch.Tensor, label: torch.Tensor, partial: torch.Tensor) -> torch.Tensor:
         """logits (B, 4, S, S), label (B, 1, S, S) integer classes, partial (B,) bool -> scalar loss."""
@@ -212,10 +216,27 @@ class PartialLabelDiceCE(torch.nn.Module):
             ce = -(target * lv_logp + (1 - target) * other_logp).mean()
             dice = self.lv_dice(lv_logp.exp()[:, None], target[:, None])
             loss = loss + (self.ce_weight * ce + self.dice_weight * dice) * partial.sum() / n
+        if self.area_weight:
+            loss = loss + self.area_weight * lv_area_error(logits, label)
         return loss
 
 
+def lv_area_error(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """Mean relative error of the soft LV-cavity area over the samples that hold a cavity (0 if none).
+
+    Args:
+        logits: (B, 4, S, S) class logits.
+        label: (B, 1, S, S) integer classes (1 = LV cavity).
+    """
+    area = torch.softmax(logits.float(), dim=1)[:, 1].flatten(1).sum(1)
+    true = (label[:, 0] == 1).flatten(1).sum(1).float()
+    has = true > 0
+    if not has.any():
+        return logits.new_zeros(())
+    return ((area[has] - true[has]).abs() / true[has]).mean()
+
+
 __all__ = [
-    "KINDS", "LabelledFrames", "PartialLabelDiceCE", "SourceConfig", "SourceFrames", "labelled_loops",
+    "KINDS", "LabelledFrames", "PartialLabelDiceCE", "SourceConfig", "SourceFrames", "labelled_loops", "lv_area_error",
     "parse_data_option", "source_frames", "work_labelled",
 ]

@@ -1,6 +1,8 @@
 """Segmenter accuracy on the held-out phantom test split (seeds never used in training or validation).
 
-    python pipelines/bench/seg_eval.py [--weights seg_a4c] [--n 20] [--threads 2]
+    python pipelines/bench/seg_eval.py [--weights seg_a4c] [--n 20] [--threads 2] [--split test]
+
+``--split val`` scores the validation split instead, to choose among checkpoints without touching the test split.
 
 Each test loop is simulated with the phantom's default sampling (full loops, 256x256, subject and image
 parameters drawn from the seed), segmented by LVSegmenter on its own grid, and compared with the truth:
@@ -15,7 +17,9 @@ parameters drawn from the seed), segmented by LVSegmenter on its own grid, and c
   ES (isovolumic phases, 15-25 ms frames), and its ED/ES index is the first frame of that plateau, so a
   second score counts a predicted phase as right when it is within one frame of the true plateau (frames
   whose true area is within 1% of the area range of the true extreme);
-- area-curve jitter of the predicted masks against that of the true masks.
+- area-curve jitter of the predicted masks against that of the true masks;
+- LV-cavity area, predicted over true, at the true ED and ES frames (a cavity shrunk toward a mean size shows
+  as ED < 1 < ES: a negative EF bias).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ def main() -> None:
     ap.add_argument("--weights", default=SEG_WEIGHTS, help="shipped name or model.safetensors path")
     ap.add_argument("--n", type=int, default=20, help="test loops")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--split", choices=("test", "val"), default="test", help="phantom split to score")
     ap.add_argument("--no-annulus-clip", action="store_true", help="leave cavity beyond the mitral annulus")
     ap.add_argument("--temporal-sigma-ms", type=float, default=None, help="override the smoothing over time")
     args = ap.parse_args()
@@ -51,7 +56,7 @@ def main() -> None:
 
     dice: dict[str, list[float]] = {"lv": [], "myo": [], "la": []}
     rows = []
-    seeds = iter(split_seeds("test", 10 * args.n))
+    seeds = iter(split_seeds(args.split, 10 * args.n))
     t_seg = 0.0
     while len(rows) < args.n:
         seed = next(seeds)
@@ -67,6 +72,9 @@ def main() -> None:
             dice[k] += [x for x in v.tolist() if not np.isnan(x)]
         area = (truth == 1).sum((1, 2))
         row = {"seed": seed, "frames": len(truth), "ef_true": loop.ef, "ed": loop.ed, "es": loop.es, "area": area}
+        for phase in ("ed", "es"):
+            idx = row[phase]
+            row[f"area_ratio_{phase}"] = float(np.mean(out.lv_area_px[idx] / np.maximum(area[idx], 1)))
         try:
             pred = measure_loop(out.labels, 20, loop.spacing_mm, loop.frame_time_ms)
             ref = measure_loop(truth, 20, loop.spacing_mm, loop.frame_time_ms)
@@ -95,7 +103,7 @@ def main() -> None:
     n_frames = sum(r["frames"] for r in rows)
     print()
     print(
-        f"test loops: {len(rows)} ({n_frames} frames), measured: {len(ok)}; "
+        f"{args.split} loops: {len(rows)} ({n_frames} frames), measured: {len(ok)}; "
         f"weights {args.weights} ({seg.weights_sha256[:12]})"
     )
     for k, name in (("lv", "LV cavity"), ("myo", "LV myocardium"), ("la", "LA")):
@@ -116,6 +124,8 @@ def main() -> None:
         f"area jitter: predicted {np.mean([r['jitter_pred'] for r in rows]):.4f}, "
         f"true {np.mean([r['jitter_true'] for r in rows]):.4f}"
     )
+    ratio_ed, ratio_es = (np.mean([r[f"area_ratio_{p}"] for r in rows]) for p in ("ed", "es"))
+    print(f"LV area predicted / true: ED {ratio_ed:.3f}, ES {ratio_es:.3f}")
     print(f"segmenter time: {1000 * t_seg / n_frames:.1f} ms/frame (256x256 frames, {args.threads} threads)")
 
 

@@ -13,7 +13,7 @@ from monai.losses import DiceCELoss
 from echokdm.cli import main
 from echokdm.errors import InputError
 from echokdm.phantom.layouts import generate
-from echokdm.train.sources import PartialLabelDiceCE, SourceConfig, parse_data_option, source_frames
+from echokdm.train.sources import PartialLabelDiceCE, SourceConfig, lv_area_error, parse_data_option, source_frames
 
 MODEL = {"size": 32, "channels": [4, 8, 16], "strides": [2, 2], "num_res_units": 0}
 
@@ -56,6 +56,19 @@ def test_partial_label_loss_equals_dice_ce_on_full_labels_and_ignores_unlabelled
     perfect = torch.where(lv_only.bool(), 20.0, -20.0).repeat(1, 4, 1, 1)
     perfect[:, [0, 2, 3]] *= -1
     assert loss(perfect, lv_only, partial) < 1e-3
+
+
+def test_area_term_is_the_relative_lv_area_error_per_sample():
+    label = torch.zeros(2, 1, 8, 8, dtype=torch.long)
+    label[0, 0, :4, :4] = 1  # 16 px of cavity; sample 1 has none and is left out
+    logits = torch.full((2, 4, 8, 8), -20.0)
+    logits[:, 0] = 20.0
+    logits[0, 1, :4, :6] = 40.0  # predicts 24 px: 50 % too large
+    assert lv_area_error(logits, label).item() == pytest.approx(0.5, rel=1e-4)
+    assert lv_area_error(logits[1:], label[1:]).item() == 0.0
+    full = torch.zeros(2, dtype=torch.bool)
+    with_area = PartialLabelDiceCE(area_weight=2.0)(logits, label, full)
+    assert with_area.item() == pytest.approx(PartialLabelDiceCE()(logits, label, full).item() + 1.0, rel=1e-4)
 
 
 def test_sources_serve_labelled_frames_with_their_partial_flag(folders):
