@@ -1,10 +1,12 @@
 """MONAI without the optional libraries it imports for features echokdm does not use.
 
-MONAI's package ``__init__`` imports every submodule, and with them matplotlib's pyplot (for notebook plots,
-building matplotlib's font cache in the command's private cache folder: about a second on 2 cores) and pandas
-(profiling tables). While ``monai`` itself is imported in the ``echokdm`` executable, those two look absent:
-MONAI's optional imports of them then stay unresolved placeholders, nothing else changes, and they import
-normally afterwards (echokdm draws with Pillow or ``matplotlib.figure`` and imports pandas where it uses it).
+MONAI's package ``__init__`` imports every submodule, and with them optional libraries for features echokdm does
+not use from MONAI: matplotlib (notebook plots; pyplot builds matplotlib's font cache in the command's private
+cache folder, about a second on 2 cores), pandas (profiling tables), OpenCV (ultrasound confidence maps),
+jsonschema (bundle configs) and scikit-learn (embedding metrics). While ``monai`` itself is imported in the
+``echokdm`` executable, those look absent: MONAI's optional imports of them stay unresolved placeholders (its
+``has_matplotlib`` flag is False), nothing else changes, and they import normally afterwards wherever echokdm
+uses them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import sys
 from types import ModuleType
 
 #: modules that look absent while MONAI's package initialises (unless already imported)
-HIDDEN = ("matplotlib.pyplot", "pandas")
+HIDDEN = ("matplotlib", "pandas", "cv2", "jsonschema", "sklearn")
 
 
 class _LeanLoader(importlib.abc.Loader):
