@@ -1,5 +1,5 @@
-"""Pictures made of titled panels, drawn with numpy and Pillow (no matplotlib: a figure costs milliseconds, not a
-second of layout and a font cache).
+"""Pictures made of titled panels, drawn with numpy and Pillow (no matplotlib: no layout pass over every text, no
+font cache to build).
 
 A panel is an RGB picture scaled to a common width with nearest-neighbour pixels; lines and points are drawn on it
 supersampled (twice the size, then averaged down: smooth edges, image pixels unchanged), text at full size.
