@@ -30,6 +30,7 @@ from echokdm.defaults import SEG_WEIGHTS
 from echokdm.errors import InputError
 from echokdm.grid import SectorFit
 from echokdm.labels import LABELS
+from echokdm.masks import fill_holes
 from echokdm.models.annulus import clip_at_annulus
 
 NUM_CLASSES = 4
@@ -151,7 +152,7 @@ def largest_components(labels: np.ndarray) -> np.ndarray:
             continue
         keep = comp == (np.argmax(np.bincount(comp.ravel())[1:]) + 1)
         if value == 1:
-            keep = ndimage.binary_fill_holes(keep)
+            keep = fill_holes(keep)
         out[keep] = value
     return out
 
