@@ -226,14 +226,14 @@ class LVSegmenter:
         Raises:
             InputError: unknown weights, or weights of another model.
         """
+        from echokdm.models.loading import built_with
         from echokdm.weights import load
 
         w = load(weights)
         if w.task != "seg":
             raise InputError(f"weights {weights} belong to model {w.task!r}, not the segmenter 'seg'")
         cfg = load_config(w.config, SegModelConfig)
-        net = build_network(cfg)
-        net.load_state_dict(w.state_dict)
+        net = built_with(lambda: build_network(cfg), w.state_dict)
         segmenter = cls(net, cfg, device=device, **kwargs)
         segmenter.weights_sha256 = w.sha256
         return segmenter
