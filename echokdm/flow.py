@@ -165,10 +165,21 @@ def flow_to_rgb(ddf: np.ndarray, max_magnitude: float | None = None) -> np.ndarr
     Returns:
         (H, W, 3) uint8 RGB image.
     """
-    from matplotlib.colors import hsv_to_rgb
-
     dy, dx = np.asarray(ddf, dtype=np.float64)
     mag = np.hypot(dx, dy)
     vmax = max_magnitude or max(float(np.percentile(mag, 99)), 1e-6)
-    hsv = np.stack([(np.arctan2(dy, dx) / (2 * np.pi)) % 1.0, np.ones_like(mag), np.clip(mag / vmax, 0, 1)], -1)
-    return (hsv_to_rgb(hsv) * 255).round().astype(np.uint8)
+    rgb = _hue_value_to_rgb((np.arctan2(dy, dx) / (2 * np.pi)) % 1.0, np.clip(mag / vmax, 0, 1))
+    return (rgb * 255).round().astype(np.uint8)
+
+
+def _hue_value_to_rgb(hue: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """(..., 3) RGB in [0, 1] of fully saturated HSV colours (matplotlib's ``hsv_to_rgb`` at saturation 1)."""
+    h6 = hue * 6.0
+    sector = h6.astype(np.int64) % 6
+    f = h6 - h6.astype(np.int64)
+    zero, down, up = np.zeros_like(value), value * (1.0 - f), value * f
+    table = np.stack([  # (6 sectors, 3 channels, ...)
+        [value, up, zero], [down, value, zero], [zero, value, up],
+        [zero, down, value], [up, zero, value], [value, zero, down],
+    ])
+    return np.take_along_axis(table, sector[None, None], axis=0)[0].transpose(*range(1, hue.ndim + 1), 0)

@@ -159,8 +159,12 @@ def run() -> None:
 
     Everything a command writes is closed (atomically renamed) when it returns, so after flushing the logs
     and standard streams the process exits at once: tearing down torch, MONAI and diffusers would add about
-    a second to every command. Library callers and tests use :func:`main`, which returns.
+    a second to every command. Library callers and tests use :func:`main`, which returns. MONAI is initialised
+    without the libraries it imports only for unused features (:mod:`echokdm.cli.lean_imports`).
     """
+    from echokdm.cli import lean_imports
+
+    lean_imports.install()
     status = main()
     logging.shutdown()
     sys.stdout.flush()

@@ -9,6 +9,11 @@ import numpy as np
 
 from echokdm.keypoints.contour import check_keypoints, spline_chain
 
+#: width of each panel in pixels
+PANEL_WIDTH = 550
+#: distance of a keypoint's number from the point, pixels (outwards from the cavity's centre)
+LABEL_OFFSET = 10.0
+
 
 def plot_keypoints(
     path: str | os.PathLike,
@@ -28,34 +33,24 @@ def plot_keypoints(
         keypoints: (20 or 40, 2) keypoints (x, y) per panel, or None for a panel without keypoints.
         titles: one title per panel.
     """
-    from matplotlib.figure import Figure
+    from echokdm.panels import Panel, compose, save_png
 
-    h, w = np.asarray(images[0]).shape[:2]
-    size = 5.0
-    fig = Figure(figsize=(size * len(images), size * h / w + 0.4), dpi=110)
-    axes = fig.subplots(1, len(images), squeeze=False)
-    for ax, img, kps, title in zip(axes[0], images, keypoints, titles):
-        img = np.asarray(img)
-        if img.ndim == 3:
-            ax.imshow(img, interpolation="nearest")
-        else:
-            img = img.astype(np.float64)
-            ax.imshow(img, cmap="gray", vmin=0.0, vmax=max(1.0, float(img.max())), interpolation="nearest")
-        ax.set_title(title, fontsize=9)
-        ax.set_axis_off()
+    panels = []
+    for img, kps, title in zip(images, keypoints, titles):
+        panel = Panel(img, PANEL_WIDTH, title)
+        panels.append(panel)
         if kps is None:
             continue
         k = check_keypoints(kps)
-        structures = [(k[:20], "tab:red")] + ([(k[20:], "lime")] if len(k) == 40 else [])
+        structures = [(k[:20], (214, 39, 40))] + ([(k[20:], (0, 255, 0))] if len(k) == 40 else [])
         centre = k[:20].mean(axis=0)
         for pts, colour in structures:
             chain = spline_chain(pts)
-            ax.plot(*np.vstack([chain, chain[:1]]).T, "-", color=colour, lw=1.2)
-            ax.plot(pts[:, 0], pts[:, 1], "o", ms=3.5, color="yellow", mec="black", mew=0.5)
+            panel.line(np.vstack([chain, chain[:1]]), colour)
+        for pts, _ in structures:
+            panel.points(pts, "yellow")
         for i, p in enumerate(k):
             d = p - centre
             d = d / (np.linalg.norm(d) or 1.0)
-            ax.annotate(str(i), p, xytext=(7 * d[0], -7 * d[1]), textcoords="offset points", fontsize=6,
-                        color="white", ha="center", va="center")
-    fig.tight_layout()
-    fig.savefig(path, format="png")
+            panel.text(p, str(i), offset=(LABEL_OFFSET * d[0], LABEL_OFFSET * d[1]))
+    save_png(path, compose(panels))

@@ -38,6 +38,7 @@ from scipy import ndimage
 from skimage import measure
 
 from echokdm.errors import InputError
+from echokdm.masks import fill_holes
 
 LV_CAVITY = 1
 LV_MYOCARDIUM = 2
@@ -115,7 +116,7 @@ class _Anatomy:
         if not cav_all.any():
             raise InputError("the segmentation has no LV cavity (label 1)")
         atrium = _largest(padded == LEFT_ATRIUM)
-        cavity = ndimage.binary_fill_holes(_keep_component(cav_all, atrium))
+        cavity = fill_holes(_keep_component(cav_all, atrium))
         if cavity.sum() < 9:
             raise InputError(f"the LV cavity has only {int(cavity.sum())} pixels; it is too small to trace")
         myo_all = padded == LV_MYOCARDIUM
@@ -223,7 +224,7 @@ def _trace_endocardium(an: _Anatomy, smooth_px: float) -> _Border:
 def _trace_epicardium(an: _Anatomy, endo: _Border, smooth_px: float) -> _Border:
     if not an.myocardium.any():
         raise InputError("40 keypoints need the LV myocardium (label 2) next to the cavity, but there is none")
-    lv = ndimage.binary_fill_holes(_largest(an.cavity | an.myocardium))
+    lv = fill_holes(_largest(an.cavity | an.myocardium))
     contour = _closed_contour(lv, smooth_px)
     a, b = endo.hinges
     normal = np.array([a[1] - b[1], b[0] - a[0]])

@@ -20,9 +20,24 @@ from echokdm.weights import load
 def load_network(weights: str | os.PathLike, build: Callable[[dict], torch.nn.Module]) -> torch.nn.Module:
     """``build(config)`` with the parameters of ``weights`` loaded, frozen and in eval mode."""
     w = load(weights)
-    net = build(w.config)
-    net.load_state_dict(w.state_dict)
-    return net.eval().requires_grad_(False)
+    return built_with(lambda: build(w.config), w.state_dict).eval().requires_grad_(False)
+
+
+def built_with(build: Callable[[], torch.nn.Module], state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """``build()`` holding the tensors of ``state_dict``, without drawing the random initial parameters first:
+    the network is built on the ``meta`` device and takes the tensors as they are (a network with a tensor the
+    state dict lacks, such as a non-persistent buffer, is built and loaded the usual way).
+
+    Raises:
+        RuntimeError: ``state_dict`` does not fit the network (``load_state_dict``'s missing and unexpected keys).
+    """
+    with torch.device("meta"):
+        net = build()
+    net.load_state_dict(state_dict, assign=True)
+    if any(t.is_meta for t in (*net.parameters(), *net.buffers())):
+        net = build()
+        net.load_state_dict(state_dict)
+    return net
 
 
 def load_diffusers_model(cls: type, weights: str | os.PathLike) -> torch.nn.Module:
@@ -37,4 +52,4 @@ def load_ofnet(weights: str | os.PathLike) -> OFNet:
     )
 
 
-__all__ = ["load_diffusers_model", "load_network", "load_ofnet"]
+__all__ = ["built_with", "load_diffusers_model", "load_network", "load_ofnet"]

@@ -30,6 +30,7 @@ from echokdm.defaults import SEG_WEIGHTS
 from echokdm.errors import InputError
 from echokdm.grid import SectorFit
 from echokdm.labels import LABELS
+from echokdm.masks import fill_holes
 from echokdm.models.annulus import clip_at_annulus
 
 NUM_CLASSES = 4
@@ -151,7 +152,7 @@ def largest_components(labels: np.ndarray) -> np.ndarray:
             continue
         keep = comp == (np.argmax(np.bincount(comp.ravel())[1:]) + 1)
         if value == 1:
-            keep = ndimage.binary_fill_holes(keep)
+            keep = fill_holes(keep)
         out[keep] = value
     return out
 
@@ -225,14 +226,14 @@ class LVSegmenter:
         Raises:
             InputError: unknown weights, or weights of another model.
         """
+        from echokdm.models.loading import built_with
         from echokdm.weights import load
 
         w = load(weights)
         if w.task != "seg":
             raise InputError(f"weights {weights} belong to model {w.task!r}, not the segmenter 'seg'")
         cfg = load_config(w.config, SegModelConfig)
-        net = build_network(cfg)
-        net.load_state_dict(w.state_dict)
+        net = built_with(lambda: build_network(cfg), w.state_dict)
         segmenter = cls(net, cfg, device=device, **kwargs)
         segmenter.weights_sha256 = w.sha256
         return segmenter

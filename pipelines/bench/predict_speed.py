@@ -13,7 +13,7 @@
 Fresh processes are timed too: ``echokdm --help``, a bad input (a missing file: one error line) and the whole
 ``echokdm predict --sample`` command (imports included). Beside wall seconds, CPU seconds (user + system, all
 threads) are printed, with the floor's CPU seconds: on a loaded machine the CPU ratio drifts less.
-The two matplotlib figures of the write stage are timed apart (``comparison.png``, ``flow.png``).
+The two figures of the write stage are timed apart (``comparison.png``, ``flow.png``).
 
     python pipelines/bench/predict_speed.py [--weights DIR] [--steps 10] [--threads 2] [--repeats 3]
 """
