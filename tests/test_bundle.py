@@ -16,6 +16,7 @@ import numpy as np
 import pydicom
 import pytest
 import torch
+from hardening_files import echokdm_inprocess
 
 from echokdm.bundle import datalist
 from echokdm.data import sample_path
@@ -66,10 +67,11 @@ def test_bundle_run_gives_the_cli_pixels(phantom_study, tmp_path):
         "sonosite",
     ]
     assert (out / "failures.csv").read_text().splitlines() == ["study,image,reason"]
-    for study in ("phantom", "sonosite"):
+    for study in ("phantom", "sonosite"):  # the reference: echokdm predict, in this process (no imports to pay)
         cli = tmp_path / f"cli_{study}"
-        run("-m", "echokdm", "predict", "--dicom", inputs / f"{study}.dcm", "--phase", "es", "--seed", SEED,
-            "--steps", STEPS, "--out", cli)
+        r = echokdm_inprocess("predict", "--dicom", inputs / f"{study}.dcm", "--phase", "es", "--seed", SEED,
+                              "--steps", STEPS, "--out", cli)
+        assert r.returncode == 0, r.stderr
         got, want = out / study, cli
         assert np.array_equal(pydicom.dcmread(got / "prediction.dcm").pixel_array,
                               pydicom.dcmread(want / "prediction.dcm").pixel_array)

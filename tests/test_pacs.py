@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -17,6 +14,7 @@ import numpy as np
 import pydicom
 import pytest
 import torch
+from hardening_files import echokdm_inprocess
 from io_files import pydicom_file
 from orthanc import Orthanc
 
@@ -177,20 +175,19 @@ def test_server_going_away_mid_batch_then_resume(archive, predictor, tmp_path):
         server.stop()
 
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "ECHOKDM_PROGRESS": "0"}
 
 
-def test_refused_store_keeps_results_and_the_next_run_stores_them(archive, predictor, tmp_path):
+def test_refused_store_keeps_results_and_the_next_run_stores_them(archive, predictor, tmp_path, monkeypatch):
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
     out = tmp_path / "out"
     server = start(tmp_path / "orthanc", archive, token=TOKEN, refuse_stow=True)
-    try:
-        env = {**ENV, TOKEN_FILE_ENV: str(token_file)}
-        env.pop(TOKEN_ENV, None)
-        r = subprocess.run([sys.executable, "-m", "echokdm", "predict-batch", "--dicomweb", server.url, "--study",
-                            archive.study_b, "--out", str(out), "--steps", "1", "--store"],
-                           capture_output=True, text=True, timeout=600, env=env)
+    try:  # the command line as a user runs it (in this process), the token from the file named in the environment
+        monkeypatch.setenv("ECHOKDM_PROGRESS", "0")
+        monkeypatch.setenv(TOKEN_FILE_ENV, str(token_file))
+        monkeypatch.delenv(TOKEN_ENV, raising=False)
+        r = echokdm_inprocess("predict-batch", "--dicomweb", server.url, "--study", archive.study_b, "--out", out,
+                              "--steps", 1, "--store", timeout=600)
     finally:
         server.stop()
     assert r.returncode == 1, r.stderr

@@ -14,6 +14,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -22,19 +24,20 @@ from hardening_files import (
     ENV,
     assert_complete_study,
     checksums,
-    echokdm,
+    echokdm_inprocess,
     leftovers,
     one_error_line,
     read_csv,
     write_manifest,
 )
 
-GOOD = [f"s{i}" for i in range(5)]
+#: the good studies: three, so that a kill after the first leaves two to do (one per torchrun rank)
+GOOD = [f"s{i}" for i in range(3)]
 
 
 @pytest.fixture(scope="module")
 def batch_inputs(tmp_path_factory) -> Path:
-    """Five small phantom studies (96x96, 20 frames, one beat; DICOM + true labels), one non-DICOM ``bad.dcm``
+    """Three small phantom studies (96x96, 20 frames, one beat; DICOM + true labels), one non-DICOM ``bad.dcm``
     and the manifest ``studies.csv`` listing them (bad third)."""
     from echokdm.io import write_cine_dicom, write_label_sequence
     from echokdm.labels import camus_labels
@@ -104,7 +107,7 @@ def assert_every_study_done_once(out: Path, finished: dict[str, os.stat_result])
     assert leftovers(out) == []
     assert sorted(p.name for p in out.iterdir() if p.is_dir() and p.name not in (".failed", ".done")) == GOOD
     summary = read_csv(out / "summary.csv")
-    assert [row["study_id"] for row in summary] == ["s0", "s1", "bad", "s2", "s3", "s4"]
+    assert [row["study_id"] for row in summary] == ["s0", "s1", "bad", "s2"]
     assert {row["study_id"]: row["status"] for row in summary} == {**dict.fromkeys(GOOD, "ok"), "bad": "failed"}
 
 
@@ -128,7 +131,7 @@ def test_sigkill_and_restart_leave_every_study_done_once(batch_inputs, tiny_weig
     (out / ".failed").mkdir(exist_ok=True)
     (out / ".failed" / ".bad.txt.k1ll3d.txt.part").write_text("half a rea")
 
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=ENV)
+    r = echokdm_inprocess(*cmd[3:])  # the restart: in this process (the kill needed a child, the restart does not)
     assert r.returncode == 1, r.stderr  # the bad study fails
     assert f"{len(todo)} predicted, {len(finished)} already done, 1 failed" in r.stdout, r.stderr
     assert_every_study_done_once(out, finished)
@@ -171,13 +174,13 @@ def test_second_batch_into_a_running_one_is_refused(batch_inputs, tiny_weights, 
         while not (out / ".echokdm").is_file() or not (out / ".echokdm").read_text():
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.02)
-        r = echokdm(*cmd[3:])
+        r = echokdm_inprocess(*cmd[3:])  # the lock is between processes: this one and the holder
         line = one_error_line(r)
         assert r.returncode == 2 and "in use by another echokdm run" in line and f"pid {proc.pid}" in line, line
     finally:
         proc.kill()
         proc.wait()
-    r = echokdm(*cmd[3:], "--steps", "1")  # the killed holder's lock went with it: never stale
+    r = echokdm_inprocess(*cmd[3:], "--steps", "1")  # the killed holder's lock went with it: never stale
     assert "in use" not in r.stderr and r.returncode == 1, r.stderr
 
 
@@ -200,15 +203,27 @@ def unwritable(tmp_path):
 
 @pytest.fixture
 def full(tmp_path):
-    """Yields (folder, preexec_fn): a 96 KiB tmpfs (root; writes fail with ENOSPC), or a plain folder and a
-    file-size limit of 96 KiB for the child (writes fail with EFBIG)."""
+    """Yields (folder, limit, reason): a 96 KiB tmpfs (root; writes fail with ENOSPC) and no limit, or a plain
+    folder and a context in which this process may write no file beyond 96 KiB (writes fail with EFBIG)."""
     folder = tmp_path / "full"
     folder.mkdir()
     if os.geteuid() == 0 and _mount(folder, "size=96k"):
-        yield folder, None
+        yield folder, nullcontext(), "No space left on device"
         subprocess.run(["umount", str(folder)], check=True)
     else:
-        yield folder, lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (96 * 1024, 96 * 1024))
+        yield folder, file_size_limit(96 * 1024), "File too large"
+
+
+@contextmanager
+def file_size_limit(size: int) -> Iterator[None]:
+    """Files this process writes may not grow beyond ``size`` bytes (RLIMIT_FSIZE; Python ignores SIGXFSZ, so the
+    write fails with EFBIG as on a file system whose file size limit is reached)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 
 
 def _mount(folder: Path, options: str) -> bool:
@@ -233,7 +248,7 @@ def test_read_only_output_is_one_clear_error(command, unwritable, batch_inputs, 
     before = checksums(batch_inputs)
     out = folder / "out"
     source = _input_args(command, batch_inputs)
-    r = echokdm(command, *source, "--steps", 1, "--weights", tiny_weights, "--out", out)
+    r = echokdm_inprocess(command, *source, "--steps", 1, "--weights", tiny_weights, "--out", out)
     assert r.returncode == 2, (how, r.stdout, r.stderr)
     line = one_error_line(r)
     assert line.startswith("echokdm: error:") and "cannot write" in line and str(out) in line, (how, line)
@@ -243,14 +258,14 @@ def test_read_only_output_is_one_clear_error(command, unwritable, batch_inputs, 
 
 @pytest.mark.parametrize("command", ["predict", "predict-batch"])
 def test_full_disk_is_one_clear_error_and_leaves_nothing(command, full, batch_inputs, tiny_weights):
-    folder, limit = full
+    folder, limit, reason = full
     before = checksums(batch_inputs)
     out = folder / "out"
     source = _input_args(command, batch_inputs)
-    r = echokdm(command, *source, "--steps", 1, "--weights", tiny_weights, "--out", out, preexec_fn=limit)
+    with limit:
+        r = echokdm_inprocess(command, *source, "--steps", 1, "--weights", tiny_weights, "--out", out)
     assert r.returncode == 2, (r.stdout, r.stderr)
     line = one_error_line(r)
-    reason = "File too large" if limit else "No space left on device"
     assert line.startswith("echokdm: error: cannot write") and reason in line, line
     # nothing partial: no study folder (predict removes the folder it made; the batch keeps only its marker)
     left = sorted(str(p.relative_to(out)) for p in out.rglob("*")) if out.exists() else []
