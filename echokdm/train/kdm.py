@@ -6,6 +6,12 @@ are the targets of the flow autoencoder and K2F (``data.flow_source: ofnet``; ``
 exact phantom flows instead); F2I learns to render a frame from the source and a flow (OF-net's, as the
 paper does, or ``k2f``: the flows the trained K2F generates from the keypoints, i.e. what F2I gets at
 inference); k2i is the no-flow ablation.
+
+``data.sources`` (``--data KIND:PATH``) replaces the phantom's ``train_loops`` by ``phantom:N`` pairs and, for
+OF-net and F2I, self-supervised pairs of the user's own cines (:func:`echokdm.train.pairs.cine_pairs`): OF-net
+learns its photometric + smoothness loss on them, F2I renders their targets from the source and OF-net's flow
+(``flow_source: ofnet``; a real pair has no exact flow and no keypoints). Validation stays on phantom pairs,
+which have the exact flows the metrics need.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from monai.losses import SSIMLoss
 from echokdm import weights
 from echokdm.config import option
 from echokdm.defaults import DEFAULT_STEPS, FLOW_VAE_WEIGHTS, K2F_WEIGHTS
-from echokdm.errors import EchoKDMError
+from echokdm.errors import EchoKDMError, InputError
 from echokdm.models.diffusion import diffusion_loss, sample, sampling_scheduler, training_scheduler
 from echokdm.models.f2i import build_f2i_unet, compose, f2i_condition, residual_target
 from echokdm.models.flow_ae import build_flow_autoencoder, decode_flow, encode_flow, flow_autoencoder_loss
@@ -34,7 +40,8 @@ from echokdm.outputs import atomic_write
 from echokdm.pipeline import EchoKDMPipeline
 from echokdm.progress import progress
 from echokdm.train.cache import cache_key
-from echokdm.train.pairs import PairDataset, cached_pairs
+from echokdm.train.pairs import CinePairDataset, MixedPairs, PairDataset, cached_pairs, cine_pairs, weighted
+from echokdm.train.sources import SourceConfig, source_loops
 from echokdm.train.task import RunConfig, TrainTask
 
 
@@ -60,6 +67,9 @@ class PairDataConfig:
         "random square crop (pixels, multiple of 4) when training the fully convolutional flow AE, F2I and k2i; "
         "0 = whole frames",
     )
+    sources: list[SourceConfig] = option(
+        [], "training data ({kind: phantom|cine-folder|echonet|camus, path, split, weight}); cines for ofnet and "
+        "f2i only; [] = train_loops phantom loops")
 
 
 def random_crop(size: int, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -95,6 +105,8 @@ class _PairTask(TrainTask):
     uses_model_flows = False
     #: the ``data.flow_source`` values the task accepts
     flow_sources: tuple[str, ...] = ("ofnet", "truth")
+    #: whether unlabelled cines (self-supervised pairs) can train it
+    learns_from_cines = False
 
     def __init__(self, cfg: RunConfig) -> None:
         super().__init__(cfg)
@@ -113,7 +125,28 @@ class _PairTask(TrainTask):
         return PairDataset(pairs, flows)
 
     def train_dataset(self):
-        return self._dataset("train", self.cfg.data.train_loops)
+        d = self.cfg.data
+        if not d.sources:
+            return self._dataset("train", d.train_loops)
+        parts = [
+            weighted(self._dataset("train", int(src.path)) if src.kind == "phantom" else self._cine_dataset(src),
+                     src.weight, self.cfg.train.seed + 7919 * i)
+            for i, src in enumerate(d.sources)
+        ]
+        return MixedPairs(parts)
+
+    def _cine_dataset(self, src: SourceConfig) -> CinePairDataset:
+        """Self-supervised pairs of a source's cines, with OF-net's flows when the task learns from flows."""
+        d, name = self.cfg.data, type(self).__name__.removesuffix("Task").lower()
+        if not self.learns_from_cines:
+            raise InputError(f"data source {src.kind}: {name} learns from phantom pairs only (phantom:N); "
+                             "unlabelled cines train ofnet and f2i")
+        if self.uses_model_flows and d.flow_source != "ofnet":
+            raise InputError(f"data source {src.kind}: real pairs have OF-net flows only; set data.flow_source: ofnet "
+                             f"(not {d.flow_source})")
+        pairs = cine_pairs(source_loops(src), d.size, d.every)
+        return CinePairDataset(pairs, _ofnet_flows(load_ofnet(d.ofnet_weights), pairs) if self.uses_model_flows
+                               else None)
 
     def val_dataset(self):
         return self._dataset("val", self.cfg.data.val_loops) if self.cfg.data.val_loops > 0 else None
@@ -197,6 +230,7 @@ class OFNetTask(_PairTask):
 
     config_class = OFNetRunConfig
     select_metric = "epe_lv"
+    learns_from_cines = True
 
     def __init__(self, cfg: OFNetRunConfig) -> None:
         super().__init__(cfg)
@@ -331,6 +365,7 @@ class F2ITask(_PairTask):
     select_mode = "max"
     uses_model_flows = True
     flow_sources = ("ofnet", "truth", "k2f")
+    learns_from_cines = True
 
     def __init__(self, cfg: F2IRunConfig) -> None:
         super().__init__(cfg)

@@ -1,0 +1,114 @@
+"""``echokdm train ofnet|f2i --data cine-folder:DIR``: self-supervised pairs of a user's own cines (phantom-written
+DICOM folders here), mixed with phantom pairs; the pairs really come from the folder, and the run's weights load
+where predict and evaluate take them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from echokdm.cli import main
+from echokdm.config import load_config
+from echokdm.errors import InputError
+from echokdm.grid import SectorFit
+from echokdm.io import load_cine
+from echokdm.models.loading import load_ofnet
+from echokdm.phantom.layouts import generate
+from echokdm.train.kdm import F2ITask, OFNetTask
+from echokdm.train.pairs import cine_pairs
+from echokdm.train.registry import task_class
+from echokdm.train.sources import SourceConfig, source_loops
+
+SIZE = 64
+FRAMES = 6
+
+
+@pytest.fixture(scope="module")
+def cines(tmp_path_factory):
+    """Two folders of one phantom cine each (nested, with the generator's non-DICOM files beside them)."""
+    root = tmp_path_factory.mktemp("cines")
+    generate(root / "a" / "deep", 1, "dicom", size=96, frames=FRAMES, seed=0)
+    generate(root / "b", 1, "dicom", size=96, frames=FRAMES, seed=5)
+    return root
+
+
+def _task(cls, tmp_path, sources, **data):
+    """A task of ``cls`` at a tiny size on ``sources`` (OF-net: a tiny network)."""
+    config = {
+        "train": {"batch_size": 2, "threads": 1, "tensorboard": False},
+        "data": {"size": SIZE, "every": 2, "val_loops": 0, "cache_dir": str(tmp_path / "cache"), "sources": sources,
+                 **data},
+    }  # fmt: skip
+    if cls is OFNetTask:
+        config["model"] = {"channels": [4, 8]}
+    return cls(load_config(config, cls.config_class))
+
+
+def test_cine_pairs_are_the_folder_frames_on_the_working_grid(cines):
+    loops = source_loops(SourceConfig("cine-folder", str(cines / "a"), "all"))
+    assert len(loops) == 1 and loops[0]["name"].endswith("phantom_0000000.dcm")
+    ps = cine_pairs(loops, SIZE, every=2, max_gap=3)
+    # sources 0, 2, 4 of 6 frames; targets within 3 frames on either side
+    assert ps.pairs.tolist()[:3] == [[0, 1], [0, 2], [0, 3]] and len(ps.pairs) == 3 + 5 + 4
+    cine = load_cine(loops[0]["name"])
+    fit = SectorFit.from_mask(cine.meta["sector_mask"], SIZE)
+    expected = fit.to_work(torch.as_tensor(np.asarray(cine[0]) * cine.meta["sector_mask"])[:, None])[:, 0]
+    np.testing.assert_allclose(ps.frames / 255, expected.clamp(0, 1).numpy(), atol=1 / 255 + 1e-6)
+    other = cine_pairs(source_loops(SourceConfig("cine-folder", str(cines / "b"), "all")), SIZE, 2, 3)
+    assert np.abs(other.frames.astype(int) - ps.frames).mean() > 3  # another folder, other pixels
+
+
+def test_ofnet_and_f2i_train_on_cine_pairs_mixed_with_phantom_pairs(cines, tmp_path):
+    folder = {"kind": "cine-folder", "path": str(cines), "split": "all"}
+    ofnet = _task(OFNetTask, tmp_path, [folder]).train_dataset()
+    ps = cine_pairs(source_loops(SourceConfig(**folder)), SIZE, every=2)
+    assert len(ofnet) == len(ps.pairs)  # both cines of the folder, nothing else
+    got = sorted(tuple(ofnet[i]["source"][0, ::8, ::8].flatten().tolist()) for i in range(len(ofnet)))
+    want = sorted(tuple((ps.frames[s, ::8, ::8] / 255).astype(np.float32).flatten().tolist()) for s, _ in ps.pairs)
+    np.testing.assert_allclose(np.array(got), np.array(want), atol=1e-6)
+
+    mixed = _task(F2ITask, tmp_path, [folder, {"kind": "phantom", "path": "1", "weight": 0.5}]).train_dataset()
+    real, phantom = mixed.datasets
+    assert len(real) == len(ps.pairs) and len(phantom) >= 1
+    assert set(mixed[0]) == {"source", "target", "sector", "model_flow"} == set(mixed[len(mixed) - 1])
+    item = real[0]  # F2I's flow of a real pair is the shipped OF-net's estimate on that pair
+    with torch.no_grad():
+        flow = load_ofnet("ofnet")(item["source"][None], item["target"][None])[0]
+    torch.testing.assert_close(item["model_flow"], flow, atol=2e-2, rtol=0)
+
+
+def test_models_without_a_cine_recipe_refuse_cines(cines, tmp_path):
+    folder = {"kind": "cine-folder", "path": str(cines), "split": "all"}
+    for name in ("k2f", "flowae", "k2i"):
+        with pytest.raises(InputError, match="learns from phantom pairs only"):
+            _task(task_class(name), tmp_path, [folder]).train_dataset()
+    with pytest.raises(InputError, match="flow_source: ofnet"):
+        _task(F2ITask, tmp_path, [folder], flow_source="truth").train_dataset()
+    with pytest.raises(InputError, match="no cine in split"):
+        _task(OFNetTask, tmp_path, [{**folder, "split": "test"}]).train_dataset()
+
+
+def test_cli_fine_tunes_f2i_on_a_cine_folder_and_predict_and_evaluate_take_it(cines, tmp_path, capsys):
+    from echokdm.evaluate.report import _kdm_weights, _predictor
+    from echokdm.predict import PredictWeights
+    from echokdm.weights import WEIGHTS_DIR, load
+
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "train": {"batch_size": 4, "lr": 1e-4, "threads": 1, "tensorboard": False},
+        "data": {"every": 3, "val_loops": 0, "sources": [{"kind": "cine-folder", "path": str(cines), "split": "all"}]},
+    }))  # fmt: skip
+    out = tmp_path / "f2i_ft"
+    assert main(["train", "f2i", "--config", str(cfg), "--init", "kdm_f2i", "--epochs", "1", "--out", str(out)]) == 0
+    assert "trained f2i for 1 epochs" in capsys.readouterr().out
+    weights = PredictWeights.from_dir(out)
+    assert weights.f2i == str(out / "model.safetensors") and weights.k2f == PredictWeights.k2f
+    tuned, shipped = load(weights.f2i).state_dict, load("kdm_f2i").state_dict
+    assert set(tuned) == set(shipped) and any(not torch.equal(tuned[k].float(), shipped[k].float()) for k in tuned)
+    kdm = _predictor("kdm", _kdm_weights(str(out)))
+    assert torch.equal(kdm.pipe.f2i_unet.state_dict()["conv_in.weight"].float(), tuned["conv_in.weight"].float())
+    assert type(_predictor("copy", _kdm_weights(str(out)))).__name__ == "CopyPredictor"
+    with pytest.raises(InputError, match="--seg-weights"):  # a segmenter is not KDM weights
+        _kdm_weights(str(WEIGHTS_DIR / "seg_a4c.safetensors"))
