@@ -7,11 +7,13 @@ exact phantom flows instead); F2I learns to render a frame from the source and a
 paper does, or ``k2f``: the flows the trained K2F generates from the keypoints, i.e. what F2I gets at
 inference); k2i is the no-flow ablation.
 
-``data.sources`` (``--data KIND:PATH``) replaces the phantom's ``train_loops`` by ``phantom:N`` pairs and, for
-OF-net and F2I, self-supervised pairs of the user's own cines (:func:`echokdm.train.pairs.cine_pairs`): OF-net
-learns its photometric + smoothness loss on them, F2I renders their targets from the source and OF-net's flow
-(``flow_source: ofnet``; a real pair has no exact flow and no keypoints). Validation stays on phantom pairs,
-which have the exact flows the metrics need.
+``data.sources`` (``--data KIND:PATH``) replaces the phantom's ``train_loops`` by ``phantom:N`` pairs and
+self-supervised pairs of the user's own cines (:func:`echokdm.train.pairs.cine_pairs`), as the paper trains on
+real loops: OF-net learns its photometric + smoothness loss on them; F2I renders their targets from the source
+and OF-net's flow; the flow autoencoder and K2F learn OF-net's flow minus the keypoint flow, from the keypoints of
+the built-in segmenter's labels (``data.seg_weights``; k2i learns from those keypoints too). A real pair has no
+exact flow: ``flow_source`` must be ``ofnet``. Validation stays on phantom pairs, which have the exact flows the
+metrics need.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from monai.losses import SSIMLoss
 
 from echokdm import weights
 from echokdm.config import option
-from echokdm.defaults import DEFAULT_STEPS, FLOW_VAE_WEIGHTS, K2F_WEIGHTS
+from echokdm.defaults import DEFAULT_STEPS, FLOW_VAE_WEIGHTS, K2F_WEIGHTS, SEG_WEIGHTS
 from echokdm.errors import EchoKDMError, InputError
 from echokdm.models.diffusion import diffusion_loss, sample, sampling_scheduler, training_scheduler
 from echokdm.models.f2i import build_f2i_unet, compose, f2i_condition, residual_target
@@ -68,8 +70,9 @@ class PairDataConfig:
         "0 = whole frames",
     )
     sources: list[SourceConfig] = option(
-        [], "training data ({kind: phantom|cine-folder|echonet|camus, path, split, weight}); cines for ofnet and "
-        "f2i only; [] = train_loops phantom loops")
+        [], "training data ({kind: phantom|cine-folder|echonet|camus, path, split, weight}); [] = train_loops "
+        "phantom loops")
+    seg_weights: str = option(SEG_WEIGHTS, "segmenter giving the keypoints of cine sources (flowae, k2f, k2i)")
 
 
 def random_crop(size: int, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -105,8 +108,8 @@ class _PairTask(TrainTask):
     uses_model_flows = False
     #: the ``data.flow_source`` values the task accepts
     flow_sources: tuple[str, ...] = ("ofnet", "truth")
-    #: whether unlabelled cines (self-supervised pairs) can train it
-    learns_from_cines = False
+    #: whether it learns from keypoints (of a cine: the built-in segmenter's, ``data.seg_weights``)
+    uses_keypoints = False
 
     def __init__(self, cfg: RunConfig) -> None:
         super().__init__(cfg)
@@ -136,15 +139,23 @@ class _PairTask(TrainTask):
         return MixedPairs(parts)
 
     def _cine_dataset(self, src: SourceConfig) -> CinePairDataset:
-        """Self-supervised pairs of a source's cines, with OF-net's flows when the task learns from flows."""
-        d, name = self.cfg.data, type(self).__name__.removesuffix("Task").lower()
-        if not self.learns_from_cines:
-            raise InputError(f"data source {src.kind}: {name} learns from phantom pairs only (phantom:N); "
-                             "unlabelled cines train ofnet and f2i")
+        """Self-supervised pairs of a source's cines, with OF-net's flows when the task learns from flows and the
+        segmenter's keypoints when it learns from keypoints."""
+        d = self.cfg.data
         if self.uses_model_flows and d.flow_source != "ofnet":
             raise InputError(f"data source {src.kind}: real pairs have OF-net flows only; set data.flow_source: ofnet "
                              f"(not {d.flow_source})")
-        pairs = cine_pairs(source_loops(src), d.size, d.every)
+        loops = source_loops(src)
+        labels = None
+        if self.uses_keypoints:
+            from echokdm.segmenter import BuiltinSegmenter
+
+            segment = BuiltinSegmenter(weights=d.seg_weights)
+            labels = [segment(lp["frames"], sector_mask=lp["mask"], frame_time_ms=lp["frame_time_ms"])
+                      for lp in progress(loops, f"segmenting {src.kind} cines (keypoints)")]
+        pairs = cine_pairs(loops, d.size, d.every, labels=labels, n_keypoints=d.n_keypoints)
+        if not len(pairs.pairs):
+            raise InputError(f"data source {src.kind} {src.path}: no frame pair with keypoints on both frames")
         return CinePairDataset(pairs, _ofnet_flows(load_ofnet(d.ofnet_weights), pairs) if self.uses_model_flows
                                else None)
 
@@ -230,7 +241,6 @@ class OFNetTask(_PairTask):
 
     config_class = OFNetRunConfig
     select_metric = "epe_lv"
-    learns_from_cines = True
 
     def __init__(self, cfg: OFNetRunConfig) -> None:
         super().__init__(cfg)
@@ -280,6 +290,7 @@ class FlowAETask(_PairTask):
     config_class = FlowAERunConfig
     select_metric = "epe_lv"
     uses_model_flows = True
+    uses_keypoints = True
 
     def build_model(self):
         return build_flow_autoencoder(self.cfg.data.size, self.cfg.model.latent_channels, _TrainableFlowAE)
@@ -308,6 +319,7 @@ class K2FTask(_PairTask):
     config_class = K2FRunConfig
     select_metric = "epe_lv"
     uses_model_flows = True
+    uses_keypoints = True
 
     def __init__(self, cfg: K2FRunConfig) -> None:
         super().__init__(cfg)
@@ -365,7 +377,6 @@ class F2ITask(_PairTask):
     select_mode = "max"
     uses_model_flows = True
     flow_sources = ("ofnet", "truth", "k2f")
-    learns_from_cines = True
 
     def __init__(self, cfg: F2IRunConfig) -> None:
         super().__init__(cfg)
@@ -411,6 +422,7 @@ class K2ITask(_PairTask):
     config_class = K2IRunConfig
     select_metric = "psnr"
     select_mode = "max"
+    uses_keypoints = True
 
     def __init__(self, cfg: K2IRunConfig) -> None:
         super().__init__(cfg)

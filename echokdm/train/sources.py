@@ -120,7 +120,8 @@ def source_loops(source: SourceConfig) -> list[dict[str, Any]]:
 
     Returns:
         One dict per cine: ``frames`` (T, H, W) float32 in [0, 1], blank outside the sector as
-        :func:`echokdm.io.load_cine` gives them to ``echokdm predict``; ``mask`` (H, W) bool sector mask; ``name``.
+        :func:`echokdm.io.load_cine` gives them to ``echokdm predict``; ``mask`` (H, W) bool sector mask;
+        ``frame_time_ms`` (None when unknown); ``name``.
 
     Raises:
         InputError: an unreadable data set, a phantom source, or no cine in the source's split.
@@ -148,7 +149,8 @@ def source_loops(source: SourceConfig) -> list[dict[str, Any]]:
         img = load(item)["image"]
         mask = np.asarray(img.meta["sector_mask"], dtype=bool)
         frames = np.asarray(img[0], dtype=np.float32) * mask
-        loops.append({"frames": frames, "mask": mask, "name": str(item["image"])})
+        loops.append({"frames": frames, "mask": mask, "frame_time_ms": img.meta.get("frame_time_ms"),
+                      "name": str(item["image"])})
     return loops
 
 

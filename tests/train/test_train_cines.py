@@ -11,7 +11,7 @@ import yaml
 
 from echokdm.cli import main
 from echokdm.config import load_config
-from echokdm.errors import InputError
+from echokdm.errors import EchoKDMError, InputError
 from echokdm.grid import SectorFit
 from echokdm.io import load_cine
 from echokdm.models.loading import load_ofnet
@@ -79,13 +79,38 @@ def test_ofnet_and_f2i_train_on_cine_pairs_mixed_with_phantom_pairs(cines, tmp_p
     torch.testing.assert_close(item["model_flow"], flow, atol=2e-2, rtol=0)
 
 
-def test_models_without_a_cine_recipe_refuse_cines(cines, tmp_path):
+def test_k2f_learns_from_the_segmenters_keypoints_of_the_cines_with_ofnet_flows(cines, tmp_path):
+    from echokdm.flow import keypoint_flow
+    from echokdm.keypoints import extract_keypoints
+    from echokdm.segmenter import BuiltinSegmenter
+
+    folder = {"kind": "cine-folder", "path": str(cines / "a"), "split": "all"}
+    ds = _task(task_class("k2f"), tmp_path, [folder]).train_dataset().datasets[0].dataset
+    (loop,) = source_loops(SourceConfig(**folder))
+    labels = BuiltinSegmenter()(loop["frames"], sector_mask=loop["mask"], frame_time_ms=loop["frame_time_ms"])
+    fit = SectorFit.from_mask(loop["mask"], SIZE)
+    usable = []
+    for t, lab in enumerate(labels):
+        try:
+            usable.append((t, fit.points_to_work(extract_keypoints(lab, 40))))
+        except EchoKDMError:
+            continue
+    assert len(usable) >= 2 and len(ds) == len(ds.p.pairs) > 0
+    kps = dict(usable)
+    assert {int(t) for t in ds.p.pairs.ravel()} <= set(kps)  # frames without keypoints make no pair
+    s, t = (int(v) for v in ds.p.pairs[0])
+    item = ds[0]
+    np.testing.assert_allclose(item["src_kps"].numpy(), kps[s], atol=1e-4)
+    np.testing.assert_allclose(item["tgt_kps"].numpy(), kps[t], atol=1e-4)
+    np.testing.assert_allclose(item["kp_flow"].numpy(), keypoint_flow(kps[s], kps[t], (SIZE, SIZE)), atol=2e-2)
+    assert {"model_flow", "kp_flow", "src_kps"} <= set(item)  # K2F's target: OF-net's flow minus the keypoint flow
+
+
+def test_cine_sources_refuse_flows_they_do_not_have_and_empty_splits(cines, tmp_path):
     folder = {"kind": "cine-folder", "path": str(cines), "split": "all"}
-    for name in ("k2f", "flowae", "k2i"):
-        with pytest.raises(InputError, match="learns from phantom pairs only"):
-            _task(task_class(name), tmp_path, [folder]).train_dataset()
-    with pytest.raises(InputError, match="flow_source: ofnet"):
-        _task(F2ITask, tmp_path, [folder], flow_source="truth").train_dataset()
+    for name in ("f2i", "k2f", "flowae"):
+        with pytest.raises(InputError, match="flow_source: ofnet"):
+            _task(task_class(name), tmp_path, [folder], flow_source="truth").train_dataset()
     with pytest.raises(InputError, match="no cine in split"):
         _task(OFNetTask, tmp_path, [{**folder, "split": "test"}]).train_dataset()
 
