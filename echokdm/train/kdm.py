@@ -116,6 +116,10 @@ class _PairTask(TrainTask):
         if cfg.data.flow_source not in self.flow_sources:
             raise EchoKDMError(f"data.flow_source {cfg.data.flow_source!r} does not apply to {type(self).__name__}; "
                                f"use one of {', '.join(self.flow_sources)}")
+        cines = [src.kind for src in cfg.data.sources if src.kind != "phantom"]
+        if cines and self.uses_model_flows and cfg.data.flow_source != "ofnet":
+            raise InputError(f"data source {cines[0]}: real pairs have OF-net flows only; set data.flow_source: ofnet "
+                             f"(not {cfg.data.flow_source})")
 
     def _dataset(self, split: str, n_loops: int) -> PairDataset:
         d = self.cfg.data
@@ -142,9 +146,6 @@ class _PairTask(TrainTask):
         """Self-supervised pairs of a source's cines, with OF-net's flows when the task learns from flows and the
         segmenter's keypoints when it learns from keypoints."""
         d = self.cfg.data
-        if self.uses_model_flows and d.flow_source != "ofnet":
-            raise InputError(f"data source {src.kind}: real pairs have OF-net flows only; set data.flow_source: ofnet "
-                             f"(not {d.flow_source})")
         loops = source_loops(src)
         labels = None
         if self.uses_keypoints:

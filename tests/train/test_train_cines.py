@@ -106,13 +106,19 @@ def test_k2f_learns_from_the_segmenters_keypoints_of_the_cines_with_ofnet_flows(
     assert {"model_flow", "kp_flow", "src_kps"} <= set(item)  # K2F's target: OF-net's flow minus the keypoint flow
 
 
-def test_cine_sources_refuse_flows_they_do_not_have_and_empty_splits(cines, tmp_path):
+def test_cine_sources_refuse_flows_they_do_not_have_and_empty_splits(cines, tmp_path, capsys):
     folder = {"kind": "cine-folder", "path": str(cines), "split": "all"}
     for name in ("f2i", "k2f", "flowae"):
         with pytest.raises(InputError, match="flow_source: ofnet"):
-            _task(task_class(name), tmp_path, [folder], flow_source="truth").train_dataset()
+            _task(task_class(name), tmp_path, [folder], flow_source="truth")
     with pytest.raises(InputError, match="no cine in split"):
         _task(OFNetTask, tmp_path, [{**folder, "split": "test"}]).train_dataset()
+    truth = tmp_path / "truth.yaml"
+    truth.write_text("data: {flow_source: truth}\n")
+    out = tmp_path / "refused"
+    assert main(["train", "k2f", "--config", str(truth), "--data", f"cine-folder:{cines}", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "set data.flow_source: ofnet" in err and len(err.strip().splitlines()) == 1 and not out.exists()
 
 
 def test_cli_fine_tunes_f2i_on_a_cine_folder_and_predict_and_evaluate_take_it(cines, tmp_path, capsys):
