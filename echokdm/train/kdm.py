@@ -12,7 +12,8 @@ self-supervised pairs of the user's own cines (:func:`echokdm.train.pairs.cine_p
 real loops: OF-net learns its photometric + smoothness loss on them; F2I renders their targets from the source
 and OF-net's flow; the flow autoencoder and K2F learn OF-net's flow minus the keypoint flow, from the keypoints of
 the built-in segmenter's labels (``data.seg_weights``; k2i learns from those keypoints too). A real pair has no
-exact flow: ``flow_source`` must be ``ofnet``. Validation stays on phantom pairs, which have the exact flows the
+exact flow: ``flow_source`` must be ``ofnet`` (or, for F2I, ``k2f``: the flows K2F generates from the segmenter's
+keypoints, what F2I gets at inference). Validation stays on phantom pairs, which have the exact flows the
 metrics need.
 """
 
@@ -117,9 +118,9 @@ class _PairTask(TrainTask):
             raise EchoKDMError(f"data.flow_source {cfg.data.flow_source!r} does not apply to {type(self).__name__}; "
                                f"use one of {', '.join(self.flow_sources)}")
         cines = [src.kind for src in cfg.data.sources if src.kind != "phantom"]
-        if cines and self.uses_model_flows and cfg.data.flow_source != "ofnet":
-            raise InputError(f"data source {cines[0]}: real pairs have OF-net flows only; set data.flow_source: ofnet "
-                             f"(not {cfg.data.flow_source})")
+        if cines and self.uses_model_flows and cfg.data.flow_source == "truth":
+            raise InputError(f"data source {cines[0]}: real pairs have no exact flow; set data.flow_source: ofnet"
+                             + (" or k2f" if "k2f" in self.flow_sources else ""))
 
     def _dataset(self, split: str, n_loops: int) -> PairDataset:
         d = self.cfg.data
@@ -143,12 +144,12 @@ class _PairTask(TrainTask):
         return MixedPairs(parts)
 
     def _cine_dataset(self, src: SourceConfig) -> CinePairDataset:
-        """Self-supervised pairs of a source's cines, with OF-net's flows when the task learns from flows and the
-        segmenter's keypoints when it learns from keypoints."""
+        """Self-supervised pairs of a source's cines, with the segmenter's keypoints when the task learns from
+        keypoints (or F2I from K2F's flows) and the flows of ``data.flow_source`` when it learns from flows."""
         d = self.cfg.data
         loops = source_loops(src)
         labels = None
-        if self.uses_keypoints:
+        if self.uses_keypoints or (self.uses_model_flows and d.flow_source == "k2f"):
             from echokdm.segmenter import BuiltinSegmenter
 
             segment = BuiltinSegmenter(weights=d.seg_weights)
@@ -157,8 +158,13 @@ class _PairTask(TrainTask):
         pairs = cine_pairs(loops, d.size, d.every, labels=labels, n_keypoints=d.n_keypoints)
         if not len(pairs.pairs):
             raise InputError(f"data source {src.kind} {src.path}: no frame pair with keypoints on both frames")
-        return CinePairDataset(pairs, _ofnet_flows(load_ofnet(d.ofnet_weights), pairs) if self.uses_model_flows
-                               else None)
+        flows = None
+        if self.uses_model_flows and d.flow_source == "k2f":
+            pipe = EchoKDMPipeline.from_weights(d.flow_vae_weights, d.k2f_weights)
+            flows = _k2f_flows(pipe, pairs, self.cfg.train.seed, DEFAULT_STEPS)
+        elif self.uses_model_flows:
+            flows = _ofnet_flows(load_ofnet(d.ofnet_weights), pairs)
+        return CinePairDataset(pairs, flows)
 
     def val_dataset(self):
         return self._dataset("val", self.cfg.data.val_loops) if self.cfg.data.val_loops > 0 else None

@@ -109,7 +109,7 @@ def test_k2f_learns_from_the_segmenters_keypoints_of_the_cines_with_ofnet_flows(
 def test_cine_sources_refuse_flows_they_do_not_have_and_empty_splits(cines, tmp_path, capsys):
     folder = {"kind": "cine-folder", "path": str(cines), "split": "all"}
     for name in ("f2i", "k2f", "flowae"):
-        with pytest.raises(InputError, match="flow_source: ofnet"):
+        with pytest.raises(InputError, match="no exact flow; set data.flow_source: ofnet"):
             _task(task_class(name), tmp_path, [folder], flow_source="truth")
     with pytest.raises(InputError, match="no cine in split"):
         _task(OFNetTask, tmp_path, [{**folder, "split": "test"}]).train_dataset()
@@ -119,6 +119,24 @@ def test_cine_sources_refuse_flows_they_do_not_have_and_empty_splits(cines, tmp_
     assert main(["train", "k2f", "--config", str(truth), "--data", f"cine-folder:{cines}", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "set data.flow_source: ofnet" in err and len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_f2i_on_cines_with_k2f_flows_of_the_segmenters_keypoints(cines, tmp_path):
+    from echokdm.pipeline import EchoKDMPipeline
+
+    folder = {"kind": "cine-folder", "path": str(cines / "a"), "split": "all"}
+    ds = _task(F2ITask, tmp_path, [folder], flow_source="k2f").train_dataset().datasets[0].dataset
+    assert ds.p.keypoints is not None and len(ds) > 0
+    n = min(len(ds), 32)  # the first batch of pairs: the shipped K2F from their keypoints, seeded by train.seed
+    items = [ds[i] for i in range(n)]
+    with torch.no_grad():
+        flow, kp_flow = EchoKDMPipeline.from_weights().generate_flow(
+            *(torch.stack([it[k] for it in items]) for k in ("source", "src_kps", "tgt_kps")), 10,
+            torch.Generator().manual_seed(0))
+    got = torch.stack([it["model_flow"] for it in items])
+    torch.testing.assert_close(got, flow, atol=2e-2, rtol=0)
+    torch.testing.assert_close(torch.stack([it["kp_flow"] for it in items]), kp_flow, atol=2e-2, rtol=0)
+    assert (got - kp_flow).abs().mean() > 1e-3  # K2F's correction is there
 
 
 def test_cli_fine_tunes_f2i_on_a_cine_folder_and_predict_and_evaluate_take_it(cines, tmp_path, capsys):
