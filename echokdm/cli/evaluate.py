@@ -61,6 +61,13 @@ from echokdm.evaluate.tasks import TASKS
     show_default=True,
     help="Built-in segmenter weights: shipped name, model.safetensors or an `echokdm train seg --out DIR` folder.",
 )
+@click.option(
+    "--weights",
+    "kdm_weights",
+    default=None,
+    help="KDM weights of the kdm, kdm-adapt and k2f-warp predictors, as predict's --weights: a folder named like "
+    "the shipped files, or one trained flowae/k2f/f2i (`echokdm train --out DIR` or its model.safetensors).",
+)
 @device_option()
 @click.option("--overwrite", is_flag=True, help="Replace an existing report instead of resuming it.")
 def command(
@@ -74,6 +81,7 @@ def command(
     size: int,
     seed: int,
     seg_weights: str,
+    kdm_weights: str | None,
     device: str,
     overwrite: bool,
 ) -> None:
@@ -84,6 +92,7 @@ def command(
     result = run_evaluation(
         data, report, predictors=names, task=task, segmenter=segmenter, n_keypoints=int(n_keypoints),
         size=size, seed=seed, overwrite=overwrite, prior=prior, device=device, seg_weights=seg_weights,
+        kdm_weights=kdm_weights,
     )
     if result.resumed:
         click.echo(f"resumed: {result.resumed} case(s) were already scored in {report}")

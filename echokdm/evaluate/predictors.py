@@ -164,9 +164,19 @@ def get_predictor(name: str, **kwargs) -> Predictor:
     Raises:
         InputError: no predictor of that name, or an option it does not take.
     """
-    base, colon, option = name.partition(":")
+    _, colon, option = name.partition(":")
+    predictor = predictor_class(name)
+    return predictor.from_option(option, **kwargs) if colon else predictor(**kwargs)
+
+
+def predictor_class(name: str) -> type[Predictor]:
+    """The class registered as ``name`` (or ``NAME`` of ``NAME:OPTION``).
+
+    Raises:
+        InputError: no predictor of that name.
+    """
+    base = name.partition(":")[0]
     if base not in PREDICTORS:
         raise InputError(f"unknown predictor {base!r}; expected one of {', '.join(sorted(PREDICTORS))}")
     module, cls = PREDICTORS[base].split(":")
-    predictor = getattr(importlib.import_module(module), cls)
-    return predictor.from_option(option, **kwargs) if colon else predictor(**kwargs)
+    return getattr(importlib.import_module(module), cls)

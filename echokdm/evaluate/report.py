@@ -17,7 +17,7 @@ from echokdm.errors import EchoKDMError, InputError, OutputError
 from echokdm.evaluate.biplane import biplane_markdown, camus_biplane
 from echokdm.evaluate.cases import CaseRef, resolve_cases
 from echokdm.evaluate.plots import bland_altman, box_plots, case_strip
-from echokdm.evaluate.predictors import PREDICTORS, Predictor, get_predictor
+from echokdm.evaluate.predictors import PREDICTORS, Predictor, get_predictor, predictor_class
 from echokdm.evaluate.runner import SCORES_CSV, evaluate_cases, predict_and_segment, score_prediction, segmenter_inputs
 from echokdm.evaluate.segmenter import load_segmenter
 from echokdm.evaluate.summary import best_baseline, scored, summary_markdown
@@ -97,6 +97,7 @@ def run_evaluation(
     prior: KeypointPrior | str | Path | None = None,
     device: str = "auto",
     seg_weights: str = SEG_WEIGHTS,
+    kdm_weights: str | None = None,
 ) -> EvaluationResult:
     """Evaluate ``predictors`` on ``task`` over the cases of ``data`` and write the report.
 
@@ -125,6 +126,9 @@ def run_evaluation(
         device: where the models run: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (bf16 autocast on CUDA).
         seg_weights: weights of the built-in segmenter: a shipped name, a ``.safetensors`` file or a training
             run's folder (``echokdm train seg --out DIR``).
+        kdm_weights: weights of the KDM predictors (``kdm``, ``kdm-adapt``, ``k2f-warp``) as ``echokdm predict
+            --weights`` takes them: a folder named like the shipped files, or one trained flow autoencoder, K2F or
+            F2I (an ``echokdm train --out DIR`` folder or its model.safetensors; shipped weights for the rest).
 
     Returns:
         The scores table and the paths written.
@@ -144,7 +148,8 @@ def run_evaluation(
     if not predictors:
         raise InputError("no predictor given; expected some of " + ", ".join(sorted(PREDICTORS)))
     dev = resolve_device(device)
-    models = {name: get_predictor(name).to(dev) for name in predictors}  # once: model predictors load weights
+    weights = _kdm_weights(kdm_weights)
+    models = {name: _predictor(name, weights).to(dev) for name in predictors}  # once: model predictors load weights
     prior_name = str(prior) if isinstance(prior, (str, Path)) else None
     if task == "target-ef" and (prior is None or prior_name is not None):
         prior = load_prior(prior_name)
@@ -164,6 +169,8 @@ def run_evaluation(
     }
     if task == "target-ef":
         settings["prior"] = prior_name or type(prior).__name__
+    if kdm_weights is not None:
+        settings["kdm_weights"] = str(kdm_weights)
     _check_settings(out, settings)
     before = pd.read_csv(out.file(SCORES_CSV), dtype={"case_id": str}) if out.file(SCORES_CSV).exists() else None
     resumed = 0 if before is None else sum(
@@ -208,6 +215,31 @@ def run_evaluation(
             case_strip(examples, tmp)
         figures.append(out.file("strip.png"))
     return EvaluationResult(table=table, summary=summary, figures=figures, resumed=resumed)
+
+
+def _kdm_weights(folder: str | None):
+    """The :class:`~echokdm.predict.PredictWeights` of ``--weights`` (None: shipped).
+
+    Raises:
+        InputError: as :meth:`PredictWeights.from_dir`, or a segmenter (``--seg-weights`` takes it).
+    """
+    if folder is None:
+        return None
+    from echokdm.predict import PredictWeights
+
+    w = PredictWeights.from_dir(folder)
+    if w.seg != SEG_WEIGHTS and (w.flow_vae, w.k2f, w.f2i) == (PredictWeights.flow_vae, PredictWeights.k2f,
+                                                                  PredictWeights.f2i):
+        raise InputError(f"--weights {folder} is a segmenter; evaluate takes it as --seg-weights")
+    return w
+
+
+def _predictor(name: str, weights) -> Predictor:
+    """The predictor ``name``, given ``weights`` when it is a KDM pipeline predictor and they are not None."""
+    from echokdm.evaluate.kdm import KDMModel
+
+    takes = weights is not None and issubclass(predictor_class(name), KDMModel)
+    return get_predictor(name, **({"weights": weights} if takes else {}))
 
 
 def _resolve_segmenter(

@@ -6,6 +6,15 @@ are the targets of the flow autoencoder and K2F (``data.flow_source: ofnet``; ``
 exact phantom flows instead); F2I learns to render a frame from the source and a flow (OF-net's, as the
 paper does, or ``k2f``: the flows the trained K2F generates from the keypoints, i.e. what F2I gets at
 inference); k2i is the no-flow ablation.
+
+``data.sources`` (``--data KIND:PATH``) replaces the phantom's ``train_loops`` by ``phantom:N`` pairs and
+self-supervised pairs of the user's own cines (:func:`echokdm.train.pairs.cine_pairs`), as the paper trains on
+real loops: OF-net learns its photometric + smoothness loss on them; F2I renders their targets from the source
+and OF-net's flow; the flow autoencoder and K2F learn OF-net's flow minus the keypoint flow, from the keypoints of
+the built-in segmenter's labels (``data.seg_weights``; k2i learns from those keypoints too). A real pair has no
+exact flow: ``flow_source`` must be ``ofnet`` (or, for F2I, ``k2f``: the flows K2F generates from the segmenter's
+keypoints, what F2I gets at inference). Validation stays on phantom pairs, which have the exact flows the
+metrics need.
 """
 
 from __future__ import annotations
@@ -21,8 +30,8 @@ from monai.losses import SSIMLoss
 
 from echokdm import weights
 from echokdm.config import option
-from echokdm.defaults import DEFAULT_STEPS, FLOW_VAE_WEIGHTS, K2F_WEIGHTS
-from echokdm.errors import EchoKDMError
+from echokdm.defaults import DEFAULT_STEPS, FLOW_VAE_WEIGHTS, K2F_WEIGHTS, SEG_WEIGHTS
+from echokdm.errors import EchoKDMError, InputError
 from echokdm.models.diffusion import diffusion_loss, sample, sampling_scheduler, training_scheduler
 from echokdm.models.f2i import build_f2i_unet, compose, f2i_condition, residual_target
 from echokdm.models.flow_ae import build_flow_autoencoder, decode_flow, encode_flow, flow_autoencoder_loss
@@ -34,7 +43,8 @@ from echokdm.outputs import atomic_write
 from echokdm.pipeline import EchoKDMPipeline
 from echokdm.progress import progress
 from echokdm.train.cache import cache_key
-from echokdm.train.pairs import PairDataset, cached_pairs
+from echokdm.train.pairs import CinePairDataset, MixedPairs, PairDataset, cached_pairs, cine_pairs, weighted
+from echokdm.train.sources import SourceConfig, source_loops
 from echokdm.train.task import RunConfig, TrainTask
 
 
@@ -60,6 +70,10 @@ class PairDataConfig:
         "random square crop (pixels, multiple of 4) when training the fully convolutional flow AE, F2I and k2i; "
         "0 = whole frames",
     )
+    sources: list[SourceConfig] = option(
+        [], "training data ({kind: phantom|cine-folder|echonet|camus, path, split, weight}); [] = train_loops "
+        "phantom loops")
+    seg_weights: str = option(SEG_WEIGHTS, "segmenter giving the keypoints of cine sources (flowae, k2f, k2i)")
 
 
 def random_crop(size: int, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -95,12 +109,18 @@ class _PairTask(TrainTask):
     uses_model_flows = False
     #: the ``data.flow_source`` values the task accepts
     flow_sources: tuple[str, ...] = ("ofnet", "truth")
+    #: whether it learns from keypoints (of a cine: the built-in segmenter's, ``data.seg_weights``)
+    uses_keypoints = False
 
     def __init__(self, cfg: RunConfig) -> None:
         super().__init__(cfg)
         if cfg.data.flow_source not in self.flow_sources:
             raise EchoKDMError(f"data.flow_source {cfg.data.flow_source!r} does not apply to {type(self).__name__}; "
                                f"use one of {', '.join(self.flow_sources)}")
+        cines = [src.kind for src in cfg.data.sources if src.kind != "phantom"]
+        if cines and self.uses_model_flows and cfg.data.flow_source == "truth":
+            raise InputError(f"data source {cines[0]}: real pairs have no exact flow; set data.flow_source: ofnet"
+                             + (" or k2f" if "k2f" in self.flow_sources else ""))
 
     def _dataset(self, split: str, n_loops: int) -> PairDataset:
         d = self.cfg.data
@@ -113,7 +133,38 @@ class _PairTask(TrainTask):
         return PairDataset(pairs, flows)
 
     def train_dataset(self):
-        return self._dataset("train", self.cfg.data.train_loops)
+        d = self.cfg.data
+        if not d.sources:
+            return self._dataset("train", d.train_loops)
+        parts = [
+            weighted(self._dataset("train", int(src.path)) if src.kind == "phantom" else self._cine_dataset(src),
+                     src.weight, self.cfg.train.seed + 7919 * i)
+            for i, src in enumerate(d.sources)
+        ]
+        return MixedPairs(parts)
+
+    def _cine_dataset(self, src: SourceConfig) -> CinePairDataset:
+        """Self-supervised pairs of a source's cines, with the segmenter's keypoints when the task learns from
+        keypoints (or F2I from K2F's flows) and the flows of ``data.flow_source`` when it learns from flows."""
+        d = self.cfg.data
+        loops = source_loops(src)
+        labels = None
+        if self.uses_keypoints or (self.uses_model_flows and d.flow_source == "k2f"):
+            from echokdm.segmenter import BuiltinSegmenter
+
+            segment = BuiltinSegmenter(weights=d.seg_weights)
+            labels = [segment(lp["frames"], sector_mask=lp["mask"], frame_time_ms=lp["frame_time_ms"])
+                      for lp in progress(loops, f"segmenting {src.kind} cines (keypoints)")]
+        pairs = cine_pairs(loops, d.size, d.every, labels=labels, n_keypoints=d.n_keypoints)
+        if not len(pairs.pairs):
+            raise InputError(f"data source {src.kind} {src.path}: no frame pair with keypoints on both frames")
+        flows = None
+        if self.uses_model_flows and d.flow_source == "k2f":
+            pipe = EchoKDMPipeline.from_weights(d.flow_vae_weights, d.k2f_weights)
+            flows = _k2f_flows(pipe, pairs, self.cfg.train.seed, DEFAULT_STEPS)
+        elif self.uses_model_flows:
+            flows = _ofnet_flows(load_ofnet(d.ofnet_weights), pairs)
+        return CinePairDataset(pairs, flows)
 
     def val_dataset(self):
         return self._dataset("val", self.cfg.data.val_loops) if self.cfg.data.val_loops > 0 else None
@@ -246,6 +297,7 @@ class FlowAETask(_PairTask):
     config_class = FlowAERunConfig
     select_metric = "epe_lv"
     uses_model_flows = True
+    uses_keypoints = True
 
     def build_model(self):
         return build_flow_autoencoder(self.cfg.data.size, self.cfg.model.latent_channels, _TrainableFlowAE)
@@ -274,6 +326,7 @@ class K2FTask(_PairTask):
     config_class = K2FRunConfig
     select_metric = "epe_lv"
     uses_model_flows = True
+    uses_keypoints = True
 
     def __init__(self, cfg: K2FRunConfig) -> None:
         super().__init__(cfg)
@@ -376,6 +429,7 @@ class K2ITask(_PairTask):
     config_class = K2IRunConfig
     select_metric = "psnr"
     select_mode = "max"
+    uses_keypoints = True
 
     def __init__(self, cfg: K2IRunConfig) -> None:
         super().__init__(cfg)

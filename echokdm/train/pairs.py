@@ -4,6 +4,11 @@ Each pair is a source frame (the loop's ED or ES) and a target frame of the same
 keypoints, the exact pull flow source → target (phantom truth), and the thin-plate-spline flow the
 keypoints alone imply. A :class:`PairSet` is built once per split and cached as safetensors, so every
 model's training reads the same data.
+
+A user's own cines (``data.sources``: :func:`echokdm.train.sources.source_loops`) have no labels and no exact
+flow: :func:`cine_pairs` cuts self-supervised pairs from them (a :class:`CinePairSet`), for OF-net's photometric
+loss and F2I's (source, OF-net flow, target) triplets, as the KDM paper trains on real loops. :class:`MixedPairs`
+serves them together with phantom pairs.
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.numpy import load_file, save_file
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset, Subset
 
+from echokdm.errors import EchoKDMError
 from echokdm.flow import keypoint_flow, warp
+from echokdm.grid import SectorFit
 from echokdm.keypoints import extract_keypoints
 from echokdm.labels import camus_labels
 from echokdm.outputs import atomic_write
@@ -165,3 +172,133 @@ class PairDataset(Dataset):
         if self.model_flows is not None:
             item["model_flow"] = torch.from_numpy(self.model_flows[i].astype(np.float32))
         return item
+
+
+@dataclass
+class CinePairSet:
+    """Frames of unlabelled loops on the working grid and (source, target) pairs between frames of one loop.
+
+    Attributes:
+        frames: (F, S, S) uint8 frames of all loops (working grid, fitted around each loop's sector).
+        loop: (F,) int32 loop index of each frame.
+        sector: (L, S, S) uint8 sector mask of each loop on the working grid.
+        pairs: (P, 2) int32 frame indices (source, target).
+        keypoints: (F, K, 2) float32 working-grid keypoints of each frame's labels (NaN where the labels give
+            none; such frames make no pair), or None without labels.
+        kp_flow: (P, 2, S, S) float16 keypoint (TPS) flow of each pair, or None without labels.
+    """
+
+    frames: np.ndarray
+    loop: np.ndarray
+    sector: np.ndarray
+    pairs: np.ndarray
+    keypoints: np.ndarray | None = None
+    kp_flow: np.ndarray | None = None
+
+
+def _working_keypoints(labels: np.ndarray, fit: SectorFit, n_keypoints: int) -> np.ndarray:
+    """(T, K, 2) working-grid keypoints of (T, H, W) CAMUS label maps; NaN for a frame without a usable LV."""
+    out = np.full((len(labels), n_keypoints, 2), np.nan, np.float32)
+    for t, lab in enumerate(labels):
+        try:
+            out[t] = fit.points_to_work(extract_keypoints(lab, n_keypoints))
+        except EchoKDMError:  # no usable LV in this frame
+            continue
+    return out
+
+
+def cine_pairs(
+    loops: list[dict],
+    size: int,
+    every: int = 2,
+    max_gap: int = 12,
+    labels: list[np.ndarray] | None = None,
+    n_keypoints: int = 40,
+) -> CinePairSet:
+    """Self-supervised pairs of real loops: every ``every``-th frame is a source, every other frame at most
+    ``max_gap`` frames away (before or after) a target.
+
+    Args:
+        loops: :func:`echokdm.train.sources.source_loops` entries (``frames`` (T, H, W) in [0, 1], ``mask``).
+        size: working resolution; each loop is mapped onto it by :class:`~echokdm.grid.SectorFit`, as
+            ``echokdm predict`` maps its input.
+        every: stride over source frames.
+        max_gap: largest frame distance of a pair.
+        labels: (T, H, W) CAMUS label maps of each loop (e.g. the segmenter's): adds the keypoints of every frame
+            (``n_keypoints``) and the keypoint flow of every pair, as ``echokdm predict`` takes keypoints from
+            its labels; frames without usable LV make no pair.
+        n_keypoints: 20 or 40.
+    """
+    frames, loop_of, sectors, pairs, kps = [], [], [], [], []
+    offset = 0
+    for i, lp in enumerate(loops):
+        fit = SectorFit.from_mask(lp["mask"], size)
+        x = torch.from_numpy(np.ascontiguousarray(lp["frames"], dtype=np.float32))[:, None]
+        frames.append((fit.to_work(x)[:, 0].clamp(0, 1) * 255).round().to(torch.uint8).numpy())
+        sectors.append(fit.to_work(torch.from_numpy(lp["mask"])[None, None], "nearest")[0, 0].numpy().astype(np.uint8))
+        n = len(lp["frames"])
+        ok = np.ones(n, bool)
+        if labels is not None:
+            kps.append(_working_keypoints(labels[i], fit, n_keypoints))
+            ok = ~np.isnan(kps[-1]).any((1, 2))
+        loop_of.append(np.full(n, i, np.int32))
+        pairs += [(offset + s, offset + t) for s in range(0, n, every)
+                  for t in range(max(0, s - max_gap), min(n, s + max_gap + 1)) if t != s and ok[s] and ok[t]]
+        offset += n
+    ps = CinePairSet(np.concatenate(frames), np.concatenate(loop_of), np.stack(sectors),
+                     np.asarray(pairs, np.int32).reshape(-1, 2))
+    if labels is not None:
+        ps.keypoints = np.concatenate(kps)
+        ps.kp_flow = np.stack([keypoint_flow(ps.keypoints[s], ps.keypoints[t], (size, size)).astype(np.float16)
+                               for s, t in ps.pairs]) if len(ps.pairs) else np.zeros((0, 2, size, size), np.float16)
+    return ps
+
+
+class CinePairDataset(Dataset):
+    """Torch view of a :class:`CinePairSet`: ``source``, ``target`` (1, S, S) in [0, 1], ``sector`` (S, S);
+    ``src_kps``, ``tgt_kps`` (K, 2) and ``kp_flow`` (2, S, S) when the set has keypoints; ``model_flow``
+    (2, S, S) when ``model_flows`` (P, 2, S, S) are given (OF-net's estimates: F2I's flows, K2F's targets)."""
+
+    def __init__(self, pairs: CinePairSet, model_flows: np.ndarray | None = None) -> None:
+        self.p = pairs
+        self.model_flows = model_flows
+
+    def __len__(self) -> int:
+        return len(self.p.pairs)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        s, t = (int(v) for v in self.p.pairs[i])
+        item = {
+            "source": torch.from_numpy(self.p.frames[s][None].astype(np.float32) / 255),
+            "target": torch.from_numpy(self.p.frames[t][None].astype(np.float32) / 255),
+            "sector": torch.from_numpy(self.p.sector[self.p.loop[s]].astype(np.float32)),
+        }
+        if self.p.keypoints is not None:
+            item["src_kps"] = torch.from_numpy(self.p.keypoints[s])
+            item["tgt_kps"] = torch.from_numpy(self.p.keypoints[t])
+            item["kp_flow"] = torch.from_numpy(self.p.kp_flow[i].astype(np.float32))
+        if self.model_flows is not None:
+            item["model_flow"] = torch.from_numpy(self.model_flows[i].astype(np.float32))
+        return item
+
+
+def weighted(dataset: Dataset, weight: float, seed: int) -> Subset:
+    """``round(len(dataset) * weight)`` samples of ``dataset`` per epoch (repeated above 1, a fixed random subset
+    below 1), in a seeded order (the trainer's sampler shuffles them)."""
+    n = max(1, round(len(dataset) * weight))
+    order = np.random.default_rng(seed).permutation(len(dataset))
+    return Subset(dataset, np.resize(order, n).tolist())
+
+
+class MixedPairs(ConcatDataset):
+    """Pairs of several sources (phantom and real) one after the other, each sample holding only the keys every
+    source has (a real pair has no exact flow, keypoints or labels), so they batch together."""
+
+    def __init__(self, datasets: list[Dataset]) -> None:
+        super().__init__(datasets)
+        firsts = [set(ds[0]) for ds in datasets]
+        self.keys = sorted(set.intersection(*firsts))
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        item = super().__getitem__(i)
+        return {k: item[k] for k in self.keys}

@@ -72,7 +72,7 @@ def train(
     cfg = load_config(config, cls.config_class)
     if sources is not None:
         if not hasattr(cfg, "data") or not hasattr(cfg.data, "sources"):
-            raise InputError(f"--data: {name} learns from the phantom only so far (data.sources: seg)")
+            raise InputError(f"--data: {name} has no data.sources")
         cfg.data.sources = load_config({"data": {"sources": sources}}, cls.config_class).data.sources
     if init is not None:
         cfg.train.init_weights = init

@@ -10,6 +10,9 @@ working-grid augmentation as the phantom's loops:
   unknown there, see :class:`PartialLabelDiceCE`);
 - ``phantom``: ``path`` is the number of loops (the phantom loops of :func:`~echokdm.train.seg_data.phantom_loops`);
 - ``cine-folder``: unlabelled cines, for the self-supervised models; the segmenter refuses it.
+
+:func:`source_loops` reads the cines of any non-phantom source without their labels, for the self-supervised KDM
+models (OF-net and F2I, :mod:`echokdm.train.pairs`).
 """
 
 from __future__ import annotations
@@ -110,6 +113,45 @@ def labelled_loops(source: SourceConfig, split: str | None = None) -> list[dict[
             loops.append(work_labelled(img[0].numpy(), labels, img.meta["sector_mask"], partial=False))
         return loops
     raise InputError(f"data source {source.kind}: has no segmentation labels; the segmenter needs camus or echonet")
+
+
+def source_loops(source: SourceConfig) -> list[dict[str, Any]]:
+    """The cines of a ``cine-folder``, ``echonet`` or ``camus`` source's split, without labels (CAMUS: both views).
+
+    Returns:
+        One dict per cine: ``frames`` (T, H, W) float32 in [0, 1], blank outside the sector as
+        :func:`echokdm.io.load_cine` gives them to ``echokdm predict``; ``mask`` (H, W) bool sector mask;
+        ``frame_time_ms`` (None when unknown); ``name``.
+
+    Raises:
+        InputError: an unreadable data set, a phantom source, or no cine in the source's split.
+    """
+    if source.kind == "cine-folder":
+        from echokdm.data.cines import cine_folder_datalist, load_cine_item
+
+        found = cine_folder_datalist(source.path, source.split)
+        items, load, what = found.items, load_cine_item, f"cine-folder {source.path}: {found.describe()}"
+    elif source.kind == "echonet":
+        from echokdm.data.echonet import echonet_datalist, load_echonet_item
+
+        items, load, what = echonet_datalist(source.path, source.split), load_echonet_item, f"EchoNet {source.path}"
+    elif source.kind == "camus":
+        from echokdm.data.camus import VIEWS, camus_datalist, load_camus_item
+
+        items = [item for view in VIEWS for item in camus_datalist(source.path, view, source.split)]
+        load, what = load_camus_item, f"CAMUS {source.path}"
+    else:
+        raise InputError(f"data source {source.kind}: is not a folder of cines")
+    if not items:
+        raise InputError(f"{what}: no cine in split {source.split!r} (data.sources split: all takes every one)")
+    loops = []
+    for item in progress(items, f"{source.kind} {source.split} cines"):
+        img = load(item)["image"]
+        mask = np.asarray(img.meta["sector_mask"], dtype=bool)
+        frames = np.asarray(img[0], dtype=np.float32) * mask
+        loops.append({"frames": frames, "mask": mask, "frame_time_ms": img.meta.get("frame_time_ms"),
+                      "name": str(item["image"])})
+    return loops
 
 
 class LabelledFrames(Dataset):
@@ -238,5 +280,5 @@ def lv_area_error(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
 
 __all__ = [
     "KINDS", "LabelledFrames", "PartialLabelDiceCE", "SourceConfig", "SourceFrames", "labelled_loops", "lv_area_error",
-    "parse_data_option", "source_frames", "work_labelled",
+    "parse_data_option", "source_frames", "source_loops", "work_labelled",
 ]

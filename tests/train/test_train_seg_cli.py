@@ -72,7 +72,6 @@ def test_print_config_is_a_valid_default_config(capsys):
         (["train", "seg"], "--config FILE or --data KIND:PATH is required"),
         (["train", "seg", "--data", "nifti:/x"], "expected KIND:PATH"),
         (["train", "seg", "--data", "phantom:lots"], "phantom takes a number"),
-        (["train", "ofnet", "--data", "phantom:4"], "learns from the phantom only"),
         (["train", "seg", "--data", "phantom:2", "--device", "tpu"], "device"),
         pytest.param(["train", "seg", "--data", "phantom:2", "--device", "cuda"], "CUDA is not available",
                      marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
