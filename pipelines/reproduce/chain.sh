@@ -2,8 +2,9 @@
 # The whole echokdm chain on one data set, sourced by pipelines/reproduce_echonet.sh and reproduce_camus.sh:
 #   seg (fine-tuned from seg_a4c on the data set's labels) -> OF-net -> flow AE -> K2F -> F2I -> prior -> evaluate.
 # Needs: KIND (echonet|camus), DATA (the data set's folder), OUT (runs folder), DRY (1 = tiny phantom run).
-# OF-net, flow AE, K2F, F2I and the prior learn from phantom frame pairs (pipelines/configs/*.yaml): they do
-# not read data.sources yet, so only the segmenter and the evaluation see the data set.
+# OF-net and F2I learn from the data set's own cines (self-supervised pairs) mixed with phantom pairs, F2I on
+# OF-net's flows as in the paper (docs/own_data.md); flow AE, K2F and the prior learn from phantom pairs
+# (pipelines/configs/*.yaml).
 # Expected times on one GPU: none measured yet (no GPU was available; run pipelines/bench/gpu_check.sh).
 # On 2 CPU cores: seg 5 epochs of EchoNet-Dynamic's 7465 train pairs ~ 25 min per epoch (measured 2.5
 # samples/s per core); the KDM stages as pipelines/train_kdm.sh (hours on CPU).
@@ -44,19 +45,35 @@ for name, extra in {"ofnet": {}, "flowae": {}, "k2f": {"data": {"flow_source": "
     yaml.safe_dump(cfg, open(f"{out}/{name}.yaml", "w"))
 yaml.safe_dump({"train": {"batch_size": 4, "threads": 1}, "data": {"frames_per_loop": 2}}, open(f"{out}/seg.yaml", "w"))
 PY
-  CFG="$OUT" SEGCFG=(--config "$OUT/seg.yaml") EVAL=(--predictors copy,tps --size 64)
+  CFG="$OUT" SEGCFG=(--config "$OUT/seg.yaml") EVAL=(--predictors copy,tps,kdm --size 64) PHANTOM=2 F2I="$OUT/f2i.yaml"
 else
-  SEG=(--epochs 5) CFG=pipelines/configs SEGCFG=() EVAL=(--predictors copy,tps,kdm)
+  SEG=(--epochs 5) CFG=pipelines/configs SEGCFG=() EVAL=(--predictors copy,tps,kdm) PHANTOM=120
+  F2I=pipelines/configs/f2i_ofnet.yaml
 fi
+# F2I on the flows of the OF-net trained here
+python - "$F2I" "$OUT/ofnet/model.safetensors" "$OUT/f2i_data.yaml" <<'PY'
+import sys, yaml
+src, ofnet, dst = sys.argv[1:]
+cfg = yaml.safe_load(open(src))
+cfg["data"].update(flow_source="ofnet", ofnet_weights=ofnet)
+yaml.safe_dump(cfg, open(dst, "w"))
+PY
+CINES=(--data "$KIND:$DATA" --data "phantom:$PHANTOM")
 
 stage seg echokdm train seg "${SEGCFG[@]}" --data "$KIND:$DATA" --init seg_a4c "${SEG[@]}" --out "$OUT/seg" --overwrite
 python pipelines/bench/seg_finetune.py --data "$KIND:$DATA" --split test --weights seg_a4c
 python pipelines/bench/seg_finetune.py --data "$KIND:$DATA" --split test --weights "$OUT/seg"
-stage ofnet echokdm train ofnet --config "$CFG/ofnet.yaml" --out "$OUT/ofnet" --overwrite
+stage ofnet echokdm train ofnet --config "$CFG/ofnet.yaml" "${CINES[@]}" --out "$OUT/ofnet" --overwrite
 stage flowae echokdm train flowae --config "$CFG/flowae.yaml" --out "$OUT/flowae" --overwrite
 stage k2f echokdm train k2f --config "$CFG/k2f.yaml" --out "$OUT/k2f" --overwrite
-stage f2i echokdm train f2i --config "$CFG/f2i.yaml" --out "$OUT/f2i" --overwrite
+stage f2i echokdm train f2i --config "$OUT/f2i_data.yaml" "${CINES[@]}" --out "$OUT/f2i" --overwrite
 stage prior python pipelines/fit_prior.py --config "$CFG/k2f.yaml" --out "$OUT/prior.safetensors"
-stage evaluate echokdm evaluate --data "$DATA" --seg-weights "$OUT/seg" --prior "$OUT/prior.safetensors" \
-  --device "$DEVICE" "${EVAL[@]}" --report "$OUT/evaluate" --overwrite
+# the models trained here, named as the shipped ones, for evaluate --weights (KDM) and --seg-weights
+mkdir -p "$OUT/weights"
+for pair in seg:seg_a4c flowae:kdm_flow_vae k2f:kdm_k2f f2i:kdm_f2i; do
+  cp "$OUT/${pair%%:*}/model.safetensors" "$OUT/weights/${pair##*:}.safetensors"
+done
+cp "$OUT/prior.safetensors" "$OUT/weights/kdm_prior.safetensors"
+stage evaluate echokdm evaluate --data "$DATA" --weights "$OUT/weights" --seg-weights "$OUT/seg" \
+  --prior "$OUT/prior.safetensors" --device "$DEVICE" "${EVAL[@]}" --report "$OUT/evaluate" --overwrite
 log "report: $OUT/evaluate/summary.md"
