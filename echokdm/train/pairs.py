@@ -150,7 +150,7 @@ class PairDataset(Dataset):
     ``model_flows`` (P, 2, H, W) are given (e.g. OF-net estimates used as K2F targets).
     """
 
-    def __init__(self, pairs: PairSet, model_flows: np.ndarray | None = None) -> None:
+    def __init__(self, pairs: PairSet | CinePairSet, model_flows: np.ndarray | None = None) -> None:
         self.p = pairs
         self.model_flows = model_flows
 
@@ -159,19 +159,23 @@ class PairDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         s, t = (int(v) for v in self.p.pairs[i])
-        item = {
-            "source": torch.from_numpy(self.p.frames[s][None].astype(np.float32) / 255),
-            "target": torch.from_numpy(self.p.frames[t][None].astype(np.float32) / 255),
+        item = self._pair_item(i, s, t)
+        item["source"] = torch.from_numpy(self.p.frames[s][None].astype(np.float32) / 255)
+        item["target"] = torch.from_numpy(self.p.frames[t][None].astype(np.float32) / 255)
+        item["sector"] = torch.from_numpy(self.p.sector[self.p.loop[s]].astype(np.float32))
+        if self.model_flows is not None:
+            item["model_flow"] = torch.from_numpy(self.model_flows[i].astype(np.float32))
+        return item
+
+    def _pair_item(self, i: int, s: int, t: int) -> dict[str, torch.Tensor]:
+        """What the set holds beyond frames and sector for pair ``i`` (source frame ``s``, target ``t``)."""
+        return {
             "src_kps": torch.from_numpy(self.p.keypoints[s].astype(np.float32)),
             "tgt_kps": torch.from_numpy(self.p.keypoints[t].astype(np.float32)),
             "flow": torch.from_numpy(self.p.flow[i].astype(np.float32)),
             "kp_flow": torch.from_numpy(self.p.kp_flow[i].astype(np.float32)),
             "target_label": torch.from_numpy(self.p.labels[t].astype(np.int64)),
-            "sector": torch.from_numpy(self.p.sector[self.p.loop[s]].astype(np.float32)),
         }
-        if self.model_flows is not None:
-            item["model_flow"] = torch.from_numpy(self.model_flows[i].astype(np.float32))
-        return item
 
 
 @dataclass
@@ -254,32 +258,19 @@ def cine_pairs(
     return ps
 
 
-class CinePairDataset(Dataset):
+class CinePairDataset(PairDataset):
     """Torch view of a :class:`CinePairSet`: ``source``, ``target`` (1, S, S) in [0, 1], ``sector`` (S, S);
     ``src_kps``, ``tgt_kps`` (K, 2) and ``kp_flow`` (2, S, S) when the set has keypoints; ``model_flow``
     (2, S, S) when ``model_flows`` (P, 2, S, S) are given (OF-net's estimates: F2I's flows, K2F's targets)."""
 
-    def __init__(self, pairs: CinePairSet, model_flows: np.ndarray | None = None) -> None:
-        self.p = pairs
-        self.model_flows = model_flows
-
-    def __len__(self) -> int:
-        return len(self.p.pairs)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        s, t = (int(v) for v in self.p.pairs[i])
-        item = {
-            "source": torch.from_numpy(self.p.frames[s][None].astype(np.float32) / 255),
-            "target": torch.from_numpy(self.p.frames[t][None].astype(np.float32) / 255),
-            "sector": torch.from_numpy(self.p.sector[self.p.loop[s]].astype(np.float32)),
+    def _pair_item(self, i: int, s: int, t: int) -> dict[str, torch.Tensor]:
+        if self.p.keypoints is None:
+            return {}
+        return {
+            "src_kps": torch.from_numpy(self.p.keypoints[s]),
+            "tgt_kps": torch.from_numpy(self.p.keypoints[t]),
+            "kp_flow": torch.from_numpy(self.p.kp_flow[i].astype(np.float32)),
         }
-        if self.p.keypoints is not None:
-            item["src_kps"] = torch.from_numpy(self.p.keypoints[s])
-            item["tgt_kps"] = torch.from_numpy(self.p.keypoints[t])
-            item["kp_flow"] = torch.from_numpy(self.p.kp_flow[i].astype(np.float32))
-        if self.model_flows is not None:
-            item["model_flow"] = torch.from_numpy(self.model_flows[i].astype(np.float32))
-        return item
 
 
 def weighted(dataset: Dataset, weight: float, seed: int) -> Subset:
