@@ -84,8 +84,8 @@ def detect_phases(
     es = _candidates(-s, -c, period0, min_prominence)
     steps = [float(d) for x in (ed, es) for d in np.diff([p for p in x if 0 < p < c.size - 1])]
     period = float(np.median(steps)) if steps else period0
-    ed = _keep_edges(ed, s, period, edge_slope)
-    es = _keep_edges(es, -s, period, edge_slope)
+    ed = _suppress(_keep_edges(ed, s, period, edge_slope), s, period0)
+    es = _suppress(_keep_edges(es, -s, period, edge_slope), -s, period0)
     ed, es = _alternate(ed, es, s)
     steps = np.diff(ed).tolist() + np.diff(es).tolist()
     period = float(np.median(steps)) if steps else period
@@ -116,19 +116,29 @@ def _autocorrelation_period(s: np.ndarray) -> float | None:
 
 
 def _candidates(s: np.ndarray, raw: np.ndarray, period: float | None, min_prominence: float) -> list[int]:
-    """Maxima of ``s`` (edges included), at most one per ``0.6 * period``, each moved to the raw curve's
-    maximum within one frame (see :func:`_refine`)."""
+    """Maxima of ``s`` (edges included): all of them at the edges, at most one per ``0.6 * period`` inside; each
+    moved to the raw curve's maximum within one frame (see :func:`_refine`).
+
+    The edge maxima are not allowed to suppress inner ones here: whether an edge frame is an extreme at all is
+    decided by :func:`_keep_edges` first (a loop that starts just after ED must not lose the next beat's ED).
+    """
     n = len(s)
     padded = np.pad(s, n - 1, mode="reflect")  # an extreme at an edge becomes a visible peak
     peaks, _ = find_peaks(padded, prominence=min_prominence * float(s.max() - s.min()))
     found = [int(p) - (n - 1) for p in peaks if n - 1 <= p <= 2 * (n - 1)]
+    inner = _suppress([p for p in found if 0 < p < n - 1], s, period)
+    return sorted({_refine(p, raw) for p in inner + [p for p in found if p in (0, n - 1)]})
+
+
+def _suppress(found: list[int], s: np.ndarray, period: float | None) -> list[int]:
+    """The highest of the maxima ``found`` at least ``0.6 * period`` apart (all of them without a period)."""
     if period:
         kept: list[int] = []
         for p in sorted(found, key=lambda i: -s[i]):
             if all(abs(p - q) >= 0.6 * period for q in kept):
                 kept.append(p)
         found = kept
-    return sorted({_refine(p, raw) for p in found})
+    return sorted(found)
 
 
 def _keep_edges(found: list[int], s: np.ndarray, period: float | None, edge_slope: float) -> list[int]:

@@ -70,6 +70,21 @@ def test_no_false_edge_extremes_mid_systole():
     _match(p.ed, _truth(20.0, 3.5)[0], 42)
 
 
+def test_rejected_edge_frame_does_not_hide_the_next_ed():
+    # two beats; the first frames flicker so that frame 0 shows the largest cavity, 13 frames (< 0.6 period)
+    # before the real ED: the edge rule rejects frame 0 (not a period before another ED), and it must not
+    # suppress that ED (nor the ES before it) either
+    c = _curve(50, 25.0, 12.0)
+    top, span = c.max(), np.ptp(c)
+    c[0], c[1] = top + 0.1 * span, top - 0.2 * span
+    p = detect_phases(c, 33.3)
+    ed, es = _truth(25.0, 12.0)
+    assert 0 not in p.ed
+    _match(p.ed, ed, 50)
+    _match(p.es[1:], es, 50)  # p.es[0] = 2 is the flicker's own dip
+    assert len(p.beats) == 2
+
+
 def test_heart_rate_needs_frame_time():
     p = detect_phases(_curve(45, 20.0, 0.0))
     assert p.heart_rate_bpm is None and p.period_frames == pytest.approx(20.0, abs=0.5)
