@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from monai.transforms import (
     Compose,
+    Rand2DElasticd,
     RandAdjustContrastd,
     RandAffined,
     RandBiasFieldd,
@@ -41,7 +42,13 @@ from echokdm.phantom import sample_params, simulate, split_seeds
 from echokdm.progress import progress
 from echokdm.train.cache import cache_key
 from echokdm.transforms.acquisition import CANVAS_SIDES, RandFieldOfViewd, RandVideoCodingd
-from echokdm.transforms.intensity import RandHazed, RandShadowBandsd, RandSpeckled, RandTissueContrastd
+from echokdm.transforms.intensity import (
+    RandHazed,
+    RandMitralLeafletsd,
+    RandShadowBandsd,
+    RandSpeckled,
+    RandTissueContrastd,
+)
 from echokdm.transforms.synth import RandEchoSynthesisd
 
 #: bump when the content of cached loops changes
@@ -57,9 +64,16 @@ class SegAugmentConfig:
     translate_px: float = option(8.0, "maximum shift in working pixels")
     affine_prob: float = option(0.8, "probability of rotation/zoom/shift")
     flip_prob: float = option(0.5, "left-right flip (both A4C display conventions exist)")
+    elastic_prob: float = option(
+        0.0, "smooth non-rigid deformation of image and labels (cavity shapes the phantom lacks)", 0.0, 1.0
+    )
+    elastic_magnitude: tuple[float, float] = option(
+        (0.8, 1.6), "MONAI Rand2DElastic magnitude range (control points 24 px apart: 0.8-1.6 moves borders ~3-5 px)"
+    )
     tissue_contrast_prob: float = option(
         0.7, "per-structure echogenicity: grey clutter in all four chambers, independent myocardium/tissue gain"
     )
+    leaflet_prob: float = option(0.0, "open mitral leaflets drawn in the LV base (the cavity ends at the annulus)")
     gamma: tuple[float, float] = option((0.5, 2.0), "gamma range of the contrast change")
     gamma_prob: float = option(0.5, "probability of a gamma change")
     bias_field_prob: float = option(0.3, "smooth gain field (time-gain compensation, lateral gain)")
@@ -241,8 +255,17 @@ def augmentation(cfg: SegAugmentConfig) -> Compose:
                 mode=("bilinear", "nearest", "nearest"),
                 padding_mode="zeros",
             ),
+            Rand2DElasticd(
+                keys,
+                spacing=(24, 24),
+                magnitude_range=cfg.elastic_magnitude,
+                prob=cfg.elastic_prob,
+                mode=("bilinear", "nearest", "nearest"),
+                padding_mode="zeros",
+            ),
             RandFlipd(keys, prob=cfg.flip_prob, spatial_axis=1),
             RandTissueContrastd("image", label_key="label", prob=cfg.tissue_contrast_prob),
+            RandMitralLeafletsd("image", label_key="label", prob=cfg.leaflet_prob),
             RandBiasFieldd("image", prob=cfg.bias_field_prob, coeff_range=(0.0, 0.3)),
             RandAdjustContrastd("image", prob=cfg.gamma_prob, gamma=cfg.gamma),
             RandHistogramShiftd("image", prob=cfg.hist_shift_prob, num_control_points=(4, 8)),

@@ -3,6 +3,8 @@
 from echokdm.transforms.intensity import (
     RandHaze,
     RandHazed,
+    RandMitralLeaflets,
+    RandMitralLeafletsd,
     RandShadowBands,
     RandShadowBandsd,
     RandSpeckle,
@@ -31,6 +33,8 @@ __all__ = [
     "LoadCineLoopd",
     "RandHaze",
     "RandHazed",
+    "RandMitralLeaflets",
+    "RandMitralLeafletsd",
     "RandShadowBands",
     "RandShadowBandsd",
     "RandSpeckle",

@@ -206,6 +206,91 @@ class RandTissueContrast(RandomizableTransform):
         return (img * torch.as_tensor(gain, device=img.device) + clutter).clamp(0.0, 1.0)
 
 
+class RandMitralLeaflets(RandomizableTransform):
+    """Open mitral leaflets in the LV base, as real diastolic frames show them: two bright strips hinged at
+    the ends of the LV-LA border (the annulus) and reaching into the cavity, the anterior (septal) one longer.
+
+    The label map is not changed: the LV cavity closes at the annulus by convention (ASE), so the leaflets lie
+    inside it, and a segmenter must not take them for the cavity's border. Needs the label map (1 LV cavity,
+    3 LA); does nothing to a frame whose cavity and atrium do not touch.
+
+    Args:
+        prob: probability of applying.
+        length: range of the leaflets' length as a fraction of the cavity's long axis.
+        tilt_deg: range of each leaflet's angle from the long axis, toward the cavity's centre line.
+        brightness: range of their echo as a fraction of the frame's 99th-percentile grey level.
+    """
+
+    def __init__(
+        self,
+        prob: float = 0.1,
+        length: tuple[float, float] = (0.12, 0.3),
+        tilt_deg: tuple[float, float] = (-10.0, 35.0),
+        brightness: tuple[float, float] = (0.5, 1.1),
+    ) -> None:
+        RandomizableTransform.__init__(self, prob)
+        self.length, self.tilt_deg, self.brightness = length, tilt_deg, brightness
+        self.draw: dict[str, np.ndarray | float | int] = {}
+
+    def randomize(self, img: torch.Tensor) -> None:
+        """Draw whether to apply, and each leaflet's length, tilt, width and the echo strength."""
+        super().randomize(None)
+        if self._do_transform:
+            lengths = np.sort(self.R.uniform(*self.length, size=2))
+            self.draw = {
+                "lengths": lengths,
+                "tilts": np.radians(self.R.uniform(*self.tilt_deg, size=2)),
+                "width": int(self.R.randint(1, 3)),
+                "brightness": float(self.R.uniform(*self.brightness)),
+            }
+
+    def __call__(
+        self, img: np.ndarray | torch.Tensor, label: np.ndarray | torch.Tensor, randomize: bool = True
+    ) -> torch.Tensor:
+        """Args: img (1, H, W) in [0, 1]; label (1, H, W) labels (1 LV cavity, 3 LA). Returns: float32 image."""
+        import cv2
+        from scipy.ndimage import binary_dilation
+
+        img = _as_image(img)
+        if randomize:
+            self.randomize(img)
+        if not self._do_transform:
+            return img
+        lab = np.asarray(label.cpu() if torch.is_tensor(label) else label)[0].round().astype(np.int64)
+        cavity = lab == 1
+        border = cavity & binary_dilation(lab == 3)
+        if border.sum() < 2:
+            return img
+        by, bx = np.nonzero(border)
+        hinges = np.array([[bx.min(), by[np.argmin(bx)]], [bx.max(), by[np.argmax(bx)]]], np.float64)
+        base = hinges.mean(0)
+        cy, cx = np.nonzero(cavity)
+        far = np.hypot(cx - base[0], cy - base[1])
+        axis = np.array([cx[np.argmax(far)], cy[np.argmax(far)]]) - base
+        long_axis = float(np.hypot(*axis))
+        axis /= max(long_axis, 1e-6)
+        septal = 0 if self._septum_left(lab) else 1  # the anterior leaflet hinges on the septal side
+        canvas = np.zeros(lab.shape, np.float32)
+        for k, hinge in enumerate(hinges):
+            toward_centre = 1.0 if k == 0 else -1.0  # rotate the left leaflet to the right, and vice versa
+            a = self.draw["tilts"][k] * toward_centre
+            d = np.array([axis[0] * np.cos(a) - axis[1] * np.sin(a), axis[0] * np.sin(a) + axis[1] * np.cos(a)])
+            length = self.draw["lengths"][1 if k == septal else 0] * long_axis
+            end = hinge + length * d
+            cv2.line(canvas, tuple(int(round(v)) for v in hinge), tuple(int(round(v)) for v in end), 1.0,
+                     int(self.draw["width"]), cv2.LINE_AA)
+        canvas = gaussian_filter(canvas, 0.6) * binary_dilation(cavity, iterations=1)
+        level = float(np.percentile(img[0].cpu().numpy(), 99)) * self.draw["brightness"]
+        leaflets = torch.as_tensor(canvas * level, device=img.device)[None]
+        return torch.maximum(img, leaflets).clamp(0.0, 1.0)
+
+    @staticmethod
+    def _septum_left(lab: np.ndarray) -> bool:
+        """The septum is on the left when the LV cavity lies left of the RV (label 4), or without an RV."""
+        rv = np.nonzero(lab == 4)[1]
+        return rv.size == 0 or float(np.nonzero(lab == 1)[1].mean()) < float(rv.mean())
+
+
 class _RandIntensityd(RandomizableTransform, MapTransform):
     """Dictionary version of ``array_class``: one draw, from the first key's image, applied to every key."""
 
@@ -255,10 +340,8 @@ class RandHazed(_RandIntensityd):
     array_class = RandHaze
 
 
-class RandTissueContrastd(_RandIntensityd):
-    """Dictionary version of :class:`RandTissueContrast`; ``label_key`` names the label map."""
-
-    array_class = RandTissueContrast
+class _RandLabelIntensityd(_RandIntensityd):
+    """Dictionary version of a transform that also reads the label map; ``label_key`` names it."""
 
     def __init__(
         self,
@@ -275,9 +358,23 @@ class RandTissueContrastd(_RandIntensityd):
         return self.transform(d[key], d[self.label_key], randomize=False)
 
 
+class RandTissueContrastd(_RandLabelIntensityd):
+    """Dictionary version of :class:`RandTissueContrast`; ``label_key`` names the label map."""
+
+    array_class = RandTissueContrast
+
+
+class RandMitralLeafletsd(_RandLabelIntensityd):
+    """Dictionary version of :class:`RandMitralLeaflets`; ``label_key`` names the label map."""
+
+    array_class = RandMitralLeaflets
+
+
 __all__ = [
     "RandHaze",
     "RandHazed",
+    "RandMitralLeaflets",
+    "RandMitralLeafletsd",
     "RandShadowBands",
     "RandShadowBandsd",
     "RandSpeckle",

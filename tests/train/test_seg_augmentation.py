@@ -1,0 +1,77 @@
+"""The segmenter's training augmentation moves image and labels together (``echokdm.train.seg_data``)."""
+
+import numpy as np
+import torch
+
+from echokdm.train.seg_data import SegAugmentConfig, augmentation
+
+#: every random step off, so that a test turns on the one it checks
+OFF = {
+    k: 0.0
+    for k in (
+        "affine_prob", "flip_prob", "tissue_contrast_prob", "gamma_prob", "bias_field_prob", "hist_shift_prob",
+        "blur_prob", "speckle_prob", "noise_prob", "shadow_prob", "haze_prob", "dropout_prob",
+    )
+}
+
+
+def _ellipse_sample(size: int = 128) -> dict[str, torch.Tensor]:
+    yy, xx = np.mgrid[:size, :size]
+    cavity = ((yy - 60) / 30.0) ** 2 + ((xx - 64) / 18.0) ** 2 < 1
+    label = torch.as_tensor(cavity.astype(np.float32))[None]
+    return {"image": label.clone(), "label": label, "mask": torch.ones(1, size, size)}
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    return float(2 * (a & b).sum() / (a.sum() + b.sum()))
+
+
+def test_elastic_deformation_moves_image_and_labels_alike():
+    aug = augmentation(SegAugmentConfig(**OFF, elastic_prob=1.0))
+    aug.set_random_state(3)
+    sample = _ellipse_sample()
+    moved = []
+    for _ in range(4):
+        out = aug(dict(sample))
+        image, label = np.asarray(out["image"][0]) > 0.5, np.asarray(out["label"][0]) > 0.5
+        assert _dice(image, label) > 0.97  # the same deformation for both keys
+        moved.append(1 - _dice(label, np.asarray(sample["label"][0]) > 0.5))
+    assert 0.02 < np.mean(moved) < 0.3, moved  # borders move a few pixels, not the whole cavity
+
+
+def test_elastic_deformation_is_off_by_default():
+    aug = augmentation(SegAugmentConfig(**OFF))
+    sample = _ellipse_sample()
+    out = aug(dict(sample))
+    assert torch.equal(torch.as_tensor(out["label"]), sample["label"])
+
+
+def _lv_over_la(size: int = 128) -> dict[str, torch.Tensor]:
+    """An LV cavity (1) above an LA (3), touching along a horizontal annulus at row 90, in dark tissue."""
+    yy, xx = np.mgrid[:size, :size]
+    label = np.zeros((size, size), np.float32)
+    label[(((yy - 50) / 42.0) ** 2 + ((xx - 64) / 20.0) ** 2 < 1) & (yy < 90)] = 1
+    label[(yy >= 90) & (((yy - 105) / 16.0) ** 2 + ((xx - 64) / 18.0) ** 2 < 1)] = 3
+    image = torch.as_tensor(np.where(label > 0, 0.05, 0.6).astype(np.float32))[None]
+    return {"image": image, "label": torch.as_tensor(label)[None], "mask": torch.ones(1, size, size)}
+
+
+def test_mitral_leaflets_brighten_the_lv_base_and_keep_the_labels():
+    aug = augmentation(SegAugmentConfig(**OFF, leaflet_prob=1.0))
+    aug.set_random_state(0)
+    sample = _lv_over_la()
+    out = aug(dict(sample))
+    assert torch.equal(torch.as_tensor(out["label"]), sample["label"])  # the cavity still ends at the annulus
+    changed = np.asarray(out["image"][0]) > np.asarray(sample["image"][0]) + 0.05
+    rows = np.nonzero(changed)[0]
+    assert changed.sum() > 20 and rows.min() > 55 and rows.max() <= 92  # strips in the basal half, from the annulus
+    inside = np.asarray(sample["label"][0]) == 1
+    assert (changed & ~inside).sum() <= 0.15 * changed.sum()  # in the cavity (antialiased edges aside)
+
+
+def test_mitral_leaflets_need_an_lv_touching_the_la():
+    sample = _lv_over_la()
+    sample["label"][sample["label"] == 3] = 0
+    aug = augmentation(SegAugmentConfig(**OFF, leaflet_prob=1.0))
+    out = aug(dict(sample))
+    assert torch.equal(torch.as_tensor(out["image"]), sample["image"])
