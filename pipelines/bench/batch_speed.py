@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Throughput of ``echokdm predict-batch`` (models loaded once per rank) on copies of the bundled sample.
 
-    python pipelines/bench/batch_speed.py [--studies 8] [--ranks 1,2] [--cpus 2]
+    python pipelines/bench/batch_speed.py [--studies 8] [--ranks 1,2] [--cpus 2] [--steps 10]
 
-For each rank count: a manifest of ``--studies`` copies of the SonoSite sample (ED -> ES, default steps) is run in
+For each rank count: a manifest of ``--studies`` copies of the SonoSite sample (ED -> ES, ``--steps``) is run in
 a fresh process (1 rank: ``python -m echokdm predict-batch``; more: ``torchrun --nproc_per_node``), each rank with
 ``--cpus / ranks`` torch threads. Printed: studies per minute of wall time, whole command included (imports and
 model loading), and the CPU seconds (user + system of every process) per study, which a loaded machine inflates
@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("--studies", type=int, default=8)
     ap.add_argument("--ranks", default="1,2")
     ap.add_argument("--cpus", type=int, default=2, help="torch threads over all ranks")
+    ap.add_argument("--steps", type=int, default=None, help="denoising steps (default: predict-batch's)")
     a = ap.parse_args()
 
     from echokdm.data import sample_path
@@ -63,7 +64,8 @@ def main() -> None:
             threads = max(1, a.cpus // ranks)
             env = {**os.environ, "OMP_NUM_THREADS": str(threads), "ECHOKDM_PROGRESS": "0"}
             out = folder / f"out{ranks}"
-            args = ["predict-batch", "--manifest", str(manifest), "--device", "cpu", "--out", str(out)]
+            args = ["predict-batch", "--manifest", str(manifest), "--device", "cpu", "--out", str(out),
+                    *(["--steps", str(a.steps)] if a.steps else [])]
             launch = ([sys.executable, "-m", "echokdm"] if ranks == 1 else
                       ["torchrun", "--standalone", f"--nproc_per_node={ranks}", "-m", "echokdm"])
             results[ranks] = (threads, *timed(launch + args, env))
@@ -74,8 +76,8 @@ def main() -> None:
                            capture_output=True, text=True, check=True).stdout.strip()
     print(floor)
     for ranks, (threads, wall, cpu) in results.items():
-        print(f"{ranks} rank(s) x {threads} thread(s): {a.studies} studies in {wall:.1f} s wall = "
-              f"{60 * a.studies / wall:.1f} studies/min; {cpu / a.studies:.2f} CPU s per study "
+        print(f"{ranks} rank(s) x {threads} thread(s), steps {a.steps or 'default'}: {a.studies} studies in "
+              f"{wall:.1f} s wall = {60 * a.studies / wall:.1f} studies/min; {cpu / a.studies:.2f} CPU s per study "
               f"(whole command: imports and model loading included)")
 
 
