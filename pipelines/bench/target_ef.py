@@ -2,7 +2,11 @@
 """``echokdm predict --target-ef`` on real shapes: the requested EF, the EF of the target keypoints and the EF the
 segmenter measures on the predicted frame, on the bundled SonoSite sample, the Acuson loop and a phantom loop.
 
-    python pipelines/bench/target_ef.py [--efs 35 50 60] [--out /tmp/target_ef]
+    python pipelines/bench/target_ef.py [--efs 35 50 60] [--out /tmp/target_ef] [--loops sonosite acuson phantom]
+        [--prior FILE]
+
+``--prior``: a motion prior file (``pipelines/fit_prior.py``) instead of the shipped one; one fitted on a real loop
+must not score that loop (``--loops``: the others).
 
 A generator-free reference sits beside each prediction: ``warp_ef``, the EF the same segmenter measures on the
 source frame warped exactly onto the target keypoints (their thin-plate-spline flow, on the source grid). Where
@@ -76,14 +80,19 @@ def main() -> None:
     ap.add_argument("--efs", type=float, nargs="+", default=[35.0, 50.0, 60.0])
     ap.add_argument("--out", type=Path, default=Path("/tmp/target_ef"))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--loops", nargs="+", default=["sonosite", "acuson", "phantom"])
+    ap.add_argument("--prior", help="motion prior file (default: the shipped one)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    from echokdm.predict import KDMPredictor, PredictOptions, read_input, save_prediction
+    from echokdm.predict import KDMPredictor, PredictOptions, PredictWeights, read_input, save_prediction
 
-    predictor = KDMPredictor.from_weights(device="cpu")
+    weights = PredictWeights(prior=a.prior) if a.prior else None
+    predictor = KDMPredictor.from_weights(weights, device="cpu")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, path in loops(Path(tmp)).items():
+            if name not in a.loops:
+                continue
             inp = read_input(path)
             for ef in [*a.efs, "es"]:
                 t0, c0 = time.perf_counter(), time.process_time()
