@@ -115,16 +115,13 @@ def calibrate_request(
     return EFCalibration(requested, best_x, best_m, tried, bounded, low, high)
 
 
-def calibrated_keypoints(
-    pipeline, prior: KeypointPrior, segment: Callable[[np.ndarray], np.ndarray], source: np.ndarray,
-    sector: np.ndarray, source_kps: np.ndarray, requested: float, spacing_mm: Sequence[float] | None,
-    steps: int, seed: int,
-) -> tuple[np.ndarray, EFCalibration]:
-    """The prior's ES keypoints for ``requested`` calibrated on KDM's predictions (:func:`calibrate_request`).
+class PredictionEFResponse:
+    """The EF measured on KDM's prediction as a function of the keypoint EF asked of the prior.
 
-    Each step predicts the target frame (:func:`echokdm.grid.kdm_on_source_grid`, alpha 1, ``steps`` steps, noise
-    seeded by ``seed``: what the final prediction does) and measures its EF as :func:`echokdm.metrics.prediction_ef`
-    does, between ``segment`` of the source and of the predicted frame.
+    A call predicts the target frame (:func:`echokdm.grid.kdm_on_source_grid`, alpha 1, ``steps`` steps, noise
+    seeded by ``seed``: what the final prediction does) from the prior's keypoints at that EF and measures its EF
+    as :func:`echokdm.metrics.prediction_ef` does, between ``segment`` of the source and of the predicted frame
+    (None where the prior cannot reach the EF or its keypoints leave the image).
 
     Args:
         pipeline: the KDM pipeline.
@@ -132,37 +129,55 @@ def calibrated_keypoints(
         segment: (H, W) frame -> (H, W) CAMUS labels.
         source, sector: (H, W) ED frame in [0, 1] and its sector mask.
         source_kps: (40, 2) keypoints (x, y) of the source.
-        requested: the EF asked for (percent).
         spacing_mm: (dy, dx) or None.
         steps, seed: denoising steps and noise seed of the prediction.
+    """
+
+    def __init__(
+        self, pipeline, prior: KeypointPrior, segment: Callable[[np.ndarray], np.ndarray], source: np.ndarray,
+        sector: np.ndarray, source_kps: np.ndarray, spacing_mm: Sequence[float] | None, steps: int, seed: int,
+    ) -> None:
+        self.pipeline, self.prior, self.segment = pipeline, prior, segment
+        self.source, self.sector, self.source_kps, self.spacing_mm = source, sector, source_kps, spacing_mm
+        self.steps, self.seed = steps, seed
+        self.source_labels = segment(source)
+
+    def keypoints(self, ef: float) -> np.ndarray | None:
+        """(40, 2) prior keypoints at keypoint EF ``ef``, None when unreachable or outside the image."""
+        try:
+            kps = np.asarray(self.prior(self.source_kps, target_ef=ef, spacing_mm=self.spacing_mm), dtype=np.float64)
+        except InputError:  # not reachable by scaling this heart's motion
+            return None
+        h, w = self.source.shape
+        inside = (kps[:, 0] >= 0) & (kps[:, 0] <= w - 1) & (kps[:, 1] >= 0) & (kps[:, 1] <= h - 1)
+        return kps if inside.all() else None
+
+    def __call__(self, ef: float) -> float | None:
+        import torch
+
+        from echokdm.grid import kdm_on_source_grid
+        from echokdm.metrics import prediction_ef
+
+        kps = self.keypoints(ef)
+        if kps is None:
+            return None
+        out = kdm_on_source_grid(self.pipeline, self.source, self.sector, self.source_kps, kps, [1.0], self.steps,
+                                 torch.Generator().manual_seed(self.seed))
+        labels = np.stack([self.source_labels, self.segment(out.frames[-1])])
+        return prediction_ef(labels, True, self.spacing_mm, len(self.source_kps)).ef
+
+
+def calibrated_keypoints(
+    pipeline, prior: KeypointPrior, segment: Callable[[np.ndarray], np.ndarray], source: np.ndarray,
+    sector: np.ndarray, source_kps: np.ndarray, requested: float, spacing_mm: Sequence[float] | None,
+    steps: int, seed: int,
+) -> tuple[np.ndarray, EFCalibration]:
+    """The prior's ES keypoints for ``requested`` calibrated on KDM's predictions: :func:`calibrate_request` of
+    the :class:`PredictionEFResponse` of these arguments.
 
     Returns:
         The (40, 2) target keypoints and the calibration.
     """
-    import torch
-
-    from echokdm.grid import kdm_on_source_grid
-    from echokdm.metrics import prediction_ef
-
-    source_labels = segment(source)
-    h, w = source.shape
-
-    def keypoints(ef: float) -> np.ndarray | None:
-        try:
-            kps = np.asarray(prior(source_kps, target_ef=ef, spacing_mm=spacing_mm), dtype=np.float64)
-        except InputError:  # not reachable by scaling this heart's motion
-            return None
-        inside = (kps[:, 0] >= 0) & (kps[:, 0] <= w - 1) & (kps[:, 1] >= 0) & (kps[:, 1] <= h - 1)
-        return kps if inside.all() else None
-
-    def measure(ef: float) -> float | None:
-        kps = keypoints(ef)
-        if kps is None:
-            return None
-        out = kdm_on_source_grid(pipeline, source, sector, source_kps, kps, [1.0], steps,
-                                 torch.Generator().manual_seed(seed))
-        labels = np.stack([source_labels, segment(out.frames[-1])])
-        return prediction_ef(labels, True, spacing_mm, len(source_kps)).ef
-
-    calibration = calibrate_request(measure, requested)
-    return keypoints(calibration.keypoints_ef), calibration
+    response = PredictionEFResponse(pipeline, prior, segment, source, sector, source_kps, spacing_mm, steps, seed)
+    calibration = calibrate_request(response, requested)
+    return response.keypoints(calibration.keypoints_ef), calibration
