@@ -63,6 +63,7 @@ SUMMARY_COLUMNS = (
     ("source_frame", ("source_frame",)),
     ("target_frame", ("target_frame",)),
     ("ef_source_beat", ("ef", "source_beat")),
+    ("ef_requested", ("ef", "requested")),
     ("ef_target_keypoints", ("ef", "target_keypoints")),
     ("ef_prediction", ("ef", "prediction")),
     ("ef_consistency", ("ef", "consistency", "seg_vs_keypoints")),

@@ -114,8 +114,14 @@ def command(
     ef = p.report["ef"]
     click.echo(f"predicted {len(p.frames)} frame(s) from frame {p.source_frame} -> {out}")
     line = f"EF source beat {ef['source_beat']:.1f}%, target keypoints {ef['target_keypoints']:.1f}%"
+    if ef["requested"] is not None:
+        line += f" (solved for the requested {ef['requested']:g}%)"
     line += f", prediction {ef['prediction']:.1f}%" if ef["prediction"] is not None else f" ({ef['prediction_note']})"
     click.echo(line)
+    cal = ef["calibration"]
+    if cal is not None and cal["bounded"]:
+        click.echo(f"warning: EF {cal['requested']:g}% needs target keypoints beyond the plausible {cal['low']:g}-"
+                   f"{cal['high']:g}%; the closest prediction measures {ef['prediction']:.1f}%")
     if ef["implausible"]:
         click.echo(f"warning: implausible EF (outside 0-100 %: ESV > EDV or worse) of {', '.join(ef['implausible'])}; "
                    "check the loop, the keypoints and the weights")

@@ -18,6 +18,7 @@ from echokdm.evaluate.predictors import Predictor
 from echokdm.evaluate.tasks import Sample
 from echokdm.flow import warp
 from echokdm.grid import kdm_on_source_grid, on_source_grid
+from echokdm.labels import camus_labels
 from echokdm.models.diffusion import sample as diffusion_sample
 from echokdm.models.diffusion import sampling_scheduler
 from echokdm.models.k2i import k2i_condition
@@ -44,6 +45,7 @@ class KDMModel(Predictor):
         self.steps = steps
         w = weights or PredictWeights()
         self.pipe = EchoKDMPipeline.from_weights(w.flow_vae, w.k2f, w.f2i)
+        self._segmenter = None  # built-in segmenter, built for target-ef samples (calibrated requests)
 
     def to(self, device: torch.device) -> KDMModel:
         self.pipe.to(device)
@@ -54,9 +56,32 @@ class KDMModel(Predictor):
     def __call__(self, sample: Sample, generator: torch.Generator | None = None) -> np.ndarray:
         with autocast(self.pipe.f2i_unet.device):
             return kdm_on_source_grid(
-                self.pipe, sample.source, sample.sector_mask, sample.source_keypoints, sample.target_keypoints,
+                self.pipe, sample.source, sample.sector_mask, sample.source_keypoints, self.targets(sample, generator),
                 num_inference_steps=self.steps, generator=generator, warp_only=self.warp_only,
             ).frames
+
+    def targets(self, sample: Sample, generator: torch.Generator | None, pipe=None) -> np.ndarray:
+        """The sample's target keypoints; for a requested EF (target-ef), the prior's keypoints calibrated as
+        ``echokdm predict --target-ef`` does (:func:`echokdm.predict.ef_request.calibrated_keypoints`, with the
+        built-in segmenter and this predictor's steps and noise; ``pipe``: the pipeline, default this one's)."""
+        if sample.target_ef is None or sample.prior is None or self.warp_only:
+            return sample.target_keypoints
+        from echokdm.predict.ef_request import calibrated_keypoints
+        from echokdm.segmenter import BuiltinSegmenter
+
+        if self._segmenter is None:
+            self._segmenter = BuiltinSegmenter(device=str(self.pipe.f2i_unet.device))
+
+        def segment(frame: np.ndarray) -> np.ndarray:
+            seg = self._segmenter(frame[None], sector_mask=sample.sector_mask, spacing_mm=sample.spacing_mm)
+            return camus_labels(seg)[0]
+
+        seed = generator.initial_seed() if generator is not None else 0
+        kps, _ = calibrated_keypoints(
+            pipe or self.pipe, sample.prior, segment, sample.source, sample.sector_mask, sample.source_keypoints,
+            sample.target_ef, sample.spacing_mm, self.steps, seed,
+        )
+        return kps[None]
 
 
 class KDMAdaptModel(KDMModel):
@@ -97,7 +122,7 @@ class KDMAdaptModel(KDMModel):
                                  seed=seed, labels=sample.loop_labels)
         with autocast(pipe.f2i_unet.device):
             return kdm_on_source_grid(
-                pipe, sample.source, sample.sector_mask, sample.source_keypoints, sample.target_keypoints,
+                pipe, sample.source, sample.sector_mask, sample.source_keypoints, self.targets(sample, generator, pipe),
                 num_inference_steps=self.steps, generator=generator,
             ).frames
 

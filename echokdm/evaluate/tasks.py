@@ -52,6 +52,8 @@ class Sample:
         loop: (T, H, W) float32 the whole loop (for predictors that adapt to it), or None.
         target_frames: loop indices of ``targets`` (what such a predictor must leave out), or None.
         loop_labels: frame index -> (H, W) uint8 labels of the loop's labelled frames, or None.
+        prior: the keypoint motion prior that made ``target_keypoints`` (target-ef only), so that a predictor can
+            calibrate the request (:func:`echokdm.predict.ef_request.calibrated_keypoints`).
     """
 
     sample_id: str
@@ -70,6 +72,7 @@ class Sample:
     loop: np.ndarray | None = None
     target_frames: list[int] | None = None
     loop_labels: dict[int, np.ndarray] | None = None
+    prior: KeypointPrior | None = None
 
 
 def load_prior(path: str | os.PathLike | None = None) -> KeypointPrior:
@@ -204,7 +207,7 @@ def make_sample(
             prior = load_prior()
         ef = target_ef_for(case.case_id, seed)
         tk = np.asarray(prior(common["source_keypoints"], target_ef=ef, spacing_mm=case.spacing_mm), dtype=np.float64)
-        return Sample(**common, target_keypoints=tk[None], target_ef=ef)
+        return Sample(**common, target_keypoints=tk[None], target_ef=ef, prior=prior)
     if task == "sequence":
         if case.es <= case.ed:
             raise InputError(f"case {case.case_id}: the sequence task needs ES ({case.es}) after ED ({case.ed})")

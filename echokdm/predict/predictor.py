@@ -16,6 +16,7 @@ from echokdm.device import autocast, channels_last, check_precision, resolve_dev
 from echokdm.errors import UnsupportedError
 from echokdm.grid import kdm_on_source_grid
 from echokdm.labels import camus_labels
+from echokdm.predict.ef_request import calibrated_keypoints
 from echokdm.predict.options import PredictOptions, PredictWeights
 from echokdm.predict.report import Prediction, measure, study_sections
 from echokdm.predict.study import StudyInput, find_study, read_input
@@ -159,6 +160,13 @@ class KDMPredictor:
             study = find_study(inp, labels, lambda: self.prior)
         source = inp.frames[study.source_frame]
         pipeline, adapt = self._adapted(inp, labels, study.target_frame, clock)
+        calibration = None
+        if opts.mode == "target_ef":
+            with clock("calibrate"):
+                study.target_kps, calibration = calibrated_keypoints(
+                    pipeline, self.prior, lambda f: self._segment_frames(f[None], inp)[0], source, inp.sector,
+                    study.source_kps, opts.target_ef, inp.spacing, opts.steps, opts.seed,
+                )
         out = kdm_on_source_grid(
             pipeline, source, inp.sector, study.source_kps, study.target_kps, opts.alphas, opts.steps,
             torch.Generator().manual_seed(opts.seed), clock=clock,
@@ -168,6 +176,7 @@ class KDMPredictor:
         with clock("measure"):
             sections = {**study_sections(study, out.fit, self.device), **measure(study, out.frames, pred_labels)}
             sections["adapt"] = adapt
+            sections["ef"]["calibration"] = None if calibration is None else calibration.as_dict()
         clock.seconds["total"] = time.perf_counter() - t_start
         observed = study.target_frame is not None
         return Prediction(

@@ -2,7 +2,14 @@
 """``echokdm predict --target-ef`` on real shapes: the requested EF, the EF of the target keypoints and the EF the
 segmenter measures on the predicted frame, on the bundled SonoSite sample, the Acuson loop and a phantom loop.
 
-    python pipelines/bench/target_ef.py [--efs 35 50 60] [--out /tmp/target_ef]
+    python pipelines/bench/target_ef.py [--efs 35 50 60] [--out /tmp/target_ef] [--loops sonosite acuson phantom]
+        [--prior FILE]
+
+``--response 20 30 ...``: instead, the EF measured on the prediction for each keypoint EF asked of the prior
+(no calibration; :class:`echokdm.predict.ef_request.PredictionEFResponse`), one line per loop.
+
+``--prior``: a motion prior file (``pipelines/fit_prior.py``) instead of the shipped one; one fitted on a real loop
+must not score that loop (``--loops``: the others).
 
 A generator-free reference sits beside each prediction: ``warp_ef``, the EF the same segmenter measures on the
 source frame warped exactly onto the target keypoints (their thin-plate-spline flow, on the source grid). Where
@@ -24,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+
+from echokdm.labels import camus_labels
 
 ACUSON = Path("/work/shared/data/real/acuson_a4c.dcm")
 
@@ -71,19 +80,51 @@ def real_ef(segmenter, inp, pred) -> float:
     return seg_ef(segmenter, inp, pred.source, pred.target)
 
 
+def response(predictor, path: Path):
+    """The :class:`~echokdm.predict.ef_request.PredictionEFResponse` of the loop at ``path`` (its first beat's
+    ED, default steps and seed 0, as ``predict --target-ef`` calibrates)."""
+    from echokdm.predict import PredictOptions, read_input
+    from echokdm.predict.ef_request import PredictionEFResponse
+    from echokdm.predict.study import find_study
+
+    opts = PredictOptions(target_ef=50)
+    inp = read_input(path, opts)
+    labels = camus_labels(predictor.segmenter(inp.frames, sector_mask=inp.sector, spacing_mm=inp.spacing,
+                                              frame_time_ms=inp.meta.get("frame_time_ms")))
+    study = find_study(inp, labels, lambda: predictor.prior)
+    source = inp.frames[study.source_frame]
+    return PredictionEFResponse(predictor.pipeline, predictor.prior, lambda f: seg_labels(predictor, inp, f), source,
+                                inp.sector, study.source_kps, inp.spacing, opts.steps, opts.seed)
+
+
+def seg_labels(predictor, inp, frame: np.ndarray) -> np.ndarray:
+    """CAMUS labels of one frame by the predictor's segmenter."""
+    return camus_labels(predictor.segmenter(frame[None], sector_mask=inp.sector, spacing_mm=inp.spacing))[0]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--efs", type=float, nargs="+", default=[35.0, 50.0, 60.0])
     ap.add_argument("--out", type=Path, default=Path("/tmp/target_ef"))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--loops", nargs="+", default=["sonosite", "acuson", "phantom"])
+    ap.add_argument("--prior", help="motion prior file (default: the shipped one)")
+    ap.add_argument("--response", type=float, nargs="+", help="keypoint EFs: print the prediction's EF of each")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    from echokdm.predict import KDMPredictor, PredictOptions, read_input, save_prediction
+    from echokdm.predict import KDMPredictor, PredictOptions, PredictWeights, read_input, save_prediction
 
-    predictor = KDMPredictor.from_weights(device="cpu")
+    weights = PredictWeights(prior=a.prior) if a.prior else None
+    predictor = KDMPredictor.from_weights(weights, device="cpu")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, path in loops(Path(tmp)).items():
+            if name not in a.loops:
+                continue
+            if a.response:
+                measure = response(predictor, path)
+                print(name, {ef: None if (m := measure(ef)) is None else round(m, 1) for ef in a.response}, flush=True)
+                continue
             inp = read_input(path)
             for ef in [*a.efs, "es"]:
                 t0, c0 = time.perf_counter(), time.process_time()
@@ -103,6 +144,8 @@ def main() -> None:
                     "wall_s": round(seconds, 1), "cpu_s": round(cpu, 1),
                 })
                 print(rows[-1], flush=True)
+    if a.response:
+        return
     table = pd.DataFrame(rows)
     a.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(a.out / "target_ef.csv", index=False)

@@ -139,3 +139,28 @@ def test_target_ef_without_a_prior_says_so(tmp_path, monkeypatch):
     with pytest.raises(UnsupportedError, match="target-ef"):
         run_evaluation(refs([0]), tmp_path / "n", task="target-ef", segmenter="atlas")
     assert not (tmp_path / "n").exists()
+
+
+def test_kdm_calibrates_a_requested_ef(tiny_weights, monkeypatch):
+    """kdm predicts from the prior's keypoints at the EF the calibration solved for (as predict --target-ef),
+    each calibration step a prediction measured; k2f-warp keeps the sample's keypoints."""
+    import torch
+
+    import echokdm.predict.ef_request as er
+    from echokdm.evaluate.kdm import K2FWarpModel, KDMModel
+    from echokdm.predict import PredictWeights
+
+    steps = []
+
+    def solved_10_above(measure, requested, **kw):
+        steps.append((requested, measure(requested + 10)))
+        return er.EFCalibration(requested, requested + 10, steps[-1][1])
+
+    monkeypatch.setattr(er, "calibrate_request", solved_10_above)
+    sample = make_sample(synthetic_case(0, size=SIZE), "target-ef", prior=ScalingPrior())
+    weights = PredictWeights.from_dir(tiny_weights)
+    kps = KDMModel(steps=1, weights=weights).targets(sample, torch.Generator().manual_seed(0))
+    assert kps.shape == sample.target_keypoints.shape and steps[0][0] == sample.target_ef
+    assert ef_from_keypoints(sample.source_keypoints, kps[0], sample.spacing_mm) == pytest.approx(
+        sample.target_ef + 10, abs=0.01)
+    assert K2FWarpModel(steps=1, weights=weights).targets(sample, None) is sample.target_keypoints

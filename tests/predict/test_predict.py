@@ -185,7 +185,23 @@ def test_target_ef_is_solved_on_the_loops_spacing(predictor, phantom_study, tmp_
     write_cine_dicom(dicom, phantom_study.frames, frame_time_ms=meta["frame_time_ms"], spacing_mm=(0.25, 0.5))
     p = predictor.predict(dicom, PredictOptions(seg=str(phantom_study.labels_nii), steps=1, target_ef=35))
     assert p.report["input"]["spacing_mm"] == [0.25, 0.5]
-    assert p.report["ef"]["target_keypoints"] == pytest.approx(35, abs=0.01)
+    cal = p.report["ef"]["calibration"]
+    assert cal["tried"][0][0] == 35 and cal["requested"] == 35
+    assert p.report["ef"]["target_keypoints"] == pytest.approx(cal["keypoints_ef"], abs=0.01)
+
+
+def test_target_ef_is_calibrated_on_the_prediction(oracle, phantom_study):
+    """The keypoint EF is solved so that the prediction measures the request; the report's prediction is the
+    calibration's best (same seed, same pixels), its keypoints those of the EF used."""
+    p = oracle.predict(phantom_study.dicom, opts(phantom_study, target_ef=30))
+    ef = p.report["ef"]
+    cal = ef["calibration"]
+    assert ef["prediction"] is not None and ef["prediction"] == pytest.approx(cal["measured"], abs=1e-9)
+    assert ef["target_keypoints"] == pytest.approx(cal["keypoints_ef"], abs=0.01)
+    assert cal["low"] <= cal["keypoints_ef"] <= cal["high"]
+    measured = [m for _, m in cal["tried"] if m is not None]
+    assert abs(cal["measured"] - 30) == min(abs(m - 30) for m in measured)
+    assert oracle.predict(phantom_study.dicom, opts(phantom_study, target_ef=30)).report["ef"]["calibration"] == cal
 
 
 def test_input_is_read_once_before_any_model(phantom_study, tmp_path, monkeypatch):

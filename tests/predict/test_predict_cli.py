@@ -201,3 +201,18 @@ def test_a_bad_input_fails_before_torch_loads(tmp_path):
     assert len(lines) == 3 and lines[0].startswith("refused:") and lines[1].startswith("refused:"), r.stdout
     assert lines[2] == "[]", r.stdout
     assert not (tmp_path / "out").exists()
+
+
+def test_target_ef_says_what_it_solved_for(study, tiny_weights, tmp_path):
+    """The summary gives the request beside the keypoint EF solved for, and warns when the plausible range
+    could not reach it (as report.json's ef.calibration says)."""
+    out = tmp_path / "ef"
+    code, stdout, stderr = run_inprocess(["predict", "--dicom", str(study / "study.dcm"), "--seg",
+                                          str(study / "labels.nii.gz"), "--target-ef", "35", "--steps", "1",
+                                          "--weights", str(tiny_weights), "--out", str(out)])
+    assert code == 0, stderr
+    rep = json.loads((out / "report.json").read_text())
+    jsonschema.validate(rep, SCHEMA)
+    cal = rep["ef"]["calibration"]
+    assert f"target keypoints {cal['keypoints_ef']:.1f}% (solved for the requested 35%)" in stdout
+    assert ("warning: EF 35% needs target keypoints beyond" in stdout) == cal["bounded"]
