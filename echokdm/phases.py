@@ -144,7 +144,8 @@ def _suppress(found: list[int], s: np.ndarray, period: float | None) -> list[int
 def _keep_edges(found: list[int], s: np.ndarray, period: float | None, edge_slope: float) -> list[int]:
     """Keep a maximum at the first or last frame only where the curve is flat (slope below ``edge_slope``
     of the steepest) or as high as the other maxima (within 5% of the curve's range), never far below them,
-    and, when the period is known, only where another maximum repeats within one frame of it."""
+    and, when the period is known, only where another maximum repeats a whole number of periods away (within
+    one frame or a tenth of the period: ES and ED plateaus are broad, and beats vary)."""
     n = len(s)
     inner = [p for p in found if 0 < p < n - 1]
     span = float(s.max() - s.min())
@@ -160,7 +161,7 @@ def _keep_edges(found: list[int], s: np.ndarray, period: float | None, edge_slop
                 continue
             if inner and period:
                 q = min(inner, key=lambda i: abs(i - p))
-                if abs(q + round((p - q) / period) * period - p) > 1.0:
+                if abs(q + round((p - q) / period) * period - p) > max(1.0, 0.1 * period):
                     continue
         keep.append(p)
     return keep
