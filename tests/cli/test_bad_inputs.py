@@ -465,6 +465,7 @@ mutation = st.one_of(
 @example(mutations=[('delete', 'PixelData', None)])  # no pixel data
 @example(mutations=[('wrong_vr', 'Modality', ''), ('delete', 'SOPClassUID', None)])  # header incomplete
 @example(mutations=[('set', 'SOPClassUID', '1.2.840.10008.5.1.4.1.1.2'), ('set', 'Modality', 'CT')])  # not ultrasound
+@example(mutations=[('set', 'SOPClassUID', '1.2.3'), ('delete', 'Modality', None)])  # no Modality, unknown class
 def test_tag_mutations_of_a_real_loop(mutations, tmp_path_factory):
     path = tmp_path_factory.mktemp("tags") / "study.dcm"
     ds = pydicom.dcmread(sample_path("sonosite"))
