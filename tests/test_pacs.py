@@ -152,9 +152,11 @@ def test_server_going_away_mid_batch_then_resume(archive, predictor, tmp_path):
 
     watcher = threading.Thread(target=pull_the_plug, daemon=True)
     watcher.start()
+    web = DicomWeb(server.url)
+    # dicomweb-client retries a request 5 times, 2 + 4 + 8 + 16 s apart: the same 5 attempts, milliseconds apart
+    web.client.set_http_retry_params(wait_exponential_multiplier=1)
     with pytest.raises(RemoteError, match="cannot be reached.*run the same command again to resume"):
-        predict_batch(None, out, dicomweb=DicomWeb(server.url), studies=[archive.study_a], store=True, steps=1,
-                      predictor=predictor)
+        predict_batch(None, out, dicomweb=web, studies=[archive.study_a], store=True, steps=1, predictor=predictor)
     watcher.join(timeout=60)
     finished = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("*/report.json")}
     assert finished and not all((out / s / "stored.json").is_file() for s in archive.cines_a)

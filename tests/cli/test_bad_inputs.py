@@ -37,7 +37,7 @@ from broken_inputs import (
     try_case,
     unreadable_is_readable,
 )
-from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import HealthCheck, example, given, reject, settings
 from hypothesis import strategies as st
 from pydicom.dataelem import DataElement
 
@@ -58,6 +58,26 @@ def base(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _quiet(monkeypatch):
     monkeypatch.setenv("ECHOKDM_PROGRESS", "0")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _models_loaded_once():
+    """The rows run predict and predict-batch hundreds of times on the same tiny weights: each set of weights is
+    loaded once in this module (``KDMPredictor.from_weights`` memoized). Every row still runs the command through
+    the console entry point; loading itself is tested in tests/models and tests/predict."""
+    from echokdm.predict import KDMPredictor
+
+    load, loaded = KDMPredictor.from_weights.__func__, {}
+
+    def once(cls, weights=None, device="auto", precision="auto"):
+        key = repr(weights), device, precision
+        if key not in loaded:
+            loaded[key] = load(cls, weights, device, precision)
+        return loaded[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(KDMPredictor, "from_weights", classmethod(once))
+        yield
 
 
 #: odd loops that the loader reads to the same frames and meta, bar the file name (each value unknown, with the
@@ -342,7 +362,10 @@ def _check_contract(path: Path) -> None:
     assert digest(path) == before
 
 
-PROPERTY = settings(max_examples=100, derandomize=True, database=None, deadline=None,
+#: 25 generated examples per property (a fixed set: derandomized), on top of the explicit ``@example`` rows: one
+#: per outcome class that 400 random examples of each strategy reached (a success with each of frame time and
+#: spacing known or unknown, and every distinct error of the loader), so every class runs on every run
+PROPERTY = settings(max_examples=25, derandomize=True, database=None, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
@@ -357,6 +380,18 @@ def byte_edits(draw) -> tuple[list[tuple[int, int]], int | None]:
 @pytest.mark.slow
 @PROPERTY
 @given(edit=byte_edits())
+@example(edit=([(516, 0)], None))  # a header byte that changes nothing: loads, spacing known
+@example(edit=([(82627, 0)], None))  # a JPEG byte: loads, spacing unknown (the image's calibration is lost)
+@example(edit=([(2868, 80)], 2102))  # cut in the header: lacks Rows
+@example(edit=([(132, 0)], None))  # file meta damaged: no transfer syntax
+@example(edit=([(35040, 0)], None))  # the pixel data tag damaged: no pixel data
+@example(edit=([(0, 0)], 110))  # cut before the DICM marker: not a DICOM file
+@example(edit=([(6537, 44)], 170))  # cut right after the preamble: header incomplete
+@example(edit=([(35397, 110)], 153386))  # cut in the JPEG data: pixel data truncated
+@example(edit=([(0, 0)], 0))  # cut to nothing: an empty file
+@example(edit=([(132, 251), (785, 255)], None))  # an unknown VR: header corrupt
+@example(edit=([(149949, 214)], 1051))  # a value of the wrong length: header corrupt
+@example(edit=([(77630, 234)], None))  # a JPEG byte the decoder refuses: pixel data corrupt at a frame
 def test_byte_mutations_of_a_real_loop(edit, tmp_path_factory):
     edits, cut = edit
     data = bytearray(SONOSITE)
@@ -407,6 +442,30 @@ mutation = st.one_of(
 @pytest.mark.slow
 @PROPERTY
 @given(mutations=st.lists(mutation, min_size=1, max_size=4))
+@example(mutations=[('set', 'BitsStored', 7)])  # loads, spacing unknown
+@example(mutations=[('set', 'HighBit', 8)])  # loads, spacing known
+@example(mutations=[('set', 'FrameTime', '0')])  # loads, frame time unknown
+@example(mutations=[('set', 'FrameTime', ''), ('delete', 'SequenceOfUltrasoundRegions', None)])  # loads, both unknown
+@example(mutations=[('region', 'PhysicalDeltaX', float('nan'))])  # loads, a NaN calibration ignored
+@example(mutations=[('wrong_vr', 'Rows', '')])  # malformed attribute (not a number)
+@example(mutations=[('wrong_vr', 'NumberOfFrames', '\\')])  # malformed attribute (two values)
+@example(mutations=[('set', 'BitsAllocated', 0)])  # Bits Allocated refused
+@example(mutations=[('set', 'BitsStored', 9)])  # Bits Stored refused
+@example(mutations=[('delete', 'Columns', None)])  # a required attribute missing
+@example(mutations=[('delete', 'NumberOfFrames', None)])  # frame count contradicts the fragments
+@example(mutations=[('set', 'NumberOfFrames', '60')])  # more frames claimed than fragments
+@example(mutations=[('set', 'NumberOfFrames', '0')])  # no frame
+@example(mutations=[('set', 'SamplesPerPixel', 0)])  # Samples per Pixel refused
+@example(mutations=[('wrong_vr', 'PhotometricInterpretation', 'abc')])  # photometric interpretation refused
+@example(mutations=[('set', 'Rows', 0)])  # absurd image size
+@example(mutations=[('delete', 'SamplesPerPixel', None)])  # the decoder lacks an attribute
+@example(mutations=[('set', 'Columns', 319)])  # frames of the wrong size
+@example(mutations=[('set', 'PixelRepresentation', 1)])  # signed colour pixels refused by the decoder
+@example(mutations=[('wrong_vr', 'PlanarConfiguration', '')])  # an attribute value the decoder refuses
+@example(mutations=[('delete', 'PixelData', None)])  # no pixel data
+@example(mutations=[('wrong_vr', 'Modality', ''), ('delete', 'SOPClassUID', None)])  # header incomplete
+@example(mutations=[('set', 'SOPClassUID', '1.2.840.10008.5.1.4.1.1.2'), ('set', 'Modality', 'CT')])  # not ultrasound
+@example(mutations=[('set', 'SOPClassUID', '1.2.3'), ('delete', 'Modality', None)])  # no Modality, unknown class
 def test_tag_mutations_of_a_real_loop(mutations, tmp_path_factory):
     path = tmp_path_factory.mktemp("tags") / "study.dcm"
     ds = pydicom.dcmread(sample_path("sonosite"))

@@ -1,5 +1,6 @@
 """The evaluation harness on the phantom test split: baseline ordering, and ``echokdm evaluate`` as a user runs it."""
 
+import copy
 import subprocess
 import sys
 
@@ -8,6 +9,25 @@ import pytest
 from hardening_files import echokdm_inprocess
 
 from echokdm.evaluate.report import run_evaluation
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _each_loop_simulated_once():
+    """The report's example strip simulates its picked cases again, and a resumed run its cases: in this module each
+    phantom loop is simulated once (``echokdm.phantom.simulate`` memoized on its parameters; the phantom's own
+    tests, determinism included, use the real one)."""
+    import echokdm.phantom as phantom
+
+    simulate, loops = phantom.simulate, {}
+
+    def once(params):
+        if repr(params) not in loops:
+            loops[repr(params)] = simulate(params)
+        return copy.deepcopy(loops[repr(params)])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(phantom, "simulate", once)
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 
 def _config(tmp_path, **data):
     return {
-        "train": {"epochs": 1, "batch_size": 4, "lr": 1e-3, "threads": 2, "tensorboard": False},
+        "train": {"epochs": 1, "batch_size": 4, "lr": 1e-3, "threads": 1, "tensorboard": False},
         "data": {
             "size": SIZE,
             "train_loops": 2,
