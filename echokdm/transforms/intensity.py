@@ -155,7 +155,28 @@ class RandHaze(_RandIntensity):
         return (img + torch.as_tensor(self.haze, device=img.device)).clamp(0.0, 1.0)
 
 
-class RandTissueContrast(RandomizableTransform):
+class _RandLabelIntensity(RandomizableTransform):
+    """Base of the transforms that also read the label map: ``randomize(img)`` draws, ``apply(img, lab)`` uses
+    the draw with the (H, W) int64 labels."""
+
+    @abstractmethod
+    def apply(self, img: torch.Tensor, lab: np.ndarray) -> torch.Tensor:
+        """``img`` (1, H, W) float32 with the drawn change applied, given its (H, W) labels ``lab``."""
+
+    def __call__(
+        self, img: np.ndarray | torch.Tensor, label: np.ndarray | torch.Tensor, randomize: bool = True
+    ) -> torch.Tensor:
+        """Args: img (1, H, W) in [0, 1]; label (1, H, W) label map; randomize: draw anew. Returns: float32 image."""
+        img = _as_image(img)
+        if randomize:
+            self.randomize(img)
+        if not self._do_transform:
+            return img
+        lab = np.asarray(label.detach().cpu() if torch.is_tensor(label) else label)[0].round().astype(np.int64)
+        return self.apply(img, lab)
+
+
+class RandTissueContrast(_RandLabelIntensity):
     """Randomise the echogenicity of each kind of structure, given the phantom's label map.
 
     Real blood pools are rarely black (clutter, haze, harmonics) and the myocardium is not always brighter
@@ -190,23 +211,15 @@ class RandTissueContrast(RandomizableTransform):
         clutter *= self.R.uniform(*self.fill) / clutter.mean()
         self.clutter = clutter
 
-    def __call__(
-        self, img: np.ndarray | torch.Tensor, label: np.ndarray | torch.Tensor, randomize: bool = True
-    ) -> torch.Tensor:
-        """Args: img (1, H, W) in [0, 1]; label (1, H, W) phantom labels 0-6. Returns: the new image, float32."""
-        img = _as_image(img)
-        if randomize:
-            self.randomize(img)
-        if not self._do_transform:
-            return img
-        lab = np.asarray(label, dtype=np.int64)[0] if not torch.is_tensor(label) else label[0].long().cpu().numpy()
+    def apply(self, img: torch.Tensor, lab: np.ndarray) -> torch.Tensor:
+        """The gains and clutter applied by the phantom labels ``lab`` (0-6)."""
         gain = gaussian_filter(self.gains[np.clip(lab, 0, 6)], 1.0)
         blood = gaussian_filter(np.isin(lab, self.BLOOD).astype(np.float32), 1.0)
         clutter = torch.as_tensor((blood * self.clutter).astype(np.float32), device=img.device)
         return (img * torch.as_tensor(gain, device=img.device) + clutter).clamp(0.0, 1.0)
 
 
-class RandMitralLeaflets(RandomizableTransform):
+class RandMitralLeaflets(_RandLabelIntensity):
     """Open mitral leaflets in the LV base, as real diastolic frames show them: two bright strips hinged at
     the ends of the LV-LA border (the annulus) and reaching into the cavity, the anterior (septal) one longer.
 
@@ -244,19 +257,11 @@ class RandMitralLeaflets(RandomizableTransform):
                 "brightness": float(self.R.uniform(*self.brightness)),
             }
 
-    def __call__(
-        self, img: np.ndarray | torch.Tensor, label: np.ndarray | torch.Tensor, randomize: bool = True
-    ) -> torch.Tensor:
-        """Args: img (1, H, W) in [0, 1]; label (1, H, W) labels (1 LV cavity, 3 LA). Returns: float32 image."""
-        import cv2
+    def apply(self, img: torch.Tensor, lab: np.ndarray) -> torch.Tensor:
+        """The drawn leaflets at the annulus of ``lab`` (1 LV cavity, 3 LA)."""
+        import cv2  # here, not at the top: the CLI imports this package and never draws leaflets
         from scipy.ndimage import binary_dilation
 
-        img = _as_image(img)
-        if randomize:
-            self.randomize(img)
-        if not self._do_transform:
-            return img
-        lab = np.asarray(label.cpu() if torch.is_tensor(label) else label)[0].round().astype(np.int64)
         cavity = lab == 1
         border = cavity & binary_dilation(lab == 3)
         if border.sum() < 2:
