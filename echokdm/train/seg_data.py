@@ -74,6 +74,7 @@ class SegAugmentConfig:
         0.7, "per-structure echogenicity: grey clutter in all four chambers, independent myocardium/tissue gain"
     )
     leaflet_prob: float = option(0.0, "open mitral leaflets drawn in the LV base (the cavity ends at the annulus)")
+    leaflets_in_systole: bool = option(True, "draw them in systole too (False: only between ES and the next ED)")
     gamma: tuple[float, float] = option((0.5, 2.0), "gamma range of the contrast change")
     gamma_prob: float = option(0.5, "probability of a gamma change")
     bias_field_prob: float = option(0.3, "smooth gain field (time-gain compensation, lateral gain)")
@@ -265,7 +266,10 @@ def augmentation(cfg: SegAugmentConfig) -> Compose:
             ),
             RandFlipd(keys, prob=cfg.flip_prob, spatial_axis=1),
             RandTissueContrastd("image", label_key="label", prob=cfg.tissue_contrast_prob),
-            RandMitralLeafletsd("image", label_key="label", prob=cfg.leaflet_prob),
+            RandMitralLeafletsd(
+                "image", label_key="label", open_key=None if cfg.leaflets_in_systole else "valve_open",
+                prob=cfg.leaflet_prob,
+            ),
             RandBiasFieldd("image", prob=cfg.bias_field_prob, coeff_range=(0.0, 0.3)),
             RandAdjustContrastd("image", prob=cfg.gamma_prob, gamma=cfg.gamma),
             RandHistogramShiftd("image", prob=cfg.hist_shift_prob, num_control_points=(4, 8)),
@@ -339,6 +343,7 @@ class PhantomFrames(Dataset):
             self.augment[0].set_random_state(seed=int(rng.integers(2**31)))
             sample = self.augment[0](sample)
         sample = to_working_grid(sample, self.size)
+        sample["valve_open"] = torch.tensor(not in_systole(t, loop["ed"], loop["es"]))
         if self.augment is not None:
             self.augment[1].set_random_state(seed=int(rng.integers(2**31)))
             sample = self.augment[1](sample)
@@ -347,6 +352,16 @@ class PhantomFrames(Dataset):
         label = _plain(sample["label"]).round().long()
         label[label > 3] = 0  # RV, RA and other tissue are background for the segmenter
         return {"image": image, "label": label}
+
+
+def in_systole(t: int, ed: np.ndarray, es: np.ndarray) -> bool:
+    """Frame ``t`` lies from an ED to the ES that follows it, both included (the mitral valve closed); before the
+    loop's first event, when that event is an ES."""
+    events = sorted([(int(i), "ED") for i in ed] + [(int(i), "ES") for i in es])
+    before = [kind for i, kind in events if i <= t]
+    if before:
+        return before[-1] == "ED" or t in {int(i) for i in es}
+    return bool(events) and events[0][1] == "ES"
 
 
 def _plain(x: Any) -> torch.Tensor:

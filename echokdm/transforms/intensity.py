@@ -370,9 +370,22 @@ class RandTissueContrastd(_RandLabelIntensityd):
 
 
 class RandMitralLeafletsd(_RandLabelIntensityd):
-    """Dictionary version of :class:`RandMitralLeaflets`; ``label_key`` names the label map."""
+    """Dictionary version of :class:`RandMitralLeaflets`; ``label_key`` names the label map, and ``open_key``, when
+    given, an entry that is false where the valve is closed (systole): such samples keep their image."""
 
     array_class = RandMitralLeaflets
+
+    def __init__(self, keys: KeysCollection, label_key: str = "label", open_key: str | None = None, **kwargs) -> None:
+        super().__init__(keys, label_key, **kwargs)
+        self.open_key = open_key
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        if self.open_key is None or bool(data[self.open_key]):
+            return super().__call__(data)
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = _as_image(d[key])
+        return d
 
 
 __all__ = [

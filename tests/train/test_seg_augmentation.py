@@ -75,3 +75,24 @@ def test_mitral_leaflets_need_an_lv_touching_the_la():
     aug = augmentation(SegAugmentConfig(**OFF, leaflet_prob=1.0))
     out = aug(dict(sample))
     assert torch.equal(torch.as_tensor(out["image"]), sample["image"])
+
+
+def test_leaflets_only_where_the_valve_is_open():
+    from echokdm.transforms import RandMitralLeafletsd
+
+    leaflets = RandMitralLeafletsd("image", label_key="label", open_key="valve_open", prob=1.0)
+    leaflets.set_random_state(0)
+    closed = {**_lv_over_la(), "valve_open": torch.tensor(False)}
+    assert torch.equal(torch.as_tensor(leaflets(closed)["image"]), closed["image"])
+    opened = {**_lv_over_la(), "valve_open": torch.tensor(True)}
+    assert not torch.equal(torch.as_tensor(leaflets(opened)["image"]), opened["image"])
+
+
+def test_systole_runs_from_ed_to_the_next_es():
+    from echokdm.train.seg_data import in_systole
+
+    assert [t for t in range(45) if in_systole(t, np.array([4, 28]), np.array([14, 38]))] == [
+        *range(4, 15), *range(28, 39)
+    ]
+    # a loop that starts in systole: the frames up to its first ES are systolic too
+    assert [t for t in range(10) if in_systole(t, np.array([5]), np.array([2, 9]))] == [0, 1, 2, 5, 6, 7, 8, 9]
