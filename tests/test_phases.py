@@ -85,6 +85,16 @@ def test_rejected_edge_frame_does_not_hide_the_next_ed():
     assert len(p.beats) == 2
 
 
+def test_last_frame_es_a_period_after_a_broad_es_plateau():
+    # the SonoSite sample's LV area curve as a fine-tuned segmenter read it (30 frames, 33.3 ms): the first ES
+    # plateau spans frames 3-7, the loop ends in the second ES, 26 frames after its first frame; the beat is
+    # ED 20 -> ES 29, and the last frame must count although it is 1.4 frames from frame 3 + one period
+    curve = [0.888, 0.802, 0.666, 0.614, 0.644, 0.623, 0.647, 0.651, 0.697, 0.783, 0.848, 0.851, 0.844, 0.911, 0.892,
+             0.889, 0.899, 0.89, 0.888, 0.959, 1.0, 0.983, 0.992, 0.947, 0.878, 0.823, 0.784, 0.71, 0.706, 0.666]
+    p = detect_phases(np.array(curve), 33.333)
+    assert p.ed == [20] and p.es == [3, 29] and p.beats == [(20, 29)]
+
+
 def test_heart_rate_needs_frame_time():
     p = detect_phases(_curve(45, 20.0, 0.0))
     assert p.heart_rate_bpm is None and p.period_frames == pytest.approx(20.0, abs=0.5)
