@@ -343,7 +343,8 @@ class PhantomFrames(Dataset):
             self.augment[0].set_random_state(seed=int(rng.integers(2**31)))
             sample = self.augment[0](sample)
         sample = to_working_grid(sample, self.size)
-        sample["valve_open"] = torch.tensor(not in_systole(t, loop["ed"], loop["es"]))
+        # phantom loops know their phases; frames of other sources count as open (their leaflets need an LA label)
+        sample["valve_open"] = torch.tensor("ed" not in loop or not in_systole(t, loop["ed"], loop["es"]))
         if self.augment is not None:
             self.augment[1].set_random_state(seed=int(rng.integers(2**31)))
             sample = self.augment[1](sample)
