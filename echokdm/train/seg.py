@@ -4,6 +4,7 @@ on the data sets of ``data.sources`` (:mod:`.sources`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch.utils.data import Dataset
@@ -30,6 +31,7 @@ class SegLossConfig:
     dice_weight: float = option(1.0, "weight of the Dice term")
     ce_weight: float = option(1.0, "weight of the cross-entropy term")
     area_weight: float = option(0.0, "weight of the relative LV-cavity area error per sample (against EF bias)")
+    area_frames: Literal["all", "diastole"] = option("all", "frames the area term weighs (diastole: mitral valve open)")
 
 
 @dataclass
@@ -100,7 +102,8 @@ class SegTask(TrainTask):
     def training_step(self, model, batch, device):
         label = batch["label"].to(device)
         partial = batch.get("partial", torch.zeros(label.shape[0], dtype=torch.bool)).to(device)
-        return self.loss_fn(model(batch["image"].to(device)), label, partial)
+        area_mask = batch["valve_open"].to(device) if self.cfg.loss.area_frames == "diastole" else None
+        return self.loss_fn(model(batch["image"].to(device)), label, partial, area_mask)
 
     def validation_step(self, model, batch, device):
         logits = model(batch["image"].to(device))

@@ -352,7 +352,7 @@ class PhantomFrames(Dataset):
         image = equalize_frames(_plain(sample["image"]).float()[None], mask[None])[0]
         label = _plain(sample["label"]).round().long()
         label[label > 3] = 0  # RV, RA and other tissue are background for the segmenter
-        return {"image": image, "label": label}
+        return {"image": image, "label": label, "valve_open": sample["valve_open"]}
 
 
 def in_systole(t: int, ed: np.ndarray, es: np.ndarray) -> bool:

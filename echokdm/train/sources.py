@@ -243,8 +243,11 @@ class PartialLabelDiceCE(torch.nn.Module):
         self.lv_dice = DiceLoss(include_background=True, batch=True)
         self.dice_weight, self.ce_weight, self.area_weight = dice_weight, ce_weight, area_weight
 
-    def forward(self, logits: torch.Tensor, label: torch.Tensor, partial: torch.Tensor) -> torch.Tensor:
-        """logits (B, 4, S, S), label (B, 1, S, S) integer classes, partial (B,) bool -> scalar loss."""
+    def forward(
+        self, logits: torch.Tensor, label: torch.Tensor, partial: torch.Tensor, area_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """logits (B, 4, S, S), label (B, 1, S, S) integer classes, partial (B,) bool -> scalar loss; the area term
+        weighs the samples of ``area_mask`` (B,) bool only, when given."""
         partial = partial.to(torch.bool)
         loss = logits.new_zeros(())
         n = logits.shape[0]
@@ -259,20 +262,21 @@ class PartialLabelDiceCE(torch.nn.Module):
             dice = self.lv_dice(lv_logp.exp()[:, None], target[:, None])
             loss = loss + (self.ce_weight * ce + self.dice_weight * dice) * partial.sum() / n
         if self.area_weight:
-            loss = loss + self.area_weight * lv_area_error(logits, label)
+            loss = loss + self.area_weight * lv_area_error(logits, label, area_mask)
         return loss
 
 
-def lv_area_error(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+def lv_area_error(logits: torch.Tensor, label: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Mean relative error of the soft LV-cavity area over the samples that hold a cavity (0 if none).
 
     Args:
         logits: (B, 4, S, S) class logits.
         label: (B, 1, S, S) integer classes (1 = LV cavity).
+        mask: (B,) bool, the samples to weigh (None: all).
     """
     area = torch.softmax(logits.float(), dim=1)[:, 1].flatten(1).sum(1)
     true = (label[:, 0] == 1).flatten(1).sum(1).float()
-    has = true > 0
+    has = true > 0 if mask is None else (true > 0) & mask.to(torch.bool)
     if not has.any():
         return logits.new_zeros(())
     return ((area[has] - true[has]).abs() / true[has]).mean()

@@ -96,3 +96,16 @@ def test_systole_runs_from_ed_to_the_next_es():
     ]
     # a loop that starts in systole: the frames up to its first ES are systolic too
     assert [t for t in range(10) if in_systole(t, np.array([5]), np.array([2, 9]))] == [0, 1, 2, 5, 6, 7, 8, 9]
+
+
+def test_phantom_frames_say_whether_the_valve_is_open():
+    from echokdm.train.seg_data import PhantomFrames
+
+    sample = _ellipse_sample(32)
+    loop = {
+        "frames": np.zeros((6, 32, 32), np.uint8), "labels": np.repeat(sample["label"].numpy().astype(np.uint8), 6, 0),
+        "mask": np.ones((32, 32), bool), "ed": np.array([1]), "es": np.array([3]),
+    }
+    frames = PhantomFrames([loop], 32, None, None)
+    assert [bool(frames[t]["valve_open"]) for t in range(6)] == [True, False, False, False, True, True]
+    assert bool(PhantomFrames([{k: v for k, v in loop.items() if k not in ("ed", "es")}], 32, None, None)[2]["valve_open"])

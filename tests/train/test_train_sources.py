@@ -66,6 +66,9 @@ def test_area_term_is_the_relative_lv_area_error_per_sample():
     logits[0, 1, :4, :6] = 40.0  # predicts 24 px: 50 % too large
     assert lv_area_error(logits, label).item() == pytest.approx(0.5, rel=1e-4)
     assert lv_area_error(logits[1:], label[1:]).item() == 0.0
+    # a mask keeps only its samples: sample 0 (the only one with a cavity) left out -> no area error
+    assert lv_area_error(logits, label, torch.tensor([False, True])).item() == 0.0
+    assert lv_area_error(logits, label, torch.tensor([True, False])).item() == pytest.approx(0.5, rel=1e-4)
     full = torch.zeros(2, dtype=torch.bool)
     with_area = PartialLabelDiceCE(area_weight=2.0)(logits, label, full)
     assert with_area.item() == pytest.approx(PartialLabelDiceCE()(logits, label, full).item() + 1.0, rel=1e-4)
