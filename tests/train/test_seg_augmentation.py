@@ -108,4 +108,5 @@ def test_phantom_frames_say_whether_the_valve_is_open():
     }
     frames = PhantomFrames([loop], 32, None, None)
     assert [bool(frames[t]["valve_open"]) for t in range(6)] == [True, False, False, False, True, True]
-    assert bool(PhantomFrames([{k: v for k, v in loop.items() if k not in ("ed", "es")}], 32, None, None)[2]["valve_open"])
+    no_phases = {k: v for k, v in loop.items() if k not in ("ed", "es")}
+    assert bool(PhantomFrames([no_phases], 32, None, None)[2]["valve_open"])  # sources without phases: open
