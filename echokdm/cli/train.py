@@ -29,7 +29,12 @@ from echokdm.errors import InputError
     help="KIND:PATH data source (repeatable; replaces data.sources): echonet:DIR, camus:DIR, cine-folder:DIR, "
     "phantom:N.",
 )
-@click.option("--init", default=None, help="Fine-tune from these weights: shipped name or .safetensors file.")
+@click.option(
+    "--init",
+    default=None,
+    help="Fine-tune from these weights: shipped name or .safetensors file (without --config: the model's fine-tune "
+    "settings, e.g. seg at lr 3e-4 with milder augmentation).",
+)
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Number of epochs (replaces train.epochs).")
 @device_option(default=None, torchrun=True)
 @click.option("--print-config", is_flag=True, help="Print every config field with its default and exit.")

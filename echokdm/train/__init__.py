@@ -4,7 +4,7 @@ KDM models, :mod:`.seg` and :mod:`.seg_data` for the segmenter). The networks li
 
 from echokdm.train.checkpoint import load_checkpoint, save_checkpoint
 from echokdm.train.distributed import DistContext, init_distributed, shutdown_distributed
-from echokdm.train.registry import TASKS, task_class, train
+from echokdm.train.registry import TASKS, configure, task_class, train
 from echokdm.train.task import RunConfig, TrainConfig, TrainTask
 from echokdm.train.trainer import Trainer, TrainResult
 
@@ -16,6 +16,7 @@ __all__ = [
     "TrainResult",
     "TrainTask",
     "Trainer",
+    "configure",
     "init_distributed",
     "load_checkpoint",
     "save_checkpoint",

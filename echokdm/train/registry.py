@@ -10,7 +10,7 @@ import os
 
 from echokdm.config import load_config
 from echokdm.errors import InputError
-from echokdm.train.task import TrainTask
+from echokdm.train.task import RunConfig, TrainTask
 from echokdm.train.trainer import Trainer, TrainResult
 
 #: model name -> "module:TrainTask subclass"
@@ -36,6 +36,48 @@ def task_class(name: str) -> type[TrainTask]:
     return getattr(importlib.import_module(module), cls)
 
 
+def configure(
+    name: str,
+    config: str | os.PathLike | dict | None,
+    sources: list[dict] | None = None,
+    init: str | None = None,
+    epochs: int | None = None,
+    device: str | None = None,
+) -> RunConfig:
+    """The run configuration of ``echokdm train NAME``: ``config`` (or the defaults; with ``init`` and no ``config``
+    the task's :attr:`~echokdm.train.task.TrainTask.finetune_config`) with the command-line replacements.
+
+    Args:
+        name: registry name, e.g. ``"seg"``.
+        config: YAML path, mapping, or None.
+        sources: replace ``data.sources`` (``--data``: :class:`~echokdm.train.sources.SourceConfig` mappings).
+        init: replace ``train.init_weights`` (``--init``: shipped name or weights file).
+        epochs: replace ``train.epochs`` (``--epochs``).
+        device: replace ``train.device`` (``--device``).
+
+    Raises:
+        InputError: an unknown model, a bad config, or ``sources`` for a model that cannot take them.
+    """
+    cls = task_class(name)
+    if config is None and init is not None:
+        config = cls.finetune_config
+    cfg = load_config(config, cls.config_class)
+    if sources is not None:
+        if not hasattr(cfg, "data") or not hasattr(cfg.data, "sources"):
+            raise InputError(f"--data: {name} has no data.sources")
+        cfg.data.sources = load_config({"data": {"sources": sources}}, cls.config_class).data.sources
+    if init is not None:
+        cfg.train.init_weights = init
+    if epochs is not None:
+        cfg.train.epochs = epochs
+    if device is not None:
+        from echokdm.device import resolve_device
+
+        resolve_device(device)  # a one-line error now, not after the data are read
+        cfg.train.device = device
+    return cfg
+
+
 def train(
     name: str,
     config: str | os.PathLike | dict | None,
@@ -52,36 +94,18 @@ def train(
 
     Args:
         name: registry name, e.g. ``"seg"``.
-        config: YAML path, mapping, or None for the defaults.
+        config, sources, init, epochs, device: see :func:`configure`.
         out: output folder.
         resume: continue from the newest checkpoint in ``out``.
         overwrite: clear an existing echokdm folder first.
         stop_after_epoch: stop once this many epochs are done (to resume later).
-        sources: replace ``data.sources`` (``--data``: :class:`~echokdm.train.sources.SourceConfig` mappings).
-        init: replace ``train.init_weights`` (``--init``: shipped name or weights file).
-        epochs: replace ``train.epochs`` (``--epochs``).
-        device: replace ``train.device`` (``--device``).
 
     Returns:
         The :class:`~echokdm.train.trainer.TrainResult`.
 
     Raises:
-        InputError: an unknown model, a bad config, or ``sources`` for a model that cannot take them.
+        InputError: as :func:`configure`.
     """
-    cls = task_class(name)
-    cfg = load_config(config, cls.config_class)
-    if sources is not None:
-        if not hasattr(cfg, "data") or not hasattr(cfg.data, "sources"):
-            raise InputError(f"--data: {name} has no data.sources")
-        cfg.data.sources = load_config({"data": {"sources": sources}}, cls.config_class).data.sources
-    if init is not None:
-        cfg.train.init_weights = init
-    if epochs is not None:
-        cfg.train.epochs = epochs
-    if device is not None:
-        from echokdm.device import resolve_device
-
-        resolve_device(device)  # a one-line error now, not after the data are read
-        cfg.train.device = device
-    task = cls(cfg)
+    cfg = configure(name, config, sources, init, epochs, device)
+    task = task_class(name)(cfg)
     return Trainer(task, out, resume=resume, overwrite=overwrite, name=name).fit(stop_after_epoch=stop_after_epoch)

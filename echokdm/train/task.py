@@ -62,6 +62,8 @@ class TrainTask(abc.ABC):
     #: validation metric that picks the best checkpoint, and whether higher ("max") or lower is better
     select_metric: ClassVar[str] = "loss"
     select_mode: ClassVar[Literal["max", "min"]] = "min"
+    #: the configuration of a fine-tune (``--init`` without ``--config``), None: the defaults of :attr:`config_class`
+    finetune_config: ClassVar[dict | None] = None
 
     def __init__(self, cfg: RunConfig) -> None:
         self.cfg = cfg
