@@ -2,9 +2,9 @@
 # The whole echokdm chain on one data set, sourced by pipelines/reproduce_echonet.sh and reproduce_camus.sh:
 #   seg (fine-tuned from seg_a4c on the data set's labels) -> OF-net -> flow AE -> K2F -> F2I -> prior -> evaluate.
 # Needs: KIND (echonet|camus), DATA (the data set's folder), OUT (runs folder), DRY (1 = tiny phantom run).
-# OF-net and F2I learn from the data set's own cines (self-supervised pairs) mixed with phantom pairs, F2I on
-# OF-net's flows as in the paper (docs/own_data.md); flow AE, K2F and the prior learn from phantom pairs
-# (pipelines/configs/*.yaml).
+# OF-net, flow AE, K2F and F2I learn from the data set's own cines (self-supervised pairs) mixed with phantom
+# pairs, on the flows of the OF-net trained here as in the paper, K2F on the keypoints of the segmenter fine-tuned
+# here (docs/own_data.md); the prior learns from phantom trajectories (pipelines/configs/*.yaml).
 # Expected times on one GPU: none measured yet (no GPU was available; run pipelines/bench/gpu_check.sh).
 # On 2 CPU cores: seg 5 epochs of EchoNet-Dynamic's 7465 train pairs ~ 25 min per epoch (measured 2.5
 # samples/s per core); the KDM stages as pipelines/train_kdm.sh (hours on CPU).
@@ -50,13 +50,16 @@ else
   SEG=(--epochs 5) CFG=pipelines/configs SEGCFG=() EVAL=(--predictors copy,tps,kdm) PHANTOM=120
   F2I=pipelines/configs/f2i_ofnet.yaml
 fi
-# F2I on the flows of the OF-net trained here
-python - "$F2I" "$OUT/ofnet/model.safetensors" "$OUT/f2i_data.yaml" <<'PY'
+# flow AE, K2F and F2I on the data set's cines (+ phantom pairs) with the flows of the OF-net trained here; K2F's
+# keypoints on the data set's cines are the segmenter's fine-tuned here
+python - "$CFG" "$F2I" "$OUT" <<'PY'
 import sys, yaml
-src, ofnet, dst = sys.argv[1:]
-cfg = yaml.safe_load(open(src))
-cfg["data"].update(flow_source="ofnet", ofnet_weights=ofnet)
-yaml.safe_dump(cfg, open(dst, "w"))
+cfg_dir, f2i, out = sys.argv[1:]
+for name, src in (("flowae", f"{cfg_dir}/flowae.yaml"), ("k2f", f"{cfg_dir}/k2f.yaml"), ("f2i", f2i)):
+    cfg = yaml.safe_load(open(src))
+    cfg["data"].update(flow_source="ofnet", ofnet_weights=f"{out}/ofnet/model.safetensors",
+                       flow_vae_weights=f"{out}/flowae/model.safetensors", seg_weights=f"{out}/seg/model.safetensors")
+    yaml.safe_dump(cfg, open(f"{out}/{name}_data.yaml", "w"))
 PY
 CINES=(--data "$KIND:$DATA" --data "phantom:$PHANTOM")
 
@@ -64,8 +67,8 @@ stage seg echokdm train seg "${SEGCFG[@]}" --data "$KIND:$DATA" --init seg_a4c "
 python pipelines/bench/seg_finetune.py --data "$KIND:$DATA" --split test --weights seg_a4c
 python pipelines/bench/seg_finetune.py --data "$KIND:$DATA" --split test --weights "$OUT/seg"
 stage ofnet echokdm train ofnet --config "$CFG/ofnet.yaml" "${CINES[@]}" --out "$OUT/ofnet" --overwrite
-stage flowae echokdm train flowae --config "$CFG/flowae.yaml" --out "$OUT/flowae" --overwrite
-stage k2f echokdm train k2f --config "$CFG/k2f.yaml" --out "$OUT/k2f" --overwrite
+stage flowae echokdm train flowae --config "$OUT/flowae_data.yaml" "${CINES[@]}" --out "$OUT/flowae" --overwrite
+stage k2f echokdm train k2f --config "$OUT/k2f_data.yaml" "${CINES[@]}" --out "$OUT/k2f" --overwrite
 stage f2i echokdm train f2i --config "$OUT/f2i_data.yaml" "${CINES[@]}" --out "$OUT/f2i" --overwrite
 stage prior python pipelines/fit_prior.py --config "$CFG/k2f.yaml" --out "$OUT/prior.safetensors"
 # the models trained here, named as the shipped ones, for evaluate --weights (KDM) and --seg-weights
