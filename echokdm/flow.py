@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from monai.networks.blocks import Warp
 from scipy.interpolate import RBFInterpolator
+from scipy.ndimage import distance_transform_edt
+from skimage.draw import polygon
 from skimage.transform import ThinPlateSplineTransform
 
 from echokdm.errors import EchoKDMError
@@ -25,6 +27,10 @@ CONTOUR_POINTS = 20
 #: reach of :func:`snap_to_contours` in pixels of the 112x112 working grid: chosen on 20 phantom validation
 #: cases (ED -> ES, KDM) among 2, 4 and 8 px, where 4 gave the best LV Dice (0.958) and PSNR (28.10 dB)
 SNAP_SIGMA = 4.0
+#: reach of the motion outside the heart (:func:`confine_to_heart`), Gaussian width in pixels of the 112x112
+#: working grid: chosen among 3 and 8 px on the two real loops (``pipelines/bench/real_loops.py``), where the motion
+#: the keypoints' spline and K2F extrapolate beyond the epicardium drags still tissue (model card, KDM section)
+HEART_REACH = 8.0
 
 
 def warp(image: torch.Tensor | np.ndarray, ddf: torch.Tensor | np.ndarray, mode: str = "bilinear") -> torch.Tensor:
@@ -135,6 +141,42 @@ def snap_to_contours(
         rbf = RBFInterpolator(k, across, kernel="gaussian", epsilon=1 / sigma, degree=-1, smoothing=1e-3)
         corrections.append(rbf(grid).T.reshape(2, h, w))
     return flow - torch.from_numpy(np.stack(corrections)).to(flow)
+
+
+def heart_region(keypoints: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool region the contours of ``keypoints`` enclose, each closed across the base: the LV cavity and,
+    with 40 keypoints, its wall (see :data:`CONTOUR_POINTS`).
+
+    Args:
+        keypoints: (K, 2) keypoints (x, y), K a multiple of :data:`CONTOUR_POINTS`.
+        shape: (H, W) of the grid.
+    """
+    region = np.zeros(shape, dtype=bool)
+    for contour in np.asarray(keypoints, dtype=np.float64).reshape(-1, CONTOUR_POINTS, 2):
+        rr, cc = polygon(contour[:, 1], contour[:, 0], shape)
+        region[rr, cc] = True
+    return region
+
+
+def confine_to_heart(flow: torch.Tensor, keypoints: torch.Tensor, sigma: float = HEART_REACH) -> torch.Tensor:
+    """Fade pull flows outside the heart of their target frames: unchanged in the region the target contours
+    enclose (:func:`heart_region`), times exp(-d² / 2σ²) at d pixels outside it.
+
+    The keypoints say how the ventricle moves; a spline through them (and a K2F trained on the phantom's motion)
+    carries that motion on into the tissue around the heart, which on real loops moves far less between ED and ES.
+
+    Args:
+        flow: (B, 2, H, W) pull flows onto the frames with ``keypoints``.
+        keypoints: (B, K, 2) keypoints (x, y) of those frames on the flow's grid.
+        sigma: reach outside the heart in pixels.
+
+    Returns:
+        (B, 2, H, W) flows.
+    """
+    shape = tuple(flow.shape[-2:])
+    weights = [np.exp(-0.5 * (distance_transform_edt(~heart_region(k, shape)) / sigma) ** 2)
+               for k in keypoints.detach().cpu().numpy()]
+    return flow * torch.from_numpy(np.stack(weights)[:, None]).to(flow)
 
 
 def endpoint_error(
