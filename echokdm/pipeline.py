@@ -21,7 +21,7 @@ from diffusers.utils import BaseOutput
 
 from echokdm.defaults import DEFAULT_STEPS, F2I_WEIGHTS, FLOW_VAE_WEIGHTS, K2F_WEIGHTS
 from echokdm.errors import EchoKDMError, InputError
-from echokdm.flow import HEART_REACH, confine_to_heart, snap_to_contours
+from echokdm.flow import confine_to_heart, snap_to_contours
 from echokdm.models.conditioning import batch_keypoint_flow
 from echokdm.models.diffusion import sample, sampling_scheduler
 from echokdm.models.f2i import compose, f2i_condition
@@ -69,8 +69,8 @@ class EchoKDMPipeline(DiffusionPipeline):
             flow_vae=flow_vae, k2f_unet=k2f_unet, f2i_unet=f2i_unet,
             k2f_scheduler=k2f_scheduler, f2i_scheduler=f2i_scheduler,
         )
-        #: reach (working pixels) of the motion outside the heart, None to keep the flow as K2F gives it
-        self.heart_reach: float | None = HEART_REACH
+        #: reach (working pixels) of the motion outside the heart; None (shipped): the flow as K2F gives it
+        self.heart_reach: float | None = None
 
     @classmethod
     def from_weights(
@@ -144,7 +144,7 @@ class EchoKDMPipeline(DiffusionPipeline):
 
         The flow is the keypoint (thin-plate-spline) flow plus the decoded correction K2F generates, snapped
         so that the contours land on the target keypoints (:func:`echokdm.flow.snap_to_contours`) and faded
-        outside the target's heart over ``heart_reach`` pixels (:func:`echokdm.flow.confine_to_heart`; None: not).
+        outside the target's heart over ``heart_reach`` pixels when set (:func:`echokdm.flow.confine_to_heart`).
         """
         kp_flow = batch_keypoint_flow(source_keypoints, target_keypoints, tuple(source.shape[-2:])).to(source)
         cond = k2f_condition(source, source_keypoints, target_keypoints, kp_flow)

@@ -62,3 +62,14 @@ def test_pipeline_flow_is_confined_only_outside_the_heart(pipe):
     far = flows[None][0, :, 2:8, 2:8].abs().max()
     assert far > 0.05  # the spline and K2F move the far corner ...
     assert flows[8.0][0, :, 2:8, 2:8].abs().max() < 1e-3 * far  # ... confined, it stays
+
+
+def test_kdm_heart_predictor_sets_the_reach_and_refuses_bad_ones():
+    from echokdm.errors import InputError
+    from echokdm.evaluate.predictors import get_predictor
+
+    assert get_predictor("kdm").pipe.heart_reach is None  # the shipped pipeline does not fade
+    assert get_predictor("kdm-heart:12").pipe.heart_reach == 12.0
+    for bad in ("kdm-heart:0", "kdm-heart:abc", "kdm-heart:nan"):
+        with pytest.raises(InputError, match="kdm-heart:PX"):
+            get_predictor(bad)
