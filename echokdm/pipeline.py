@@ -21,7 +21,7 @@ from diffusers.utils import BaseOutput
 
 from echokdm.defaults import DEFAULT_STEPS, F2I_WEIGHTS, FLOW_VAE_WEIGHTS, K2F_WEIGHTS
 from echokdm.errors import EchoKDMError, InputError
-from echokdm.flow import snap_to_contours
+from echokdm.flow import confine_to_heart, snap_to_contours
 from echokdm.models.conditioning import batch_keypoint_flow
 from echokdm.models.diffusion import sample, sampling_scheduler
 from echokdm.models.f2i import compose, f2i_condition
@@ -69,6 +69,8 @@ class EchoKDMPipeline(DiffusionPipeline):
             flow_vae=flow_vae, k2f_unet=k2f_unet, f2i_unet=f2i_unet,
             k2f_scheduler=k2f_scheduler, f2i_scheduler=f2i_scheduler,
         )
+        #: reach (working pixels) of the motion outside the heart; None (shipped): the flow as K2F gives it
+        self.heart_reach: float | None = None
 
     @classmethod
     def from_weights(
@@ -141,13 +143,16 @@ class EchoKDMPipeline(DiffusionPipeline):
         """K2F: (1, 1, H, W) source and (1, K, 2) keypoints → (flow (1, 2, H, W), keypoint flow (1, 2, H, W)).
 
         The flow is the keypoint (thin-plate-spline) flow plus the decoded correction K2F generates, snapped
-        so that the contours land on the target keypoints (:func:`echokdm.flow.snap_to_contours`).
+        so that the contours land on the target keypoints (:func:`echokdm.flow.snap_to_contours`) and faded
+        outside the target's heart over ``heart_reach`` pixels when set (:func:`echokdm.flow.confine_to_heart`).
         """
         kp_flow = batch_keypoint_flow(source_keypoints, target_keypoints, tuple(source.shape[-2:])).to(source)
         cond = k2f_condition(source, source_keypoints, target_keypoints, kp_flow)
         latent = sample(self.k2f_unet, self.k2f_scheduler, cond, self.k2f_unet.config.out_channels,
                         num_inference_steps, generator)
         flow = snap_to_contours(kp_flow + decode_flow(self.flow_vae, latent), kp_flow, target_keypoints)
+        if self.heart_reach is not None:
+            flow = confine_to_heart(flow, target_keypoints, self.heart_reach)
         return flow, kp_flow
 
     @torch.no_grad()

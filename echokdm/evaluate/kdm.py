@@ -1,4 +1,5 @@
-"""The KDM model and its ablations as harness predictors: ``kdm``, ``kdm-adapt[:SECONDS]``, ``k2f-warp`` and ``k2i``.
+"""The KDM model and its ablations as harness predictors: ``kdm``, ``kdm-adapt[:SECONDS]``, ``kdm-heart[:PX]``,
+``k2f-warp`` and ``k2i``.
 
 Each runs on the models' square working grid around the sector and is carried back to the sample's grid by
 residual transfer (:func:`echokdm.grid.on_source_grid`, the round trip ``echokdm predict`` makes), so the three
@@ -125,6 +126,30 @@ class KDMAdaptModel(KDMModel):
                 pipe, sample.source, sample.sector_mask, sample.source_keypoints, self.targets(sample, generator, pipe),
                 num_inference_steps=self.steps, generator=generator,
             ).frames
+
+
+class KDMHeartModel(KDMModel):
+    """``kdm-heart:PX``: KDM with its flow faded outside the target's heart over ``PX`` working pixels
+    (:func:`echokdm.flow.confine_to_heart`; the shipped pipeline does not fade).
+
+    Args:
+        reach: Gaussian width of the fade in working pixels (default 8).
+        steps, weights: as :class:`KDMModel`.
+    """
+
+    def __init__(self, reach: float = 8.0, steps: int = DEFAULT_STEPS, weights=None) -> None:
+        if not reach > 0 or not np.isfinite(reach):
+            raise InputError(f"kdm-heart:PX takes a reach in pixels > 0, got {reach:g}")
+        super().__init__(steps, weights)
+        self.pipe.heart_reach = float(reach)
+
+    @classmethod
+    def from_option(cls, option: str, **kwargs) -> KDMHeartModel:
+        try:
+            reach = float(option)
+        except ValueError:
+            raise InputError(f"kdm-heart:PX takes a reach in pixels, got {option!r}") from None
+        return cls(reach, **kwargs)
 
 
 class K2FWarpModel(KDMModel):

@@ -27,6 +27,7 @@ PREDICTORS: dict[str, str] = {
     "truth": "echokdm.evaluate.predictors:TruthPredictor",
     "kdm": "echokdm.evaluate.kdm:KDMModel",
     "kdm-adapt": "echokdm.evaluate.kdm:KDMAdaptModel",
+    "kdm-heart": "echokdm.evaluate.kdm:KDMHeartModel",
     "k2f-warp": "echokdm.evaluate.kdm:K2FWarpModel",
     "k2i": "echokdm.evaluate.kdm:K2IModel",
 }
