@@ -29,10 +29,10 @@ tools:
 demo: venv
 	$(BIN)/echokdm predict --sample --out $(OUT) --overwrite
 
-# Two test processes (pytest-xdist, worksteal): each takes one half of the tests in file order, then work from the
-# end of the other's queue, so a test file mostly runs in one process (its module fixtures are built once).
+# Two test processes (pytest-xdist): whole test files, longest first (tests/conftest.py orders them), each to the
+# process that is free, so a file's module fixtures are built once and no long file is left for the end.
 test: venv tools
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist worksteal
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --no-loadscope-reorder
 
 lint: venv
 	$(BIN)/ruff check echokdm tests pipelines

@@ -235,10 +235,13 @@ def _kdm_weights(folder: str | None):
 
 
 def _predictor(name: str, weights) -> Predictor:
-    """The predictor ``name``, given ``weights`` when it is a KDM pipeline predictor and they are not None."""
+    """The predictor ``name``, given ``weights`` when it is a KDM pipeline predictor and they are not None (only
+    then is the KDM module, with diffusers, imported here)."""
+    if weights is None:
+        return get_predictor(name)
     from echokdm.evaluate.kdm import KDMModel
 
-    takes = weights is not None and issubclass(predictor_class(name), KDMModel)
+    takes = issubclass(predictor_class(name), KDMModel)
     return get_predictor(name, **({"weights": weights} if takes else {}))
 
 

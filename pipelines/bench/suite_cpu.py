@@ -4,12 +4,12 @@ what else runs).
 
     python pipelines/bench/suite_cpu.py [--top 30] [--tests 0] [PYTEST ARGS ...]
 
-Runs ``python -m pytest -q -p no:cacheprovider -n 2 --dist worksteal`` (``make test``; PYTEST ARGS replace the
-``-n 2 --dist worksteal`` part and may name test files) with this module as a plugin, which records for every
-test the CPU seconds of its process and of the child processes it waited for (fixture set-up and tear-down
-included) and its wall seconds. Printed: the ``--top`` files by CPU seconds (self, children, both, wall summed
-over the file's tests), the ``--tests`` costliest tests, and the whole run: wall seconds, and user + system
-seconds of every process it waited for (what ``/usr/bin/time`` reports; processes that outlive their parent,
+Runs ``python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --no-loadscope-reorder`` (``make test``;
+PYTEST ARGS replace the ``-n 2 --dist ...`` part and may name test files) with this module as a plugin, which
+records for every test the CPU seconds of its process and of the child processes it waited for (fixture set-up
+and tear-down included) and its wall seconds. Printed: the ``--top`` files by CPU seconds (self, children, both,
+wall summed over the file's tests), the ``--tests`` costliest tests, and the whole run: wall seconds, and user +
+system seconds of every process it waited for (what ``/usr/bin/time`` reports; processes that outlive their parent,
 such as the orphaned torchrun ranks of ``tests/cli/test_faults.py``, are not counted anywhere).
 """
 
@@ -59,7 +59,7 @@ def main() -> None:
         env = {**os.environ, _DIR_ENV: tmp,
                "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
         cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", Path(__file__).stem,
-               *(pytest_args or ["-n", "2", "--dist", "worksteal"])]
+               *(pytest_args or ["-n", "2", "--dist", "loadfile", "--no-loadscope-reorder"])]
         t0 = time.perf_counter()
         status = subprocess.run(cmd, cwd=ROOT, env=env).returncode
         wall = time.perf_counter() - t0
