@@ -127,13 +127,7 @@ def save_prediction(
 def write_prediction(out: OutputDir, pred: Prediction, anonymizer: Anonymizer | None = None) -> None:
     """Write the frames, pictures, flow, segmentation and keypoints of ``pred`` (all but the report files), for a
     DICOM input also its DICOM SEG and SR (:mod:`echokdm.predict.dicom_outputs`), and list them in ``pred.files``;
-    ``anonymizer`` de-identifies the DICOM files.
-
-    The pictures are drawn in a second thread while this one writes the rest: PNG and GIF encoding, zlib and numpy
-    release the GIL, so on two cores most of the pictures' time hides behind the DICOM files'.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
+    ``anonymizer`` de-identifies the DICOM files."""
     from echokdm.io import write_cine_dicom
     from echokdm.io.nifti import write_flow_sequence, write_label_sequence
     from echokdm.keypoints import KeypointTrack, save_keypoints
@@ -142,30 +136,28 @@ def write_prediction(out: OutputDir, pred: Prediction, anonymizer: Anonymizer | 
     meta = pred.sections["input"]
     frames8 = (np.clip(pred.frames, 0, 1) * 255).round().astype(np.uint8)
     spacing = meta["spacing_mm"]
-    with ThreadPoolExecutor(1, thread_name_prefix="echokdm-pictures") as pool:
-        pictures = pool.submit(_write_pictures, out, pred, frames8)
-        with out.atomic(FILES["dicom"]) as tmp:
-            write_cine_dicom(tmp, frames8, frame_time_ms=_sequence_frame_time(pred), spacing_mm=spacing,
-                             source=pred.header, series_description="echokdm prediction", derivation=_describe(pred),
-                             anonymize=anonymizer)
-        with out.atomic(FILES["flow_npy"]) as tmp, open(tmp, "wb") as f:
-            np.save(f, pred.flows)
-        with out.atomic(FILES["flow_nifti"]) as tmp:
-            write_flow_sequence(tmp, pred.flows, spacing)
-        with out.atomic(FILES["segmentation"]) as tmp:
-            write_label_sequence(tmp, pred.labels, spacing)
-        # the target keypoints alone, filed under the loop's frame of that phase: edit and pass back with --keypoints
-        to_ed = pred.sections["request"]["phase"] == "ed"
-        beat = pred.sections["phases"]["beat"]
-        frame = pred.target_frame if pred.target_frame is not None else beat[0 if to_ed else 1]
-        track = KeypointTrack(
-            keypoints=pred.target_keypoints[None], frames=[frame], spacing_mm=tuple(spacing) if spacing else None,
-            image_size=tuple(meta["image_size"]), phases={frame: "ED" if to_ed else "ES"},
-        )
-        with out.atomic(FILES["keypoints"]) as tmp:
-            save_keypoints(tmp, track, fmt="json")
-        dicom = write_dicom_outputs(out, pred, FILES["dicom"], anonymizer) if pred.header is not None else {}
-        names = pictures.result()
+    with out.atomic(FILES["dicom"]) as tmp:
+        write_cine_dicom(tmp, frames8, frame_time_ms=_sequence_frame_time(pred), spacing_mm=spacing,
+                         source=pred.header, series_description="echokdm prediction", derivation=_describe(pred),
+                         anonymize=anonymizer)
+    names = _write_pictures(out, pred, frames8)
+    with out.atomic(FILES["flow_npy"]) as tmp, open(tmp, "wb") as f:
+        np.save(f, pred.flows)
+    with out.atomic(FILES["flow_nifti"]) as tmp:
+        write_flow_sequence(tmp, pred.flows, spacing)
+    with out.atomic(FILES["segmentation"]) as tmp:
+        write_label_sequence(tmp, pred.labels, spacing)
+    # the target keypoints alone, filed under the loop's frame of that phase: edit and pass back with --keypoints
+    to_ed = pred.sections["request"]["phase"] == "ed"
+    beat = pred.sections["phases"]["beat"]
+    frame = pred.target_frame if pred.target_frame is not None else beat[0 if to_ed else 1]
+    track = KeypointTrack(
+        keypoints=pred.target_keypoints[None], frames=[frame], spacing_mm=tuple(spacing) if spacing else None,
+        image_size=tuple(meta["image_size"]), phases={frame: "ED" if to_ed else "ES"},
+    )
+    with out.atomic(FILES["keypoints"]) as tmp:
+        save_keypoints(tmp, track, fmt="json")
+    dicom = write_dicom_outputs(out, pred, FILES["dicom"], anonymizer) if pred.header is not None else {}
     pred.files = {**{k: v for k, v in FILES.items() if k != "frames"}, "frames": names, **dicom}
 
 
