@@ -212,14 +212,14 @@ def flow_to_rgb(ddf: np.ndarray, max_magnitude: float | None = None) -> np.ndarr
     return (rgb * 255).round().astype(np.uint8)
 
 
+#: per hue sector, which of (value, down, up, zero) is red, green and blue
+_HSV_PICK = np.array([[0, 2, 3], [1, 0, 3], [3, 0, 2], [3, 1, 0], [2, 3, 0], [0, 3, 1]])
+
+
 def _hue_value_to_rgb(hue: np.ndarray, value: np.ndarray) -> np.ndarray:
     """(..., 3) RGB in [0, 1] of fully saturated HSV colours (matplotlib's ``hsv_to_rgb`` at saturation 1)."""
     h6 = hue * 6.0
     sector = h6.astype(np.int64) % 6
     f = h6 - h6.astype(np.int64)
-    zero, down, up = np.zeros_like(value), value * (1.0 - f), value * f
-    table = np.stack([  # (6 sectors, 3 channels, ...)
-        [value, up, zero], [down, value, zero], [zero, value, up],
-        [zero, down, value], [up, zero, value], [value, zero, down],
-    ])
-    return np.take_along_axis(table, sector[None, None], axis=0)[0].transpose(*range(1, hue.ndim + 1), 0)
+    choices = np.stack([value, value * (1.0 - f), value * f, np.zeros_like(value)], -1)  # value, down, up, zero
+    return np.take_along_axis(choices, _HSV_PICK[sector], axis=-1)

@@ -37,7 +37,8 @@ def label_overlay(frames: np.ndarray, labels: np.ndarray, fill: float = 0.2) -> 
 
 
 def write_gif(path: str | os.PathLike, rgb: np.ndarray, frame_time_ms: float | None = None) -> None:
-    """Write (T, H, W, 3) uint8 frames as a looping GIF (frame time defaults to 40 ms)."""
+    """Write (T, H, W, 3) uint8 RGB or (T, H, W) uint8 grey frames as a looping GIF (frame time defaults to 40 ms;
+    grey frames skip the colour quantisation and give the same file as their RGB copies)."""
     import imageio.v3 as iio
 
     iio.imwrite(path, list(rgb), extension=".gif", duration=float(frame_time_ms or 40.0), loop=0)

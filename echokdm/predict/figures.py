@@ -26,7 +26,6 @@ def comparison_figure(path: str | os.PathLike, pred: Prediction, box: list[int])
     """source | prediction | real target (when observed) | difference, cropped to the sector box, with the
     segmentation outlined and the numbered keypoints (source's, the target ones asked for, the real target's)."""
     from echokdm.keypoints.draw import plot_keypoints
-    from echokdm.render import label_overlay
 
     x0, y0, x1, y1 = box
     crop = (slice(y0, y1 + 1), slice(x0, x1 + 1))
@@ -34,20 +33,18 @@ def comparison_figure(path: str | os.PathLike, pred: Prediction, box: list[int])
     ef = pred.sections["ef"]
     pred_title = f"prediction (EF {ef['prediction']:.0f}%)" if ef["prediction"] is not None else "prediction"
     panels = [
-        (label_overlay(pred.source[None], pred.source_labels[None], 0.0)[0], pred.source_keypoints,
-         f"source, frame {pred.source_frame}"),
-        (label_overlay(pred.frames[-1][None], pred.labels[-1][None], 0.0)[0], pred.target_keypoints,
+        (_overlay(pred.source, pred.source_labels, box), pred.source_keypoints, f"source, frame {pred.source_frame}"),
+        (_overlay(pred.frames[-1], pred.labels[-1], box), pred.target_keypoints,
          f"{pred_title}; dots: target keypoints (EF {ef['target_keypoints']:.0f}%)"),
     ]
     reference, ref_name = pred.source, "source"
     if pred.target is not None:
-        panels.append((label_overlay(pred.target[None], pred.target_labels[None], 0.0)[0],
-                       pred.target_keypoints, f"real target, frame {pred.target_frame}"))
+        panels.append((_overlay(pred.target, pred.target_labels, box), pred.target_keypoints,
+                       f"real target, frame {pred.target_frame}"))
         reference, ref_name = pred.target, "real target"
-    diff = np.clip((pred.frames[-1] - reference) / 0.5, -1, 1) * 0.5 + 0.5
-    panels.append((rdbu_r(diff), None,
-                   f"prediction - {ref_name} (blue -0.5 .. red +0.5)"))
-    plot_keypoints(path, [p[0][crop] for p in panels], [None if p[1] is None else p[1] - shift for p in panels],
+    diff = np.clip((pred.frames[-1][crop] - reference[crop]) / 0.5, -1, 1) * 0.5 + 0.5
+    panels.append((rdbu_r(diff), None, f"prediction - {ref_name} (blue -0.5 .. red +0.5)"))
+    plot_keypoints(path, [p[0] for p in panels], [None if p[1] is None else p[1] - shift for p in panels],
                    [p[2] for p in panels])
 
 
@@ -71,6 +68,18 @@ def flow_figure(path: str | os.PathLike, flow: np.ndarray, source: np.ndarray, b
               _flow_key(vmax)]
     titles = [p.title for p in panels[:2]] + [f"key: dx, dy (px)\nfull brightness {vmax:.1f} px"]
     save_png(path, compose(panels, titles))
+
+
+def _overlay(frame: np.ndarray, labels: np.ndarray, box: list[int]) -> np.ndarray:
+    """:func:`echokdm.render.label_overlay` (outlines only) of the sector box of ``frame``: drawn on the box and a
+    one-pixel rim (an outline at the box's edge is the full frame's), the rim then dropped."""
+    from echokdm.render import label_overlay
+
+    x0, y0, x1, y1 = box
+    h, w = frame.shape
+    ys, xs = slice(max(y0 - 1, 0), min(y1 + 2, h)), slice(max(x0 - 1, 0), min(x1 + 2, w))
+    rgb = label_overlay(frame[None, ys, xs], labels[None, ys, xs], 0.0)[0]
+    return rgb[y0 - ys.start : y1 + 1 - ys.start, x0 - xs.start : x1 + 1 - xs.start]
 
 
 def rdbu_r(values: np.ndarray) -> np.ndarray:

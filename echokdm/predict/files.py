@@ -128,34 +128,19 @@ def write_prediction(out: OutputDir, pred: Prediction, anonymizer: Anonymizer | 
     """Write the frames, pictures, flow, segmentation and keypoints of ``pred`` (all but the report files), for a
     DICOM input also its DICOM SEG and SR (:mod:`echokdm.predict.dicom_outputs`), and list them in ``pred.files``;
     ``anonymizer`` de-identifies the DICOM files."""
-    import imageio.v3 as iio
-
     from echokdm.io import write_cine_dicom
     from echokdm.io.nifti import write_flow_sequence, write_label_sequence
     from echokdm.keypoints import KeypointTrack, save_keypoints
     from echokdm.predict.dicom_outputs import write_dicom_outputs
-    from echokdm.predict.figures import comparison_figure, flow_figure
-    from echokdm.render import write_gif
 
-    meta, box = pred.sections["input"], pred.sections["input"]["sector_box"]
+    meta = pred.sections["input"]
     frames8 = (np.clip(pred.frames, 0, 1) * 255).round().astype(np.uint8)
-    source8 = (np.clip(pred.source, 0, 1) * 255).round().astype(np.uint8)
     spacing = meta["spacing_mm"]
     with out.atomic(FILES["dicom"]) as tmp:
-        write_cine_dicom(tmp, frames8, frame_time_ms=_sequence_frame_time(pred), spacing_mm=spacing, source=pred.header,
-                         series_description="echokdm prediction", derivation=_describe(pred), anonymize=anonymizer)
-    names = []
-    for i, f in enumerate(frames8):
-        names.append(f"{FILES['frames']}/frame_{i:03d}.png")
-        with out.atomic(names[-1]) as tmp:
-            iio.imwrite(tmp, f, extension=".png")
-    gif = np.repeat(np.concatenate([source8[None], frames8])[..., None], 3, axis=-1)
-    with out.atomic(FILES["gif"]) as tmp:
-        write_gif(tmp, gif, _sequence_frame_time(pred) if len(frames8) > 1 else 500.0)
-    with out.atomic(FILES["comparison"]) as tmp:
-        comparison_figure(tmp, pred, box)
-    with out.atomic(FILES["flow_png"]) as tmp:
-        flow_figure(tmp, pred.flows[-1], pred.source, box)
+        write_cine_dicom(tmp, frames8, frame_time_ms=_sequence_frame_time(pred), spacing_mm=spacing,
+                         source=pred.header, series_description="echokdm prediction", derivation=_describe(pred),
+                         anonymize=anonymizer)
+    names = _write_pictures(out, pred, frames8)
     with out.atomic(FILES["flow_npy"]) as tmp, open(tmp, "wb") as f:
         np.save(f, pred.flows)
     with out.atomic(FILES["flow_nifti"]) as tmp:
@@ -174,6 +159,31 @@ def write_prediction(out: OutputDir, pred: Prediction, anonymizer: Anonymizer | 
         save_keypoints(tmp, track, fmt="json")
     dicom = write_dicom_outputs(out, pred, FILES["dicom"], anonymizer) if pred.header is not None else {}
     pred.files = {**{k: v for k, v in FILES.items() if k != "frames"}, "frames": names, **dicom}
+
+
+def _write_pictures(out: OutputDir, pred: Prediction, frames8: np.ndarray) -> list[str]:
+    """Write the predicted frames as PNGs, ``sequence.gif``, ``comparison.png`` and ``flow.png``; returns the
+    frames' names."""
+    import imageio.v3 as iio
+
+    from echokdm.predict.figures import comparison_figure, flow_figure
+    from echokdm.render import write_gif
+
+    box = pred.sections["input"]["sector_box"]
+    names = []
+    for i, f in enumerate(frames8):
+        names.append(f"{FILES['frames']}/frame_{i:03d}.png")
+        with out.atomic(names[-1]) as tmp:
+            iio.imwrite(tmp, f, extension=".png")
+    source8 = (np.clip(pred.source, 0, 1) * 255).round().astype(np.uint8)
+    frame_time = _sequence_frame_time(pred) if len(frames8) > 1 else 500.0
+    with out.atomic(FILES["gif"]) as tmp:
+        write_gif(tmp, np.concatenate([source8[None], frames8]), frame_time)
+    with out.atomic(FILES["comparison"]) as tmp:
+        comparison_figure(tmp, pred, box)
+    with out.atomic(FILES["flow_png"]) as tmp:
+        flow_figure(tmp, pred.flows[-1], pred.source, box)
+    return names
 
 
 def _describe(pred: Prediction) -> str:

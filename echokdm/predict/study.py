@@ -269,13 +269,18 @@ def _shape(a: np.ndarray) -> str:
 
 
 def _keypoints_of(labels: np.ndarray) -> Callable[[int], np.ndarray]:
+    """The keypoints of a frame of ``labels``, each frame extracted once (the source is also its beat's ED or ES)."""
     from echokdm.keypoints import extract_keypoints
 
+    found: dict[int, np.ndarray] = {}
+
     def kp(frame: int) -> np.ndarray:
-        try:
-            return extract_keypoints(labels[frame], N_KEYPOINTS)
-        except InputError as e:
-            raise InputError(f"frame {frame}: {e}") from None
+        if frame not in found:
+            try:
+                found[frame] = extract_keypoints(labels[frame], N_KEYPOINTS)
+            except InputError as e:
+                raise InputError(f"frame {frame}: {e}") from None
+        return found[frame].copy()
 
     return kp
 
