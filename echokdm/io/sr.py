@@ -1,5 +1,4 @@
-"""Write LV measurements as a DICOM Comprehensive SR: a TID 1500 Measurement Report built with highdicom (the
-content tree; the instance around it is assembled with pydicom in highdicom's layout, see :func:`_document`).
+"""Write LV measurements as a DICOM Comprehensive SR: a TID 1500 Measurement Report built with highdicom.
 
 One TID 1501 measurement group per thing measured (a beat of the loop, the target keypoints, the prediction),
 named by its tracking identifier, with LOINC / DCM codes, UCUM units, the measurement method (single-plane
@@ -12,15 +11,15 @@ document goes into the study of the first image as a new series; it is complete,
 from __future__ import annotations
 
 import copy
-import datetime
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ComprehensiveSRStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
 
 from echokdm import __version__
 from echokdm.errors import InputError
@@ -161,7 +160,19 @@ def write_measurement_sr(
         procedure_reported=CodedConcept("40701008", "SCT", "Echocardiography"),
         imaging_measurements=items,
     )
-    ds = _document(images, report[0], series_description)
+    with warnings.catch_warnings():  # highdicom doubts one-component patient names, which the source has anyway
+        warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name")
+        ds = hd.sr.ComprehensiveSR(
+            evidence=images,
+            content=report[0],
+            series_instance_uid=generate_uid(),
+            series_number=SERIES_NUMBER,
+            sop_instance_uid=generate_uid(),
+            instance_number=1,
+            manufacturer="echokdm",
+            is_complete=True,
+            series_description=series_description,
+        )
     ds.SoftwareVersions = __version__
     if anonymize is not None:
         anonymize(ds)
@@ -198,65 +209,6 @@ def _evidence(image: Dataset) -> Dataset:
         if keyword not in out:
             setattr(out, keyword, "")
     return out
-
-
-def _document(images: list[Dataset], content: Dataset, series_description: str) -> Dataset:
-    """The Comprehensive SR instance of ``content`` (the root container) with ``images`` as evidence, as
-    ``highdicom.sr.ComprehensiveSR`` lays it out (complete, unverified, preliminary; patient and study of the first
-    image), assembled with pydicom: highdicom's constructor copies and re-parses the whole content tree and looks
-    attributes up in its IOD tables, 10 times the time of the rest of the report."""
-    sop_uid, now = generate_uid(), datetime.datetime.now()
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = ComprehensiveSRStorage
-    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    first = images[0]
-    if "SpecificCharacterSet" in first:
-        ds.SpecificCharacterSet = first.SpecificCharacterSet
-    ds.SOPClassUID, ds.SOPInstanceUID = ComprehensiveSRStorage, sop_uid
-    ds.InstanceCreationDate = ds.ContentDate = now.strftime("%Y%m%d")
-    ds.InstanceCreationTime = ds.ContentTime = now.strftime("%H%M%S.%f")
-    for keyword in PATIENT_STUDY_KEYWORDS:
-        if keyword in first:
-            setattr(ds, keyword, first[keyword].value)
-    ds.Modality, ds.Manufacturer = "SR", "echokdm"
-    ds.SeriesInstanceUID, ds.SeriesNumber, ds.SeriesDescription = generate_uid(), SERIES_NUMBER, series_description
-    ds.InstanceNumber = 1
-    ds.ReferencedPerformedProcedureStepSequence = []
-    ds.PerformedProcedureCodeSequence = []
-    for element in content:  # the root content item is the document's top level
-        ds[element.tag] = element
-    same = [im for im in images if im.StudyInstanceUID == first.StudyInstanceUID]
-    ds.CurrentRequestedProcedureEvidenceSequence = _references(same)
-    if other := [im for im in images if im.StudyInstanceUID != first.StudyInstanceUID]:
-        ds.PertinentOtherEvidenceSequence = _references(other)
-    ds.CompletionFlag, ds.VerificationFlag, ds.PreliminaryFlag = "COMPLETE", "UNVERIFIED", "PRELIMINARY"
-    return ds
-
-
-def _references(images: list[Dataset]) -> list[Dataset]:
-    """Hierarchical SOP Instance Reference items of ``images`` (each instance once): per study, per series."""
-    studies: dict[str, dict[str, dict[str, str]]] = {}
-    for im in images:
-        studies.setdefault(im.StudyInstanceUID, {}).setdefault(im.SeriesInstanceUID, {}).setdefault(
-            im.SOPInstanceUID, im.SOPClassUID)
-    items = []
-    for study, series in studies.items():
-        study_item = Dataset()
-        study_item.StudyInstanceUID = study
-        study_item.ReferencedSeriesSequence = []
-        for series_uid, instances in series.items():
-            series_item = Dataset()
-            series_item.SeriesInstanceUID = series_uid
-            series_item.ReferencedSOPSequence = []
-            for instance, sop_class in instances.items():
-                ref = Dataset()
-                ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = sop_class, instance
-                series_item.ReferencedSOPSequence.append(ref)
-            study_item.ReferencedSeriesSequence.append(series_item)
-        items.append(study_item)
-    return items
 
 
 def read_measurements(path: str | os.PathLike) -> dict[str, list[tuple[str, float, str, str | None, list[int]]]]:

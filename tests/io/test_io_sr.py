@@ -8,7 +8,6 @@ import numpy as np
 import pydicom
 import pytest
 from io_files import dciodvfy_errors, dsrdump, pydicom_file
-from pydicom.dataset import Dataset
 
 from echokdm.errors import InputError
 from echokdm.io import write_cine_dicom
@@ -124,35 +123,3 @@ def test_bad_reports_are_refused(source, tmp_path):
     with pytest.raises(InputError, match="unknown measurement"):
         write_measurement_sr(tmp_path / "d.dcm", [MeasurementGroup("x", [Measured("ef", 50.0, "teichholz")])], [source])
     assert not list(tmp_path.iterdir())
-
-
-@pytest.mark.filterwarnings("ignore:.*unlikely to represent the intended person name")
-def test_document_is_laid_out_as_highdicom_lays_it_out(source, tmp_path):
-    """The pydicom-assembled instance equals highdicom's ComprehensiveSR of the same content and evidence, element
-    for element (creation times and highdicom's own Contributing Equipment aside), one image in another study."""
-    import highdicom as hd
-
-    from echokdm.io.sr import _evidence
-
-    other = copy.deepcopy(source)
-    other.StudyInstanceUID, other.SOPInstanceUID = "1.2.3.4", "1.2.3.4.5"
-    groups_ = [*groups(), MeasurementGroup("other", [Measured("ef", 40.0, "simpson", ((1, (0,)),))])]
-    ds = write_measurement_sr(tmp_path / "sr.dcm", groups_, [source, other])
-    content = Dataset()
-    for keyword in ("ValueType", "ConceptNameCodeSequence", "ContinuityOfContent", "ContentTemplateSequence",
-                    "ContentSequence"):
-        content[keyword] = ds[keyword]
-    reference = hd.sr.ComprehensiveSR(
-        evidence=[_evidence(source), _evidence(other)], content=content, series_instance_uid=ds.SeriesInstanceUID,
-        series_number=ds.SeriesNumber, sop_instance_uid=ds.SOPInstanceUID, instance_number=1,
-        manufacturer="echokdm", is_complete=True, series_description=ds.SeriesDescription,
-    )
-    reference.SoftwareVersions = ds.SoftwareVersions
-    apart = {"InstanceCreationDate", "InstanceCreationTime", "ContentDate", "ContentTime",
-             "ContributingEquipmentSequence"}
-    assert "PertinentOtherEvidenceSequence" in ds
-    assert {e.keyword for e in ds} - apart == {e.keyword for e in reference} - apart
-    for element in reference:
-        if element.keyword not in apart:
-            assert ds[element.tag] == element, element.keyword
-    assert pydicom.dcmread(tmp_path / "sr.dcm").file_meta.MediaStorageSOPClassUID == reference.SOPClassUID
