@@ -107,11 +107,7 @@ class KDMAdaptModel(KDMModel):
 
     @classmethod
     def from_option(cls, option: str, **kwargs) -> KDMAdaptModel:
-        try:
-            seconds = float(option)
-        except ValueError:
-            raise InputError(f"kdm-adapt:SECONDS takes a number of seconds, got {option!r}") from None
-        return cls(seconds, **kwargs)
+        return cls(_number(option, "kdm-adapt:SECONDS takes a number of seconds"), **kwargs)
 
     def __call__(self, sample: Sample, generator: torch.Generator | None = None) -> np.ndarray:
         from echokdm.train.adapt import adapt_pipeline, excluded_frames, plan_steps
@@ -145,11 +141,7 @@ class KDMHeartModel(KDMModel):
 
     @classmethod
     def from_option(cls, option: str, **kwargs) -> KDMHeartModel:
-        try:
-            reach = float(option)
-        except ValueError:
-            raise InputError(f"kdm-heart:PX takes a reach in pixels, got {option!r}") from None
-        return cls(reach, **kwargs)
+        return cls(_number(option, "kdm-heart:PX takes a reach in pixels"), **kwargs)
 
 
 class K2FWarpModel(KDMModel):
@@ -195,3 +187,11 @@ class K2IModel(Predictor):
         flows = torch.zeros(len(tgt_kps), 2, *source.shape[-2:], device=device)
         frames = ((x.float() + 1) / 2).clamp(0, 1)
         return frames.cpu(), flows.cpu(), warp(source.expand(len(flows), -1, -1, -1), flows).cpu()
+
+
+def _number(option: str, usage: str) -> float:
+    """``option`` (the text after a predictor's colon) as a number; InputError ``usage, got ...`` if it is none."""
+    try:
+        return float(option)
+    except ValueError:
+        raise InputError(f"{usage}, got {option!r}") from None
