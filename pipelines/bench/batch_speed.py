@@ -6,8 +6,11 @@
 For each rank count: a manifest of ``--studies`` copies of the SonoSite sample (ED -> ES, ``--steps``) is run in
 a fresh process (1 rank: ``python -m echokdm predict-batch``; more: ``torchrun --nproc_per_node``), each rank with
 ``--cpus / ranks`` torch threads. Printed: studies per minute of wall time, whole command included (imports and
-model loading), and the CPU seconds (user + system of every process) per study, which a loaded machine inflates
-less. The reference floor (``/work/shared/bench/unet_floor.py``, 10 steps at 112x112) is timed in the same run.
+model loading), the CPU seconds (user + system of every process) per study, which a loaded machine inflates
+less, and the steady rate once the models are loaded (ranks / median seconds per study in ``summary.csv``).
+The reference floor (``/work/shared/bench/unet_floor.py``, 10 steps at 112x112) is timed in the same run, and
+each rate is also given in floors per study beside issue 22's goal (60 studies/min where the floor took
+:data:`floor.ISSUE_FLOOR_S`).
 """
 
 from __future__ import annotations
@@ -15,27 +18,15 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import resource
 import shutil
-import subprocess
+import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-FLOOR = Path("/work/shared/bench/unet_floor.py")
+from floor import ISSUE_FLOOR_S, floor_seconds, fresh
 
-
-def children_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
-def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) of ``cmd`` and its children."""
-    c0, t0 = children_cpu(), time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True, env=env)
-    return time.perf_counter() - t0, children_cpu() - c0
+GOAL_PER_MIN = 60
 
 
 def main() -> None:
@@ -68,17 +59,23 @@ def main() -> None:
                     *(["--steps", str(a.steps)] if a.steps else [])]
             launch = ([sys.executable, "-m", "echokdm"] if ranks == 1 else
                       ["torchrun", "--standalone", f"--nproc_per_node={ranks}", "-m", "echokdm"])
-            results[ranks] = (threads, *timed(launch + args, env))
-            done = len(list((out / ".done").iterdir()))
-            if done != a.studies:
-                raise SystemExit(f"{ranks} rank(s): {done} of {a.studies} studies done")
-    floor = subprocess.run([sys.executable, str(FLOOR), "--res", "112", "--steps", "10", "--threads", str(a.cpus)],
-                           capture_output=True, text=True, check=True).stdout.strip()
-    print(floor)
-    for ranks, (threads, wall, cpu) in results.items():
+            wall, cpu = fresh(launch + args, env)
+            with (out / "summary.csv").open(newline="") as f:
+                seconds = [float(r["seconds"]) for r in csv.DictReader(f) if r["status"] == "ok"]
+            if len(seconds) != a.studies:
+                raise SystemExit(f"{ranks} rank(s): {len(seconds)} of {a.studies} studies done")
+            results[ranks] = (threads, wall, cpu, statistics.median(seconds))
+    floor, _, line = floor_seconds(10, a.cpus)
+    goal_floors = 60 / GOAL_PER_MIN / ISSUE_FLOOR_S
+    print(f"{line}; load average {os.getloadavg()[0]:.1f}")
+    for ranks, (threads, wall, cpu, per_study) in results.items():
+        whole, steady = wall / a.studies, per_study / ranks
         print(f"{ranks} rank(s) x {threads} thread(s), steps {a.steps or 'default'}: {a.studies} studies in "
-              f"{wall:.1f} s wall = {60 * a.studies / wall:.1f} studies/min; {cpu / a.studies:.2f} CPU s per study "
-              f"(whole command: imports and model loading included)")
+              f"{wall:.1f} s wall = {60 / whole:.1f} studies/min ({whole / floor:.2f} floors per study), "
+              f"{cpu / a.studies:.2f} CPU s per study (whole command: imports and model loading included); "
+              f"models loaded: {per_study:.2f} s per study per rank = {60 / steady:.1f} studies/min "
+              f"({steady / floor:.2f} floors per study); goal {GOAL_PER_MIN}/min where the floor took "
+              f"{ISSUE_FLOOR_S} s = {goal_floors:.2f} floors per study")
 
 
 if __name__ == "__main__":

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,10 +34,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from floor import ISSUE_FLOOR_S, floor_seconds, fresh
 
 from echokdm.defaults import DEFAULT_STEPS
 
-FLOOR = Path("/work/shared/bench/unet_floor.py")
+WRITE_GOAL_S = 0.15  # issue 22's writing goal, set where the floor took ISSUE_FLOOR_S
 STAGES = (
     "load",
     "segment",
@@ -84,41 +83,6 @@ def median_timings(predictor, cine: Path, options, repeats: int, folder: Path) -
         flow_figure(folder / "flow.png", pred.flows[-1], pred.source, box)
         runs.append({**timings, "figures": time.perf_counter() - t0})
     return {s: statistics.median(r.get(s, 0.0) for r in runs) for s in (*STAGES, "cpu", "figures")}
-
-
-def children_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
-def fresh(cmd: list[str], env: dict[str, str] | None = None, check: bool = True) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) of ``cmd`` in a fresh process."""
-    c0, t0 = children_cpu(), time.perf_counter()
-    subprocess.run(cmd, check=check, capture_output=True, env=env)
-    return time.perf_counter() - t0, children_cpu() - c0
-
-
-def floor_seconds(steps: int, threads: int, device: str) -> tuple[float, float, str]:
-    """(median seconds of the floor's sampling run, CPU seconds of the floor process per sampling run, its line)."""
-    cmd = [
-        sys.executable,
-        str(FLOOR),
-        "--res",
-        "112",
-        "--steps",
-        str(steps),
-        "--threads",
-        str(threads),
-        "--device",
-        device,
-    ]
-    c0 = children_cpu()
-    line = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
-    cpu = children_cpu() - c0
-    # the floor process runs 1 warm-up call and 3 sampling runs after its imports; its CPU seconds per run are
-    # (process CPU - imports) / 3, the imports timed apart
-    imports = fresh([sys.executable, "-c", "import torch, diffusers; from diffusers import UNet2DModel"])[1]
-    return float(line.rsplit("seconds=", 1)[1]), max(cpu - imports, 0.0) / 3, line
 
 
 def main() -> None:
@@ -199,7 +163,9 @@ def main() -> None:
         print(f"{name:<9} ES end to end {t['total']:6.2f} s = {t['total'] / floor:5.2f}x floor "
               f"(CPU {t['cpu']:6.2f} s = {t['cpu'] / floor_cpu:5.2f}x floor CPU);  "
               f"K2F + F2I {t['k2f'] + t['f2i']:6.2f} s = {(t['k2f'] + t['f2i']) / floor:5.2f}x floor;  "
-              f"write {t['write']:5.2f} s, of it the two figures {t['figures']:5.2f} s")
+              f"write {t['write']:5.2f} s = {t['write'] / floor:4.2f}x floor "
+              f"(goal {WRITE_GOAL_S / ISSUE_FLOOR_S:.2f}x), "
+              f"of it the two figures {t['figures']:5.2f} s")
     for label, (wall, cpu) in cold.items():
         print(f"{label:<42} {wall:6.2f} s = {wall / floor:5.1f}x floor;  CPU {cpu:6.2f} s = "
               f"{cpu / floor_cpu:5.1f}x floor CPU")
