@@ -4,7 +4,8 @@
 # Needs: KIND (echonet|camus), DATA (the data set's folder), OUT (runs folder), DRY (1 = tiny phantom run).
 # OF-net, flow AE, K2F and F2I learn from the data set's own cines (self-supervised pairs) mixed with phantom
 # pairs, on the flows of the OF-net trained here as in the paper, K2F on the keypoints of the segmenter fine-tuned
-# here (docs/own_data.md); the prior learns from phantom trajectories (pipelines/configs/*.yaml).
+# here (docs/own_data.md); the prior learns from phantom trajectories and that segmenter's keypoint trajectories
+# ED -> ES of the data set's training cines.
 # Expected times on one GPU: none measured yet (no GPU was available; run pipelines/bench/gpu_check.sh).
 # On 2 CPU cores: seg 5 epochs of EchoNet-Dynamic's 7465 train pairs ~ 25 min per epoch (measured 2.5
 # samples/s per core); the KDM stages as pipelines/train_kdm.sh (hours on CPU).
@@ -70,7 +71,8 @@ stage ofnet echokdm train ofnet --config "$CFG/ofnet.yaml" "${CINES[@]}" --out "
 stage flowae echokdm train flowae --config "$OUT/flowae_data.yaml" "${CINES[@]}" --out "$OUT/flowae" --overwrite
 stage k2f echokdm train k2f --config "$OUT/k2f_data.yaml" "${CINES[@]}" --out "$OUT/k2f" --overwrite
 stage f2i echokdm train f2i --config "$OUT/f2i_data.yaml" "${CINES[@]}" --out "$OUT/f2i" --overwrite
-stage prior python pipelines/fit_prior.py --config "$CFG/k2f.yaml" --out "$OUT/prior.safetensors"
+stage prior python pipelines/fit_prior.py --config "$CFG/k2f.yaml" --data "$KIND:$DATA" \
+  --seg-weights "$OUT/seg/model.safetensors" --out "$OUT/prior.safetensors"
 # the models trained here, named as the shipped ones, for evaluate --weights (KDM) and --seg-weights
 mkdir -p "$OUT/weights"
 for pair in seg:seg_a4c flowae:kdm_flow_vae k2f:kdm_k2f f2i:kdm_f2i; do
