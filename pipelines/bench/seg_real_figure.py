@@ -2,12 +2,12 @@
 area curves, one row per segmenter.
 
     python pipelines/bench/seg_real_figure.py --out docs/seg_real \
-        before=path/to/old.safetensors after=seg_a4c
+        before=path/to/old.safetensors after=seg_a4c [--shown sonosite:19,29]
 
 writes ``<out>_sonosite.png`` and ``<out>_acuson.png``: ED and ES at full resolution, the LV area curve, and ED
 of the loop's EchoNet-like 112-px crop (``seg_proxies.echonet_crop``). Outlines: LV cavity red, LV myocardium
 green, LA blue. The frames are fixed per loop (SonoSite: ED 14, ES 3; Acuson: ED 11, ES 32) so that the rows
-compare like with like.
+compare like with like (``--shown LOOP:ED,ES`` picks others).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def _outlined(frame: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def figure(out: Path, models: list[tuple[str, str]], threads: int) -> None:
+def figure(out: Path, models: list[tuple[str, str]], threads: int, frames: dict[str, tuple[int, int]]) -> None:
     import torch
     from pydicom.data import get_testdata_file
 
@@ -52,7 +52,7 @@ def figure(out: Path, models: list[tuple[str, str]], threads: int) -> None:
     for name, path, keep in REAL_LOOPS:
         loop = load_cine(path if "/" in path else get_testdata_file(path))
         small, _ = echonet_crop(loop, keep)
-        shown = SHOWN[name]
+        shown = {**SHOWN, **frames}[name]
         fig, axes = plt.subplots(len(models), 4, figsize=(15, 3.6 * len(models)), squeeze=False)
         for row, (label, seg) in enumerate(segmenters):
             labels = seg(loop).labels
@@ -91,9 +91,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--shown", action="append", default=[], help="LOOP:ED,ES frames to show (default: SHOWN)")
     ap.add_argument("models", nargs="+", help="LABEL=WEIGHTS (a shipped name or a .safetensors file)")
     a = ap.parse_args()
-    figure(a.out, [tuple(m.split("=", 1)) for m in a.models], a.threads)
+    shown = {k: tuple(int(t) for t in v.split(",")) for k, _, v in (x.partition(":") for x in a.shown)}
+    figure(a.out, [tuple(m.split("=", 1)) for m in a.models], a.threads, shown)
 
 
 if __name__ == "__main__":
