@@ -22,6 +22,9 @@ from echokdm.errors import InputError
 #: Gaussian sigma (ms) of the area curve's smoothing before its extremes are sought: against flicker of the
 #: masks, shorter than the isovolumic phases, so frames 100 ms or more apart (8 frames/s clips) stay apart
 SMOOTH_MS = 20.0
+#: the shortest ED -> ES interval counted as a beat: systole lasts 250-400 ms in adults and stays above ~200 ms
+#: even at 180 beats/min; a shorter fall of the area curve is a dip within a phase, not a systole
+MIN_SYSTOLE_MS = 180.0
 
 
 @dataclass
@@ -31,7 +34,8 @@ class Phases:
     Args:
         ed: ED frame indices, increasing.
         es: ES frame indices, increasing.
-        beats: (ED, ES) pairs where the ES follows the ED within the same beat.
+        beats: (ED, ES) pairs where the ES follows the ED within the same beat (at least
+            :data:`MIN_SYSTOLE_MS` later when the frame time is known).
         period_frames: beat length in frames (fractional), or None when the loop shows less than a beat.
         heart_rate_bpm: 60000 / (period x frame time), or None when either is unknown.
         smoothed: (T,) the smoothed curve the extremes were found on.
@@ -92,7 +96,8 @@ def detect_phases(
     beats = []
     for e in ed:
         later = [x for x in es if x > e]
-        if later and not any(e < d < later[0] for d in ed):
+        short = frame_time_ms and later and (later[0] - e) * frame_time_ms < MIN_SYSTOLE_MS
+        if later and not short and not any(e < d < later[0] for d in ed):
             beats.append((e, later[0]))
     hr = 60000.0 / (period * frame_time_ms) if period and frame_time_ms else None
     return Phases(ed=ed, es=es, beats=beats, period_frames=period, heart_rate_bpm=hr, smoothed=s)

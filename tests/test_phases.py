@@ -110,6 +110,16 @@ def test_diastasis_bump_is_not_a_second_beat():
     assert len(p.es) == 2 and 20 not in p.ed and 50 not in p.ed
 
 
+def test_a_dip_shorter_than_a_systole_is_not_a_beat():
+    """Half a second of a real loop (the SonoSite sample's 112-px crop, frames 0-15 at 30 frames/s): ES at frame 4,
+    filling to frame 9, then a dip over 167 ms in diastasis. Its fall is no systole (MIN_SYSTOLE_MS): no beat, and
+    the ES stays found. (At 8 frames/s a 2-frame systole, 250 ms, still counts: the 8-frames/s clip test.)"""
+    clip = [2383, 2150, 2043, 1945, 1923, 1949, 1972, 1936, 2773, 3022, 2979, 2971, 2970, 2811, 2650, 2699]
+    p = detect_phases(np.array(clip, float), frame_time_ms=33.3)
+    assert p.beats == [] and 4 in p.es
+    assert detect_phases(np.array(clip, float)).beats  # frame time unknown: no duration to check
+
+
 @pytest.mark.parametrize(
     "curve,message", [([1.0, 2.0], "at least 3"), ([1.0, np.nan, 2.0], "non-finite"), ([5.0] * 10, "does not change")]
 )

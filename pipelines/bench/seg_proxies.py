@@ -296,8 +296,27 @@ def real_consistency(segmenter) -> dict:
             "ef_full": _loop_ef(full, loop.meta.get("frame_time_ms")),
             "ef_crop": _loop_ef(labels, loop.meta.get("frame_time_ms")),
             "myo_es_over_ed": _myo_ratio(full, loop.meta.get("frame_time_ms")),
+            "ef_clips": real_clips(segmenter, small[0].numpy(), loop.meta.get("frame_time_ms") or 33.3),
         }
     return out
+
+
+def real_clips(segmenter, crop: np.ndarray, frame_time_ms: float) -> list[float | None]:
+    """EF of every 16-frame clip of a real loop's 112-px crop taken at every 1st to 4th frame from each offset
+    (30 down to 7 frames/s, MJPEG q 70), as the acceptance set's short clips are: one heart, so the EFs should
+    agree with each other and with the whole crop's (None: a clip without ED and ES)."""
+    import tempfile
+
+    from echokdm.io import load_cine
+
+    efs = []
+    for step in (1, 2, 3, 4):
+        for start in range(step):
+            with tempfile.TemporaryDirectory() as tmp:
+                write_avi(Path(tmp) / "clip.avi", crop[start::step][:CLIP_FRAMES], 1000.0 / (frame_time_ms * step), 70)
+                clip = load_cine(Path(tmp) / "clip.avi")
+                efs.append(_loop_ef(segmenter(clip).labels, clip.meta.get("frame_time_ms")))
+    return efs
 
 
 def _loop_ef(labels: np.ndarray, frame_time_ms: float | None) -> float | None:
@@ -387,6 +406,9 @@ def _print(results: dict, weights: str) -> None:
         myo = "-" if r["myo_es_over_ed"] is None else f"{r['myo_es_over_ed']:.3f}"
         print(f"| real {name}: full vs 112-px crop | | {r['dice_full_vs_crop']:.3f} (agreement) | EF {ef} | | | | |"
               f" myocardium area ES/ED {myo}")
+        clips = [e for e in r["ef_clips"] if e is not None]
+        print(f"| real {name}: {len(r['ef_clips'])} 16-frame clips of the crop | | | EF {np.min(clips):.1f} to "
+              f"{np.max(clips):.1f}, median {np.median(clips):.1f} | | | {len(r['ef_clips']) - len(clips)} | |")
     if "evaluate_truth" in results:
         e = results["evaluate_truth"]
         print(f"| echonet, evaluate truth (ED/ES frames alone) | | {f(e['dice'])} | {f(e['ef_err'], 1)} | | | | |")
