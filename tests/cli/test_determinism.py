@@ -1,5 +1,6 @@
 """Determinism: the same input, seed and settings give bit-identical outputs on CPU in two separate processes
-(a child process and this test process, which has run other tests before), and the report records what a rerun needs (seed, steps, threads, versions, weight and input hashes).
+(a child process and this test process, which has run other tests before), and the report records what a rerun
+needs (seed, steps, threads, versions, weight and input hashes).
 
 Only what is new per run by design differs: the instance UIDs of ``prediction.dcm`` (every run writes a new
 DICOM instance, as DICOM requires), its content time, the timings and the command line in the report; the
