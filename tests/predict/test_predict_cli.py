@@ -18,6 +18,7 @@ import numpy as np
 import pydicom
 import pytest
 from broken_inputs import run_inprocess
+from hardening_files import sealed_env
 from io_files import dciodvfy_errors, sha256
 
 from echokdm.io import read_cine, write_cine_dicom, write_label_sequence
@@ -49,18 +50,14 @@ def study(phantom_study, tmp_path_factory):
 
 @pytest.mark.slow
 def test_predict_writes_a_valid_study(study, tiny_weights, tmp_path):
-    cwd, home, tmp = tmp_path / "cwd", tmp_path / "home", tmp_path / "tmp"
-    for folder in (cwd, home, tmp):
-        folder.mkdir()
-    home.chmod(0o555)  # an unwritable HOME (root writes anyway: then nothing may appear in it)
-    env = {k: v for k, v in ENV.items() if k not in ("MPLCONFIGDIR", "TORCHINDUCTOR_CACHE_DIR", "XDG_CACHE_HOME")}
-    env.update(HOME=str(home), TMPDIR=str(tmp))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
     before = tree(study)
     out = tmp_path / "out"
     args = ["predict", "--dicom", study / "study.dcm", "--seg", study / "labels.nii.gz", "--frames", 3, "--steps", 2,
             "--weights", tiny_weights, "--out", out]
-    r = echokdm(*args, cwd=cwd, env=env)
-    home.chmod(0o755)
+    with sealed_env(tmp_path) as env:  # nothing in HOME or TMPDIR either
+        r = echokdm(*args, cwd=cwd, env=env)
     assert r.returncode == 0 and r.stderr == "", r.stderr
     assert "predicted 3 frame(s)" in r.stdout
     rep = json.loads((out / "report.json").read_text())
@@ -81,7 +78,6 @@ def test_predict_writes_a_valid_study(study, tiny_weights, tmp_path):
         assert "Doe" not in text and "PID-4711" not in text
     # the input is untouched, nothing lands outside --out (working folder, HOME, TMPDIR), no temporary files are left
     assert tree(study) == before and not any(cwd.iterdir())
-    assert list(home.rglob("*")) == [] and list(tmp.rglob("*")) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd", "home", "out", "tmp"]
     assert not [p for p in out.rglob("*") if p.name.endswith(".part")]
 
