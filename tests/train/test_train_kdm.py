@@ -30,7 +30,7 @@ def _config(tmp_path, **data):
         "train": {"epochs": 1, "batch_size": 4, "lr": 1e-3, "threads": 1, "tensorboard": False},
         "data": {
             "size": SIZE,
-            "train_loops": 2,
+            "train_loops": 1,
             "val_loops": 1,
             "every": 10,
             "cache_dir": str(tmp_path / "cache"),
