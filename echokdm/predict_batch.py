@@ -15,6 +15,8 @@ default; relative paths are relative to the manifest's folder). Each study is wr
   once with every file; the temporary files a killed run leaves are removed when the batch starts again.
 - Output apart from input: an output folder that holds the manifest or an input of a study (or lies in an
   input folder) is refused before anything is written.
+- Models: loaded when the first study to predict has read its input (a batch of bad inputs never waits for
+  them), then kept for the others; weights that cannot be loaded stop the batch with that one error.
 - Failures: a bad study never stops the batch; its folder is removed and its one-line reason kept until it
   succeeds. When every rank is done, rank 0 writes ``summary.csv`` (one row per study: status and the main
   numbers) and ``failures.csv`` (study, input, reason). An unusable output location (read-only, full) stops
@@ -32,6 +34,7 @@ default; relative paths are relative to the manifest's folder). Each study is wr
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
@@ -221,7 +224,14 @@ def predict_batch(
                 columns, listing = remote.listing(found)
                 out_dir.write_text(INSTANCES_CSV, _csv(listing, columns))
         anonymizer = Anonymizer(_shared_key(ctx)) if anonymize else False
-        predictor = predictor or KDMPredictor.from_weights(weights, str(ctx.device))
+
+        @functools.cache
+        def models() -> KDMPredictor:
+            try:
+                return predictor or KDMPredictor.from_weights(weights, str(ctx.device))
+            except EchoKDMError as e:  # not the study's: every further study would fail the same way
+                raise _ModelsError(e) from e
+
         done, skipped, failed = [], [], {}
         launcher = os.getppid()
         for row in progress(rows[ctx.rank :: ctx.world_size], "predict-batch"):
@@ -242,10 +252,12 @@ def predict_batch(
                 opts = PredictOptions(**_typed(row.options), steps=steps or DEFAULT_STEPS, seed=seed)
                 (out_dir.path / DONE_DIR / row.study_id).unlink(missing_ok=True)  # a stale marker of a lost study
                 with remote.local(row.study_id, found[row.study_id]) if remote else nullcontext(row.dicom) as cine:
-                    predict_study(cine, folder, opts, predictor, overwrite=True, command=command, anonymize=anonymizer)
+                    predict_study(cine, folder, opts, models, overwrite=True, command=command, anonymize=anonymizer)
                 out_dir.write_text(Path(DONE_DIR) / row.study_id, "")  # last: the study is finished
             except OutputError:
                 raise
+            except _ModelsError as e:
+                raise e.args[0] from None
             except RemoteError as e:
                 raise RemoteError(f"{e}; {RESUME}") from None
             except EchoKDMError as e:
@@ -271,6 +283,10 @@ def predict_batch(
         shutdown_distributed()
     not_predicted = {name: i.skip_reason for name, i in found.items() if i.skip_reason} if remote else {}
     return BatchResult(done, skipped, failed, summary, not_predicted)
+
+
+class _ModelsError(Exception):
+    """The batch's models failed to load while a study ran (``args[0]``: the error; it stops the batch)."""
 
 
 def is_done(out: Path, study_id: str) -> bool:

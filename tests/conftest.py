@@ -13,11 +13,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
-import torch
-from safetensors.torch import save_file
+
+if TYPE_CHECKING:  # torch loads only in the tests and fixtures that need it (collection and torch-free tests don't)
+    import torch
 
 #: working resolution of the tiny KDM models
 TINY_SIZE = 32
@@ -26,6 +28,8 @@ TINY_SIZE = 32
 def save_weights(path: Path, model: torch.nn.Module, task: str, config: dict) -> Path:
     """Write ``model`` as echokdm weights: safetensors with the task and network config in the metadata,
     as ``echokdm train`` writes them."""
+    from safetensors.torch import save_file
+
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(path), metadata={"task": task, "config": json.dumps(config)})
     return path
@@ -54,6 +58,8 @@ def tiny_weights(tmp_path_factory) -> Path:
     """A folder of untrained weights named like the shipped ones (``seg_a4c``, ``kdm_flow_vae``, ``kdm_k2f``,
     ``kdm_f2i``, ``kdm_prior`` ``.safetensors``): the KDM models at 32x32, a small segmenter at 64x64 and a
     motion prior fitted on synthetic ventricles."""
+    import torch
+
     from echokdm.config import config_to_dict
     from echokdm.models.f2i import build_f2i_unet
     from echokdm.models.flow_ae import build_flow_autoencoder

@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -33,6 +35,24 @@ def echokdm_inprocess(*args, timeout: float = 300) -> subprocess.CompletedProces
     argv = [str(a) for a in args]
     status, out, err = run_inprocess(argv, timeout=timeout)
     return subprocess.CompletedProcess(["echokdm", *argv], status, out, err)
+
+
+@contextmanager
+def sealed_env(folder: Path) -> Iterator[dict[str, str]]:
+    """The environment of a child command that may write nothing outside its ``--out``: :data:`ENV` with an
+    unwritable ``folder/home`` as HOME (root writes anyway: then nothing may appear in it), ``folder/tmp`` as
+    TMPDIR and no cache folder set elsewhere. Asserts, once the block is done, that HOME and TMPDIR stayed
+    empty (the caller checks ``folder`` itself)."""
+    home, tmp = folder / "home", folder / "tmp"
+    home.mkdir()
+    tmp.mkdir()
+    home.chmod(0o555)
+    env = {k: v for k, v in ENV.items() if k not in ("MPLCONFIGDIR", "TORCHINDUCTOR_CACHE_DIR", "XDG_CACHE_HOME")}
+    try:
+        yield {**env, "HOME": str(home), "TMPDIR": str(tmp)}
+    finally:
+        home.chmod(0o755)
+    assert list(home.rglob("*")) == [] and list(tmp.rglob("*")) == []
 
 
 def write_manifest(path: Path, rows: list[tuple], header: tuple[str, ...] = ("study_id", "dicom", "seg")) -> Path:

@@ -17,6 +17,7 @@ import pydicom
 import pytest
 import torch
 from hardening_files import echokdm_inprocess
+from io_files import sha256
 
 from echokdm.bundle import datalist
 from echokdm.data import sample_path
@@ -51,7 +52,9 @@ def offline(monkeypatch):
 
 
 @pytest.mark.slow
-def test_bundle_run_gives_the_cli_pixels(phantom_study, tmp_path):
+def test_bundle_run_gives_the_cli_pixels(phantom_study, tiny_weights, tmp_path):
+    """On the tiny weights (the bundle's ``weights_dir``, the same code path): the shipped weights in the bundle
+    are loaded by ``verify_net_in_out`` and the failed-study test below."""
     inputs = tmp_path / "in"
     inputs.mkdir()
     shutil.copy(sample_path(), inputs / "sonosite.dcm")
@@ -59,7 +62,7 @@ def test_bundle_run_gives_the_cli_pixels(phantom_study, tmp_path):
     (inputs / "notes.txt").write_text("not a DICOM file; the bundle skips it\n")
     out = tmp_path / "bundle_out"
     r = run("-m", "monai.bundle", "run", "--bundle_root", BUNDLE, "--config_file", CONFIG, "--input_dir", inputs,
-            "--output_dir", out, "--steps", STEPS, "--seed", SEED)
+            "--output_dir", out, "--weights_dir", tiny_weights, "--steps", STEPS, "--seed", SEED)
     assert "phantom: frame" in r.stdout and "sonosite: frame" in r.stdout
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
         "failures.csv",
@@ -70,7 +73,7 @@ def test_bundle_run_gives_the_cli_pixels(phantom_study, tmp_path):
     for study in ("phantom", "sonosite"):  # the reference: echokdm predict, in this process (no imports to pay)
         cli = tmp_path / f"cli_{study}"
         r = echokdm_inprocess("predict", "--dicom", inputs / f"{study}.dcm", "--phase", "es", "--seed", SEED,
-                              "--steps", STEPS, "--out", cli)
+                              "--steps", STEPS, "--weights", tiny_weights, "--out", cli)
         assert r.returncode == 0, r.stderr
         got, want = out / study, cli
         assert np.array_equal(pydicom.dcmread(got / "prediction.dcm").pixel_array,
@@ -88,6 +91,7 @@ def test_bundle_run_gives_the_cli_pixels(phantom_study, tmp_path):
         )
         assert rep["image_metrics"] == ref["image_metrics"]
         assert "monai.bundle" in rep["command"] and rep["weights"] == ref["weights"]
+        assert rep["weights"]["f2i"]["sha256"] == sha256(tiny_weights / "kdm_f2i.safetensors")
 
 
 def test_datalist(tmp_path):

@@ -68,7 +68,9 @@ def test_clinician_review_runs_on_the_bundled_sample(tmp_path):
 
 @pytest.mark.slow
 def test_phantom_and_metrics_runs(tmp_path):
-    nb, out = execute("phantom_and_metrics", tmp_path, 'N_LOOPS, SIZE, EVAL_DATA = 2, 96, "phantom-test:2"')
+    # one loop (its figures loop over however many there are) and two evaluation cases: how the notebook runs,
+    # not how well
+    nb, out = execute("phantom_and_metrics", tmp_path, 'N_LOOPS, SIZE, EVAL_DATA = 1, 96, "phantom-test:2"')
     for name in ("truth.png", "keypoints.png", "area_curves.png", "evaluation/scores.csv",
                  "evaluation/summary.md", "evaluation/boxplots.png", "evaluation/bland_altman.png"):
         assert (out / name).is_file(), name

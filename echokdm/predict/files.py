@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -44,7 +44,7 @@ def predict_study(
     cine: str | os.PathLike | torch.Tensor,
     out: str | os.PathLike,
     options: PredictOptions | None = None,
-    predictor: KDMPredictor | None = None,
+    predictor: KDMPredictor | Callable[[], KDMPredictor] | None = None,
     weights: PredictWeights | None = None,
     device: str = "auto",
     overwrite: bool = False,
@@ -59,7 +59,8 @@ def predict_study(
         cine: the input loop (never modified): a file or a loaded loop (see :meth:`KDMPredictor.predict`).
         out: output folder (created; an existing one must be an echokdm folder, replaced with ``overwrite``).
         options: what to predict.
-        predictor: loaded models (default: loaded from ``weights`` on ``device``).
+        predictor: loaded models, or a function that returns them (called once the input is read; default: loaded
+            from ``weights`` on ``device``).
         weights: weights when ``predictor`` is None (default: shipped).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` when ``predictor`` is None.
         overwrite: replace an earlier echokdm output folder.
@@ -83,6 +84,8 @@ def predict_study(
         from echokdm.predict.predictor import KDMPredictor
 
         predictor = KDMPredictor.from_weights(weights, device)
+    elif callable(predictor):
+        predictor = predictor()
     return save_prediction(predictor.predict_input(inp), out, overwrite, command, anonymize, inputs)
 
 

@@ -1,5 +1,6 @@
-"""Determinism: the same input, seed and settings give bit-identical outputs on CPU in two separate processes,
-and the report records what a rerun needs (seed, steps, threads, versions, weight and input hashes).
+"""Determinism: the same input, seed and settings give bit-identical outputs on CPU in two separate processes
+(a child process and this test process, which has run other tests before), and the report records what a rerun
+needs (seed, steps, threads, versions, weight and input hashes).
 
 Only what is new per run by design differs: the instance UIDs of ``prediction.dcm`` (every run writes a new
 DICOM instance, as DICOM requires), its content time, the timings and the command line in the report; the
@@ -49,11 +50,13 @@ def run(study, weights: Path, out: Path, seed: int = 3, in_process: bool = False
 
 @pytest.fixture(scope="module")
 def runs(phantom_study, tiny_weights, tmp_path_factory) -> dict[str, Path]:
-    """Output folders of two separate child processes, a and b with seed 3, and of c with seed 4 (in this
-    process: it only has to differ)."""
+    """Output folders of a (a child process) and b (this process, through the console entry point), both with
+    seed 3, and of c with seed 4 (in this process: it only has to differ). Two processes: a fresh interpreter
+    against one whose torch, RNGs and caches other tests have used, so state carried over would show."""
     root = tmp_path_factory.mktemp("determinism")
-    runs = {n: run(phantom_study, tiny_weights, root / n) for n in "ab"}
-    return {**runs, "c": run(phantom_study, tiny_weights, root / "c", seed=4, in_process=True)}
+    return {"a": run(phantom_study, tiny_weights, root / "a"),
+            "b": run(phantom_study, tiny_weights, root / "b", in_process=True),
+            "c": run(phantom_study, tiny_weights, root / "c", seed=4, in_process=True)}
 
 
 def files(folder: Path) -> dict[str, bytes]:

@@ -161,6 +161,7 @@ def test_sigkill_and_restart_leave_every_study_done_once(batch_inputs, tiny_weig
     assert checksums(batch_inputs) == before
 
 
+@pytest.mark.slow
 def test_sigkill_of_torchrun_group_and_immediate_restart(batch_inputs, tiny_weights, tmp_path):
     """torchrun starts its ranks in their own sessions: killing torchrun's process group leaves them running.
     A restart at once must not run a second batch beside them (one clear line naming the running one) and,

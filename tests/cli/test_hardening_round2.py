@@ -17,7 +17,7 @@ from pathlib import Path
 import pydicom
 import pytest
 from broken_inputs import run_inprocess
-from hardening_files import ENV, checksums, echokdm_inprocess, read_csv, write_manifest
+from hardening_files import ENV, checksums, echokdm_inprocess, read_csv, sealed_env, write_manifest
 
 from echokdm.config import load_config
 from echokdm.errors import InputError, OutputError
@@ -226,25 +226,14 @@ def test_implausible_efs_are_listed():
 
 
 # ---- 7: nothing outside --out, nothing extra on stderr -------------------------------------------------------
-@pytest.mark.parametrize("command", ["metrics", "predict", "phantom"])
-def test_nothing_is_written_outside_out(command, phantom_study, tiny_weights, tmp_path):
-    home, tmp = tmp_path / "home", tmp_path / "tmp"
-    home.mkdir()
-    tmp.mkdir()
-    home.chmod(0o555)  # an unwritable HOME (root writes anyway: then nothing may appear in it)
-    args = {
-        "metrics": ["--seg", phantom_study.labels_nii, "--dicom", phantom_study.dicom],
-        "predict": ["--dicom", phantom_study.dicom, "--seg", phantom_study.labels_nii, "--steps", "1",
-                    "--weights", tiny_weights],
-        "phantom": ["--n", "1", "--frames", "8", "--size", "64"],
-    }[command]
-    env = {k: v for k, v in ENV.items() if k not in ("MPLCONFIGDIR", "TORCHINDUCTOR_CACHE_DIR", "XDG_CACHE_HOME")}
-    env.update(HOME=str(home), TMPDIR=str(tmp))
-    r = subprocess.run([sys.executable, "-m", "echokdm", command, *map(str, args), "--out", str(tmp_path / "o")],
-                       capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
-    home.chmod(0o755)
+def test_nothing_is_written_outside_out(tmp_path):
+    """``phantom``; ``predict`` and ``metrics`` are checked so in their own child runs (test_predict_cli.py,
+    test_metrics_cli.py)."""
+    with sealed_env(tmp_path) as env:
+        r = subprocess.run([sys.executable, "-m", "echokdm", "phantom", "--n", "1", "--frames", "8", "--size", "64",
+                            "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=900, env=env,
+                           cwd=tmp_path)
     assert r.returncode == 0 and r.stderr == "", r.stderr
-    assert list(home.rglob("*")) == [] and list(tmp.rglob("*")) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "o", "tmp"]
 
 

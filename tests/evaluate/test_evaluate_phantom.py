@@ -33,7 +33,8 @@ def _each_loop_simulated_once():
 @pytest.fixture(scope="module")
 def phantom_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("eval") / "report"
-    return run_evaluation("phantom-test:4", out, predictors=["copy", "tps", "oracle"], task="es", segmenter="atlas")
+    return run_evaluation("phantom-test:4", out, predictors=["copy", "tps", "oracle"], task="es", segmenter="atlas",
+                          size=96)  # the ordering of the baselines, not the default working size, is tested
 
 
 def test_oracle_beats_tps_beats_copy(phantom_report):

@@ -1,5 +1,6 @@
-"""``echokdm metrics``: a good run writes every file (in a child process, the real entry point); the other runs
-in this process through the console entry point; bad inputs fail with one line."""
+"""``echokdm metrics``: a good run writes every file; with the cine, in a child process (the real entry point), it
+writes nothing outside --out; the other runs in this process through the console entry point; bad inputs fail with
+one line."""
 
 import csv
 import json
@@ -13,6 +14,7 @@ import pytest
 import SimpleITK as sitk
 from a4c_shapes import a4c_loop
 from broken_inputs import run_inprocess
+from hardening_files import sealed_env
 
 from echokdm.io import write_cine_dicom
 from echokdm.keypoints import load_keypoints
@@ -20,11 +22,12 @@ from echokdm.keypoints import load_keypoints
 SPECS = Path(__file__).parents[2] / "data_specs"
 
 
-def run(*args, child: bool = False) -> subprocess.CompletedProcess:
-    """``echokdm metrics ARGS`` in this process (``child``: in a child process)."""
+def run(*args, child: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """``echokdm metrics ARGS`` in this process (``child``: in a child process with this environment, in ``cwd``)."""
     argv = ["metrics", *map(str, args)]
-    if child:
-        return subprocess.run([sys.executable, "-m", "echokdm", *argv], capture_output=True, text=True)
+    if child is not None:
+        return subprocess.run([sys.executable, "-m", "echokdm", *argv], capture_output=True, text=True, env=child,
+                              cwd=cwd)
     status, out, err = run_inprocess(argv)
     return subprocess.CompletedProcess(["echokdm", *argv], status, out, err)
 
@@ -51,7 +54,7 @@ def files(tmp_path_factory):
 
 
 def test_good_run_writes_everything(files, tmp_path):
-    r = run("--seg", files / "seg.nii.gz", "--keypoints", "40", "--out", tmp_path / "out", child=True)
+    r = run("--seg", files / "seg.nii.gz", "--keypoints", "40", "--out", tmp_path / "out")
     assert r.returncode == 0, r.stderr
     assert "EF Simpson" in r.stdout
     out = tmp_path / "out"
@@ -74,8 +77,11 @@ def test_good_run_writes_everything(files, tmp_path):
 
 
 def test_with_the_cine(files, tmp_path):
-    r = run("--seg", files / "seg.nii.gz", "--dicom", files / "loop.dcm", "--out", tmp_path / "out")
-    assert r.returncode == 0, r.stderr
+    with sealed_env(tmp_path) as env:  # nothing in HOME or TMPDIR
+        r = run("--seg", files / "seg.nii.gz", "--dicom", files / "loop.dcm", "--out", tmp_path / "out", child=env,
+                cwd=tmp_path)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "out", "tmp"]  # nothing beside --out
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["frame_time_ms"] == pytest.approx(40.0) and report["heart_rate_bpm"] == pytest.approx(75.0)
     assert report["spacing_mm"] == pytest.approx([0.5, 0.5]) and "cine" in report["spacing_source"]

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
-from hardening_files import echokdm_inprocess
+from hardening_files import echokdm_inprocess, one_error_line
 
 from echokdm.errors import InputError
-from echokdm.predict_batch import read_manifest
+from echokdm.predict import KDMPredictor
+from echokdm.predict_batch import STATE_DIR, read_manifest
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "ECHOKDM_PROGRESS": "0"}
 
@@ -33,6 +35,19 @@ def manifest(phantom_study, tmp_path):
     ])
 
 
+@pytest.fixture
+def loads(monkeypatch) -> list[str]:
+    """The weights folders ``KDMPredictor.from_weights`` loaded (in this process; it still loads them)."""
+    load, seen = KDMPredictor.from_weights.__func__, []
+
+    def counted(cls, weights=None, device="auto", precision="auto"):
+        seen.append(weights.f2i.rsplit("/", 2)[-2])
+        return load(cls, weights, device, precision)
+
+    monkeypatch.setattr(KDMPredictor, "from_weights", classmethod(counted))
+    return seen
+
+
 def read_csv(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
@@ -47,10 +62,11 @@ def batch(*args, launcher=()):
 
 
 @pytest.mark.slow
-def test_batch_records_failures_and_resumes(manifest, tiny_weights, tmp_path):
+def test_batch_records_failures_and_resumes(manifest, tiny_weights, tmp_path, loads):
     out = tmp_path / "batch"
     r = batch("--manifest", manifest, "--out", out, "--steps", 1, "--weights", tiny_weights)
     assert r.returncode == 1, r.stderr
+    assert loads == [tiny_weights.name]  # once, for both studies
     assert "2 predicted, 0 already done, 1 failed" in r.stdout
     summary = {row["study_id"]: row for row in read_csv(out / "summary.csv")}
     assert [summary[s]["status"] for s in ("a", "bad", "c")] == ["ok", "failed", "ok"]
@@ -65,6 +81,44 @@ def test_batch_records_failures_and_resumes(manifest, tiny_weights, tmp_path):
     r = batch("--manifest", manifest, "--out", out, "--steps", 1, "--weights", tiny_weights)
     assert r.returncode == 1 and "0 predicted, 2 already done, 1 failed" in r.stdout
     assert (out / "a" / "report.json").stat().st_mtime_ns == stamp
+    assert loads == [tiny_weights.name]  # nothing left to predict: no models loaded
+
+
+def test_a_batch_of_bad_inputs_fails_before_any_model_loads(phantom_study, tiny_weights, tmp_path, monkeypatch):
+    def no_models(*args, **kwargs):
+        raise AssertionError("models loaded for a batch of bad inputs")
+
+    monkeypatch.setattr(KDMPredictor, "from_weights", no_models)
+    (tmp_path / "junk.dcm").write_text("not a DICOM file")
+    manifest = write_manifest(tmp_path / "studies.csv", [
+        ("missing", tmp_path / "missing.dcm", "", ""),
+        ("junk", tmp_path / "junk.dcm", "", ""),
+        ("ef", phantom_study.dicom, phantom_study.labels_nii, "99"),
+    ])
+    out = tmp_path / "batch"
+    r = batch("--manifest", manifest, "--out", out, "--steps", 1, "--weights", tiny_weights)
+    assert r.returncode == 1 and "0 predicted, 0 already done, 3 failed" in r.stdout, r.stdout + r.stderr
+    reasons = {f["study_id"]: f["reason"] for f in read_csv(out / "failures.csv")}
+    assert "missing.dcm" in reasons["missing"] and "not a DICOM file" in reasons["junk"], reasons
+    assert "between 5 and 90" in reasons["ef"], reasons
+
+
+def test_weights_that_cannot_load_stop_the_batch(phantom_study, tiny_weights, tmp_path):
+    """Loaded once the first study read its input (``bad`` fails before), a broken weights file is the batch's
+    one error, not every study's failure."""
+    manifest = write_manifest(tmp_path / "studies.csv", [
+        ("bad", tmp_path / "missing.dcm", "", ""),
+        ("a", phantom_study.dicom, phantom_study.labels_nii, ""),
+        ("c", phantom_study.dicom, phantom_study.labels_nii, ""),
+    ])
+    broken = tmp_path / "broken_weights"
+    shutil.copytree(tiny_weights, broken)
+    (broken / "kdm_f2i.safetensors").write_bytes(b"not safetensors")
+    out = tmp_path / "batch"
+    r = batch("--manifest", manifest, "--out", out, "--steps", 1, "--weights", broken)
+    assert r.returncode == 2 and "kdm_f2i.safetensors" in one_error_line(r), r.stderr
+    assert (out / STATE_DIR / "bad.txt").is_file()  # the failure noted before the models loaded
+    assert not (out / "a").exists() and not (out / "c").exists() and not (out / "summary.csv").exists()
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """``echokdm predict`` end to end in a subprocess: files, valid DICOM and report, no PHI, nothing written outside
---out, input untouched, and one clear line for every bad input, found before any model loads (in this process;
-a few rows again in a child process) (determinism: cli/test_determinism.py)."""
+--out (also with an unwritable HOME and its own TMPDIR), input untouched, and one clear line for every bad input,
+found before any model loads (in this process; a few rows again in a child process) (determinism:
+cli/test_determinism.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 import pydicom
 import pytest
 from broken_inputs import run_inprocess
+from hardening_files import sealed_env
 from io_files import dciodvfy_errors, sha256
 
 from echokdm.io import read_cine, write_cine_dicom, write_label_sequence
@@ -26,9 +28,9 @@ SCHEMA = json.loads((Path(__file__).parents[2] / "data_specs" / "predict_report.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "ECHOKDM_PROGRESS": "0"}
 
 
-def echokdm(*args, cwd=None) -> subprocess.CompletedProcess:
+def echokdm(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "echokdm", *map(str, args)], capture_output=True, text=True,
-                          timeout=300, cwd=cwd, env=ENV)
+                          timeout=300, cwd=cwd, env=env or ENV)
 
 
 def tree(folder: Path) -> dict[str, str]:
@@ -54,8 +56,9 @@ def test_predict_writes_a_valid_study(study, tiny_weights, tmp_path):
     out = tmp_path / "out"
     args = ["predict", "--dicom", study / "study.dcm", "--seg", study / "labels.nii.gz", "--frames", 3, "--steps", 2,
             "--weights", tiny_weights, "--out", out]
-    r = echokdm(*args, cwd=cwd)
-    assert r.returncode == 0, r.stderr
+    with sealed_env(tmp_path) as env:  # nothing in HOME or TMPDIR either
+        r = echokdm(*args, cwd=cwd, env=env)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
     assert "predicted 3 frame(s)" in r.stdout
     rep = json.loads((out / "report.json").read_text())
     jsonschema.validate(rep, SCHEMA)
@@ -73,8 +76,9 @@ def test_predict_writes_a_valid_study(study, tiny_weights, tmp_path):
     # no patient fields in what echokdm reports or prints
     for text in ((out / "report.json").read_text(), (out / "report.csv").read_text(), r.stdout, r.stderr):
         assert "Doe" not in text and "PID-4711" not in text
-    # the input is untouched, nothing lands outside --out, no temporary files are left
+    # the input is untouched, nothing lands outside --out (working folder, HOME, TMPDIR), no temporary files are left
     assert tree(study) == before and not any(cwd.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd", "home", "out", "tmp"]
     assert not [p for p in out.rglob("*") if p.name.endswith(".part")]
 
 

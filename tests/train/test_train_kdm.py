@@ -19,12 +19,18 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
     return 2 * (a & b).sum() / max(a.sum() + b.sum(), 1)
 
 
+@pytest.fixture(scope="module")
+def val_pairs():
+    """The pairs of one validation loop every 6th frame, built once for the tests that read them."""
+    return build_pairs("val", 1, SIZE, every=6)
+
+
 def _config(tmp_path, **data):
     return {
         "train": {"epochs": 1, "batch_size": 4, "lr": 1e-3, "threads": 1, "tensorboard": False},
         "data": {
             "size": SIZE,
-            "train_loops": 2,
+            "train_loops": 1,
             "val_loops": 1,
             "every": 10,
             "cache_dir": str(tmp_path / "cache"),
@@ -33,8 +39,8 @@ def _config(tmp_path, **data):
     }
 
 
-def test_pairs_hold_exact_flows(tmp_path):
-    ps = build_pairs("val", 1, SIZE, every=6)
+def test_pairs_hold_exact_flows(val_pairs):
+    ps = val_pairs
     assert ps.frames.dtype == np.uint8 and ps.keypoints.shape[1:] == (40, 2)
     assert ps.flow.shape == (len(ps.pairs), 2, SIZE, SIZE)
     # the exact flow carries the source LV mask onto the target far better than no motion does
@@ -78,10 +84,10 @@ def test_f2i_ssim_term_adds_to_the_denoising_loss():
     assert torch.isfinite(with_ssim[1]) and with_ssim[1] > 0
 
 
-def test_k2f_flows_carry_the_source_contours_onto_the_target(tmp_path):
+def test_k2f_flows_carry_the_source_contours_onto_the_target(val_pairs):
     from echokdm.train.kdm import _k2f_flows
 
-    ps = build_pairs("val", 1, SIZE, every=6)
+    ps = val_pairs
     # the shipped K2F works at 112; contours snap anyway
     flows = _k2f_flows(EchoKDMPipeline.from_weights(), ps, seed=0, steps=10)
     assert flows.shape == (len(ps.pairs), 2, SIZE, SIZE) and flows.dtype == np.float16
@@ -103,7 +109,7 @@ def test_k2f_flows_are_refused_where_they_would_be_circular(tmp_path, task):
 
 
 @pytest.mark.slow
-def test_training_chain_builds_a_working_pipeline(tmp_path):
+def test_training_chain_builds_a_working_pipeline(val_pairs, tmp_path):
     of = train("ofnet", _config(tmp_path), tmp_path / "ofnet")
     assert math.isfinite(of.metrics["val_epe_lv"])
     ofw = str(of.out / "model.safetensors")
@@ -120,7 +126,7 @@ def test_training_chain_builds_a_working_pipeline(tmp_path):
     assert math.isfinite(k2i.metrics["val_psnr"])
 
     pipe = EchoKDMPipeline.from_weights(aew, k2fw, str(f2i.out / "model.safetensors"))
-    ps = build_pairs("val", 1, SIZE, every=6)
+    ps = val_pairs
     s, t = ps.pairs[-1]
     out = pipe(ps.frames[s] / 255.0, ps.keypoints[s], ps.keypoints[t], alphas=[0.5, 1.0], num_inference_steps=2,
                generator=torch.Generator().manual_seed(0))
