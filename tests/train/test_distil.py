@@ -1,0 +1,63 @@
+"""Progressive distillation of F2I (``echokdm train f2i-distil``): the DDIM algebra and a tiny run that learns."""
+
+import pytest
+import torch
+
+from echokdm.config import load_config
+from echokdm.errors import InputError
+from echokdm.models.diffusion import sampling_scheduler
+from echokdm.train.distil import F2IDistilRunConfig, F2IDistilTask, ddim_step
+from echokdm.train.registry import train
+
+
+def _task(teacher_steps: int, student_steps: int) -> F2IDistilTask:
+    cfg = {"data": {"size": 32}, "distil": {"teacher_steps": teacher_steps, "student_steps": student_steps}}
+    return F2IDistilTask(load_config(cfg, F2IDistilRunConfig))
+
+
+@pytest.mark.parametrize("t", [899, 99])
+def test_ddim_step_is_diffusers_step(t):
+    sched = sampling_scheduler(True)
+    sched.set_timesteps(10)
+    torch.manual_seed(0)
+    x0, z = 2 * torch.randn(2, 1, 8, 8), torch.randn(2, 1, 8, 8)  # x0 beyond [-1, 1]: clipping order matters
+    alphas = torch.cat([sched.alphas_cumprod, torch.ones(1)])
+    mine = ddim_step(x0, z, alphas[[t, t]], alphas[[t - 100, t - 100]], clip=True)
+    torch.testing.assert_close(mine, sched.step(x0, t, z).prev_sample)
+
+
+def test_windows_follow_the_teachers_steps():
+    assert _task(10, 5).windows.tolist() == [[999, 899, 799], [799, 699, 599], [599, 499, 399], [399, 299, 199],
+                                             [199, 99, -1]]
+    assert _task(10, 2).windows[:, [0, -1]].tolist() == [[999, 499], [499, -1]]
+    with pytest.raises(InputError, match="not made of the teacher"):
+        _task(10, 4)
+
+
+def test_one_step_of_the_target_lands_where_the_teachers_steps_land():
+    task = _task(10, 5)
+    torch.manual_seed(0)
+    teacher = task.teacher(torch.device("cpu"))
+    z, cond = torch.randn(5, 1, 32, 32), torch.randn(5, 4, 32, 32)
+    window = torch.arange(5)
+    goal = task.target(z, cond, window)
+    path, a = task.windows[window], task.alphas
+    x = z
+    for i in range(2):  # the teacher's two DDIM steps
+        with torch.no_grad():
+            x = ddim_step(teacher(torch.cat([x, cond], 1), path[:, i]).sample, x, a[path[:, i]], a[path[:, i + 1]],
+                          clip=True)
+    torch.testing.assert_close(ddim_step(goal, z, a[path[:, 0]], a[path[:, -1]], clip=False), x, atol=1e-4, rtol=1e-4)
+
+
+def test_the_student_matches_two_teacher_steps_better_than_the_teachers_one(tmp_path):
+    cfg = {
+        "train": {"epochs": 3, "batch_size": 8, "lr": 1e-3, "threads": 1, "tensorboard": False, "seed": 0},
+        "data": {"size": 96, "train_loops": 2, "val_loops": 1, "every": 6, "cache_dir": str(tmp_path / "cache"),
+                 "flow_source": "truth", "crop": 0},
+        "distil": {"teacher_steps": 2, "student_steps": 1},
+    }
+    result = train("f2i-distil", cfg, tmp_path / "student")
+    m = result.metrics
+    # the student starts as the teacher (match == match_teacher): distillation must close much of the gap
+    assert m["val_match"] < 0.7 * m["val_match_teacher"], m
