@@ -50,9 +50,35 @@ def test_one_step_of_the_target_lands_where_the_teachers_steps_land():
     torch.testing.assert_close(ddim_step(goal, z, a[path[:, 0]], a[path[:, -1]], clip=False), x, atol=1e-4, rtol=1e-4)
 
 
+def test_training_brings_the_students_step_closer_to_the_teachers_two():
+    task = _task(2, 1)
+    torch.manual_seed(0)
+    frames = torch.rand(2, 4, 1, 32, 32)
+    batch = {"source": frames[0], "target": (frames[0] + 0.1 * frames[1]).clamp(0, 1),
+             "flow": torch.randn(4, 2, 32, 32)}
+    cpu = torch.device("cpu")
+    student = task.teacher(cpu).__class__.from_config(task.teacher(cpu).config)
+    student.load_state_dict(task.teacher(cpu).state_dict())
+    optimizer = torch.optim.Adam(student.parameters(), lr=1e-4)
+
+    def loss() -> torch.Tensor:
+        torch.manual_seed(1)  # the same noise each time: one step of the student against two of the teacher
+        return task.training_step(student, batch, cpu)
+
+    with torch.no_grad():
+        before = float(loss())  # the student is the teacher: its one step against its own two
+    for _ in range(30):
+        optimizer.zero_grad()
+        loss().backward()
+        optimizer.step()
+    with torch.no_grad():
+        after = float(loss())
+    assert after < 0.2 * before, (before, after)  # measured: 0.0042 -> 0.00027
+
+
 def test_the_student_matches_two_teacher_steps_better_than_the_teachers_one(tmp_path):
     cfg = {
-        "train": {"epochs": 3, "batch_size": 8, "lr": 1e-3, "threads": 1, "tensorboard": False, "seed": 0},
+        "train": {"epochs": 3, "batch_size": 8, "lr": 1e-4, "threads": 1, "tensorboard": False, "seed": 0},
         "data": {"size": 96, "train_loops": 2, "val_loops": 1, "every": 6, "cache_dir": str(tmp_path / "cache"),
                  "flow_source": "truth", "crop": 0},
         "distil": {"teacher_steps": 2, "student_steps": 1},
