@@ -19,7 +19,8 @@ largest, and both equal -- ED -> ES predictions are scored:
 
 ``--student FILE`` adds a distilled F2I (``echokdm train f2i-distil``) at ``--student-steps`` (K2F at the largest
 steps), scored beside the teacher at the same and at the largest steps in the same run, with the same tests;
-``--f2i-only`` leaves out the rows that change K2F's steps.
+``--f2i-only`` leaves out the rows that change K2F's steps; ``--frames N`` scores the ES frame of an N-frame ED -> ES
+sequence on the real loops (as ``echokdm predict --frames N``).
 
 ``--pairs N`` adds the flow table on N cached phantom validation pairs (the table of the model card).
 
@@ -104,10 +105,11 @@ def phantom_scores(pipes: dict, segmenter, cases: int, size: int, folder: Path,
             for p in pipes}
 
 
-def real_scores(pipes: dict, segmenter, cine: Path, seeds: int, cache: Path,
-                compute: bool = True) -> dict[str, dict[str, np.ndarray]]:
-    """config -> metric -> per-seed values of ``echokdm predict`` (ED -> ES against the real ES frame) on ``cine``;
-    rows already in the ``cache`` CSV are reused (a stopped run resumes; ``compute`` False: only those)."""
+def real_scores(pipes: dict, segmenter, cine: Path, seeds: int, cache: Path, compute: bool = True,
+                frames: int = 1) -> dict[str, dict[str, np.ndarray]]:
+    """config -> metric -> per-seed values of ``echokdm predict`` (ED -> ES against the real ES frame; with ``frames``
+    > 1 the last frame of the ED -> ES sequence, ``--frames``) on ``cine``; rows already in the ``cache`` CSV are
+    reused (a stopped run resumes; ``compute`` False: only those)."""
     import pandas as pd
 
     from echokdm.labels import camus_labels
@@ -123,7 +125,7 @@ def real_scores(pipes: dict, segmenter, cine: Path, seeds: int, cache: Path,
                 inp = read_input(cine, PredictOptions(phase="es"))
                 labels = camus_labels(segmenter(inp.frames, sector_mask=inp.sector, spacing_mm=inp.spacing,
                                                 frame_time_ms=inp.meta.get("frame_time_ms")))
-            run = dataclasses.replace(inp, options=PredictOptions(phase="es", seed=seed), labels=labels)
+            run = dataclasses.replace(inp, options=PredictOptions(phase="es", seed=seed, frames=frames), labels=labels)
             cpu = pipe.cpu
             r = KDMPredictor(pipe, segmenter).predict_input(run).report
             im, ef = r["image_metrics"], r["ef"]
@@ -202,6 +204,8 @@ def main() -> None:
     ap.add_argument("--report-only", action="store_true", help="print the table of the scores in --work, compute none")
     ap.add_argument("--student", type=Path, default=None, help="a distilled F2I weights file to score beside the rest")
     ap.add_argument("--student-steps", type=int, default=5, help="F2I steps of --student")
+    ap.add_argument("--frames", type=int, default=1,
+                    help="real loops: score the ES frame of an ED -> ES sequence of this many frames (--frames)")
     ap.add_argument("--f2i-only", action="store_true", help="only the rows with K2F at the largest steps")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -236,9 +240,11 @@ def main() -> None:
             datasets[f"phantom-val ({a.cases} loops)"] = phantom_scores(pipes, segmenter, a.cases, a.size, work,
                                                                         compute)
         loops = {"sonosite": sample_path("sonosite"), "acuson": a.acuson}
+        suffix = f"_frames{a.frames}" if a.frames > 1 else ""
         for name in filter(None, a.real.split(",")):
             datasets[f"{name} ({a.seeds} seeds)"] = real_scores(pipes, segmenter, loops[name], a.seeds,
-                                                                work / f"{Path(loops[name]).stem}.csv", compute)
+                                                                work / f"{Path(loops[name]).stem}{suffix}.csv",
+                                                                compute, a.frames)
     # CPU seconds of K2F + F2I per prediction on the real loops
     real = [d for label, d in datasets.items() if not label.startswith("phantom")]
     cpu = {name: float(np.mean(np.concatenate([d[name]["cpu"] for d in real]))) if real else float("nan")
