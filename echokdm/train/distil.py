@@ -94,6 +94,7 @@ class F2IDistilTask(F2ITask):
         self._teacher: UNet2DModel | None = None
 
     def teacher(self, device: torch.device) -> UNet2DModel:
+        """The frozen teacher (loaded once) on ``device``."""
         if self._teacher is None:
             self._teacher = load_diffusers_model(UNet2DModel, self.cfg.distil.teacher).eval().requires_grad_(False)
         return self._teacher.to(device)
