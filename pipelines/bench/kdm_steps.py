@@ -20,7 +20,8 @@ largest, and both equal -- ED -> ES predictions are scored:
 ``--student FILE`` adds a distilled F2I (``echokdm train f2i-distil``) at ``--student-steps`` (K2F at the largest
 steps), scored beside the teacher at the same and at the largest steps in the same run, with the same tests;
 ``--f2i-only`` leaves out the rows that change K2F's steps; ``--frames N`` scores the ES frame of an N-frame ED -> ES
-sequence on the real loops (as ``echokdm predict --frames N``).
+sequence on the real loops (as ``echokdm predict --frames N``), ``--task sequence`` every frame ED -> ES of the
+phantom loops (``echokdm evaluate --task sequence``, metrics averaged over the frames).
 
 ``--pairs N`` adds the flow table on N cached phantom validation pairs (the table of the model card).
 
@@ -72,10 +73,11 @@ class StepPipeline:
         return out
 
 
-def phantom_scores(pipes: dict, segmenter, cases: int, size: int, folder: Path,
-                   compute: bool = True) -> dict[str, dict[str, np.ndarray]]:
-    """config -> metric -> per-case values on the phantom validation split, scored by ``echokdm evaluate``
-    (``compute`` False: only the scores already in ``folder``)."""
+def phantom_scores(pipes: dict, segmenter, cases: int, size: int, folder: Path, compute: bool = True,
+                   task: str = "es") -> dict[str, dict[str, np.ndarray]]:
+    """config -> metric -> per-case values on the phantom validation split, scored by ``echokdm evaluate --task
+    TASK`` (``sequence``: each metric averaged over the frames ED -> ES; ``compute`` False: only the scores already in
+    ``folder``)."""
     from functools import partial
 
     from echokdm.evaluate.cases import CaseRef, phantom_case
@@ -91,13 +93,14 @@ def phantom_scores(pipes: dict, segmenter, cases: int, size: int, folder: Path,
             self.steps, self.pipe = None, pipe
 
     models = {name: StepKDM(pipe) for name, pipe in pipes.items()}
+    sub = "phantom-val" if task == "es" else f"phantom-val-{task}"
     refs = [CaseRef(f"phantom{s:07d}", partial(phantom_case, s, size)) for s in split_seeds("val", cases)]
     if compute:
-        table = evaluate_cases(refs, models, "es", OutputDir(folder / "phantom-val", resume=True), segmenter, seed=0)
+        table = evaluate_cases(refs, models, task, OutputDir(folder / sub, resume=True), segmenter, seed=0)
     else:
         import pandas as pd
 
-        table = pd.read_csv(folder / "phantom-val" / "scores.csv", dtype={"case_id": str})
+        table = pd.read_csv(folder / sub / "scores.csv", dtype={"case_id": str})
         table = table[table["case_id"].isin([r.case_id for r in refs])]
     table = table[~table["skipped"].astype(bool)]
     # one row per case, in the same order for every configuration (paired differences)
@@ -206,6 +209,8 @@ def main() -> None:
     ap.add_argument("--student-steps", type=int, default=5, help="F2I steps of --student")
     ap.add_argument("--frames", type=int, default=1,
                     help="real loops: score the ES frame of an ED -> ES sequence of this many frames (--frames)")
+    ap.add_argument("--task", choices=("es", "sequence"), default="es",
+                    help="phantom task: the ES frame, or every frame ED -> ES (metrics averaged over the frames)")
     ap.add_argument("--f2i-only", action="store_true", help="only the rows with K2F at the largest steps")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -237,8 +242,8 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         compute = not a.report_only
         if not a.skip_phantom:
-            datasets[f"phantom-val ({a.cases} loops)"] = phantom_scores(pipes, segmenter, a.cases, a.size, work,
-                                                                        compute)
+            datasets[f"phantom-val {a.task} ({a.cases} loops)"] = phantom_scores(pipes, segmenter, a.cases, a.size,
+                                                                                 work, compute, a.task)
         loops = {"sonosite": sample_path("sonosite"), "acuson": a.acuson}
         suffix = f"_frames{a.frames}" if a.frames > 1 else ""
         for name in filter(None, a.real.split(",")):
