@@ -20,6 +20,7 @@ TASKS: dict[str, str] = {
     "flowae": "echokdm.train.kdm:FlowAETask",
     "k2f": "echokdm.train.kdm:K2FTask",
     "f2i": "echokdm.train.kdm:F2ITask",
+    "f2i-distil": "echokdm.train.distil:F2IDistilTask",
     "k2i": "echokdm.train.kdm:K2ITask",
 }
 

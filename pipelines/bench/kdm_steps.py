@@ -17,6 +17,12 @@ largest, and both equal -- ED -> ES predictions are scored:
   from ED against the loop's real ES frame: the report's PSNR, SSIM, Dice against the real frame's segmentation
   and |EF prediction - EF target keypoints|); one loop each, so the CI is over ``--seeds`` sampling seeds.
 
+``--student FILE`` adds a distilled F2I (``echokdm train f2i-distil``) at ``--student-steps`` (K2F at the largest
+steps), scored beside the teacher at the same and at the largest steps in the same run, with the same tests;
+``--f2i-only`` leaves out the rows that change K2F's steps; ``--frames N`` scores the ES frame of an N-frame ED -> ES
+sequence on the real loops (as ``echokdm predict --frames N``), ``--task sequence`` every frame ED -> ES of the
+phantom loops (``echokdm evaluate --task sequence``, metrics averaged over the frames).
+
 ``--pairs N`` adds the flow table on N cached phantom validation pairs (the table of the model card).
 
 Two tests against the reference (the largest step counts), each on every data set and metric, on the metric's
@@ -67,10 +73,11 @@ class StepPipeline:
         return out
 
 
-def phantom_scores(pipes: dict, segmenter, cases: int, size: int, folder: Path,
-                   compute: bool = True) -> dict[str, dict[str, np.ndarray]]:
-    """config -> metric -> per-case values on the phantom validation split, scored by ``echokdm evaluate``
-    (``compute`` False: only the scores already in ``folder``)."""
+def phantom_scores(pipes: dict, segmenter, cases: int, size: int, folder: Path, compute: bool = True,
+                   task: str = "es") -> dict[str, dict[str, np.ndarray]]:
+    """config -> metric -> per-case values on the phantom validation split, scored by ``echokdm evaluate --task
+    TASK`` (``sequence``: each metric averaged over the frames ED -> ES; ``compute`` False: only the scores already in
+    ``folder``)."""
     from functools import partial
 
     from echokdm.evaluate.cases import CaseRef, phantom_case
@@ -86,13 +93,14 @@ def phantom_scores(pipes: dict, segmenter, cases: int, size: int, folder: Path,
             self.steps, self.pipe = None, pipe
 
     models = {name: StepKDM(pipe) for name, pipe in pipes.items()}
+    sub = "phantom-val" if task == "es" else f"phantom-val-{task}"
     refs = [CaseRef(f"phantom{s:07d}", partial(phantom_case, s, size)) for s in split_seeds("val", cases)]
     if compute:
-        table = evaluate_cases(refs, models, "es", OutputDir(folder / "phantom-val", resume=True), segmenter, seed=0)
+        table = evaluate_cases(refs, models, task, OutputDir(folder / sub, resume=True), segmenter, seed=0)
     else:
         import pandas as pd
 
-        table = pd.read_csv(folder / "phantom-val" / "scores.csv", dtype={"case_id": str})
+        table = pd.read_csv(folder / sub / "scores.csv", dtype={"case_id": str})
         table = table[table["case_id"].isin([r.case_id for r in refs])]
     table = table[~table["skipped"].astype(bool)]
     # one row per case, in the same order for every configuration (paired differences)
@@ -100,10 +108,11 @@ def phantom_scores(pipes: dict, segmenter, cases: int, size: int, folder: Path,
             for p in pipes}
 
 
-def real_scores(pipes: dict, segmenter, cine: Path, seeds: int, cache: Path,
-                compute: bool = True) -> dict[str, dict[str, np.ndarray]]:
-    """config -> metric -> per-seed values of ``echokdm predict`` (ED -> ES against the real ES frame) on ``cine``;
-    rows already in the ``cache`` CSV are reused (a stopped run resumes; ``compute`` False: only those)."""
+def real_scores(pipes: dict, segmenter, cine: Path, seeds: int, cache: Path, compute: bool = True,
+                frames: int = 1) -> dict[str, dict[str, np.ndarray]]:
+    """config -> metric -> per-seed values of ``echokdm predict`` (ED -> ES against the real ES frame; with ``frames``
+    > 1 the last frame of the ED -> ES sequence, ``--frames``) on ``cine``; rows already in the ``cache`` CSV are
+    reused (a stopped run resumes; ``compute`` False: only those)."""
     import pandas as pd
 
     from echokdm.labels import camus_labels
@@ -119,7 +128,7 @@ def real_scores(pipes: dict, segmenter, cine: Path, seeds: int, cache: Path,
                 inp = read_input(cine, PredictOptions(phase="es"))
                 labels = camus_labels(segmenter(inp.frames, sector_mask=inp.sector, spacing_mm=inp.spacing,
                                                 frame_time_ms=inp.meta.get("frame_time_ms")))
-            run = dataclasses.replace(inp, options=PredictOptions(phase="es", seed=seed), labels=labels)
+            run = dataclasses.replace(inp, options=PredictOptions(phase="es", seed=seed, frames=frames), labels=labels)
             cpu = pipe.cpu
             r = KDMPredictor(pipe, segmenter).predict_input(run).report
             im, ef = r["image_metrics"], r["ef"]
@@ -196,6 +205,13 @@ def main() -> None:
                     help="also the flow table (K2F flow EPE, KDM and warp-only PSNR/SSIM) on this many cached pairs")
     ap.add_argument("--cache", default="data/cache/kdm", help="cache of the training pairs for --pairs (val split)")
     ap.add_argument("--report-only", action="store_true", help="print the table of the scores in --work, compute none")
+    ap.add_argument("--student", type=Path, default=None, help="a distilled F2I weights file to score beside the rest")
+    ap.add_argument("--student-steps", type=int, default=5, help="F2I steps of --student")
+    ap.add_argument("--frames", type=int, default=1,
+                    help="real loops: score the ES frame of an ED -> ES sequence of this many frames (--frames)")
+    ap.add_argument("--task", choices=("es", "sequence"), default="es",
+                    help="phantom task: the ES frame, or every frame ED -> ES (metrics averaged over the frames)")
+    ap.add_argument("--f2i-only", action="store_true", help="only the rows with K2F at the largest steps")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
 
@@ -209,23 +225,31 @@ def main() -> None:
     ref = (steps[-1], steps[-1])
     # the reference first, then both stages at the same steps, then one stage at a time (a stopped run has the most
     # useful rows)
-    configs = sorted({(s, ref[1]) for s in steps} | {(ref[0], s) for s in steps} | {(s, s) for s in steps},
-                     key=lambda c: (c != ref, c[0] != c[1], c))
+    grid = {(ref[0], s) for s in steps} if a.f2i_only else (
+        {(s, ref[1]) for s in steps} | {(ref[0], s) for s in steps} | {(s, s) for s in steps})
+    configs = sorted(grid, key=lambda c: (c != ref, c[0] != c[1], c))
     pipe = EchoKDMPipeline.from_weights()
     segmenter = BuiltinSegmenter()
     pipes = {f"k2f{k}_f2i{f}": StepPipeline(pipe, k, f) for k, f in configs}
+    if a.student is not None:
+        # the student beside the teacher at its steps; named after its file (the --work scores are keyed by name)
+        configs.append((ref[0], a.student_steps))
+        student = EchoKDMPipeline.from_weights(f2i=str(a.student))
+        pipes[f"k2f{ref[0]}_f2i{a.student_steps}_{a.student.stem}"] = StepPipeline(student, ref[0], a.student_steps)
     datasets = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = a.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         compute = not a.report_only
         if not a.skip_phantom:
-            datasets[f"phantom-val ({a.cases} loops)"] = phantom_scores(pipes, segmenter, a.cases, a.size, work,
-                                                                        compute)
+            datasets[f"phantom-val {a.task} ({a.cases} loops)"] = phantom_scores(pipes, segmenter, a.cases, a.size,
+                                                                                 work, compute, a.task)
         loops = {"sonosite": sample_path("sonosite"), "acuson": a.acuson}
+        suffix = f"_frames{a.frames}" if a.frames > 1 else ""
         for name in filter(None, a.real.split(",")):
             datasets[f"{name} ({a.seeds} seeds)"] = real_scores(pipes, segmenter, loops[name], a.seeds,
-                                                                work / f"{Path(loops[name]).stem}.csv", compute)
+                                                                work / f"{Path(loops[name]).stem}{suffix}.csv",
+                                                                compute, a.frames)
     # CPU seconds of K2F + F2I per prediction on the real loops
     real = [d for label, d in datasets.items() if not label.startswith("phantom")]
     cpu = {name: float(np.mean(np.concatenate([d[name]["cpu"] for d in real]))) if real else float("nan")
@@ -244,7 +268,7 @@ def main() -> None:
                 cell, worse = mark(e, (e.mean, e.mean), (ref_ci[m].lo, ref_ci[m].hi), m)
                 tests["ci"][name] &= not worse
                 cells.append(cell)
-            print(f"{k:>4} {f:>4} " + "".join(f"{c:>26}" for c in cells))
+            print(f"{k:>4} {f:>4} " + "".join(f"{c:>26}" for c in cells) + f"  {name}")
         print(f"{label}: paired difference to {ref_name} [95% bootstrap CI]; -/+ = CI wholly on the worse/better side")
         for (k, f), name in zip(configs, pipes):
             if name == ref_name:
@@ -255,14 +279,17 @@ def main() -> None:
                 cell, worse = mark(d, (d.lo, d.hi), (0.0, 0.0), m)
                 tests["paired"][name] &= not worse
                 cells.append(cell)
-            print(f"{k:>4} {f:>4} " + "".join(f"{c:>26}" for c in cells))
+            print(f"{k:>4} {f:>4} " + "".join(f"{c:>26}" for c in cells) + f"  {name}")
     print(f"\nCPU seconds of K2F + F2I per real-loop prediction (threads {a.threads}); ci: no mean on the worse side "
           f"of the CI of {ref_name}; paired: no paired difference to it significantly worse (no '-' on any data set)")
     for (k, f), name in zip(configs, pipes):
         flags = "  ".join(f"{t} {'ok' if tests[t][name] else '-'}" for t in tests)
-        print(f"{k:>4} {f:>4} {cpu[name]:8.2f} s  {flags}")
+        print(f"{k:>4} {f:>4} {cpu[name]:8.2f} s  {flags}  {name}")
+    teacher = dict(zip(pipes, configs))
+    if a.student is not None:
+        teacher.popitem()  # the fewest-steps lines are the teacher's; the student's line is above
     for t, ok in [*tests.items(), ("both tests", {n: tests["ci"][n] and tests["paired"][n] for n in pipes})]:
-        fine = [c for c, name in zip(configs, pipes) if ok[name]]
+        fine = [c for name, c in teacher.items() if ok[name]]
         k2f = min((k for k, f in fine if f == ref[1]), default=ref[0])
         f2i = min((f for k, f in fine if k == ref[0]), default=ref[1])
         both = min((s for s, u in fine if s == u), default=ref[0])
