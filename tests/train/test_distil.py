@@ -81,7 +81,6 @@ def test_training_brings_the_students_step_closer_to_the_teachers_two():
     assert after < 0.2 * before, (before, after)  # measured: 0.0042 -> 0.00027
 
 
-@pytest.mark.slow
 def test_f2i_distil_trains_a_student_the_pipeline_runs(tmp_path):
     cfg = {
         "train": {"epochs": 1, "batch_size": 8, "lr": 1e-4, "threads": 1, "tensorboard": False},
