@@ -96,8 +96,9 @@ def detect_phases(
     beats = []
     for e in ed:
         later = [x for x in es if x > e]
-        short = frame_time_ms and later and (later[0] - e) * frame_time_ms < MIN_SYSTOLE_MS
-        if later and not short and not any(e < d < later[0] for d in ed):
+        if not later or any(e < d < later[0] for d in ed):
+            continue
+        if not frame_time_ms or (later[0] - e) * frame_time_ms >= MIN_SYSTOLE_MS:
             beats.append((e, later[0]))
     hr = 60000.0 / (period * frame_time_ms) if period and frame_time_ms else None
     return Phases(ed=ed, es=es, beats=beats, period_frames=period, heart_rate_bpm=hr, smoothed=s)
