@@ -11,6 +11,7 @@ Files written to the output folder::
     measurements_sr.dcm   DICOM SR (TID 1500) of EF, volumes, GLS and heart rate (DICOM input with measurements)
 
 The DICOM outputs join the cine's study as new series (or, with ``anonymize``, a de-identified copy of it).
+The input is read and checked before torch, the model or a writer is imported: a bad input fails fast.
 """
 
 from __future__ import annotations
@@ -57,13 +58,6 @@ def segment_study(
         OutputError: an output folder that cannot be used.
     """
     from echokdm.io import load_cine_file, loop_spacing, require_loop
-    from echokdm.io.anonymize import Anonymizer
-    from echokdm.io.dicom_results import write_dicom_results
-    from echokdm.io.nifti import write_label_sequence
-    from echokdm.metrics import measure_loop
-    from echokdm.metrics_report import metrics_report, write_metrics
-    from echokdm.models.seg import LVSegmenter, area_jitter
-    from echokdm.render import label_overlay, write_gif
 
     if n_keypoints not in (20, 40):
         raise InputError(f"number of keypoints must be 20 or 40, got {n_keypoints}")
@@ -71,6 +65,14 @@ def segment_study(
     cine_file = load_cine_file(cine)
     loop = cine_file.loop
     require_loop(loop, 3)
+    from echokdm.io.anonymize import Anonymizer  # the models and writers load once the input is known to be good
+    from echokdm.io.dicom_results import write_dicom_results
+    from echokdm.io.nifti import write_label_sequence
+    from echokdm.metrics import measure_loop
+    from echokdm.metrics_report import metrics_report, write_metrics
+    from echokdm.models.seg import LVSegmenter, area_jitter
+    from echokdm.render import label_overlay, write_gif
+
     segmenter = LVSegmenter.from_pretrained(weights)
     out_dir = OutputDir(out, overwrite=overwrite, inputs=[cine])
     result = segmenter(loop)

@@ -86,7 +86,7 @@ def command(
     overwrite: bool,
 ) -> None:
     """Evaluate predictors (copy, tps, oracle, ...) and write scores.csv, summary.md and plots."""
-    from echokdm.evaluate.report import run_evaluation
+    from echokdm.evaluate import run_evaluation
 
     names = [p.strip() for p in predictors.split(",") if p.strip()]
     result = run_evaluation(

@@ -3,6 +3,8 @@
 A :class:`Case` is what every task is built from: the frames of one loop, the label maps of the frames
 that have them, ED/ES indices, spacing, the sector mask and, for phantom loops, the exact displacement
 from ED to every frame (the oracle's input).
+
+Torch and the readers are imported where a case is loaded, so that naming the cases checks ``--data`` fast.
 """
 
 from __future__ import annotations
@@ -13,11 +15,8 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from echokdm.errors import InputError
-from echokdm.io.load import loop_spacing
 from echokdm.labels import camus_labels
 
 
@@ -72,6 +71,9 @@ def resize_case(case: Case, size: int) -> Case:
     h, w = case.frames.shape[-2:]
     if (h, w) == (size, size):
         return case
+    import torch
+    import torch.nn.functional as F
+
     fy, fx = size / h, size / w
 
     def img(a: np.ndarray) -> np.ndarray:
@@ -170,10 +172,6 @@ def folder_cases(path: Path, size: int) -> list[CaseRef]:
     Raises:
         InputError: the folder is missing or holds no known layout.
     """
-    from echokdm.data.camus import camus_datalist
-    from echokdm.data.echonet import echonet_datalist
-    from echokdm.phantom.layouts import manifest_rows
-
     if path.is_file():
         return [CaseRef(path.stem, partial(_resized, partial(_cine_case, path), size))]
     if not path.is_dir():
@@ -181,6 +179,10 @@ def folder_cases(path: Path, size: int) -> list[CaseRef]:
             f"--data {path}: no such file or folder; "
             "expected phantom-test[:N], one cine file or a CAMUS, EchoNet-Dynamic or echokdm phantom folder"
         )
+    from echokdm.data.camus import camus_datalist
+    from echokdm.data.echonet import echonet_datalist
+    from echokdm.phantom.layouts import manifest_rows
+
     if (path / "FileList.csv").exists():
         refs = [CaseRef(item["filename"], partial(_echonet_case, item)) for item in echonet_datalist(path)]
     elif _camus_root(path):
@@ -208,6 +210,8 @@ def _resized(load: Callable[[], Case], size: int) -> Case:
 
 def _loop_case(case_id: str, img, labels: dict[int, np.ndarray], ed: int, es: int, spacing: bool = True, **kw) -> Case:
     """A case from a loaded loop (a ``load_cine`` MetaTensor (1, T, H, W) with its spacing and sector mask)."""
+    from echokdm.io.load import loop_spacing
+
     sp = loop_spacing(img) if spacing else None
     return Case(
         case_id=case_id,

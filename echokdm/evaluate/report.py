@@ -15,13 +15,13 @@ from echokdm.defaults import SEG_WEIGHTS
 from echokdm.device import resolve_device
 from echokdm.errors import EchoKDMError, InputError, OutputError
 from echokdm.evaluate.biplane import biplane_markdown, camus_biplane
-from echokdm.evaluate.cases import CaseRef, resolve_cases
+from echokdm.evaluate.cases import CaseRef
 from echokdm.evaluate.plots import bland_altman, box_plots, case_strip
 from echokdm.evaluate.predictors import PREDICTORS, Predictor, get_predictor, predictor_class
 from echokdm.evaluate.runner import SCORES_CSV, evaluate_cases, predict_and_segment, score_prediction, segmenter_inputs
 from echokdm.evaluate.segmenter import load_segmenter
 from echokdm.evaluate.summary import best_baseline, scored, summary_markdown
-from echokdm.evaluate.tasks import TASKS, Sample, load_prior, make_sample
+from echokdm.evaluate.tasks import Sample, load_prior, make_sample
 from echokdm.models.prior import KeypointPrior
 from echokdm.outputs import OutputDir
 from echokdm.segmenter import BuiltinSegmenter, Segmenter
@@ -31,7 +31,7 @@ RUN_JSON = "run.json"
 
 @dataclass
 class EvaluationResult:
-    """What :func:`run_evaluation` produced.
+    """What :func:`~echokdm.evaluate.run.run_evaluation` produced.
 
     Args:
         table: every row of ``scores.csv``.
@@ -84,66 +84,24 @@ def _strip_cases(table: pd.DataFrame, predictors: Sequence[str]) -> list[tuple[s
     return [p for i, p in enumerate(picks) if p[1] not in [q[1] for q in picks[:i]]]
 
 
-def run_evaluation(
+def evaluate_and_report(
     data: str | Sequence[CaseRef],
+    cases: Sequence[CaseRef],
     report: str | Path,
-    predictors: Sequence[str] = ("copy", "tps", "oracle"),
-    task: str = "es",
-    segmenter: str | Segmenter = "auto",
-    n_keypoints: int = 40,
-    size: int = 128,
-    seed: int = 0,
-    overwrite: bool = False,
-    prior: KeypointPrior | str | Path | None = None,
-    device: str = "auto",
-    seg_weights: str = SEG_WEIGHTS,
-    kdm_weights: str | None = None,
+    predictors: Sequence[str],
+    task: str,
+    segmenter: str | Segmenter,
+    n_keypoints: int,
+    size: int,
+    seed: int,
+    overwrite: bool,
+    prior: KeypointPrior | str | Path | None,
+    device: str,
+    seg_weights: str,
+    kdm_weights: str | None,
 ) -> EvaluationResult:
-    """Evaluate ``predictors`` on ``task`` over the cases of ``data`` and write the report.
-
-    The report folder gets ``scores.csv`` (one row per case and predictor), ``summary.md`` (mean and bootstrap
-    95% CI per metric and predictor, paired differences against the best baseline), ``boxplots.png``,
-    ``bland_altman.png``, ``strip.png`` (best, median and worst case) and ``run.json`` (the settings); a CAMUS
-    folder adds ``biplane.csv`` (biplane Simpson EF of each patient against its Info file's EF, see
-    :mod:`echokdm.evaluate.biplane`) and its section of ``summary.md``.
-    Re-running into the same folder with the same settings skips the cases already scored. The same seed
-    gives the same numbers.
-
-    Args:
-        data: ``phantom-test[:N]`` (the frozen phantom test split, N cases, default 50), a folder (CAMUS,
-            EchoNet-Dynamic or a folder written by ``echokdm phantom``), or the cases themselves (used at their
-            own size).
-        report: the report folder.
-        predictors: registered predictor names.
-        task: one of :data:`~echokdm.evaluate.tasks.TASKS`.
-        segmenter: ``auto`` (built-in when it has weights, else atlas), ``builtin``, ``atlas`` or a
-            :class:`~echokdm.segmenter.Segmenter`.
-        n_keypoints: 20 or 40.
-        size: edge of the square working grid in pixels.
-        seed: fixes every random choice.
-        overwrite: replace an existing report instead of resuming it.
-        prior: keypoint motion prior for ``target-ef``, or the path of a saved one (default: the shipped one).
-        device: where the models run: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (bf16 autocast on CUDA).
-        seg_weights: weights of the built-in segmenter: a shipped name, a ``.safetensors`` file or a training
-            run's folder (``echokdm train seg --out DIR``).
-        kdm_weights: weights of the KDM predictors (``kdm``, ``kdm-adapt``, ``k2f-warp``) as ``echokdm predict
-            --weights`` takes them: a folder named like the shipped files, or one trained flow autoencoder, K2F or
-            F2I (an ``echokdm train --out DIR`` folder or its model.safetensors; shipped weights for the rest).
-
-    Returns:
-        The scores table and the paths written.
-
-    Raises:
-        InputError: bad task, predictor, keypoint count, size or data.
-        UnsupportedError: ``target-ef`` without a keypoint motion prior; ``builtin`` segmenter without weights.
-        OutputError: the report folder is not usable.
-    """
-    if task not in TASKS:
-        raise InputError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
-    if n_keypoints not in (20, 40):
-        raise InputError(f"keypoints must be 20 or 40, got {n_keypoints}")
-    if not 32 <= size <= 1024:
-        raise InputError(f"working size must be 32 to 1024 pixels, got {size}")
+    """:func:`~echokdm.evaluate.run.run_evaluation` once it has checked the settings and named the ``cases`` of
+    ``data``: load the predictors and segmenter, score the cases and write the report (arguments as there)."""
     predictors = list(dict.fromkeys(predictors))
     if not predictors:
         raise InputError("no predictor given; expected some of " + ", ".join(sorted(PREDICTORS)))
@@ -153,10 +111,7 @@ def run_evaluation(
     prior_name = str(prior) if isinstance(prior, (str, Path)) else None
     if task == "target-ef" and (prior is None or prior_name is not None):
         prior = load_prior(prior_name)
-    if isinstance(data, str):
-        cases, data_name = resolve_cases(data, size=size), data
-    else:
-        cases, data_name = list(data), f"{len(data)} given cases"
+    data_name = data if isinstance(data, str) else f"{len(data)} given cases"
     seg, seg_name = _resolve_segmenter(segmenter, str(dev), seg_weights)
     out = OutputDir(report, overwrite=overwrite, resume=not overwrite, inputs=[data_name, prior_name])
     settings = {

@@ -12,19 +12,23 @@ from __future__ import annotations
 import os
 import zlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from echokdm.defaults import PRIOR_WEIGHTS
 from echokdm.errors import InputError, UnsupportedError
-from echokdm.evaluate.cases import Case
 from echokdm.keypoints import LV_MYOCARDIUM
 from echokdm.labels import camus_labels
 from echokdm.models.prior import KeypointPrior
 from echokdm.paths import regular_file
 from echokdm.segmenter import Segmenter
 
+if TYPE_CHECKING:
+    from echokdm.evaluate.cases import Case
+
+#: the tasks (``echokdm evaluate --task``); this module imports torch only where it computes, so that the command
+#: line can offer them without it
 TASKS = ("es", "ed", "sequence", "target-ef")
 
 #: range of target EFs (percent) drawn for the target-ef task
@@ -145,6 +149,8 @@ def invert_ddf(ddf: np.ndarray, iterations: int = 30) -> np.ndarray:
     Returns:
         (2, H, W) pull field taking B to A, on A's grid.
     """
+    import torch
+
     from echokdm.flow import warp
 
     u = torch.from_numpy(np.ascontiguousarray(ddf, dtype=np.float32))

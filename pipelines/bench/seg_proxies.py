@@ -371,7 +371,7 @@ def _evaluate_truth(echonet: Path, weights: str, report: Path) -> dict:
     """``echokdm evaluate --data ECHONET --predictors truth --keypoints 20`` with these segmenter weights."""
     import pandas as pd
 
-    from echokdm.evaluate.report import run_evaluation
+    from echokdm.evaluate.run import run_evaluation
     from echokdm.segmenter import BuiltinSegmenter
 
     run_evaluation(

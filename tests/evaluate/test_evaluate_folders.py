@@ -5,7 +5,7 @@ import pytest
 
 from echokdm.errors import InputError
 from echokdm.evaluate.cases import folder_cases, resolve_cases
-from echokdm.evaluate.report import run_evaluation
+from echokdm.evaluate.run import run_evaluation
 from echokdm.outputs import OutputDir
 from echokdm.phantom import layouts as L
 from echokdm.phantom import sample_params, simulate

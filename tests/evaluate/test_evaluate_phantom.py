@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from hardening_files import echokdm_inprocess
 
-from echokdm.evaluate.report import run_evaluation
+from echokdm.evaluate.run import run_evaluation
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -13,7 +13,7 @@ from scipy.optimize import brentq
 
 from echokdm.errors import OutputError, UnsupportedError
 from echokdm.evaluate.cases import CaseRef
-from echokdm.evaluate.report import run_evaluation
+from echokdm.evaluate.run import run_evaluation
 from echokdm.evaluate.runner import evaluate_cases, score_prediction
 from echokdm.evaluate.segmenter import AtlasSegmenter
 from echokdm.evaluate.tasks import load_prior, make_sample

@@ -183,30 +183,6 @@ def test_foreign_output_folder_is_refused(phantom_study, tiny_weights, tmp_path)
     assert [p.name for p in out.iterdir()] == ["notes.txt"] and (out / "notes.txt").read_text() == "keep me"
 
 
-def test_a_bad_input_fails_before_torch_loads(tmp_path):
-    """Reading and checking the input comes first and needs no torch, model or figure library: a missing file or a
-    non-DICOM one is refused without importing them (the error is then fast)."""
-    junk = tmp_path / "junk.dcm"
-    junk.write_text("not a dicom")
-    code = (
-        "import sys\n"
-        "from echokdm.errors import InputError\n"
-        "from echokdm.predict import PredictOptions, predict_study\n"
-        f"for cine in ({str(tmp_path / 'missing.dcm')!r}, {str(junk)!r}):\n"
-        "    try:\n"
-        f"        predict_study(cine, {str(tmp_path / 'out')!r}, PredictOptions())\n"
-        "    except InputError as e:\n"
-        "        print('refused:', e)\n"
-        "print(sorted(m for m in ('torch', 'monai', 'diffusers', 'matplotlib', 'highdicom') if m in sys.modules))\n"
-    )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
-    lines = r.stdout.strip().splitlines()
-    assert r.returncode == 0, r.stderr
-    assert len(lines) == 3 and lines[0].startswith("refused:") and lines[1].startswith("refused:"), r.stdout
-    assert lines[2] == "[]", r.stdout
-    assert not (tmp_path / "out").exists()
-
-
 def test_target_ef_says_what_it_solved_for(study, tiny_weights, tmp_path):
     """The summary gives the request beside the keypoint EF solved for, and warns when the plausible range
     could not reach it (as report.json's ef.calibration says)."""
