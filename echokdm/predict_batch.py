@@ -51,6 +51,7 @@ from echokdm.outputs import MARKER, PART, OutputDir, hold_lock
 
 if TYPE_CHECKING:
     from echokdm.pacs import DicomWeb, DicomWebBatch
+    from echokdm.predict import KDMPredictor
 
 REQUIRED = ("study_id", "dicom")
 OPTIONAL = ("phase", "target_ef", "keypoints", "seg", "source_frame", "frames")
@@ -200,16 +201,17 @@ def predict_batch(
             refuses to search or retrieve. Single studies never raise.
     """
     from echokdm.defaults import DEFAULT_STEPS
-    from echokdm.io.anonymize import Anonymizer
-    from echokdm.pacs import DicomWebBatch
-    from echokdm.predict import KDMPredictor, PredictOptions, predict_study
-    from echokdm.progress import progress
-    from echokdm.train.distributed import init_distributed, shutdown_distributed
 
     _check_source(manifest, dicomweb, studies, store, anonymize)
     rows = read_manifest(manifest) if manifest is not None else []
     paths = [v for r in rows if not r.error for v in (r.dicom, r.options.get("keypoints"), r.options.get("seg"))]
     OutputDir.check(out, resume=True, inputs=[manifest, *paths])
+    from echokdm.io.anonymize import Anonymizer  # torch once the manifest and folder are good; the models at need
+    from echokdm.pacs import DicomWebBatch
+    from echokdm.predict import PredictOptions, predict_study
+    from echokdm.progress import progress
+    from echokdm.train.distributed import init_distributed, shutdown_distributed
+
     remote, found, out_dir, locks = None, {}, None, []
     ctx = init_distributed(device)
     try:
@@ -227,6 +229,8 @@ def predict_batch(
 
         @functools.cache
         def models() -> KDMPredictor:
+            from echokdm.predict import KDMPredictor
+
             try:
                 return predictor or KDMPredictor.from_weights(weights, str(ctx.device))
             except EchoKDMError as e:  # not the study's: every further study would fail the same way

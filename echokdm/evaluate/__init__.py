@@ -12,8 +12,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from echokdm.lazy import lazy_exports
 
 #: exported name -> module under echokdm.evaluate; imported on first use (PEP 562), so that the command line's
 #: options and the check of its settings and ``--data`` load neither torch nor a model
@@ -45,17 +46,7 @@ if TYPE_CHECKING:
     from echokdm.models.prior import KeypointPrior
     from echokdm.segmenter import Segmenter
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 __all__ = [

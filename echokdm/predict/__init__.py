@@ -32,8 +32,9 @@ Modules: :mod:`~echokdm.predict.options`, :mod:`~echokdm.predict.study`, :mod:`~
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from echokdm.lazy import lazy_exports
 
 #: exported name -> module under echokdm.predict; imported on first use (PEP 562), so that reading and checking
 #: the input (``predict_study`` first does that) loads neither torch nor a model
@@ -66,17 +67,7 @@ if TYPE_CHECKING:
     from echokdm.predict.report import Prediction, build_report, report_csv, software_versions
     from echokdm.predict.study import Study, StudyInput, find_study, read_input
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 __all__ = [

@@ -315,7 +315,7 @@ def test_a_pipe_given_as_a_file_is_named_as_such(option, what, phantom_study, tm
         "--keypoints": ["predict", "--dicom", str(phantom_study.dicom), "--keypoints", str(tmp_path / "pipe"),
                         "--out", str(tmp_path / "o")],
         "--config": ["train", "seg", "--config", str(tmp_path / "pipe"), "--out", str(tmp_path / "o")],
-        "--prior": ["evaluate", "--data", "phantom", "--task", "target-ef", "--prior", str(tmp_path / "pipe"),
+        "--prior": ["evaluate", "--data", "phantom-test:1", "--task", "target-ef", "--prior", str(tmp_path / "pipe"),
                     "--report", str(tmp_path / "o")],
     }[option]
     status, _, err = run_inprocess(argv, timeout=60)
