@@ -5,7 +5,9 @@ a real frame ``R`` with the built-in segmenter's keypoints ``K_R`` shows a real 
 maps the real frame onto the phantom source (``K_R -> K_s``), ``psi`` maps back (``K_s -> K_R``), and the phantom
 motion is conjugated into the real frame: the pull flow of the real pair is
 
-    G(y) = psi(phi(y) + F(phi(y))) - y,
+    G(y) = psi(phi(y) + F(phi(y))) - psi(phi(y))
+
+(``psi(phi(y))`` rather than ``y``: the two splines are each other's inverse only at the keypoints and anchors),
 
 the target is ``R`` warped by ``G`` and its keypoints are ``psi(K_t)``. The motion of the pair is exact (its target
 is made by that flow) and its texture is the study's own speckle, so K2F and the flow autoencoder can learn
@@ -97,8 +99,10 @@ def transport_motion(
     p = phi(grid)  # each real target pixel on the phantom target frame
     rc = [p[:, 1], p[:, 0]]
     dy, dx = (map_coordinates(np.asarray(c, np.float64), rc, order=1, mode="nearest") for c in flow)
-    back = psi(np.stack([p[:, 0] + dx, p[:, 1] + dy], 1))  # its phantom source location, back on the real frame
-    g = np.stack([(back[:, 1] - grid[:, 1]).reshape(size, size), (back[:, 0] - grid[:, 0]).reshape(size, size)])
+    # its phantom source location, back on the real frame, less the round trip psi(phi(y)) - y (psi is phi's inverse
+    # only at the keypoints and anchors: far from them the trip alone would move the frame)
+    d = psi(np.stack([p[:, 0] + dx, p[:, 1] + dy], 1)) - psi(p)
+    g = np.stack([d[:, 1].reshape(size, size), d[:, 0].reshape(size, size)])
     return g.astype(np.float32), psi(np.asarray(tgt_kps, np.float64)).astype(np.float32)
 
 
