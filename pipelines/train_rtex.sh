@@ -20,15 +20,16 @@ for cfg in k2f_ft_phantom k2f_rtex_sonosite k2f_rtex_acuson; do
   echokdm train k2f --config pipelines/configs/$cfg.yaml --out runs/$cfg --overwrite
 done
 
-# 3. scores against the shipped K2F (paired): phantom validation split with all three, each real loop with the
-#    control and the K2F trained on the other loop's texture
-steps="python pipelines/bench/kdm_steps.py --steps 10 --cases 24 --seeds 6 --threads 1"
-$steps --real '' --pairs 40 --work runs/rtex/steps --k2f runs/k2f_ft_phantom/best.safetensors \
-  --k2f runs/k2f_rtex_sonosite/best.safetensors --k2f runs/k2f_rtex_acuson/best.safetensors
-$steps --skip-phantom --real acuson --acuson "$ACUSON" --work runs/rtex/steps \
-  --k2f runs/k2f_ft_phantom/best.safetensors --k2f runs/k2f_rtex_sonosite/best.safetensors
-$steps --skip-phantom --real sonosite --work runs/rtex/steps \
-  --k2f runs/k2f_ft_phantom/best.safetensors --k2f runs/k2f_rtex_acuson/best.safetensors
+# 3. scores against the shipped K2F (paired). K2F flow error against exact flows: phantom validation pairs and
+#    real-texture pairs of the held-out loop; then the whole KDM on each real loop (the control and the K2F trained
+#    on the other loop's texture) and on the phantom validation split (all three)
+C=runs/k2f_ft_phantom/best.safetensors; S=runs/k2f_rtex_sonosite/best.safetensors; A=runs/k2f_rtex_acuson/best.safetensors
+python pipelines/bench/k2f_val.py --k2f kdm_k2f --k2f $C --k2f $S --texture runs/rtex/acuson
+python pipelines/bench/k2f_val.py --k2f kdm_k2f --k2f $C --k2f $A --texture runs/rtex/sonosite
+steps="python pipelines/bench/kdm_steps.py --steps 10 --cases 24 --seeds 6 --threads 1 --work runs/rtex/steps"
+$steps --skip-phantom --real acuson --acuson "$ACUSON" --k2f $C --k2f $S
+$steps --skip-phantom --real sonosite --k2f $C --k2f $A
+$steps --real '' --k2f $C --k2f $S --k2f $A
 
 # 4. the ES comparison pictures of each real loop, shipped and the K2F that never saw it
 echokdm predict --sample --out runs/rtex/predict_sonosite_shipped --overwrite
