@@ -31,8 +31,10 @@ $steps --skip-phantom --real acuson --acuson "$ACUSON" --k2f $C --k2f $S
 $steps --skip-phantom --real sonosite --k2f $C --k2f $A
 $steps --real '' --k2f $C --k2f $S --k2f $A
 
-# 4. the ES comparison pictures of each real loop, shipped and the K2F that never saw it
+# 4. the ES comparison pictures (comparison.png) of each real loop: shipped, the K2F that never saw it, the control
 echokdm predict --sample --out runs/rtex/predict_sonosite_shipped --overwrite
 echokdm predict --sample --weights runs/k2f_rtex_acuson --out runs/rtex/predict_sonosite_rtex --overwrite
-echokdm predict --dicom "$ACUSON" --out runs/rtex/predict_acuson_shipped --overwrite
-echokdm predict --dicom "$ACUSON" --weights runs/k2f_rtex_sonosite --out runs/rtex/predict_acuson_rtex --overwrite
+for run in shipped rtex ctrl; do
+  case $run in shipped) w=();; rtex) w=(--weights runs/k2f_rtex_sonosite);; ctrl) w=(--weights runs/k2f_ft_phantom);; esac
+  echokdm predict --dicom "$ACUSON" "${w[@]}" --out runs/rtex/predict_acuson_$run --overwrite
+done
