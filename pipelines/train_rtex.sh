@@ -26,6 +26,8 @@ done
 C=runs/k2f_ft_phantom/best.safetensors; S=runs/k2f_rtex_sonosite/best.safetensors; A=runs/k2f_rtex_acuson/best.safetensors
 python pipelines/bench/k2f_val.py --k2f kdm_k2f --k2f $C --k2f $S --texture runs/rtex/acuson
 python pipelines/bench/k2f_val.py --k2f kdm_k2f --k2f $C --k2f $A --texture runs/rtex/sonosite
+python pipelines/bench/k2f_val.py --k2f $C --k2f $S --texture runs/rtex/acuson  # texture vs the control, paired
+python pipelines/bench/k2f_val.py --k2f $C --k2f $A --texture runs/rtex/sonosite
 steps="python pipelines/bench/kdm_steps.py --steps 10 --cases 24 --seeds 6 --threads 1 --work runs/rtex/steps"
 $steps --skip-phantom --real acuson --acuson "$ACUSON" --k2f $C --k2f $S
 $steps --skip-phantom --real sonosite --k2f $C --k2f $A
