@@ -46,6 +46,7 @@ from echokdm.train.cache import cache_key
 from echokdm.train.pairs import CinePairDataset, MixedPairs, PairDataset, cached_pairs, cine_pairs, weighted
 from echokdm.train.sources import SourceConfig, source_loops
 from echokdm.train.task import RunConfig, TrainTask
+from echokdm.train.texture import real_frames, texture_pairs
 
 
 @dataclass
@@ -74,6 +75,9 @@ class PairDataConfig:
         [], "training data ({kind: phantom|cine-folder|echonet|camus, path, split, weight}); [] = train_loops "
         "phantom loops")
     seg_weights: str = option(SEG_WEIGHTS, "segmenter giving the keypoints of cine sources (flowae, k2f, k2i)")
+    texture_sources: list[SourceConfig] = option(
+        [], "real cines whose frames take the phantom training pairs' exact motion (echokdm.train.texture), added "
+        "to the training pairs; weight = real-texture pairs per phantom pair (flow_source truth only)")
 
 
 def random_crop(size: int, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -118,6 +122,8 @@ class _PairTask(TrainTask):
             raise EchoKDMError(f"data.flow_source {cfg.data.flow_source!r} does not apply to {type(self).__name__}; "
                                f"use one of {', '.join(self.flow_sources)}")
         cines = [src.kind for src in cfg.data.sources if src.kind != "phantom"]
+        if cfg.data.texture_sources and cfg.data.flow_source != "truth":
+            raise InputError("data.texture_sources: real-texture pairs carry exact flows; set data.flow_source: truth")
         if cines and self.uses_model_flows and cfg.data.flow_source == "truth":
             raise InputError(f"data source {cines[0]}: real pairs have no exact flow; set data.flow_source: ofnet"
                              + (" or k2f" if "k2f" in self.flow_sources else ""))
@@ -134,8 +140,29 @@ class _PairTask(TrainTask):
 
     def train_dataset(self):
         d = self.cfg.data
-        if not d.sources:
-            return self._dataset("train", d.train_loops)
+        base = self._sources_dataset() if d.sources else self._dataset("train", d.train_loops)
+        if not d.texture_sources:
+            return base
+        phantom = cached_pairs(d.cache_dir, "train", d.train_loops, d.size, d.n_keypoints, d.every)
+        parts = []
+        for i, src in enumerate(d.texture_sources):
+            loops = source_loops(src)
+            real = real_frames(loops, self._segment(src, loops), d.size, d.n_keypoints)
+            n_pairs = round(len(phantom.pairs) * src.weight)
+            parts.append(PairDataset(texture_pairs(phantom, real, n_pairs, self.cfg.train.seed + 7919 * i)))
+        return MixedPairs([base, *parts])
+
+    def _segment(self, src: SourceConfig, loops: list[dict]) -> list[np.ndarray]:
+        """The built-in segmenter's (``data.seg_weights``) CAMUS labels of every frame of ``loops``."""
+        from echokdm.segmenter import BuiltinSegmenter
+
+        segment = BuiltinSegmenter(weights=self.cfg.data.seg_weights)
+        return [segment(lp["frames"], sector_mask=lp["mask"], frame_time_ms=lp["frame_time_ms"])
+                for lp in progress(loops, f"segmenting {src.kind} cines (keypoints)")]
+
+    def _sources_dataset(self) -> MixedPairs:
+        """The pairs of ``data.sources``, each weighted."""
+        d = self.cfg.data
         parts = [
             weighted(self._dataset("train", int(src.path)) if src.kind == "phantom" else self._cine_dataset(src),
                      src.weight, self.cfg.train.seed + 7919 * i)
@@ -150,11 +177,7 @@ class _PairTask(TrainTask):
         loops = source_loops(src)
         labels = None
         if self.uses_keypoints or (self.uses_model_flows and d.flow_source == "k2f"):
-            from echokdm.segmenter import BuiltinSegmenter
-
-            segment = BuiltinSegmenter(weights=d.seg_weights)
-            labels = [segment(lp["frames"], sector_mask=lp["mask"], frame_time_ms=lp["frame_time_ms"])
-                      for lp in progress(loops, f"segmenting {src.kind} cines (keypoints)")]
+            labels = self._segment(src, loops)
         pairs = cine_pairs(loops, d.size, d.every, labels=labels, n_keypoints=d.n_keypoints)
         if not len(pairs.pairs):
             raise InputError(f"data source {src.kind} {src.path}: no frame pair with keypoints on both frames")

@@ -200,7 +200,7 @@ class CinePairSet:
     kp_flow: np.ndarray | None = None
 
 
-def _working_keypoints(labels: np.ndarray, fit: SectorFit, n_keypoints: int) -> np.ndarray:
+def working_keypoints(labels: np.ndarray, fit: SectorFit, n_keypoints: int) -> np.ndarray:
     """(T, K, 2) working-grid keypoints of (T, H, W) CAMUS label maps; NaN for a frame without a usable LV."""
     out = np.full((len(labels), n_keypoints, 2), np.nan, np.float32)
     for t, lab in enumerate(labels):
@@ -243,7 +243,7 @@ def cine_pairs(
         n = len(lp["frames"])
         ok = np.ones(n, bool)
         if labels is not None:
-            kps.append(_working_keypoints(labels[i], fit, n_keypoints))
+            kps.append(working_keypoints(labels[i], fit, n_keypoints))
             ok = ~np.isnan(kps[-1]).any((1, 2))
         loop_of.append(np.full(n, i, np.int32))
         pairs += [(offset + s, offset + t) for s in range(0, n, every)

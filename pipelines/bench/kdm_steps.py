@@ -25,6 +25,10 @@ phantom loops (``echokdm evaluate --task sequence``, metrics averaged over the f
 
 ``--pairs N`` adds the flow table on N cached phantom validation pairs (the table of the model card).
 
+``--k2f FILE`` (repeatable) adds another K2F (e.g. ``echokdm train k2f --init kdm_k2f`` fine-tunes) with the shipped
+flow autoencoder and F2I, both stages at the largest steps, scored beside the shipped model in the same run (and in
+the flow table at the largest steps). Score a real loop (``--real``) only with K2Fs whose training never saw it.
+
 Two tests against the reference (the largest step counts), each on every data set and metric, on the metric's
 worse side (lower PSNR, SSIM and Dice, higher EF error): ``ci``, the row's mean lies beyond the reference's 95% CI
 (the issue's test); ``paired``, the 95% bootstrap CI of the paired difference to the reference (same cases or
@@ -142,10 +146,11 @@ def real_scores(pipes: dict, segmenter, cine: Path, seeds: int, cache: Path, com
             for name in pipes}
 
 
-def pair_table(pairs: int, steps: list[int], cache: str) -> None:
+def pair_table(pairs: int, steps: list[int], cache: str, others: dict | None = None) -> None:
     """The flow table: on ``pairs`` phantom validation pairs at the working grid (112x112), end-point error of the
     K2F flow inside the LV, PSNR/SSIM in the sector of the F2I frame (from the K2F flow) and of the K2F flow applied
-    by warping only, for each step count (both stages); the thin-plate-spline flow is the reference."""
+    by warping only, for each step count (both stages), and for each pipeline of ``others`` (name -> pipeline) at the
+    largest; the thin-plate-spline flow is the reference."""
     import glob
 
     from monai.metrics import SSIMMetric
@@ -174,18 +179,19 @@ def pair_table(pairs: int, steps: list[int], cache: str) -> None:
     print(f"{'steps':>5s} {'flow EPE LV':>11s} {'PSNR kdm':>9s} {'SSIM kdm':>9s} {'PSNR warp':>9s} {'SSIM warp':>9s} "
           f"{'s/pair':>7s}")
     tps = [endpoint_error(ds[i]["kp_flow"].numpy(), ds[i]["flow"].numpy(), lv(ds[i])) for i in idx]
-    for n in steps:
+    rows_of = [(n, "", pipe) for n in steps] + [(steps[-1], name, p) for name, p in (others or {}).items()]
+    for n, name, model in rows_of:
         rows, t0 = [], time.perf_counter()
         for i in idx:
             b = ds[i]
-            out = pipe(b["source"][0].numpy(), b["src_kps"].numpy(), b["tgt_kps"].numpy(), num_inference_steps=n,
-                       generator=torch.Generator().manual_seed(0))
+            out = model(b["source"][0].numpy(), b["src_kps"].numpy(), b["tgt_kps"].numpy(), num_inference_steps=n,
+                        generator=torch.Generator().manual_seed(0))
             tgt, sector = b["target"][0].numpy(), b["sector"].numpy()
             epe = endpoint_error(out.flows[0], b["flow"].numpy(), lv(b))
             rows.append([epe, *image_scores(out.frames[0], tgt, sector), *image_scores(out.warped[0], tgt, sector)])
         r = np.mean(rows, 0)
         print(f"{n:5d} {r[0]:11.3f} {r[1]:9.2f} {r[2]:9.3f} {r[3]:9.2f} {r[4]:9.3f} "
-              f"{(time.perf_counter() - t0) / len(idx):7.2f}")
+              f"{(time.perf_counter() - t0) / len(idx):7.2f}  {name}")
     print(f"thin-plate-spline flow EPE LV {np.mean(tps):.3f}")
 
 
@@ -212,6 +218,8 @@ def main() -> None:
     ap.add_argument("--task", choices=("es", "sequence"), default="es",
                     help="phantom task: the ES frame, or every frame ED -> ES (metrics averaged over the frames)")
     ap.add_argument("--f2i-only", action="store_true", help="only the rows with K2F at the largest steps")
+    ap.add_argument("--k2f", type=Path, action="append", default=[],
+                    help="another K2F weights file to score beside the shipped one (repeatable)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
 
@@ -220,8 +228,9 @@ def main() -> None:
     from echokdm.segmenter import BuiltinSegmenter
 
     steps = sorted({int(s) for s in a.steps.split(",")})
+    k2fs = {f.stem if f.stem not in ("best", "model") else f.parent.name: f for f in a.k2f}
     if a.pairs:
-        pair_table(a.pairs, steps, a.cache)
+        pair_table(a.pairs, steps, a.cache, {n: EchoKDMPipeline.from_weights(k2f=str(f)) for n, f in k2fs.items()})
     ref = (steps[-1], steps[-1])
     # the reference first, then both stages at the same steps, then one stage at a time (a stopped run has the most
     # useful rows)
@@ -236,6 +245,10 @@ def main() -> None:
         configs.append((ref[0], a.student_steps))
         student = EchoKDMPipeline.from_weights(f2i=str(a.student))
         pipes[f"k2f{ref[0]}_f2i{a.student_steps}_{a.student.stem}"] = StepPipeline(student, ref[0], a.student_steps)
+    for name, f in k2fs.items():  # other K2Fs at the largest steps, named after their file (or its run folder)
+        configs.append(ref)
+        pipes[f"k2f{ref[0]}_f2i{ref[1]}_{name}"] = StepPipeline(EchoKDMPipeline.from_weights(k2f=str(f)), *ref)
+    extra = len(pipes) - len(grid)
     datasets = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = a.work or Path(tmp)
@@ -285,9 +298,7 @@ def main() -> None:
     for (k, f), name in zip(configs, pipes):
         flags = "  ".join(f"{t} {'ok' if tests[t][name] else '-'}" for t in tests)
         print(f"{k:>4} {f:>4} {cpu[name]:8.2f} s  {flags}  {name}")
-    teacher = dict(zip(pipes, configs))
-    if a.student is not None:
-        teacher.popitem()  # the fewest-steps lines are the teacher's; the student's line is above
+    teacher = dict(list(zip(pipes, configs))[: len(pipes) - extra])  # the fewest-steps lines: the shipped model's
     for t, ok in [*tests.items(), ("both tests", {n: tests["ci"][n] and tests["paired"][n] for n in pipes})]:
         fine = [c for name, c in teacher.items() if ok[name]]
         k2f = min((k for k, f in fine if f == ref[1]), default=ref[0])

@@ -161,3 +161,20 @@ def test_cli_fine_tunes_f2i_on_a_cine_folder_and_predict_and_evaluate_take_it(ci
     assert type(_predictor("copy", _kdm_weights(str(out)))).__name__ == "CopyPredictor"
     with pytest.raises(InputError, match="--seg-weights"):  # a segmenter is not KDM weights
         _kdm_weights(str(WEIGHTS_DIR / "seg_a4c.safetensors"))
+
+
+def test_k2f_trains_on_phantom_motion_carried_onto_the_cines_frames(cines, tmp_path):
+    folder = {"kind": "cine-folder", "path": str(cines / "b"), "split": "all", "weight": 0.5}
+    task = _task(task_class("k2f"), tmp_path, [], texture_sources=[folder], train_loops=1, every=10,
+                 flow_source="truth")
+    ds = task.train_dataset()
+    phantom, texture = (part.p for part in ds.datasets)
+    assert len(texture.pairs) == round(0.5 * len(phantom.pairs)) > 0
+    (loop,) = source_loops(SourceConfig("cine-folder", str(cines / "b"), "all"))
+    work = SectorFit.from_mask(loop["mask"], SIZE).to_work(torch.from_numpy(loop["frames"])[:, None])[:, 0]
+    work = (work.clamp(0, 1) * 255).round().numpy()
+    s = texture.pairs[0, 0]
+    assert np.abs(work - texture.frames[s]).reshape(len(work), -1).max(1).min() == 0  # a frame of the cine
+    assert {"flow", "kp_flow", "src_kps", "target"} <= set(ds[len(ds) - 1])
+    with pytest.raises(InputError, match="flow_source: truth"):
+        _task(task_class("k2f"), tmp_path, [], texture_sources=[folder], flow_source="ofnet")
