@@ -26,12 +26,15 @@ from echokdm.train.task import RunConfig, TrainTask
 
 @dataclass
 class SegLossConfig:
-    """Dice + cross-entropy (MONAI DiceCELoss over the three structures), optionally + LV-cavity area error."""
+    """Dice + cross-entropy (MONAI DiceCELoss over the three structures), optionally + cavity and wall area errors."""
 
     dice_weight: float = option(1.0, "weight of the Dice term")
     ce_weight: float = option(1.0, "weight of the cross-entropy term")
     area_weight: float = option(0.0, "weight of the relative LV-cavity area error per sample (against EF bias)")
     area_frames: Literal["all", "diastole"] = option("all", "frames the area term weighs (diastole: mitral valve open)")
+    wall_area_weight: float = option(
+        0.0, "weight of the relative LV-myocardium area error per sample (against a wall read too thin at ES)"
+    )
 
 
 @dataclass
@@ -72,7 +75,8 @@ class SegTask(TrainTask):
 
     def __init__(self, cfg: SegRunConfig) -> None:
         super().__init__(cfg)
-        self.loss_fn = PartialLabelDiceCE(cfg.loss.dice_weight, cfg.loss.ce_weight, cfg.loss.area_weight)
+        loss = cfg.loss
+        self.loss_fn = PartialLabelDiceCE(loss.dice_weight, loss.ce_weight, loss.area_weight, loss.wall_area_weight)
 
     def build_model(self) -> torch.nn.Module:
         return build_network(self.cfg.model)
