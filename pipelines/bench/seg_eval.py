@@ -20,6 +20,8 @@ parameters drawn from the seed), segmented by LVSegmenter on its own grid, and c
 - area-curve jitter of the predicted masks against that of the true masks;
 - LV-cavity area, predicted over true, at the true ED and ES frames (a cavity shrunk toward a mean size shows
   as ED < 1 < ES: a negative EF bias).
+- LV-myocardium area at the true ES frames over the true ED frames, predicted and true (the wall thickens as
+  the cavity shrinks; a predicted ratio below the true one is ES wall read as cavity).
 """
 
 from __future__ import annotations
@@ -75,6 +77,9 @@ def main() -> None:
         for phase in ("ed", "es"):
             idx = row[phase]
             row[f"area_ratio_{phase}"] = float(np.mean(out.lv_area_px[idx] / np.maximum(area[idx], 1)))
+        for key, masks in (("wall_ratio_pred", out.labels), ("wall_ratio_true", truth)):
+            wall = (masks == 2).sum((1, 2))
+            row[key] = float(wall[loop.es].mean() / max(wall[loop.ed].mean(), 1))
         try:
             pred = measure_loop(out.labels, 20, loop.spacing_mm, loop.frame_time_ms)
             ref = measure_loop(truth, 20, loop.spacing_mm, loop.frame_time_ms)
@@ -126,6 +131,8 @@ def main() -> None:
     )
     ratio_ed, ratio_es = (np.mean([r[f"area_ratio_{p}"] for r in rows]) for p in ("ed", "es"))
     print(f"LV area predicted / true: ED {ratio_ed:.3f}, ES {ratio_es:.3f}")
+    wall_pred, wall_true = (np.mean([r[k] for r in rows]) for k in ("wall_ratio_pred", "wall_ratio_true"))
+    print(f"LV myocardium area ES / ED: predicted {wall_pred:.3f}, true {wall_true:.3f}")
     print(f"segmenter time: {1000 * t_seg / n_frames:.1f} ms/frame (256x256 frames, {args.threads} threads)")
 
 
