@@ -26,12 +26,17 @@ from echokdm.train.task import RunConfig, TrainTask
 
 @dataclass
 class SegLossConfig:
-    """Dice + cross-entropy (MONAI DiceCELoss over the three structures), optionally + LV-cavity area error."""
+    """Dice + cross-entropy (MONAI DiceCELoss over the three structures), optionally + cavity and wall area errors."""
 
     dice_weight: float = option(1.0, "weight of the Dice term")
     ce_weight: float = option(1.0, "weight of the cross-entropy term")
     area_weight: float = option(0.0, "weight of the relative LV-cavity area error per sample (against EF bias)")
-    area_frames: Literal["all", "diastole"] = option("all", "frames the area term weighs (diastole: mitral valve open)")
+    area_frames: Literal["all", "diastole", "systole"] = option(
+        "all", "frames the area term weighs (diastole: mitral valve open; systole: closed, ED to ES)"
+    )
+    wall_area_weight: float = option(
+        0.0, "weight of the relative LV-myocardium area error per sample (against a wall read too thin at ES)"
+    )
 
 
 @dataclass
@@ -72,7 +77,8 @@ class SegTask(TrainTask):
 
     def __init__(self, cfg: SegRunConfig) -> None:
         super().__init__(cfg)
-        self.loss_fn = PartialLabelDiceCE(cfg.loss.dice_weight, cfg.loss.ce_weight, cfg.loss.area_weight)
+        loss = cfg.loss
+        self.loss_fn = PartialLabelDiceCE(loss.dice_weight, loss.ce_weight, loss.area_weight, loss.wall_area_weight)
 
     def build_model(self) -> torch.nn.Module:
         return build_network(self.cfg.model)
@@ -112,7 +118,8 @@ class SegTask(TrainTask):
     def training_step(self, model, batch, device):
         label = batch["label"].to(device)
         partial = batch.get("partial", torch.zeros(label.shape[0], dtype=torch.bool)).to(device)
-        area_mask = batch["valve_open"].to(device) if self.cfg.loss.area_frames == "diastole" else None
+        frames = self.cfg.loss.area_frames
+        area_mask = None if frames == "all" else batch["valve_open"].to(device) == (frames == "diastole")
         return self.loss_fn(model(batch["image"].to(device)), label, partial, area_mask)
 
     def validation_step(self, model, batch, device):

@@ -226,15 +226,20 @@ class PartialLabelDiceCE(torch.nn.Module):
     the batch. An optional area term, the mean relative error of the soft LV-cavity area per sample
     (``|sum p_lv - sum t_lv| / sum t_lv`` over samples with a cavity), counters the shrinkage of every cavity
     toward a mean size (large ED cavities too small, small ES cavities too large: a negative EF bias) that
-    the batch Dice and the pixel cross-entropy, both dominated by large cavities, leave.
+    the batch Dice and the pixel cross-entropy, both dominated by large cavities, leave. An optional wall term,
+    the same error of the LV myocardium's area over the fully labelled samples, counters a wall read too thin
+    where it thickens (at ES), whose pixels the cavity takes.
 
     Args:
         dice_weight: weight of the Dice terms.
         ce_weight: weight of the cross-entropy terms.
         area_weight: weight of the LV-cavity area term (0 = off).
+        wall_area_weight: weight of the LV-myocardium area term (0 = off).
     """
 
-    def __init__(self, dice_weight: float = 1.0, ce_weight: float = 1.0, area_weight: float = 0.0) -> None:
+    def __init__(
+        self, dice_weight: float = 1.0, ce_weight: float = 1.0, area_weight: float = 0.0, wall_area_weight: float = 0.0
+    ) -> None:
         super().__init__()
         self.full = DiceCELoss(
             include_background=False, to_onehot_y=True, softmax=True, batch=True, lambda_dice=dice_weight,
@@ -242,6 +247,7 @@ class PartialLabelDiceCE(torch.nn.Module):
         )  # fmt: skip
         self.lv_dice = DiceLoss(include_background=True, batch=True)
         self.dice_weight, self.ce_weight, self.area_weight = dice_weight, ce_weight, area_weight
+        self.wall_area_weight = wall_area_weight
 
     def forward(
         self, logits: torch.Tensor, label: torch.Tensor, partial: torch.Tensor, area_mask: torch.Tensor | None = None
@@ -262,20 +268,27 @@ class PartialLabelDiceCE(torch.nn.Module):
             dice = self.lv_dice(lv_logp.exp()[:, None], target[:, None])
             loss = loss + (self.ce_weight * ce + self.dice_weight * dice) * partial.sum() / n
         if self.area_weight:
-            loss = loss + self.area_weight * lv_area_error(logits, label, area_mask)
+            loss = loss + self.area_weight * area_error(logits, label, LV, area_mask)
+        if self.wall_area_weight:
+            loss = loss + self.wall_area_weight * area_error(logits, label, MYO, ~partial)
         return loss
 
 
-def lv_area_error(logits: torch.Tensor, label: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean relative error of the soft LV-cavity area over the samples that hold a cavity (0 if none).
+#: CAMUS classes of the area terms
+LV, MYO = 1, 2
+
+
+def area_error(logits: torch.Tensor, label: torch.Tensor, cls: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean relative error of class ``cls``'s soft area over the samples that hold it (0 if none).
 
     Args:
         logits: (B, 4, S, S) class logits.
-        label: (B, 1, S, S) integer classes (1 = LV cavity).
+        label: (B, 1, S, S) integer classes (1 = LV cavity, 2 = LV myocardium).
+        cls: the class whose area is weighed.
         mask: (B,) bool, the samples to weigh (None: all).
     """
-    area = torch.softmax(logits.float(), dim=1)[:, 1].flatten(1).sum(1)
-    true = (label[:, 0] == 1).flatten(1).sum(1).float()
+    area = torch.softmax(logits.float(), dim=1)[:, cls].flatten(1).sum(1)
+    true = (label[:, 0] == cls).flatten(1).sum(1).float()
     has = true > 0 if mask is None else (true > 0) & mask.to(torch.bool)
     if not has.any():
         return logits.new_zeros(())
@@ -283,6 +296,6 @@ def lv_area_error(logits: torch.Tensor, label: torch.Tensor, mask: torch.Tensor 
 
 
 __all__ = [
-    "KINDS", "LabelledFrames", "PartialLabelDiceCE", "SourceConfig", "SourceFrames", "labelled_loops", "lv_area_error",
+    "KINDS", "LabelledFrames", "PartialLabelDiceCE", "SourceConfig", "SourceFrames", "area_error", "labelled_loops",
     "parse_data_option", "source_frames", "source_loops", "work_labelled",
 ]

@@ -20,6 +20,9 @@ parameters drawn from the seed), segmented by LVSegmenter on its own grid, and c
 - area-curve jitter of the predicted masks against that of the true masks;
 - LV-cavity area, predicted over true, at the true ED and ES frames (a cavity shrunk toward a mean size shows
   as ED < 1 < ES: a negative EF bias).
+- LV-myocardium area, predicted over true, at the true ED and ES frames; and its ES over ED area, predicted and
+  true (the wall thickens as the cavity shrinks; a predicted ratio below the true one: a wall read too thin at
+  ES or too thick at ED).
 """
 
 from __future__ import annotations
@@ -75,6 +78,12 @@ def main() -> None:
         for phase in ("ed", "es"):
             idx = row[phase]
             row[f"area_ratio_{phase}"] = float(np.mean(out.lv_area_px[idx] / np.maximum(area[idx], 1)))
+        wall_pred, wall_true = (out.labels == 2).sum((1, 2)), (truth == 2).sum((1, 2))
+        for key, wall in (("wall_ratio_pred", wall_pred), ("wall_ratio_true", wall_true)):
+            row[key] = float(wall[loop.es].mean() / max(wall[loop.ed].mean(), 1))
+        for phase in ("ed", "es"):
+            idx = row[phase]
+            row[f"wall_area_ratio_{phase}"] = float(np.mean(wall_pred[idx] / np.maximum(wall_true[idx], 1)))
         try:
             pred = measure_loop(out.labels, 20, loop.spacing_mm, loop.frame_time_ms)
             ref = measure_loop(truth, 20, loop.spacing_mm, loop.frame_time_ms)
@@ -126,6 +135,10 @@ def main() -> None:
     )
     ratio_ed, ratio_es = (np.mean([r[f"area_ratio_{p}"] for r in rows]) for p in ("ed", "es"))
     print(f"LV area predicted / true: ED {ratio_ed:.3f}, ES {ratio_es:.3f}")
+    wall_pred, wall_true = (np.mean([r[k] for r in rows]) for k in ("wall_ratio_pred", "wall_ratio_true"))
+    wall_ed, wall_es = (np.mean([r[f"wall_area_ratio_{p}"] for r in rows]) for p in ("ed", "es"))
+    print(f"LV myocardium area predicted / true: ED {wall_ed:.3f}, ES {wall_es:.3f}")
+    print(f"LV myocardium area ES / ED: predicted {wall_pred:.3f}, true {wall_true:.3f}")
     print(f"segmenter time: {1000 * t_seg / n_frames:.1f} ms/frame (256x256 frames, {args.threads} threads)")
 
 

@@ -89,3 +89,17 @@ def test_unknown_config_key_is_refused(tmp_path, capsys):
     bad.write_text("model: {sise: 64}\n")
     assert main(["train", "seg", "--config", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "unknown key(s) sise" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("frames, expected", [("all", None), ("diastole", [True, False]), ("systole", [False, True])])
+def test_area_frames_pick_the_samples_the_area_term_weighs(frames, expected):
+    from echokdm.train.seg import SegTask
+
+    cfg = SegRunConfig()
+    cfg.loss.area_frames = frames
+    task, seen = SegTask(cfg), {}
+    task.loss_fn = lambda logits, label, partial, mask: seen.setdefault("mask", mask)
+    batch = {"image": torch.zeros(2, 1, 8, 8), "label": torch.zeros(2, 1, 8, 8, dtype=torch.long),
+             "valve_open": torch.tensor([True, False])}  # fmt: skip
+    task.training_step(lambda x: torch.zeros(2, 4, 8, 8), batch, "cpu")
+    assert seen["mask"] is None if expected is None else seen["mask"].tolist() == expected

@@ -13,7 +13,15 @@ from monai.losses import DiceCELoss
 from echokdm.cli import main
 from echokdm.errors import InputError
 from echokdm.phantom.layouts import generate
-from echokdm.train.sources import PartialLabelDiceCE, SourceConfig, lv_area_error, parse_data_option, source_frames
+from echokdm.train.sources import (
+    LV,
+    MYO,
+    PartialLabelDiceCE,
+    SourceConfig,
+    area_error,
+    parse_data_option,
+    source_frames,
+)
 
 MODEL = {"size": 32, "channels": [4, 8, 16], "strides": [2, 2], "num_res_units": 0}
 
@@ -64,14 +72,35 @@ def test_area_term_is_the_relative_lv_area_error_per_sample():
     logits = torch.full((2, 4, 8, 8), -20.0)
     logits[:, 0] = 20.0
     logits[0, 1, :4, :6] = 40.0  # predicts 24 px: 50 % too large
-    assert lv_area_error(logits, label).item() == pytest.approx(0.5, rel=1e-4)
-    assert lv_area_error(logits[1:], label[1:]).item() == 0.0
+    assert area_error(logits, label, LV).item() == pytest.approx(0.5, rel=1e-4)
+    assert area_error(logits[1:], label[1:], LV).item() == 0.0
     # a mask keeps only its samples: sample 0 (the only one with a cavity) left out -> no area error
-    assert lv_area_error(logits, label, torch.tensor([False, True])).item() == 0.0
-    assert lv_area_error(logits, label, torch.tensor([True, False])).item() == pytest.approx(0.5, rel=1e-4)
+    assert area_error(logits, label, LV, torch.tensor([False, True])).item() == 0.0
+    assert area_error(logits, label, LV, torch.tensor([True, False])).item() == pytest.approx(0.5, rel=1e-4)
     full = torch.zeros(2, dtype=torch.bool)
     with_area = PartialLabelDiceCE(area_weight=2.0)(logits, label, full)
     assert with_area.item() == pytest.approx(PartialLabelDiceCE()(logits, label, full).item() + 1.0, rel=1e-4)
+
+
+def test_wall_term_is_the_relative_myocardium_area_error_of_fully_labelled_samples():
+    label = torch.zeros(2, 1, 8, 8, dtype=torch.long)
+    label[:, 0, :4, :4] = 2  # 16 px of wall in both samples
+    logits = torch.full((2, 4, 8, 8), -20.0)
+    logits[:, 0] = 20.0
+    logits[:, 2, :2, :4] = 40.0  # predicts 8 px: half the wall read as something else
+    assert area_error(logits, label, MYO).item() == pytest.approx(0.5, rel=1e-4)
+    assert area_error(logits, label, LV).item() == 0.0  # no cavity in either sample
+    full, partial = torch.zeros(2, dtype=torch.bool), torch.tensor([False, True])
+    base = PartialLabelDiceCE()
+    assert PartialLabelDiceCE(wall_area_weight=2.0)(logits, label, full).item() == pytest.approx(
+        base(logits, label, full).item() + 1.0, rel=1e-4
+    )
+    # an LV-only (partial) label says nothing of the wall: its sample is left out of the wall term
+    label[1, 0] = 0
+    logits[1, 2] = 40.0
+    assert PartialLabelDiceCE(wall_area_weight=2.0)(logits, label, partial).item() == pytest.approx(
+        base(logits, label, partial).item() + 1.0, rel=1e-4
+    )
 
 
 def test_sources_serve_labelled_frames_with_their_partial_flag(folders):
