@@ -249,24 +249,35 @@ def score(
 REAL_LOOPS = (("sonosite", "examples_ybr_color.dcm", 0.75), ("acuson", "/work/shared/data/real/acuson_a4c.dcm", 0.8))
 
 
-def echonet_crop(loop, keep: float):
-    """The loop as EchoNet-Dynamic would store it: a square crop from the fan's apex down ``keep`` of its depth,
-    112x112, MJPEG at quality 70. Returns the cropped loop (read back from the AVI) and the 2x3 affine matrix
-    from the loop's grid to the crop's."""
+def echonet_matrix(sector_mask: np.ndarray, keep: float, shift: float = 0.0) -> np.ndarray:
+    """The 2x3 affine matrix from a loop's grid to its EchoNet-like 112-px crop: a square from the fan's apex
+    down ``keep`` of its depth, centred on the fan and moved ``shift`` of its side to the right."""
+    rows, cols = np.flatnonzero(sector_mask.any(1)), np.flatnonzero(sector_mask.any(0))
+    side = (rows[-1] - rows[0]) * keep
+    scale = ECHONET / side
+    left = (cols[0] + cols[-1]) / 2 - side / 2 + shift * side
+    return np.array([[scale, 0, -left * scale], [0, scale, -rows[0] * scale]])
+
+
+def echonet_frames(frames: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """(T, H, W) frames through the crop matrix ``m`` (anti-aliased): (T, 112, 112) float32."""
+    blur = 0.5 / m[0, 0]
+    return np.stack(
+        [cv2.warpAffine(cv2.GaussianBlur(f, (0, 0), blur), m, (ECHONET, ECHONET)) for f in frames.astype(np.float32)]
+    )
+
+
+def echonet_crop(loop, keep: float, shift: float = 0.0, quality: int = 70):
+    """The loop as EchoNet-Dynamic would store it (:func:`echonet_matrix`): 112x112, MJPEG at ``quality``. Returns
+    the cropped loop (read back from the AVI) and the 2x3 affine matrix from the loop's grid to the crop's."""
     import tempfile
 
     from echokdm.io import load_cine
 
-    mask = loop.meta["sector_mask"]
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    side = (rows[-1] - rows[0]) * keep
-    scale = ECHONET / side
-    m = np.array([[scale, 0, -((cols[0] + cols[-1]) / 2 - side / 2) * scale], [0, scale, -rows[0] * scale]])
-    crop = np.stack(
-        [cv2.warpAffine(cv2.GaussianBlur(f, (0, 0), 0.5 / scale), m, (ECHONET, ECHONET)) for f in loop[0].numpy()]
-    )
+    m = echonet_matrix(loop.meta["sector_mask"], keep, shift)
+    crop = echonet_frames(loop[0].numpy(), m)
     with tempfile.TemporaryDirectory() as tmp:
-        write_avi(Path(tmp) / "crop.avi", crop, 1000.0 / (loop.meta.get("frame_time_ms") or 33.3), 70)
+        write_avi(Path(tmp) / "crop.avi", crop, 1000.0 / (loop.meta.get("frame_time_ms") or 33.3), quality)
         return load_cine(Path(tmp) / "crop.avi"), m
 
 
