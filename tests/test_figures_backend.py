@@ -51,3 +51,19 @@ def test_box_plots_leave_identical_frames_off_the_psnr_scale(tmp_path, monkeypat
     box_plots(table, ["copy", "truth"], tmp_path / "b.png")
     assert limits[0][1] < 30  # the capped PSNR of identical frames does not stretch the axis
     assert texts == ["2× =\ntarget"]
+
+
+@pytest.mark.parametrize(("spacing_known", "unit"), [(True, "mm"), (False, "px")])
+def test_box_plots_label_distances_in_pixels_without_spacing(tmp_path, monkeypatch, spacing_known, unit):
+    table = pd.DataFrame({"case_id": ["a", "b"], "predictor": ["copy", "copy"], "skipped": [False, False],
+                          "ssim": [0.5, 0.6], "hd95": [3.0, 4.0]})
+    labels = {}
+    real_savefig = matplotlib.figure.Figure.savefig
+
+    def savefig(fig, *a, **kw):
+        labels.update({ax.get_title().split()[0]: ax.get_ylabel() for ax in fig.axes if ax.get_title()})
+        return real_savefig(fig, *a, **kw)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
+    box_plots(table, ["copy"], tmp_path / "b.png", spacing_known)
+    assert labels == {"ssim": "", "hd95": unit}

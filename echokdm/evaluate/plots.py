@@ -15,8 +15,9 @@ from echokdm.evaluate.tasks import Sample
 from echokdm.metrics import PSNR_CAP
 
 
-def box_plots(table: pd.DataFrame, predictors: Sequence[str], path: Path) -> None:
-    """One panel per metric with a box (and the per-case points) per predictor."""
+def box_plots(table: pd.DataFrame, predictors: Sequence[str], path: Path, spacing_known: bool = True) -> None:
+    """One panel per metric with a box (and the per-case points) per predictor; distances in px where
+    ``spacing_known`` is False."""
     table = scored(table)
     metrics = metrics_present(table)
     cols = min(4, len(metrics))
@@ -40,7 +41,7 @@ def box_plots(table: pd.DataFrame, predictors: Sequence[str], path: Path) -> Non
         spec = METRICS[m]
         ax.set_title(f"{m} ({'↑' if spec.higher_is_better else '↓'})", fontsize=10)
         if spec.unit:
-            ax.set_ylabel(spec.unit)
+            ax.set_ylabel(spec.unit_for(spacing_known))
     for ax in axes.ravel()[len(metrics):]:
         ax.axis("off")
     fig.tight_layout()

@@ -159,7 +159,7 @@ def evaluate_and_report(
     summary = out.write_text("summary.md", text)
     figures = [out.file("boxplots.png"), out.file("bland_altman.png")]
     with out.atomic("boxplots.png") as tmp:
-        box_plots(table, shown, tmp)
+        box_plots(table, shown, tmp, spacing_known)
     with out.atomic("bland_altman.png") as tmp:
         bland_altman(table, shown, tmp)
     examples = _examples(

@@ -28,6 +28,10 @@ class Metric:
     digits: int
     description: str
 
+    def unit_for(self, spacing_known: bool) -> str:
+        """The unit of this score: ``px`` in place of ``mm`` when the cases have no pixel spacing."""
+        return "px" if self.unit == "mm" and not spacing_known else self.unit
+
 
 #: every score a case can have, in report order
 METRICS: dict[str, Metric] = {

@@ -80,8 +80,7 @@ def summary_markdown(
     metrics = metrics_present(table)
 
     def unit(m: str) -> str:
-        u = METRICS[m].unit
-        return "px" if u == "mm" and not spacing_known else u
+        return METRICS[m].unit_for(spacing_known)
 
     lines += ["## Mean and bootstrap 95% CI per predictor", ""]
     lines += ["| metric | unit | better | " + " | ".join(f"{p} ({kinds[p]})" for p in predictors) + " |"]
