@@ -71,6 +71,8 @@ class EchoKDMPipeline(DiffusionPipeline):
         )
         #: reach (working pixels) of the motion outside the heart; None (shipped): the flow as K2F gives it
         self.heart_reach: float | None = None
+        #: reach (working pixels) of K2F's correction outside the heart; None (shipped): everywhere
+        self.correction_reach: float | None = None
 
     @classmethod
     def from_weights(
@@ -144,13 +146,17 @@ class EchoKDMPipeline(DiffusionPipeline):
 
         The flow is the keypoint (thin-plate-spline) flow plus the decoded correction K2F generates, snapped
         so that the contours land on the target keypoints (:func:`echokdm.flow.snap_to_contours`) and faded
-        outside the target's heart over ``heart_reach`` pixels when set (:func:`echokdm.flow.confine_to_heart`).
+        outside the target's heart over ``heart_reach`` pixels when set (:func:`echokdm.flow.confine_to_heart`);
+        ``correction_reach`` fades the decoded correction alone the same way.
         """
         kp_flow = batch_keypoint_flow(source_keypoints, target_keypoints, tuple(source.shape[-2:])).to(source)
         cond = k2f_condition(source, source_keypoints, target_keypoints, kp_flow)
         latent = sample(self.k2f_unet, self.k2f_scheduler, cond, self.k2f_unet.config.out_channels,
                         num_inference_steps, generator)
-        flow = snap_to_contours(kp_flow + decode_flow(self.flow_vae, latent), kp_flow, target_keypoints)
+        correction = decode_flow(self.flow_vae, latent)
+        if self.correction_reach is not None:
+            correction = confine_to_heart(correction, target_keypoints, self.correction_reach)
+        flow = snap_to_contours(kp_flow + correction, kp_flow, target_keypoints)
         if self.heart_reach is not None:
             flow = confine_to_heart(flow, target_keypoints, self.heart_reach)
         return flow, kp_flow

@@ -1,9 +1,10 @@
 """The motion outside the heart: :func:`echokdm.flow.heart_region` and :func:`echokdm.flow.confine_to_heart`,
-and the pipeline's ``heart_reach``."""
+and the pipeline's ``heart_reach`` and ``correction_reach``."""
 
 import numpy as np
 import pytest
 import torch
+from scipy.ndimage import binary_erosion
 
 from echokdm.flow import CONTOUR_POINTS, confine_to_heart, heart_region
 
@@ -56,7 +57,7 @@ def test_pipeline_flow_is_confined_only_outside_the_heart(pipe):
     for reach in (None, 8.0):
         pipe.heart_reach = reach
         flows[reach] = pipe.generate_flow(src, kps, tgt, 2, torch.Generator().manual_seed(0))[0]
-    pipe.heart_reach = 8.0
+    pipe.heart_reach = None
     inside = torch.from_numpy(heart_region(tgt[0].numpy(), (size, size)))
     assert torch.allclose(flows[8.0][0][:, inside], flows[None][0][:, inside])
     far = flows[None][0, :, 2:8, 2:8].abs().max()
@@ -64,12 +65,35 @@ def test_pipeline_flow_is_confined_only_outside_the_heart(pipe):
     assert flows[8.0][0, :, 2:8, 2:8].abs().max() < 1e-3 * far  # ... confined, it stays
 
 
-def test_kdm_heart_predictor_sets_the_reach_and_refuses_bad_ones():
+def test_pipeline_correction_is_confined_but_the_spline_is_kept(pipe):
+    size = pipe.sample_size
+    src = torch.from_numpy(np.random.default_rng(1).random((1, 1, size, size), dtype=np.float32))
+    kps = torch.from_numpy(np.concatenate([_ring(14, 22, 56, 50), _ring(20, 28, 56, 50)])).float()[None]
+    tgt = kps.clone()
+    tgt[0, :, 0] = 56 + (tgt[0, :, 0] - 56) * 0.85
+    flows = {}
+    for reach in (None, 8.0):
+        pipe.correction_reach = reach
+        flows[reach] = pipe.generate_flow(src, kps, tgt, 2, torch.Generator().manual_seed(0))
+    pipe.correction_reach = None
+    (full, spline), (local, spline_local) = flows[None], flows[8.0]
+    assert torch.equal(spline, spline_local)
+    # inside the heart, away from the contours whose snapping (4 px) reaches out, K2F's flow is kept
+    inside = torch.from_numpy(binary_erosion(heart_region(tgt[0].numpy(), (size, size)), iterations=12))
+    assert inside.sum() > 100 and torch.allclose(local[0][:, inside], full[0][:, inside], atol=1e-4)
+    correction = (full - spline)[0, :, 2:8, 2:8].abs().max()
+    assert correction > 0.05  # K2F corrects the spline in the far corner ...
+    assert (local - spline)[0, :, 2:8, 2:8].abs().max() < 1e-3 * correction  # ... confined, the spline alone moves it
+    assert spline[0, :, 2:8, 2:8].abs().max() > 0.05
+
+
+@pytest.mark.parametrize(("name", "attribute"), [("kdm-heart", "heart_reach"), ("kdm-local", "correction_reach")])
+def test_reach_predictors_set_the_reach_and_refuse_bad_ones(name, attribute):
     from echokdm.errors import InputError
     from echokdm.evaluate.predictors import get_predictor
 
-    assert get_predictor("kdm").pipe.heart_reach is None  # the shipped pipeline does not fade
-    assert get_predictor("kdm-heart:12").pipe.heart_reach == 12.0
-    for bad in ("kdm-heart:0", "kdm-heart:abc", "kdm-heart:nan"):
-        with pytest.raises(InputError, match="kdm-heart:PX"):
+    assert getattr(get_predictor("kdm").pipe, attribute) is None  # the shipped pipeline does not fade
+    assert getattr(get_predictor(f"{name}:12").pipe, attribute) == 12.0
+    for bad in (f"{name}:0", f"{name}:abc", f"{name}:nan"):
+        with pytest.raises(InputError, match=f"{name}:PX"):
             get_predictor(bad)

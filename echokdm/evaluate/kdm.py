@@ -1,5 +1,5 @@
 """The KDM model and its ablations as harness predictors: ``kdm``, ``kdm-adapt[:SECONDS]``, ``kdm-heart[:PX]``,
-``k2f-warp`` and ``k2i``.
+``kdm-local[:PX]``, ``k2f-warp`` and ``k2i``.
 
 Each runs on the models' square working grid around the sector and is carried back to the sample's grid by
 residual transfer (:func:`echokdm.grid.on_source_grid`, the round trip ``echokdm predict`` makes), so the three
@@ -124,24 +124,43 @@ class KDMAdaptModel(KDMModel):
             ).frames
 
 
-class KDMHeartModel(KDMModel):
-    """``kdm-heart:PX``: KDM with its flow faded outside the target's heart over ``PX`` working pixels
-    (:func:`echokdm.flow.confine_to_heart`; the shipped pipeline does not fade).
+class _ReachModel(KDMModel):
+    """KDM with part of its flow faded outside the target's heart over ``PX`` working pixels
+    (:func:`echokdm.flow.confine_to_heart`); ``reach_attribute`` names the pipeline's setting.
 
     Args:
         reach: Gaussian width of the fade in working pixels (default 8).
         steps, weights: as :class:`KDMModel`.
     """
 
+    option_name = ""
+    reach_attribute = ""
+
     def __init__(self, reach: float = 8.0, steps: int = DEFAULT_STEPS, weights=None) -> None:
         if not reach > 0 or not np.isfinite(reach):
-            raise InputError(f"kdm-heart:PX takes a reach in pixels > 0, got {reach:g}")
+            raise InputError(f"{self.option_name}:PX takes a reach in pixels > 0, got {reach:g}")
         super().__init__(steps, weights)
-        self.pipe.heart_reach = float(reach)
+        setattr(self.pipe, self.reach_attribute, float(reach))
 
     @classmethod
-    def from_option(cls, option: str, **kwargs) -> KDMHeartModel:
-        return cls(_number(option, "kdm-heart:PX takes a reach in pixels"), **kwargs)
+    def from_option(cls, option: str, **kwargs) -> _ReachModel:
+        return cls(_number(option, f"{cls.option_name}:PX takes a reach in pixels"), **kwargs)
+
+
+class KDMHeartModel(_ReachModel):
+    """``kdm-heart:PX``: KDM with its whole flow faded outside the target's heart (the shipped pipeline does not
+    fade)."""
+
+    option_name = "kdm-heart"
+    reach_attribute = "heart_reach"
+
+
+class KDMLocalModel(_ReachModel):
+    """``kdm-local:PX``: KDM with only K2F's correction of the keypoint spline faded outside the target's heart;
+    the spline's own motion is kept everywhere (the shipped pipeline does not fade)."""
+
+    option_name = "kdm-local"
+    reach_attribute = "correction_reach"
 
 
 class K2FWarpModel(KDMModel):

@@ -29,6 +29,7 @@ PREDICTORS: dict[str, str] = {
     "kdm-adapt": "echokdm.evaluate.kdm:KDMAdaptModel",
     "kdm-heart": "echokdm.evaluate.kdm:KDMHeartModel",
     "k2f-warp": "echokdm.evaluate.kdm:K2FWarpModel",
+    "kdm-local": "echokdm.evaluate.kdm:KDMLocalModel",
     "k2i": "echokdm.evaluate.kdm:K2IModel",
 }
 
