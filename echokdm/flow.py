@@ -154,9 +154,22 @@ def heart_region(keypoints: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return region
 
 
+def heart_fade(keypoints: torch.Tensor, shape: tuple[int, int], sigma: float) -> torch.Tensor:
+    """(B, H, W) weights: 1 in the region the target contours enclose (:func:`heart_region`), exp(-d² / 2σ²) at d
+    pixels outside it.
+
+    Args:
+        keypoints: (B, K, 2) keypoints (x, y) on the grid.
+        shape: (H, W) of the grid.
+        sigma: reach outside the heart in pixels.
+    """
+    weights = [np.exp(-0.5 * (distance_transform_edt(~heart_region(k, shape)) / sigma) ** 2)
+               for k in keypoints.detach().cpu().numpy()]
+    return torch.from_numpy(np.stack(weights)).to(keypoints.device)
+
+
 def confine_to_heart(flow: torch.Tensor, keypoints: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Fade pull flows outside the heart of their target frames: unchanged in the region the target contours
-    enclose (:func:`heart_region`), times exp(-d² / 2σ²) at d pixels outside it.
+    """Fade pull flows outside the heart of their target frames by :func:`heart_fade`.
 
     The keypoints say how the ventricle moves; a spline through them (and a K2F trained on the phantom's motion)
     carries that motion on into the tissue around the heart. On the two real loops that tissue moves less, and
@@ -171,10 +184,7 @@ def confine_to_heart(flow: torch.Tensor, keypoints: torch.Tensor, sigma: float) 
     Returns:
         (B, 2, H, W) flows.
     """
-    shape = tuple(flow.shape[-2:])
-    weights = [np.exp(-0.5 * (distance_transform_edt(~heart_region(k, shape)) / sigma) ** 2)
-               for k in keypoints.detach().cpu().numpy()]
-    return flow * torch.from_numpy(np.stack(weights)[:, None]).to(flow)
+    return flow * heart_fade(keypoints, tuple(flow.shape[-2:]), sigma)[:, None].to(flow)
 
 
 def endpoint_error(

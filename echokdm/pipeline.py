@@ -9,7 +9,7 @@ a DICOM frame to the sector and resizing is the caller's job (:func:`echokdm.gri
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,8 +71,9 @@ class EchoKDMPipeline(DiffusionPipeline):
         )
         #: reach (working pixels) of the motion outside the heart; None (shipped): the flow as K2F gives it
         self.heart_reach: float | None = None
-        #: reach (working pixels) of K2F's correction outside the heart; None (shipped): everywhere
-        self.correction_reach: float | None = None
+        #: weights of K2F's correction, ``fade(target keypoints (B, K, 2), (H, W)) -> (B, H, W)`` (e.g.
+        #: :func:`echokdm.flow.heart_fade`); None (shipped): the correction as K2F gives it
+        self.correction_fade: Callable[[torch.Tensor, tuple[int, int]], torch.Tensor] | None = None
 
     @classmethod
     def from_weights(
@@ -147,15 +148,17 @@ class EchoKDMPipeline(DiffusionPipeline):
         The flow is the keypoint (thin-plate-spline) flow plus the decoded correction K2F generates, snapped
         so that the contours land on the target keypoints (:func:`echokdm.flow.snap_to_contours`) and faded
         outside the target's heart over ``heart_reach`` pixels when set (:func:`echokdm.flow.confine_to_heart`);
-        ``correction_reach`` fades the decoded correction alone the same way.
+        ``correction_fade`` weights the decoded correction alone.
         """
         kp_flow = batch_keypoint_flow(source_keypoints, target_keypoints, tuple(source.shape[-2:])).to(source)
         cond = k2f_condition(source, source_keypoints, target_keypoints, kp_flow)
         latent = sample(self.k2f_unet, self.k2f_scheduler, cond, self.k2f_unet.config.out_channels,
                         num_inference_steps, generator)
         correction = decode_flow(self.flow_vae, latent)
-        if self.correction_reach is not None:
-            correction = confine_to_heart(correction, target_keypoints, self.correction_reach)
+        if self.correction_fade is not None:
+            correction = correction * self.correction_fade(target_keypoints, tuple(correction.shape[-2:]))[:, None].to(
+                correction
+            )
         flow = snap_to_contours(kp_flow + correction, kp_flow, target_keypoints)
         if self.heart_reach is not None:
             flow = confine_to_heart(flow, target_keypoints, self.heart_reach)

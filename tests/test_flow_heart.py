@@ -1,12 +1,14 @@
 """The motion outside the heart: :func:`echokdm.flow.heart_region` and :func:`echokdm.flow.confine_to_heart`,
-and the pipeline's ``heart_reach`` and ``correction_reach``."""
+and the pipeline's ``heart_reach`` and ``correction_fade``."""
+
+from functools import partial
 
 import numpy as np
 import pytest
 import torch
 from scipy.ndimage import binary_erosion
 
-from echokdm.flow import CONTOUR_POINTS, confine_to_heart, heart_region
+from echokdm.flow import CONTOUR_POINTS, confine_to_heart, heart_fade, heart_region
 
 
 def _ring(rx: float, ry: float, cx: float = 32.0, cy: float = 30.0) -> np.ndarray:
@@ -73,9 +75,9 @@ def test_pipeline_correction_is_confined_but_the_spline_is_kept(pipe):
     tgt[0, :, 0] = 56 + (tgt[0, :, 0] - 56) * 0.85
     flows = {}
     for reach in (None, 8.0):
-        pipe.correction_reach = reach
+        pipe.correction_fade = None if reach is None else partial(heart_fade, sigma=reach)
         flows[reach] = pipe.generate_flow(src, kps, tgt, 2, torch.Generator().manual_seed(0))
-    pipe.correction_reach = None
+    pipe.correction_fade = None
     (full, spline), (local, spline_local) = flows[None], flows[8.0]
     assert torch.equal(spline, spline_local)
     # inside the heart, away from the contours whose snapping (4 px) reaches out, K2F's flow is kept
@@ -87,13 +89,18 @@ def test_pipeline_correction_is_confined_but_the_spline_is_kept(pipe):
     assert spline[0, :, 2:8, 2:8].abs().max() > 0.05
 
 
-@pytest.mark.parametrize(("name", "attribute"), [("kdm-heart", "heart_reach"), ("kdm-local", "correction_reach")])
-def test_reach_predictors_set_the_reach_and_refuse_bad_ones(name, attribute):
+@pytest.mark.parametrize("name", ["kdm-heart", "kdm-local"])
+def test_reach_predictors_set_the_reach_and_refuse_bad_ones(name):
     from echokdm.errors import InputError
     from echokdm.evaluate.predictors import get_predictor
 
-    assert getattr(get_predictor("kdm").pipe, attribute) is None  # the shipped pipeline does not fade
-    assert getattr(get_predictor(f"{name}:12").pipe, attribute) == 12.0
+    shipped = get_predictor("kdm").pipe
+    assert shipped.heart_reach is None and shipped.correction_fade is None  # the shipped pipeline does not fade
+    pipe = get_predictor(f"{name}:12").pipe
+    if name == "kdm-heart":
+        assert pipe.heart_reach == 12.0 and pipe.correction_fade is None
+    else:
+        assert pipe.heart_reach is None and pipe.correction_fade.keywords == {"sigma": 12.0}
     for bad in (f"{name}:0", f"{name}:abc", f"{name}:nan"):
         with pytest.raises(InputError, match=f"{name}:PX"):
             get_predictor(bad)

@@ -8,6 +8,8 @@ are compared exactly as users would run them.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 from diffusers import UNet2DModel
@@ -17,7 +19,7 @@ from echokdm.device import autocast, channels_last
 from echokdm.errors import InputError
 from echokdm.evaluate.predictors import Predictor
 from echokdm.evaluate.tasks import Sample
-from echokdm.flow import warp
+from echokdm.flow import heart_fade, warp
 from echokdm.grid import kdm_on_source_grid, on_source_grid
 from echokdm.labels import camus_labels
 from echokdm.models.diffusion import sample as diffusion_sample
@@ -126,7 +128,7 @@ class KDMAdaptModel(KDMModel):
 
 class _ReachModel(KDMModel):
     """KDM with part of its flow faded outside the target's heart over ``PX`` working pixels
-    (:func:`echokdm.flow.confine_to_heart`); ``reach_attribute`` names the pipeline's setting.
+    (:func:`echokdm.flow.heart_fade`; the shipped pipeline does not fade).
 
     Args:
         reach: Gaussian width of the fade in working pixels (default 8).
@@ -134,13 +136,16 @@ class _ReachModel(KDMModel):
     """
 
     option_name = ""
-    reach_attribute = ""
 
     def __init__(self, reach: float = 8.0, steps: int = DEFAULT_STEPS, weights=None) -> None:
         if not reach > 0 or not np.isfinite(reach):
             raise InputError(f"{self.option_name}:PX takes a reach in pixels > 0, got {reach:g}")
         super().__init__(steps, weights)
-        setattr(self.pipe, self.reach_attribute, float(reach))
+        self.fade(float(reach))
+
+    def fade(self, reach: float) -> None:
+        """Set the pipeline's fade."""
+        raise NotImplementedError
 
     @classmethod
     def from_option(cls, option: str, **kwargs) -> _ReachModel:
@@ -148,19 +153,22 @@ class _ReachModel(KDMModel):
 
 
 class KDMHeartModel(_ReachModel):
-    """``kdm-heart:PX``: KDM with its whole flow faded outside the target's heart (the shipped pipeline does not
-    fade)."""
+    """``kdm-heart:PX``: KDM with its whole flow faded outside the target's heart."""
 
     option_name = "kdm-heart"
-    reach_attribute = "heart_reach"
+
+    def fade(self, reach: float) -> None:
+        self.pipe.heart_reach = reach
 
 
 class KDMLocalModel(_ReachModel):
     """``kdm-local:PX``: KDM with only K2F's correction of the keypoint spline faded outside the target's heart;
-    the spline's own motion is kept everywhere (the shipped pipeline does not fade)."""
+    the spline's own motion is kept everywhere."""
 
     option_name = "kdm-local"
-    reach_attribute = "correction_reach"
+
+    def fade(self, reach: float) -> None:
+        self.pipe.correction_fade = partial(heart_fade, sigma=reach)
 
 
 class K2FWarpModel(KDMModel):

@@ -249,7 +249,7 @@ def adapt_pipeline(
         pipeline.flow_vae, pipeline.k2f_unet, unet, pipeline.k2f_scheduler, pipeline.f2i_scheduler
     )
     adapted.heart_reach = pipeline.heart_reach
-    adapted.correction_reach = pipeline.correction_reach
+    adapted.correction_fade = pipeline.correction_fade
     info = AdaptInfo(
         seconds=seconds, steps=total, steps_done=sum(done.values()), flows="k2f" if by_k2f else "ofnet",
         flow_steps=done["flow"], ofnet_steps=done["ofnet"], f2i_steps=done["f2i"], pairs=len(pairs),
