@@ -39,6 +39,9 @@ NUM_CLASSES = 4
 TEMPORAL_SIGMA_MS = 15.0
 #: the moving average used when a loop's frame time is unknown (about 15 ms at 20 ms frames)
 UNTIMED_KERNEL = (0.25, 0.5, 0.25)
+#: 4-connectivity within a frame, none across frames: labelling a (T, H, W) stack finds each frame's 2-D components
+FRAME_CONNECTIVITY = np.zeros((3, 3, 3), bool)
+FRAME_CONNECTIVITY[1] = ndimage.generate_binary_structure(2, 1)
 
 
 @dataclass
@@ -137,24 +140,39 @@ def smooth_in_time(probs: torch.Tensor, kernel: tuple[float, ...]) -> torch.Tens
 
 
 def largest_components(labels: np.ndarray) -> np.ndarray:
-    """Keep each structure's largest connected component (others -> background); fill LV cavity holes.
+    """Keep each structure's largest connected component per frame (others -> background); fill LV cavity holes.
+
+    Components are 4-connected within a frame, never across frames; of equally large ones the first in the
+    frame's raster order is kept. All frames are labelled in one call, inside each structure's bounding box.
 
     Args:
-        labels: (H, W) uint8 CAMUS labels.
+        labels: (H, W) or (T, H, W) uint8 CAMUS labels.
 
     Returns:
-        (H, W) uint8.
+        uint8 labels of the same shape.
     """
-    out = np.zeros_like(labels)
+    frames = labels[None] if labels.ndim == 2 else labels
+    out = np.zeros_like(frames)
     for value in (2, 3, 1):
-        comp, n = ndimage.label(labels == value)
-        if n == 0:
+        mask = frames == value
+        covered = mask.any(0)
+        rows, cols = np.flatnonzero(covered.any(1)), np.flatnonzero(covered.any(0))
+        if rows.size == 0:
             continue
-        keep = comp == (np.argmax(np.bincount(comp.ravel())[1:]) + 1)
+        box = (slice(None), slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        comp, n = ndimage.label(mask[box], FRAME_CONNECTIVITY)
+        # pixels per (frame, label): labels are numbered over the whole stack, not from 1 in each frame
+        frame_offset = (n + 1) * np.arange(len(comp))[:, None, None]
+        sizes = np.bincount((comp + frame_offset).ravel(), minlength=len(comp) * (n + 1)).reshape(len(comp), n + 1)
+        present = sizes[:, 1:].any(1)
+        largest = np.zeros(n + 1, bool)
+        largest[sizes[present, 1:].argmax(1) + 1] = True  # argmax: of equal sizes the lowest label, first in raster
+        keep = largest[comp]
         if value == 1:
-            keep = fill_holes(keep)
-        out[keep] = value
-    return out
+            for t in np.flatnonzero(present):  # holes of each frame's 2-D cavity
+                keep[t] = fill_holes(keep[t])
+        out[box][keep] = value
+    return out if labels.ndim == 3 else out[0]
 
 
 def area_jitter(areas: np.ndarray) -> float:
@@ -294,9 +312,12 @@ class LVSegmenter:
         for start in range(0, frames.shape[0], batch_size):
             chunk = fit.to_source(probs[start : start + batch_size])
             chunk[:, 0][:, ~inside] = 2.0  # background wins outside the sector
-            for i, lab in enumerate(_argmax_channels(chunk).numpy()):
-                lab = largest_components(lab)
-                labels[start + i] = largest_components(clip_at_annulus(lab)) if self.annulus_clip else lab
+            labels[start : start + batch_size] = _argmax_channels(chunk).numpy()
+        labels = largest_components(labels)
+        if self.annulus_clip:
+            for t, lab in enumerate(labels):
+                labels[t] = clip_at_annulus(lab)
+            labels = largest_components(labels)
         areas = (labels == 1).reshape(labels.shape[0], -1).sum(1).astype(np.float64)
         return SegmentationOutput(labels=labels, lv_area_px=areas, fit=fit, probabilities=probs, temporal_kernel=kernel)
 

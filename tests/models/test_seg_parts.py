@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from echokdm.errors import InputError
 from echokdm.grid import SectorFit
@@ -114,6 +115,48 @@ def test_largest_components_keeps_one_filled_cavity():
     out = largest_components(lab)
     assert (out == 1).sum() == 400
     assert (out == 3).sum() == 16
+
+
+def _largest_components_per_frame(labels):
+    """The straightforward reference: per frame and structure, scipy's 2-D labels, np.argmax, scipy's hole fill."""
+    out = np.zeros_like(labels)
+    for t, frame in enumerate(labels):
+        for value in (2, 3, 1):
+            comp, n = ndimage.label(frame == value)
+            if n:
+                keep = comp == np.argmax(np.bincount(comp.ravel())[1:]) + 1
+                out[t][ndimage.binary_fill_holes(keep) if value == 1 else keep] = value
+    return out
+
+
+def _random_labels(rng, t, h, w):
+    """Label maps with many components, equally large ones (ties), rings with holes (holding other labels too)
+    and frames without some or all structures."""
+    labels = (rng.random((t, h, w)) < rng.uniform(0.05, 0.6)) * rng.integers(0, 4, (t, h, w))
+    for frame in labels:
+        for _ in range(rng.integers(0, 4)):  # equal squares of one structure: a tie for the largest
+            value, side = rng.integers(1, 4), rng.integers(1, 6)
+            for _ in range(2):
+                y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+                frame[y : y + side, x : x + side] = value
+        if rng.random() < 0.7:  # a cavity ring around a hole with a bit of myocardium inside
+            y, x, r = rng.integers(4, h - 4), rng.integers(4, w - 4), rng.integers(3, 8)
+            yy, xx = np.mgrid[:h, :w]
+            d = np.hypot(yy - y, xx - x)
+            frame[(d < r) & (d >= r - 2)] = 1
+            frame[d < r - 2] = rng.choice([0, 2, 3])
+    labels[rng.random(t) < 0.2] = 0
+    return labels.astype(np.uint8)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_largest_components_of_a_stack_matches_each_frame_alone(seed):
+    rng = np.random.default_rng(seed)
+    for t, h, w in ((1, 17, 23), (9, 30, 40), (12, 48, 33)):
+        labels = _random_labels(rng, t, h, w)
+        expected = _largest_components_per_frame(labels)
+        assert np.array_equal(largest_components(labels), expected)
+        assert np.array_equal(largest_components(labels[0]), expected[0])  # (H, W): the same code
 
 
 def test_dice_per_class_nan_for_absent_structures():
