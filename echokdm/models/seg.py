@@ -312,12 +312,11 @@ class LVSegmenter:
         for start in range(0, frames.shape[0], batch_size):
             chunk = fit.to_source(probs[start : start + batch_size])
             chunk[:, 0][:, ~inside] = 2.0  # background wins outside the sector
-            labels[start : start + batch_size] = _argmax_channels(chunk).numpy()
-        labels = largest_components(labels)
-        if self.annulus_clip:
-            for t, lab in enumerate(labels):
-                labels[t] = clip_at_annulus(lab)
-            labels = largest_components(labels)
+            # a chunk at a time keeps the post-processing's memory bounded on long, large loops
+            chunk_labels = largest_components(_argmax_channels(chunk).numpy())
+            if self.annulus_clip:
+                chunk_labels = largest_components(np.stack([clip_at_annulus(lab) for lab in chunk_labels]))
+            labels[start : start + batch_size] = chunk_labels
         areas = (labels == 1).reshape(labels.shape[0], -1).sum(1).astype(np.float64)
         return SegmentationOutput(labels=labels, lv_area_px=areas, fit=fit, probabilities=probs, temporal_kernel=kernel)
 
