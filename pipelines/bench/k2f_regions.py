@@ -7,7 +7,8 @@
 ``--match``: on the two real loops (ES from ED as ``echokdm predict`` finds them, working grid), how well the source
 warped by each flow (none, the spline through the keypoints, K2F's, OF-net's between the real frames) matches the
 real ES frame in three regions: the heart the target contours enclose, beyond the annulus line (atria), beside
-the heart; mean |difference| and mean SSIM (7-px windows) per region, and each flow's distance to OF-net's.
+the heart; mean |difference| and mean SSIM (7-px windows) per region, and each flow's distance to OF-net's and to
+the spline's.
 
 Otherwise it runs ``echokdm evaluate --task es`` on ``--data`` (e.g. the real loops' EchoNet-format views that
 ``real_echonet.py`` writes) with ``copy``, ``tps``, ``kdm`` and two analysis predictors that drop K2F's correction
@@ -102,10 +103,11 @@ def match(acuson: str, seeds: int) -> None:
         for name, flow in flows.items():
             warped = warp(src, flow)[0, 0].numpy()
             _, ssim = structural_similarity(warped, target, data_range=1.0, full=True, win_size=7)
-            dist = np.hypot(*(flow - flows["ofnet"])[0].numpy())
+            to_of, to_spline = (np.hypot(*(flow - flows[k])[0].numpy()) for k in ("ofnet", "spline"))
             print(f"  {name:<7}" + "".join(
                 f"  {r}: |diff| {np.abs(warped - target)[m].mean():.4f} SSIM {ssim[m].mean():.3f}"
-                f" to OF-net {dist[m].mean():.2f} px" for r, m in regions.items()))
+                f" to OF-net {to_of[m].mean():.2f} px, to spline {to_spline[m].mean():.2f} px"
+                for r, m in regions.items()))
 
 
 def main() -> None:
