@@ -20,7 +20,6 @@ metrics need.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -28,10 +27,10 @@ import torch
 from diffusers import AutoencoderKL
 from monai.losses import SSIMLoss
 
-from echokdm import weights
 from echokdm.config import option
 from echokdm.defaults import DEFAULT_STEPS, FLOW_VAE_WEIGHTS, K2F_WEIGHTS, SEG_WEIGHTS
 from echokdm.errors import EchoKDMError, InputError
+from echokdm.models.conditioning import batch_keypoint_flow
 from echokdm.models.diffusion import diffusion_loss, sample, sampling_scheduler, training_scheduler
 from echokdm.models.f2i import build_f2i_unet, compose, f2i_condition, residual_target
 from echokdm.models.flow_ae import build_flow_autoencoder, decode_flow, encode_flow, flow_autoencoder_loss
@@ -39,11 +38,18 @@ from echokdm.models.k2f import build_k2f_unet, k2f_condition
 from echokdm.models.k2i import build_k2i_unet, k2i_condition
 from echokdm.models.loading import load_diffusers_model, load_ofnet
 from echokdm.models.ofnet import OFNet, OFNetLoss
-from echokdm.outputs import atomic_write
 from echokdm.pipeline import EchoKDMPipeline
 from echokdm.progress import progress
-from echokdm.train.cache import cache_key
-from echokdm.train.pairs import CinePairDataset, MixedPairs, PairDataset, cached_pairs, cine_pairs, weighted
+from echokdm.train.model_flows import _cached_k2f_flows, _k2f_flows, _ofnet_flows
+from echokdm.train.pairs import (
+    CinePairDataset,
+    MixedPairs,
+    PairDataset,
+    cached_pairs,
+    cine_pairs,
+    keypoint_counts,
+    weighted,
+)
 from echokdm.train.sources import SourceConfig, source_loops
 from echokdm.train.task import RunConfig, TrainTask
 from echokdm.train.texture import real_frames, texture_pairs
@@ -54,7 +60,10 @@ class PairDataConfig:
     """Phantom frame pairs (the ``data:`` section of every KDM model's config)."""
 
     size: int = option(112, "working resolution in pixels (square)", 16, 1024)
-    n_keypoints: int = option(40, "keypoints per frame: 20 (endocardium) or 40 (+ epicardium)")
+    n_keypoints: int | list[int] = option(
+        40, "keypoints per frame: 20 (endocardium) or 40 (+ epicardium); K2F also takes a list, e.g. [20, 40]: "
+        "each training batch conditions on one count drawn at random (20 = the endocardial half of the 40), "
+        "validation scores every count")
     train_loops: int = option(120, "training loops (split_seeds('train', n))")
     val_loops: int = option(6, "validation loops (split_seeds('val', n)); 0 = no validation")
     every: int = option(2, "stride over target frames when cutting pairs from a loop")
@@ -115,9 +124,15 @@ class _PairTask(TrainTask):
     flow_sources: tuple[str, ...] = ("ofnet", "truth")
     #: whether it learns from keypoints (of a cine: the built-in segmenter's, ``data.seg_weights``)
     uses_keypoints = False
+    #: whether ``data.n_keypoints`` may list several counts (the task then conditions each batch on one of them)
+    mixes_keypoint_counts = False
 
     def __init__(self, cfg: RunConfig) -> None:
         super().__init__(cfg)
+        #: the keypoint counts of ``data.n_keypoints``, ascending; the pairs hold the largest
+        self.keypoint_counts = keypoint_counts(cfg.data.n_keypoints)
+        if len(self.keypoint_counts) > 1 and not self.mixes_keypoint_counts:
+            raise InputError(f"data.n_keypoints: {type(self).__name__} takes one count (20 or 40), not a list")
         if cfg.data.flow_source not in self.flow_sources:
             raise EchoKDMError(f"data.flow_source {cfg.data.flow_source!r} does not apply to {type(self).__name__}; "
                                f"use one of {', '.join(self.flow_sources)}")
@@ -130,7 +145,7 @@ class _PairTask(TrainTask):
 
     def _dataset(self, split: str, n_loops: int) -> PairDataset:
         d = self.cfg.data
-        pairs = cached_pairs(d.cache_dir, split, n_loops, d.size, d.n_keypoints, d.every)
+        pairs = cached_pairs(d.cache_dir, split, n_loops, d.size, self.keypoint_counts[-1], d.every)
         flows = None
         if self.uses_model_flows and d.flow_source == "ofnet":
             flows = _ofnet_flows(load_ofnet(d.ofnet_weights), pairs)
@@ -143,11 +158,11 @@ class _PairTask(TrainTask):
         base = self._sources_dataset() if d.sources else self._dataset("train", d.train_loops)
         if not d.texture_sources:
             return base
-        phantom = cached_pairs(d.cache_dir, "train", d.train_loops, d.size, d.n_keypoints, d.every)
+        phantom = cached_pairs(d.cache_dir, "train", d.train_loops, d.size, self.keypoint_counts[-1], d.every)
         parts = []
         for i, src in enumerate(d.texture_sources):
             loops = source_loops(src)
-            real = real_frames(loops, self._segment(src, loops), d.size, d.n_keypoints)
+            real = real_frames(loops, self._segment(src, loops), d.size, self.keypoint_counts[-1])
             n_pairs = round(len(phantom.pairs) * src.weight)
             parts.append(PairDataset(texture_pairs(phantom, real, n_pairs, self.cfg.train.seed + 7919 * i)))
         return MixedPairs([base, *parts])
@@ -178,7 +193,7 @@ class _PairTask(TrainTask):
         labels = None
         if self.uses_keypoints or (self.uses_model_flows and d.flow_source == "k2f"):
             labels = self._segment(src, loops)
-        pairs = cine_pairs(loops, d.size, d.every, labels=labels, n_keypoints=d.n_keypoints)
+        pairs = cine_pairs(loops, d.size, d.every, labels=labels, n_keypoints=self.keypoint_counts[-1])
         if not len(pairs.pairs):
             raise InputError(f"data source {src.kind} {src.path}: no frame pair with keypoints on both frames")
         flows = None
@@ -201,49 +216,16 @@ class _PairTask(TrainTask):
         return self._flow(batch, device) - batch["kp_flow"].to(device)
 
 
-def _frames(pairs, index: np.ndarray) -> torch.Tensor:
-    """Frames ``index`` of a PairSet as a (B, 1, H, W) float32 batch in [0, 1]."""
-    return torch.from_numpy(pairs.frames[index][:, None].astype(np.float32) / 255)
-
-
-@torch.no_grad()
-def _ofnet_flows(net: OFNet, pairs, batch: int = 32) -> np.ndarray:
-    """OF-net estimates for every pair of a PairSet: (P, 2, H, W) float16."""
-    out = []
-    for i in range(0, len(pairs.pairs), batch):
-        idx = pairs.pairs[i : i + batch]
-        out.append(net(_frames(pairs, idx[:, 0]), _frames(pairs, idx[:, 1])).numpy().astype(np.float16))
-    return np.concatenate(out)
-
-
-@torch.no_grad()
-def _k2f_flows(pipe: EchoKDMPipeline, pairs, seed: int, steps: int, batch: int = 32) -> np.ndarray:
-    """The flows ``pipe`` generates in ``steps`` denoising steps from each pair's source frame and keypoints:
-    (P, 2, H, W) float16."""
-    out = []
-    for i in progress(range(0, len(pairs.pairs), batch), "K2F flows of the pairs"):
-        idx = pairs.pairs[i : i + batch]
-        kps = [torch.from_numpy(pairs.keypoints[idx[:, j]].astype(np.float32)) for j in (0, 1)]
-        flow, _ = pipe.generate_flow(
-            _frames(pairs, idx[:, 0]), *kps, steps, torch.Generator().manual_seed(seed * 1_000_003 + i)
-        )
-        out.append(flow.numpy().astype(np.float16))
-    return np.concatenate(out)
-
-
-def _cached_k2f_flows(d: PairDataConfig, split: str, n_loops: int, seed: int, pairs) -> np.ndarray:
-    """:func:`_k2f_flows` of the pipeline with ``d``'s K2F and flow autoencoder at the steps ``echokdm predict``
-    uses by default, read from / written to ``d.cache_dir`` (keyed by the pairs, the seed, the steps and the two
-    weights files' sha256)."""
-    key = cache_key(split, n_loops, d.size, d.n_keypoints, d.every, seed, DEFAULT_STEPS,
-                    weights.load(d.k2f_weights).sha256, weights.load(d.flow_vae_weights).sha256)
-    path = Path(d.cache_dir) / f"k2f_flows_{split}_{key}.npy"
-    if path.exists():
-        return np.load(path)
-    flows = _k2f_flows(EchoKDMPipeline.from_weights(d.flow_vae_weights, d.k2f_weights), pairs, seed, DEFAULT_STEPS)
-    with atomic_write(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, flows)
-    return flows
+def with_keypoints(batch: dict, n: int) -> dict:
+    """``batch`` conditioned on its first ``n`` keypoints (of 40, the first 20 are the endocardium): ``src_kps``
+    and ``tgt_kps`` cut to ``n`` and ``kp_flow`` the thin-plate-spline flow of those (the rest as it is)."""
+    if batch["src_kps"].shape[1] == n:
+        return batch
+    if batch["src_kps"].shape[1] < n:
+        raise EchoKDMError(f"a batch with {batch['src_kps'].shape[1]} keypoints has no first {n}")
+    src, tgt = batch["src_kps"][:, :n], batch["tgt_kps"][:, :n]
+    kp_flow = batch_keypoint_flow(src, tgt, tuple(batch["kp_flow"].shape[-2:])).to(batch["kp_flow"])
+    return {**batch, "src_kps": src, "tgt_kps": tgt, "kp_flow": kp_flow}
 
 
 # ----------------------------------------------------------------------------------------------- OF-net
@@ -344,12 +326,19 @@ class K2FRunConfig(RunConfig):
 
 
 class K2FTask(_PairTask):
-    """Keypoints → flow latent diffusion; validated by the end-point error of sampled flows in the LV."""
+    """Keypoints → flow latent diffusion; validated by the end-point error of sampled flows in the LV.
+
+    With several ``data.n_keypoints`` (e.g. ``[20, 40]``) one network learns every count: each training batch
+    keeps the first ``n`` keypoints of each frame (``n`` drawn uniformly per batch from the global torch RNG; the
+    first 20 of 40 are the endocardium) with their own keypoint flow, and validation reports ``epe_lv_kpN`` per
+    count and, as ``epe_lv`` (the selection metric), their mean.
+    """
 
     config_class = K2FRunConfig
     select_metric = "epe_lv"
     uses_model_flows = True
     uses_keypoints = True
+    mixes_keypoint_counts = True
 
     def __init__(self, cfg: K2FRunConfig) -> None:
         super().__init__(cfg)
@@ -369,10 +358,23 @@ class K2FTask(_PairTask):
                              batch["kp_flow"].to(device))
 
     def training_step(self, model, batch, device):
+        counts = self.keypoint_counts
+        if len(counts) > 1:
+            batch = with_keypoints(batch, counts[int(torch.randint(len(counts), ()))])
         z0 = encode_flow(self.vae(device), self._correction(batch, device))
         return diffusion_loss(model, self.scheduler, z0, self._cond(batch, device))
 
     def validation_step(self, model, batch, device):
+        if len(self.keypoint_counts) == 1:
+            return self._validate_flows(model, batch, device)
+        out: dict[str, torch.Tensor] = {}
+        for n in self.keypoint_counts:
+            values = self._validate_flows(model, with_keypoints(batch, n), device)
+            out.update({f"{k}_kp{n}": v for k, v in values.items()})
+        out["epe_lv"] = torch.stack([out[f"epe_lv_kp{n}"] for n in self.keypoint_counts]).mean(0)
+        return out
+
+    def _validate_flows(self, model, batch, device) -> dict[str, torch.Tensor]:
         cond = self._cond(batch, device)
         z = sample(model, sampling_scheduler(False), cond, model.config.out_channels, self.cfg.data.val_steps,
                    torch.Generator(device).manual_seed(0))
@@ -477,4 +479,4 @@ class K2ITask(_PairTask):
         return dict(build_k2i_unet(self.cfg.data.size).config)
 
 
-__all__ = ["F2ITask", "FlowAETask", "K2FTask", "K2ITask", "OFNetTask", "PairDataConfig"]
+__all__ = ["F2ITask", "FlowAETask", "K2FTask", "K2ITask", "OFNetTask", "PairDataConfig", "with_keypoints"]

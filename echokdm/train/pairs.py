@@ -22,7 +22,7 @@ import torch
 from safetensors.numpy import load_file, save_file
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
-from echokdm.errors import EchoKDMError
+from echokdm.errors import EchoKDMError, InputError
 from echokdm.flow import keypoint_flow, warp
 from echokdm.grid import SectorFit
 from echokdm.keypoints import extract_keypoints
@@ -127,6 +127,18 @@ def build_pairs(split: str, n_loops: int, size: int, n_keypoints: int = 40, ever
         np.stack(sectors), np.asarray(eds, np.int32), np.asarray(ess, np.int32), np.asarray(pairs, np.int32),
         np.stack(flows), np.stack(kp_flows),
     )
+
+
+def keypoint_counts(n_keypoints: int | list[int]) -> tuple[int, ...]:
+    """The keypoint counts of a ``data.n_keypoints`` setting (one count or a list), ascending and distinct.
+
+    Raises:
+        InputError: empty, or a count other than 20 and 40.
+    """
+    counts = tuple(sorted({n_keypoints} if isinstance(n_keypoints, int) else set(n_keypoints)))
+    if not counts or any(n not in (20, 40) for n in counts):
+        raise InputError(f"data.n_keypoints must be 20, 40 or a list of them, got {n_keypoints}")
+    return counts
 
 
 def cached_pairs(

@@ -2,7 +2,7 @@
 """The two real loops as an EchoNet-Dynamic acceptance set presents them, scored by ``echokdm evaluate`` (issue #21).
 
     python pipelines/bench/real_echonet.py [--out real_echonet] [--predictors copy,tps,kdm,kdm-heart:8] \
-        [--keypoints 20] [--acuson DCM] [--threads 1]
+        [--keypoints 20] [--acuson DCM] [--threads 1] [--weights DIR]
 
 ``OUT/echonet`` (kept when it exists) is an EchoNet-Dynamic folder (``FileList.csv``, ``VolumeTracings.csv``,
 ``Videos/*.avi``, and ``views.csv``: loop, beat and view of every study): for each real loop (the bundled SonoSite
@@ -142,11 +142,12 @@ def write_echonet(out: Path, loops: list[RealLoop], views=VIEWS) -> tuple[list[d
     return rows, left_out
 
 
-def evaluate(data: Path, report: Path, predictors: str, keypoints: int) -> list[str]:
+def evaluate(data: Path, report: Path, predictors: str, keypoints: int, weights: str | None = None) -> list[str]:
     """Run ``echokdm evaluate`` as the maintainers do (a child process; resumes a report of the same run) and
-    return the command."""
+    return the command; ``weights``: evaluate's ``--weights`` of the KDM predictors (None: shipped)."""
     cmd = [sys.executable, "-m", "echokdm", "evaluate", "--data", str(data), "--task", "es", "--predictors",
            predictors, "--keypoints", str(keypoints), "--report", str(report)]
+    cmd += ["--weights", weights] if weights else []
     print("$ echokdm " + " ".join(cmd[3:]), flush=True)
     subprocess.run(cmd, check=True)
     return cmd
@@ -190,6 +191,8 @@ def main() -> None:
     ap.add_argument("--report", default=None, help="report folder name under --out (default report or report40)")
     ap.add_argument("--acuson", type=Path, default=Path(REAL_LOOPS[1][1]), help="the second real loop")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (here and in evaluate)")
+    ap.add_argument("--weights", default=None,
+                    help="evaluate's --weights of the KDM predictors (e.g. an `echokdm train k2f --out DIR`)")
     a = ap.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(a.threads)  # before torch loads; evaluate inherits it
     import torch
@@ -210,7 +213,7 @@ def main() -> None:
         print(f"wrote {len(rows)} studies to {data} ({left_out} beat/view pairs left out: cavity outside the crop); "
               + ", ".join(f"{lp.name}: beats {lp.beats}" for lp in loops), flush=True)
     report = a.out / (a.report or ("report" if a.keypoints == 20 else f"report{a.keypoints}"))
-    evaluate(data, report, a.predictors, a.keypoints)  # prints the report's summary
+    evaluate(data, report, a.predictors, a.keypoints, a.weights)  # prints the report's summary
     print("\n## Paired differences (model − baseline, bootstrap 95% CI over studies; * CI excludes 0)\n")
     print(paired_table(report / "scores.csv", data / "views.csv"))
 

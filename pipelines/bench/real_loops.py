@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Harness predictors on the two real loops at full resolution, scored as ``echokdm predict`` scores its report.
 
-    python pipelines/bench/real_loops.py [--predictors copy,tps,kdm,k2f-warp] [--seeds 3] [--acuson DCM]
+    python pipelines/bench/real_loops.py [--predictors copy,tps,kdm,k2f-warp] [--seeds 3] [--acuson DCM] \
+        [--weights DIR]
 
 For each real loop (the bundled SonoSite sample and ``--acuson``) the study is found as ``echokdm predict
 --phase es`` finds it (built-in segmenter, ED -> ES of the first beat); each predictor of ``echokdm evaluate``
@@ -70,14 +71,17 @@ def score(study, frames: np.ndarray, segmenter) -> dict[str, float]:
     return {"psnr": im["psnr"], "ssim": im["ssim"], "dice": im["dice"] or np.nan, "ef_err": err}
 
 
-def run(predictors: list[str], loops: dict[str, Path], seeds: int, keep: Path | None = None) -> list[dict]:
+def run(predictors: list[str], loops: dict[str, Path], seeds: int, keep: Path | None = None,
+        weights: str | None = None) -> list[dict]:
     """Rows (loop, predictor, seed, metrics, seconds) of every predictor on every loop; with ``keep``, the
-    predicted frames are saved there as ``LOOP_PREDICTOR_SEED.npy`` (and the source and target once)."""
-    from echokdm.evaluate.predictors import get_predictor
+    predicted frames are saved there as ``LOOP_PREDICTOR_SEED.npy`` (and the source and target once); ``weights``:
+    the KDM predictors' weights as evaluate's ``--weights`` takes them (None: shipped)."""
+    from echokdm.evaluate.report import _kdm_weights, _predictor
     from echokdm.segmenter import BuiltinSegmenter
 
     segmenter = BuiltinSegmenter()
-    built = {name: get_predictor(name) for name in predictors}
+    kdm_weights = _kdm_weights(weights)
+    built = {name: _predictor(name, kdm_weights) for name in predictors}
     rows = []
     for loop, path in loops.items():
         study = study_of(path, segmenter)
@@ -124,6 +128,8 @@ def main() -> None:
     ap.add_argument("--loops", default="sonosite,acuson", help="real loops to run (comma-separated)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads")
     ap.add_argument("--keep", type=Path, default=None, help="folder to save the predicted frames in (.npy)")
+    ap.add_argument("--weights", default=None,
+                    help="KDM predictors' weights, as evaluate's --weights (e.g. an `echokdm train k2f --out DIR`)")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -131,7 +137,7 @@ def main() -> None:
 
     paths = {"sonosite": sample_path("sonosite"), "acuson": a.acuson}
     loops = {name: paths[name] for name in a.loops.split(",")}
-    rows = run(a.predictors.split(","), loops, a.seeds, a.keep)
+    rows = run(a.predictors.split(","), loops, a.seeds, a.keep, a.weights)
     print(table(rows))
 
 

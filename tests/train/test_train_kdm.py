@@ -131,3 +131,41 @@ def test_training_chain_builds_a_working_pipeline(val_pairs, tmp_path):
     out = pipe(ps.frames[s] / 255.0, ps.keypoints[s], ps.keypoints[t], alphas=[0.5, 1.0], num_inference_steps=2,
                generator=torch.Generator().manual_seed(0))
     assert out.frames.shape == (2, SIZE, SIZE) and np.isfinite(out.frames).all()
+
+
+def test_k2f_learns_20_and_40_keypoints_in_one_network(val_pairs, tmp_path):
+    from echokdm.config import load_config
+    from echokdm.errors import InputError
+    from echokdm.flow import keypoint_flow
+    from echokdm.train.kdm import F2IRunConfig, F2ITask, K2FRunConfig, K2FTask, with_keypoints
+    from echokdm.train.pairs import PairDataset
+
+    item = PairDataset(val_pairs)[0]
+    batch = {k: v[None] for k, v in item.items()}
+    endo = with_keypoints(batch, 20)  # the endocardial half, with the spline through those 20 alone
+    assert endo["src_kps"].shape == (1, 20, 2) and torch.equal(endo["src_kps"][0], item["src_kps"][:20])
+    np.testing.assert_allclose(
+        endo["kp_flow"][0].numpy(), keypoint_flow(item["src_kps"][:20], item["tgt_kps"][:20], (SIZE, SIZE)), atol=1e-4
+    )
+    assert with_keypoints(batch, 40) is batch and torch.equal(endo["flow"], batch["flow"])
+
+    cfg = load_config(_config(tmp_path, n_keypoints=[40, 20], flow_source="truth", val_steps=1), K2FRunConfig)
+    task = K2FTask(cfg)
+    assert task.keypoint_counts == (20, 40)
+    seen = []
+    task._correction = lambda b, device: seen.append(b["src_kps"].shape[1]) or torch.zeros(1, 2, SIZE, SIZE)
+    model = task.build_model()
+    torch.manual_seed(0)
+    for _ in range(12):
+        task.training_step(model, batch, torch.device("cpu"))
+    assert set(seen) == {20, 40}  # each batch is conditioned on one of the counts
+    del task._correction
+    values = task.validation_step(model.eval(), batch, torch.device("cpu"))
+    assert {"epe_lv", "epe_lv_kp20", "epe_lv_kp40", "epe_lv_tps_kp20", "epe_lv_tps_kp40"} <= set(values)
+    torch.testing.assert_close(values["epe_lv"], (values["epe_lv_kp20"] + values["epe_lv_kp40"]) / 2)
+    assert values["epe_lv_tps_kp20"].item() != values["epe_lv_tps_kp40"].item()  # each count has its own spline
+    assert K2FTask(load_config(_config(tmp_path), K2FRunConfig)).keypoint_counts == (40,)  # one count as before
+    with pytest.raises(InputError, match="takes one count"):
+        F2ITask(load_config(_config(tmp_path, n_keypoints=[20, 40]), F2IRunConfig))
+    with pytest.raises(InputError, match="20, 40 or a list"):
+        K2FTask(load_config(_config(tmp_path, n_keypoints=[30]), K2FRunConfig))
