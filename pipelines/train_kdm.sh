@@ -22,6 +22,9 @@ echokdm train k2i --config pipelines/configs/k2i.yaml --out runs/k2i --overwrite
 # 6. keypoint motion prior (closed-form fit on the training loops' ED->ES keypoint trajectories)
 python pipelines/fit_prior.py --config pipelines/configs/k2f.yaml --out runs/prior.safetensors
 ship runs/f2i_k2f/best.safetensors kdm_f2i "KDM F2I denoiser (flow -> frame residual over the warped source), trained on the shipped K2F's flows"
+# 5b. K2F for 20 and 40 keypoints: the K2F of step 4 (whose flows F2I learned from) fine-tuned on both counts
+echokdm train k2f --config pipelines/configs/k2f_kp20.yaml --out runs/k2f_kp20 --overwrite
+ship runs/k2f_kp20/best.safetensors kdm_k2f "KDM K2F latent denoiser (20 or 40 keypoints -> flow latent)"
 ship runs/k2i/best.safetensors kdm_k2i "k2i ablation denoiser (keypoints -> frame, no flow)"
 ship runs/prior.safetensors kdm_prior "Keypoint motion prior (ridge/PCA of ED->ES motion of 40 keypoints)"
 
