@@ -40,7 +40,7 @@ from echokdm.models.loading import load_diffusers_model, load_ofnet
 from echokdm.models.ofnet import OFNet, OFNetLoss
 from echokdm.pipeline import EchoKDMPipeline
 from echokdm.progress import progress
-from echokdm.train.model_flows import _cached_k2f_flows, _k2f_flows, _ofnet_flows
+from echokdm.train.model_flows import cached_k2f_flows, k2f_flows, ofnet_flows
 from echokdm.train.pairs import (
     CinePairDataset,
     MixedPairs,
@@ -148,9 +148,9 @@ class _PairTask(TrainTask):
         pairs = cached_pairs(d.cache_dir, split, n_loops, d.size, self.keypoint_counts[-1], d.every)
         flows = None
         if self.uses_model_flows and d.flow_source == "ofnet":
-            flows = _ofnet_flows(load_ofnet(d.ofnet_weights), pairs)
+            flows = ofnet_flows(load_ofnet(d.ofnet_weights), pairs)
         elif self.uses_model_flows and d.flow_source == "k2f":
-            flows = _cached_k2f_flows(d, split, n_loops, self.cfg.train.seed, pairs)
+            flows = cached_k2f_flows(d, split, n_loops, self.cfg.train.seed, pairs)
         return PairDataset(pairs, flows)
 
     def train_dataset(self):
@@ -199,9 +199,9 @@ class _PairTask(TrainTask):
         flows = None
         if self.uses_model_flows and d.flow_source == "k2f":
             pipe = EchoKDMPipeline.from_weights(d.flow_vae_weights, d.k2f_weights)
-            flows = _k2f_flows(pipe, pairs, self.cfg.train.seed, DEFAULT_STEPS)
+            flows = k2f_flows(pipe, pairs, self.cfg.train.seed, DEFAULT_STEPS)
         elif self.uses_model_flows:
-            flows = _ofnet_flows(load_ofnet(d.ofnet_weights), pairs)
+            flows = ofnet_flows(load_ofnet(d.ofnet_weights), pairs)
         return CinePairDataset(pairs, flows)
 
     def val_dataset(self):

@@ -22,7 +22,7 @@ from echokdm.train.cache import cache_key
 
 
 class PairData(Protocol):
-    """What :func:`_cached_k2f_flows` reads of the ``data:`` section (:class:`echokdm.train.kdm.PairDataConfig`)."""
+    """What :func:`cached_k2f_flows` reads of the ``data:`` section (:class:`echokdm.train.kdm.PairDataConfig`)."""
 
     size: int
     n_keypoints: int | list[int]
@@ -38,7 +38,7 @@ def _frames(pairs, index: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _ofnet_flows(net: OFNet, pairs, batch: int = 32) -> np.ndarray:
+def ofnet_flows(net: OFNet, pairs, batch: int = 32) -> np.ndarray:
     """OF-net estimates for every pair of a PairSet: (P, 2, H, W) float16."""
     out = []
     for i in range(0, len(pairs.pairs), batch):
@@ -48,7 +48,7 @@ def _ofnet_flows(net: OFNet, pairs, batch: int = 32) -> np.ndarray:
 
 
 @torch.no_grad()
-def _k2f_flows(pipe: EchoKDMPipeline, pairs, seed: int, steps: int, batch: int = 32) -> np.ndarray:
+def k2f_flows(pipe: EchoKDMPipeline, pairs, seed: int, steps: int, batch: int = 32) -> np.ndarray:
     """The flows ``pipe`` generates in ``steps`` denoising steps from each pair's source frame and keypoints:
     (P, 2, H, W) float16."""
     out = []
@@ -62,8 +62,8 @@ def _k2f_flows(pipe: EchoKDMPipeline, pairs, seed: int, steps: int, batch: int =
     return np.concatenate(out)
 
 
-def _cached_k2f_flows(d: PairData, split: str, n_loops: int, seed: int, pairs) -> np.ndarray:
-    """:func:`_k2f_flows` of the pipeline with ``d``'s K2F and flow autoencoder at the steps ``echokdm predict``
+def cached_k2f_flows(d: PairData, split: str, n_loops: int, seed: int, pairs) -> np.ndarray:
+    """:func:`k2f_flows` of the pipeline with ``d``'s K2F and flow autoencoder at the steps ``echokdm predict``
     uses by default, read from / written to ``d.cache_dir`` (keyed by the pairs, the seed, the steps and the two
     weights files' sha256)."""
     key = cache_key(split, n_loops, d.size, d.n_keypoints, d.every, seed, DEFAULT_STEPS,
@@ -71,7 +71,7 @@ def _cached_k2f_flows(d: PairData, split: str, n_loops: int, seed: int, pairs) -
     path = Path(d.cache_dir) / f"k2f_flows_{split}_{key}.npy"
     if path.exists():
         return np.load(path)
-    flows = _k2f_flows(EchoKDMPipeline.from_weights(d.flow_vae_weights, d.k2f_weights), pairs, seed, DEFAULT_STEPS)
+    flows = k2f_flows(EchoKDMPipeline.from_weights(d.flow_vae_weights, d.k2f_weights), pairs, seed, DEFAULT_STEPS)
     with atomic_write(path) as tmp, open(tmp, "wb") as f:
         np.save(f, flows)
     return flows

@@ -85,11 +85,11 @@ def test_f2i_ssim_term_adds_to_the_denoising_loss():
 
 
 def test_k2f_flows_carry_the_source_contours_onto_the_target(val_pairs):
-    from echokdm.train.kdm import _k2f_flows
+    from echokdm.train.model_flows import k2f_flows
 
     ps = val_pairs
     # the shipped K2F works at 112; contours snap anyway
-    flows = _k2f_flows(EchoKDMPipeline.from_weights(), ps, seed=0, steps=10)
+    flows = k2f_flows(EchoKDMPipeline.from_weights(), ps, seed=0, steps=10)
     assert flows.shape == (len(ps.pairs), 2, SIZE, SIZE) and flows.dtype == np.float16
     gains = []
     for i, (s, t) in enumerate(ps.pairs):
