@@ -106,8 +106,8 @@ def evaluate_and_report(
     if not predictors:
         raise InputError("no predictor given; expected some of " + ", ".join(sorted(PREDICTORS)))
     dev = resolve_device(device)
-    weights = _kdm_weights(kdm_weights)
-    models = {name: _predictor(name, weights).to(dev) for name in predictors}  # once: model predictors load weights
+    weights = evaluation_kdm_weights(kdm_weights)
+    models = {name: build_predictor(name, weights).to(dev) for name in predictors}  # once: models load weights
     prior_name = str(prior) if isinstance(prior, (str, Path)) else None
     if task == "target-ef" and (prior is None or prior_name is not None):
         prior = load_prior(prior_name)
@@ -172,7 +172,7 @@ def evaluate_and_report(
     return EvaluationResult(table=table, summary=summary, figures=figures, resumed=resumed)
 
 
-def _kdm_weights(folder: str | None):
+def evaluation_kdm_weights(folder: str | None):
     """The :class:`~echokdm.predict.PredictWeights` of ``--weights`` (None: shipped).
 
     Raises:
@@ -189,7 +189,7 @@ def _kdm_weights(folder: str | None):
     return w
 
 
-def _predictor(name: str, weights) -> Predictor:
+def build_predictor(name: str, weights) -> Predictor:
     """The predictor ``name``, given ``weights`` when it is a KDM pipeline predictor and they are not None (only
     then is the KDM module, with diffusers, imported here)."""
     if weights is None:

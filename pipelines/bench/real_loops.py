@@ -76,12 +76,12 @@ def run(predictors: list[str], loops: dict[str, Path], seeds: int, keep: Path | 
     """Rows (loop, predictor, seed, metrics, seconds) of every predictor on every loop; with ``keep``, the
     predicted frames are saved there as ``LOOP_PREDICTOR_SEED.npy`` (and the source and target once); ``weights``:
     the KDM predictors' weights as evaluate's ``--weights`` takes them (None: shipped)."""
-    from echokdm.evaluate.report import _kdm_weights, _predictor
+    from echokdm.evaluate.report import build_predictor, evaluation_kdm_weights
     from echokdm.segmenter import BuiltinSegmenter
 
     segmenter = BuiltinSegmenter()
-    kdm_weights = _kdm_weights(weights)
-    built = {name: _predictor(name, kdm_weights) for name in predictors}
+    kdm_weights = evaluation_kdm_weights(weights)
+    built = {name: build_predictor(name, kdm_weights) for name in predictors}
     rows = []
     for loop, path in loops.items():
         study = study_of(path, segmenter)

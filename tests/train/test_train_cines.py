@@ -140,7 +140,7 @@ def test_f2i_on_cines_with_k2f_flows_of_the_segmenters_keypoints(cines, tmp_path
 
 
 def test_cli_fine_tunes_f2i_on_a_cine_folder_and_predict_and_evaluate_take_it(cines, tmp_path, capsys):
-    from echokdm.evaluate.report import _kdm_weights, _predictor
+    from echokdm.evaluate.report import build_predictor, evaluation_kdm_weights
     from echokdm.predict import PredictWeights
     from echokdm.weights import WEIGHTS_DIR, load
 
@@ -156,11 +156,11 @@ def test_cli_fine_tunes_f2i_on_a_cine_folder_and_predict_and_evaluate_take_it(ci
     assert weights.f2i == str(out / "model.safetensors") and weights.k2f == PredictWeights.k2f
     tuned, shipped = load(weights.f2i).state_dict, load("kdm_f2i").state_dict
     assert set(tuned) == set(shipped) and any(not torch.equal(tuned[k].float(), shipped[k].float()) for k in tuned)
-    kdm = _predictor("kdm", _kdm_weights(str(out)))
+    kdm = build_predictor("kdm", evaluation_kdm_weights(str(out)))
     assert torch.equal(kdm.pipe.f2i_unet.state_dict()["conv_in.weight"].float(), tuned["conv_in.weight"].float())
-    assert type(_predictor("copy", _kdm_weights(str(out)))).__name__ == "CopyPredictor"
+    assert type(build_predictor("copy", evaluation_kdm_weights(str(out)))).__name__ == "CopyPredictor"
     with pytest.raises(InputError, match="--seg-weights"):  # a segmenter is not KDM weights
-        _kdm_weights(str(WEIGHTS_DIR / "seg_a4c.safetensors"))
+        evaluation_kdm_weights(str(WEIGHTS_DIR / "seg_a4c.safetensors"))
 
 
 def test_k2f_trains_on_phantom_motion_carried_onto_the_cines_frames(cines, tmp_path):
