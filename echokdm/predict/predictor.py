@@ -140,15 +140,11 @@ class KDMPredictor:
         keypoints), ``prepare`` / ``k2f`` / ``f2i`` / ``transfer`` (:func:`echokdm.grid.kdm_on_source_grid`),
         ``segment_prediction`` (the source and each predicted frame, each on its own) and ``measure``.
         """
-        with autocast(self.device, self.precision):
-            return self._predict_input(inp)
-
-    def _predict_input(self, inp: StudyInput) -> Prediction:
         opts = inp.options
         clock = StageClock(self.device)
         clock.seconds["load"] = inp.seconds
         t_start = time.perf_counter() - inp.seconds
-        with clock("segment"):
+        with clock("segment"), self._autocast():
             labels = inp.labels
             if labels is None:
                 frame_time_ms = inp.meta.get("frame_time_ms")
@@ -162,16 +158,17 @@ class KDMPredictor:
         pipeline, adapt = self._adapted(inp, labels, study.target_frame, clock)
         calibration = None
         if opts.mode == "target_ef":
-            with clock("calibrate"):
+            with clock("calibrate"), self._autocast():
                 study.target_kps, calibration = calibrated_keypoints(
                     pipeline, self.prior, lambda f: self._segment_frames(f[None], inp)[0], source, inp.sector,
                     study.source_kps, opts.target_ef, inp.spacing, opts.steps, opts.seed,
                 )
-        out = kdm_on_source_grid(
-            pipeline, source, inp.sector, study.source_kps, study.target_kps, opts.alphas, opts.steps,
-            torch.Generator().manual_seed(opts.seed), clock=clock,
-        )
-        with clock("segment_prediction"):
+        with self._autocast():
+            out = kdm_on_source_grid(
+                pipeline, source, inp.sector, study.source_kps, study.target_kps, opts.alphas, opts.steps,
+                torch.Generator().manual_seed(opts.seed), clock=clock,
+            )
+        with clock("segment_prediction"), self._autocast():
             pred_labels = self._segment_frames(np.concatenate([source[None], out.frames]), inp)
         with clock("measure"):
             sections = {**study_sections(study, out.fit, self.device), **measure(study, out.frames, pred_labels)}
@@ -188,6 +185,10 @@ class KDMPredictor:
             sections=sections, weights=dict(self.weights), header=inp.header, timings=clock.seconds,
         )
 
+    def _autocast(self):
+        """bf16 autocast around the networks' work when :attr:`precision` asks for it (metrics stay fp32)."""
+        return autocast(self.device, self.precision)
+
     def _adapted(self, inp: StudyInput, labels: np.ndarray, target_frame: int | None, clock: StageClock):
         """The pipeline, adapted to the loop when asked (:func:`echokdm.train.adapt.adapt_pipeline`; an observed
         target and its neighbours left out), and the report's ``adapt`` section (None without adaptation)."""
@@ -196,7 +197,7 @@ class KDMPredictor:
             return self.pipeline, None
         from echokdm.train.adapt import adapt_pipeline, excluded_frames
 
-        with clock("adapt"):
+        with clock("adapt"), self._autocast():
             pipeline, info = adapt_pipeline(
                 self.pipeline, inp.frames, inp.sector, excluded_frames(len(inp.frames), target_frame),
                 seconds=opts.adapt, steps=opts.adapt_steps, seed=opts.seed, labels=dict(enumerate(labels)),

@@ -87,6 +87,20 @@ def test_same_seed_same_pixels(predictor, phantom_study):
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
+def test_bf16_prediction_scores_in_fp32(tiny_weights, phantom_study, tmp_path):
+    """bf16 autocast (the default on CUDA) covers the networks only: the report's metrics and every file are
+    computed and written in fp32, and the pixels stay close to the fp32 prediction's."""
+    bf16 = KDMPredictor.from_weights(PredictWeights.from_dir(tiny_weights), device="cpu", precision="bf16")
+    p = predict_study(phantom_study.dicom, tmp_path / "out", opts(phantom_study), predictor=bf16)
+    assert p.frames.dtype == np.float32 and p.flows.dtype == np.float32
+    scores = p.report["image_metrics"]
+    assert np.isfinite(scores["psnr"]) and np.isfinite(scores["ssim"])
+    jsonschema.validate(json.loads((tmp_path / "out" / "report.json").read_text()), SCHEMA)
+    ref = KDMPredictor.from_weights(PredictWeights.from_dir(tiny_weights), device="cpu", precision="fp32")
+    q = ref.predict(phantom_study.dicom, opts(phantom_study))
+    assert np.abs(p.frames - q.frames).mean() < 0.02
+
+
 def test_ed_prediction_reverses_source_and_target(predictor, phantom_study):
     p = predictor.predict(phantom_study.dicom, opts(phantom_study, phase="ed"))
     assert (p.source_frame, p.target_frame) == (phantom_study.es[0], phantom_study.ed[0])
