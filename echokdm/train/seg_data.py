@@ -45,6 +45,7 @@ from echokdm.transforms.acquisition import CANVAS_SIDES, RandFieldOfViewd, RandV
 from echokdm.transforms.intensity import (
     RandHazed,
     RandMitralLeafletsd,
+    RandOpenValved,
     RandShadowBandsd,
     RandSpeckled,
     RandTissueContrastd,
@@ -75,6 +76,7 @@ class SegAugmentConfig:
     )
     leaflet_prob: float = option(0.0, "open mitral leaflets drawn in the LV base (the cavity ends at the annulus)")
     leaflets_in_systole: bool = option(True, "draw them in systole too (False: only between ES and the next ED)")
+    open_valve_prob: float = option(0.0, "the closed valve's bright LV-LA border filled with blood (diastolic frames)")
     gamma: tuple[float, float] = option((0.5, 2.0), "gamma range of the contrast change")
     gamma_prob: float = option(0.5, "probability of a gamma change")
     bias_field_prob: float = option(0.3, "smooth gain field (time-gain compensation, lateral gain)")
@@ -266,6 +268,9 @@ def augmentation(cfg: SegAugmentConfig) -> Compose:
             ),
             RandFlipd(keys, prob=cfg.flip_prob, spatial_axis=1),
             RandTissueContrastd("image", label_key="label", prob=cfg.tissue_contrast_prob),
+            # only when asked: a transform more in the list would change every later transform's random draws
+            *([RandOpenValved("image", label_key="label", open_key="valve_open", prob=cfg.open_valve_prob)]
+              if cfg.open_valve_prob > 0 else []),
             RandMitralLeafletsd(
                 "image", label_key="label", open_key=None if cfg.leaflets_in_systole else "valve_open",
                 prob=cfg.leaflet_prob,

@@ -219,6 +219,54 @@ class RandTissueContrast(_RandLabelIntensity):
         return (img * torch.as_tensor(gain, device=img.device) + clutter).clamp(0.0, 1.0)
 
 
+class RandOpenValve(_RandLabelIntensity):
+    """An open mitral valve: the bright LV-LA border of the phantom (a closed valve) replaced by blood.
+
+    In real diastole the valve is open: the LV and the LA form one dark chamber whose only landmarks are the
+    annulus hinges (and thin leaflets, :class:`RandMitralLeaflets`). The phantom always draws the closed valve
+    as a bright line, so a segmenter trained on it ends the cavity at that line and, where the line is missing,
+    lets the cavity run into the LA. This transform fills a band around the border, inside LV and LA, with grey
+    levels drawn from the cavity's own pixels (lightly blurred to the speckle's grain), fading out where the
+    band meets the walls (the annulus hinges keep part of their echo); the label map is not
+    changed (the cavity ends at the annulus by convention).
+
+    Args:
+        prob: probability of applying.
+        half_width: range of the band's half width (pixels) on each side of the border.
+    """
+
+    def __init__(self, prob: float = 0.1, half_width: tuple[float, float] = (4.0, 8.0)) -> None:
+        RandomizableTransform.__init__(self, prob)
+        self.half_width = half_width
+        self.draw: dict[str, float | int] = {}
+
+    def randomize(self, img: torch.Tensor) -> None:
+        """Draw whether to apply, the band's half width and the seed of the fill."""
+        super().randomize(None)
+        if self._do_transform:
+            self.draw = {"half_width": float(self.R.uniform(*self.half_width)), "seed": int(self.R.randint(2**31))}
+
+    def apply(self, img: torch.Tensor, lab: np.ndarray) -> torch.Tensor:
+        """``img`` with the band around the LV-LA border of ``lab`` (1 LV cavity, 3 LA) filled with blood."""
+        from scipy.ndimage import binary_dilation, distance_transform_edt
+
+        cavity, atrium = lab == 1, lab == 3
+        border = (cavity & binary_dilation(atrium)) | (atrium & binary_dilation(cavity))
+        if border.sum() < 2:
+            return img
+        distance = distance_transform_edt(~border)
+        band = (distance <= self.draw["half_width"]) & (cavity | atrium)
+        blood = cavity & (distance > 2 * self.draw["half_width"] + 2)
+        if blood.sum() < 20:
+            return img
+        frame = img[0].cpu().numpy()
+        rng = np.random.default_rng(self.draw["seed"])
+        fill = gaussian_filter(rng.choice(frame[blood], size=frame.shape).astype(np.float32), 0.7)
+        weight = gaussian_filter(band.astype(np.float32), 1.0) * (cavity | atrium)
+        out = frame * (1 - weight) + fill * weight
+        return torch.as_tensor(out.astype(np.float32), device=img.device)[None].clamp(0.0, 1.0)
+
+
 class RandMitralLeaflets(_RandLabelIntensity):
     """Open mitral leaflets in the LV base, as real diastolic frames show them: two bright strips hinged at
     the ends of the LV-LA border (the annulus) and reaching into the cavity, the anterior (septal) one longer.
@@ -369,11 +417,9 @@ class RandTissueContrastd(_RandLabelIntensityd):
     array_class = RandTissueContrast
 
 
-class RandMitralLeafletsd(_RandLabelIntensityd):
-    """Dictionary version of :class:`RandMitralLeaflets`; ``label_key`` names the label map, and ``open_key``, when
-    given, an entry that is false where the valve is closed (systole): such samples keep their image."""
-
-    array_class = RandMitralLeaflets
+class _ValveGatedd(_RandLabelIntensityd):
+    """A label-reading transform that, with ``open_key`` given, leaves samples whose entry is false (valve
+    closed: systole) alone."""
 
     def __init__(self, keys: KeysCollection, label_key: str = "label", open_key: str | None = None, **kwargs) -> None:
         super().__init__(keys, label_key, **kwargs)
@@ -388,11 +434,27 @@ class RandMitralLeafletsd(_RandLabelIntensityd):
         return d
 
 
+class RandOpenValved(_ValveGatedd):
+    """Dictionary version of :class:`RandOpenValve`; ``label_key`` names the label map, ``open_key`` (optional)
+    an entry that is false where the valve is closed (systole): such samples keep their image."""
+
+    array_class = RandOpenValve
+
+
+class RandMitralLeafletsd(_ValveGatedd):
+    """Dictionary version of :class:`RandMitralLeaflets`; ``label_key`` names the label map, and ``open_key``, when
+    given, an entry that is false where the valve is closed (systole): such samples keep their image."""
+
+    array_class = RandMitralLeaflets
+
+
 __all__ = [
     "RandHaze",
     "RandHazed",
     "RandMitralLeaflets",
     "RandMitralLeafletsd",
+    "RandOpenValve",
+    "RandOpenValved",
     "RandShadowBands",
     "RandShadowBandsd",
     "RandSpeckle",

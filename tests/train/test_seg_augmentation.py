@@ -88,6 +88,47 @@ def test_leaflets_only_where_the_valve_is_open():
     assert not torch.equal(torch.as_tensor(leaflets(opened)["image"]), opened["image"])
 
 
+def _closed_valve() -> dict[str, torch.Tensor]:
+    """:func:`_lv_over_la` with the phantom's closed valve: a bright line along the LV-LA border (rows 88-91),
+    speckle-like grey levels in the blood."""
+    sample = _lv_over_la()
+    label = np.asarray(sample["label"][0])
+    rng = np.random.default_rng(0)
+    image = np.where(label > 0, rng.uniform(0.0, 0.1, label.shape), 0.6).astype(np.float32)
+    image[88:92][label[88:92] > 0] = 0.9
+    sample["image"] = torch.as_tensor(image)[None]
+    return {**sample, "valve_open": torch.tensor(True)}
+
+
+def test_open_valve_fills_the_lv_la_border_with_blood_and_keeps_the_labels():
+    from echokdm.transforms import RandOpenValved
+
+    sample = _closed_valve()
+    opened = RandOpenValved("image", label_key="label", open_key="valve_open", prob=1.0).set_random_state(0)(sample)
+    before, after = np.asarray(sample["image"][0]), np.asarray(opened["image"][0])
+    label = np.asarray(sample["label"][0])
+    assert torch.equal(torch.as_tensor(opened["label"]), sample["label"])
+    line = (label > 0) & (np.arange(128)[:, None] >= 88) & (np.arange(128)[:, None] < 92)
+    centre = line & (np.abs(np.arange(128) - 64) <= 4)[None, :]
+    assert before[line].min() > 0.89 and after[centre].max() < 0.2 and after[line].mean() < 0.3  # no bright border
+    assert after[centre].mean() > 0.01  # blood, with its own grey levels, not black
+    np.testing.assert_array_equal(after[label == 0], before[label == 0])  # walls and tissue untouched
+    far = (label == 1) & (np.arange(128)[:, None] < 70)
+    np.testing.assert_array_equal(after[far], before[far])  # only a band around the border changes
+
+
+def test_open_valve_only_in_diastole_and_off_by_default():
+    from echokdm.transforms import RandOpenValved
+
+    closed = {**_closed_valve(), "valve_open": torch.tensor(False)}
+    valve = RandOpenValved("image", label_key="label", open_key="valve_open", prob=1.0)
+    assert torch.equal(torch.as_tensor(valve(closed)["image"]), closed["image"])
+    names = [type(t).__name__ for t in augmentation(SegAugmentConfig()).transforms]
+    assert "RandOpenValved" not in names  # absent, so the other transforms keep their random draws
+    names = [type(t).__name__ for t in augmentation(SegAugmentConfig(open_valve_prob=0.5)).transforms]
+    assert names.index("RandOpenValved") == names.index("RandMitralLeafletsd") - 1  # leaflets drawn over it
+
+
 def test_systole_runs_from_ed_to_the_next_es():
     from echokdm.train.seg_data import in_systole
 
