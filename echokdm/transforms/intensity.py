@@ -227,8 +227,8 @@ class RandOpenValve(_RandLabelIntensity):
     as a bright line, so a segmenter trained on it ends the cavity at that line and, where the line is missing,
     lets the cavity run into the LA. This transform fills a band around the border, inside LV and LA, with grey
     levels drawn from the cavity's own pixels (lightly blurred to the speckle's grain), fading out where the
-    band meets the walls (the annulus hinges keep part of their echo); the label map is not
-    changed (the cavity ends at the annulus by convention).
+    band meets the walls (the annulus hinges keep part of their echo); the label map is not changed (the cavity
+    ends at the annulus by convention).
 
     Args:
         prob: probability of applying.
