@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -185,7 +185,7 @@ class KDMPredictor:
             sections=sections, weights=dict(self.weights), header=inp.header, timings=clock.seconds,
         )
 
-    def _autocast(self):
+    def _autocast(self) -> AbstractContextManager:
         """bf16 autocast around the networks' work when :attr:`precision` asks for it (metrics stay fp32)."""
         return autocast(self.device, self.precision)
 
