@@ -2,7 +2,7 @@
 """The two real loops as an EchoNet-Dynamic acceptance set presents them, scored by ``echokdm evaluate`` (issue #21).
 
     python pipelines/bench/real_echonet.py [--out real_echonet] [--predictors copy,tps,kdm,kdm-heart:8] \
-        [--keypoints 20] [--acuson DCM] [--threads 1] [--weights DIR]
+        [--keypoints 20] [--acuson DCM] [--threads 1] [--weights DIR] [--seg-weights W]
 
 ``OUT/echonet`` (kept when it exists) is an EchoNet-Dynamic folder (``FileList.csv``, ``VolumeTracings.csv``,
 ``Videos/*.avi``, and ``views.csv``: loop, beat and view of every study): for each real loop (the bundled SonoSite
@@ -142,12 +142,15 @@ def write_echonet(out: Path, loops: list[RealLoop], views=VIEWS) -> tuple[list[d
     return rows, left_out
 
 
-def evaluate(data: Path, report: Path, predictors: str, keypoints: int, weights: str | None = None) -> list[str]:
+def evaluate(data: Path, report: Path, predictors: str, keypoints: int, weights: str | None = None,
+             seg_weights: str = "seg_a4c") -> list[str]:
     """Run ``echokdm evaluate`` as the maintainers do (a child process; resumes a report of the same run) and
-    return the command; ``weights``: evaluate's ``--weights`` of the KDM predictors (None: shipped)."""
+    return the command; ``weights``: evaluate's ``--weights`` of the KDM predictors (None: shipped);
+    ``seg_weights``: its ``--seg-weights``."""
     cmd = [sys.executable, "-m", "echokdm", "evaluate", "--data", str(data), "--task", "es", "--predictors",
            predictors, "--keypoints", str(keypoints), "--report", str(report)]
     cmd += ["--weights", weights] if weights else []
+    cmd += ["--seg-weights", seg_weights] if seg_weights != "seg_a4c" else []
     print("$ echokdm " + " ".join(cmd[3:]), flush=True)
     subprocess.run(cmd, check=True)
     return cmd
@@ -193,6 +196,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (here and in evaluate)")
     ap.add_argument("--weights", default=None,
                     help="evaluate's --weights of the KDM predictors (e.g. an `echokdm train k2f --out DIR`)")
+    ap.add_argument("--seg-weights", default="seg_a4c",
+                    help="segmenter weights of the stand-in tracings and of evaluate (a candidate segmenter)")
     a = ap.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(a.threads)  # before torch loads; evaluate inherits it
     import torch
@@ -203,7 +208,7 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     data = a.out / "echonet"
     if not (data / "FileList.csv").exists():
-        segmenter = BuiltinSegmenter()
+        segmenter = BuiltinSegmenter(weights=a.seg_weights)
         paths = {"sonosite": sample_path("sonosite"), "acuson": a.acuson}
         loops = [real_loop(name, paths[name], keep, segmenter) for name, _, keep in REAL_LOOPS
                  if paths[name].exists()]
@@ -213,7 +218,7 @@ def main() -> None:
         print(f"wrote {len(rows)} studies to {data} ({left_out} beat/view pairs left out: cavity outside the crop); "
               + ", ".join(f"{lp.name}: beats {lp.beats}" for lp in loops), flush=True)
     report = a.out / (a.report or ("report" if a.keypoints == 20 else f"report{a.keypoints}"))
-    evaluate(data, report, a.predictors, a.keypoints, a.weights)  # prints the report's summary
+    evaluate(data, report, a.predictors, a.keypoints, a.weights, a.seg_weights)  # prints the report's summary
     print("\n## Paired differences (model − baseline, bootstrap 95% CI over studies; * CI excludes 0)\n")
     print(paired_table(report / "scores.csv", data / "views.csv"))
 

@@ -13,6 +13,7 @@ from echokdm.data.echonet import echonet_datalist, load_echonet_item
 from echokdm.evaluate.cases import folder_cases
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "pipelines" / "bench"))
+import real_echonet  # noqa: E402
 from real_echonet import VIEWS, RealLoop, write_echonet  # noqa: E402
 
 SHAPE = (160, 200)
@@ -43,3 +44,14 @@ def test_written_folder_reads_back(tmp_path):
     assert tuple(d["image"].shape) == (1, 6, 112, 112)
     assert d["label_ed"].sum() > d["label_es"].sum() > 100
     assert len(folder_cases(tmp_path, 128)) == len(VIEWS)
+
+
+def test_evaluate_scores_with_the_candidate_segmenter(tmp_path, monkeypatch):
+    """``--seg-weights`` reaches evaluate (the segmenter of the predictions, as of the stand-in tracings); the
+    shipped segmenter adds nothing to the command."""
+    runs = []
+    monkeypatch.setattr(real_echonet.subprocess, "run", lambda cmd, check: runs.append(cmd))
+    real_echonet.evaluate(tmp_path, tmp_path / "r", "copy,kdm", 20, None, "cand/model.safetensors")
+    real_echonet.evaluate(tmp_path, tmp_path / "r", "copy,kdm", 20)
+    assert runs[0][runs[0].index("--seg-weights") + 1] == "cand/model.safetensors"
+    assert "--seg-weights" not in runs[1] and "--weights" not in runs[1]
