@@ -113,6 +113,10 @@ def command(
                       anonymize=anonymize)
     ef = p.report["ef"]
     click.echo(f"predicted {len(p.frames)} frame(s) from frame {p.source_frame} -> {out}")
+    ed, es = p.report["phases"]["beat"]
+    if es < ed:
+        click.echo(f"note: the loop shows no ES after its ED (frame {ed}); ED and ES come from neighbouring beats "
+                   f"(ES frame {es})")
     line = f"EF source beat {ef['source_beat']:.1f}%, target keypoints {ef['target_keypoints']:.1f}%"
     if ef["requested"] is not None:
         line += f" (solved for the requested {ef['requested']:g}%)"

@@ -196,3 +196,22 @@ def test_target_ef_says_what_it_solved_for(study, tiny_weights, tmp_path):
     cal = rep["ef"]["calibration"]
     assert f"target keypoints {cal['keypoints_ef']:.1f}% (solved for the requested 35%)" in stdout
     assert ("warning: EF 35% needs target keypoints beyond" in stdout) == cal["bounded"]
+
+
+def test_loop_without_es_after_its_ed_says_the_beats_are_neighbours(phantom_study, tiny_weights, tmp_path):
+    """A loop that starts after ED and ends before the next ES (the bundled SonoSite sample as the stage-8
+    segmenter reads it) predicts the previous beat's ES from the ED, and says so."""
+    def roll(a: np.ndarray) -> np.ndarray:  # ES at frame 3, ED at 16, the loop ends mid-systole
+        return np.roll(a, -6, axis=0)
+
+    dcm = tmp_path / "rolled.dcm"
+    write_cine_dicom(dcm, roll(phantom_study.frames), frame_time_ms=51.4645, spacing_mm=(0.5, 0.5))
+    out = tmp_path / "out"
+    code, stdout, stderr = run_inprocess(["predict", "--dicom", str(dcm), "--seg",
+                                          str(_labels(tmp_path / "rolled.nii.gz", roll(phantom_study.labels))),
+                                          "--steps", "1", "--weights", str(tiny_weights), "--out", str(out)])
+    assert code == 0, stderr
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["phases"]["beat"] == [16, 3] and rep["source_frame"] == 16 and rep["target_frame"] == 3
+    assert "note: the loop shows no ES after its ED (frame 16); ED and ES come from neighbouring beats (ES frame 3)" \
+        in stdout
