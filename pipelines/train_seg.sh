@@ -19,9 +19,12 @@ echokdm train seg --config pipelines/configs/seg_real2.yaml --out runs/seg_a4c_r
 # 1d. stage 7: stage 6 with the open mitral valve of diastole drawn into its phantom frames (3 epochs, ~2 min wall;
 #     the shipped file started from the shipped stage-6 fp16 file, sha256 ee1f3da6..., through --init).
 echokdm train seg --config pipelines/configs/seg_real9.yaml --out runs/seg_a4c_real9
+# 1e. stage 8: stage 7 with the LV-cavity area term on systolic frames (3 epochs, ~2 min wall; the shipped file
+#     started from the shipped stage-7 fp16 file, sha256 c9baa1fe..., through --init).
+echokdm train seg --config pipelines/configs/seg_real11.yaml --out runs/seg_a4c_real11
 
 # 2. ship: fp16 copy + manifest sha256 + model-card file table
-python -c "from echokdm import weights; print(weights.export('runs/seg_a4c_real9/best.safetensors', 'seg_a4c', \
+python -c "from echokdm import weights; print(weights.export('runs/seg_a4c_real11/best.safetensors', 'seg_a4c', \
   'LV cavity / LV myocardium / LA segmenter for apical 4-chamber cines (MONAI UNet, 128x128 working grid)'))"
 
 # 3. check: held-out phantom test split, speed, the proxies of the real acceptance sets (EchoNet-like 112-px
@@ -32,7 +35,8 @@ python pipelines/bench/seg_proxies.py make --out runs/proxies --n 20
 python pipelines/bench/seg_proxies.py make --out runs/proxies_cole --n 20 --renderer cole
 python pipelines/bench/seg_proxies.py score --data runs/proxies --weights seg_a4c --report runs/proxies_eval
 python pipelines/bench/seg_proxies.py score --data runs/proxies_cole --weights seg_a4c
-python pipelines/bench/seg_real_figure.py --out docs/seg_real "stage 6=runs/seg_a4c_real2/best.safetensors" "stage 7=seg_a4c"
+python pipelines/bench/seg_real_figure.py --out docs/seg_real --shown sonosite:22,3 --shown acuson:10,32 \
+  "stage 7=runs/seg_a4c_real9/best.safetensors" "stage 8=seg_a4c"
 echokdm segment --dicom "$(python -c 'from pydicom.data import get_testdata_file as f; print(f("examples_ybr_color.dcm"))')" \
   --out runs/seg_sonosite --overwrite
 cp runs/seg_sonosite/overlay.gif docs/seg_sonosite_overlay.gif
