@@ -53,7 +53,7 @@ class KDMModel(Predictor):
     def to(self, device: torch.device) -> KDMModel:
         self.pipe.to(device)
         for unet in (self.pipe.k2f_unet, self.pipe.f2i_unet):
-            channels_last(unet, device)
+            channels_last(unet, device, inference=True)
         return self
 
     def __call__(self, sample: Sample, generator: torch.Generator | None = None) -> np.ndarray:
@@ -194,7 +194,7 @@ class K2IModel(Predictor):
         self.unet = load_diffusers_model(UNet2DModel, weights)
 
     def to(self, device: torch.device) -> K2IModel:
-        channels_last(self.unet.to(device), device)
+        channels_last(self.unet.to(device), device, inference=True)
         return self
 
     def __call__(self, sample: Sample, generator: torch.Generator | None = None) -> np.ndarray:

@@ -93,9 +93,9 @@ class KDMPredictor:
         _require_shipped(weights)
         pipe = EchoKDMPipeline.from_weights(weights.flow_vae, weights.k2f, weights.f2i).to(dev)
         for unet in (pipe.k2f_unet, pipe.f2i_unet):
-            channels_last(unet, dev)
+            channels_last(unet, dev, inference=True)
         seg = BuiltinSegmenter(weights=weights.seg, device=str(dev))
-        channels_last(seg.model.network, dev)
+        channels_last(seg.model.network, dev, inference=True)
         info = {role: {"name": _weights_name(getattr(weights, role)), "sha256": _sha256(getattr(weights, role))}
                 for role in ("seg", "flow_vae", "k2f", "f2i")}
         return cls(pipe, seg, weights.prior, info, precision)
