@@ -205,7 +205,9 @@ def test_loop_without_es_after_its_ed_says_the_beats_are_neighbours(phantom_stud
         return np.roll(a, -6, axis=0)
 
     dcm = tmp_path / "rolled.dcm"
-    write_cine_dicom(dcm, roll(phantom_study.frames), frame_time_ms=51.4645, spacing_mm=(0.5, 0.5))
+    _, meta = read_cine(phantom_study.dicom)
+    write_cine_dicom(dcm, roll(phantom_study.frames), frame_time_ms=meta["frame_time_ms"],
+                     spacing_mm=meta["spacing_mm"])
     out = tmp_path / "out"
     code, stdout, stderr = run_inprocess(["predict", "--dicom", str(dcm), "--seg",
                                           str(_labels(tmp_path / "rolled.nii.gz", roll(phantom_study.labels))),
