@@ -33,7 +33,7 @@ from echokdm.errors import InputError
     "--init",
     default=None,
     help="Fine-tune from these weights: shipped name or .safetensors file (without --config: the model's fine-tune "
-    "settings, e.g. seg at lr 3e-4 with milder augmentation).",
+    "settings, e.g. seg with light augmentation, 32 samples per loop).",
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Number of epochs (replaces train.epochs).")
 @device_option(default=None, torchrun=True)

@@ -150,8 +150,8 @@ def test_a_fine_tune_without_config_takes_the_models_fine_tune_settings():
 
     scratch, tuned = configure("seg", None), configure("seg", None, init="seg_a4c", epochs=5)
     assert (scratch.train.lr, scratch.augment.tissue_contrast_prob, scratch.data.frames_per_loop) == (1e-3, 0.7, 8)
-    assert (tuned.train.lr, tuned.augment.tissue_contrast_prob, tuned.data.frames_per_loop) == (3e-4, 0.1, 32)
-    assert (tuned.train.init_weights, tuned.train.epochs, tuned.augment.coding_prob) == ("seg_a4c", 5, 0.5)
+    assert (tuned.train.lr, tuned.augment.tissue_contrast_prob, tuned.data.frames_per_loop) == (1e-3, 0.05, 32)
+    assert (tuned.train.init_weights, tuned.train.epochs, tuned.augment.coding_prob) == ("seg_a4c", 5, 0.2)
     own = configure("seg", {"train": {"lr": 0.01}}, init="seg_a4c")  # a config of the user's is taken as it is
     assert (own.train.lr, own.augment.tissue_contrast_prob) == (0.01, 0.7)
     assert configure("f2i", None, init="kdm_f2i").train.init_weights == "kdm_f2i"  # no fine-tune settings: defaults
