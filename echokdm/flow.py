@@ -154,6 +154,29 @@ def heart_region(keypoints: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return region
 
 
+def cavity_overlap(flow: torch.Tensor, source_keypoints: torch.Tensor, target_keypoints: torch.Tensor) -> np.ndarray:
+    """How well pull flows put the LV cavity where the keypoints say: Dice of the source's cavity carried by each flow
+    against the target's (the regions the first :data:`CONTOUR_POINTS` keypoints enclose, :func:`heart_region`).
+
+    Args:
+        flow: (B, 2, H, W) pull flows onto the frames with ``target_keypoints``.
+        source_keypoints: (B, K, 2) keypoints (x, y) of the source frames on the flow's grid.
+        target_keypoints: (B, K, 2) the same of the target frames.
+
+    Returns:
+        (B,) float64 Dice.
+    """
+    shape = tuple(flow.shape[-2:])
+
+    def cavities(keypoints: torch.Tensor) -> np.ndarray:
+        return np.stack([heart_region(k[:CONTOUR_POINTS], shape) for k in keypoints.detach().cpu().double().numpy()])
+
+    source = torch.from_numpy(cavities(source_keypoints).astype(np.float32))[:, None]
+    moved = warp(source, flow.detach().float().cpu())[:, 0].numpy() > 0.5
+    target = cavities(target_keypoints)
+    return 2 * (moved & target).sum((1, 2)) / np.maximum(moved.sum((1, 2)) + target.sum((1, 2)), 1)
+
+
 def heart_fade(keypoints: torch.Tensor, shape: tuple[int, int], sigma: float) -> torch.Tensor:
     """(B, H, W) weights: 1 in the region the target contours enclose (:func:`heart_region`), exp(-d² / 2σ²) at d
     pixels outside it.

@@ -232,12 +232,12 @@ def kdm_on_source_grid(
         fractions = motion_fractions(src_kps[0].numpy(), [k[0].numpy() for k in tgt_kps]) if alphas is None else alphas
         src = src.to(device, dtype)
         with clock("k2f"):
-            flow, _ = pipeline.generate_flow(
+            flow, _, trust = pipeline.generate_flow(
                 src, src_kps.to(device), tgt_kps[-1].to(device), num_inference_steps, generator
             )
         with clock("f2i"):
             if not warp_only:
-                return pipeline.render(src, flow, fractions, num_inference_steps, generator)
+                return pipeline.render(src, flow, fractions, num_inference_steps, generator, trust)
             flows = torch.cat([a * flow for a in fractions])
             frames = warp(src.expand(len(flows), -1, -1, -1), flows)
             return frames, flows, frames

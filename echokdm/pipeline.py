@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -21,13 +22,34 @@ from diffusers.utils import BaseOutput
 
 from echokdm.defaults import DEFAULT_STEPS, F2I_WEIGHTS, FLOW_VAE_WEIGHTS, K2F_WEIGHTS
 from echokdm.errors import EchoKDMError, InputError
-from echokdm.flow import confine_to_heart, snap_to_contours
+from echokdm.flow import cavity_overlap, confine_to_heart, heart_fade, snap_to_contours
 from echokdm.models.conditioning import batch_keypoint_flow
 from echokdm.models.diffusion import sample, sampling_scheduler
 from echokdm.models.f2i import compose, f2i_condition
 from echokdm.models.flow_ae import decode_flow
 from echokdm.models.k2f import k2f_condition
 from echokdm.models.loading import load_diffusers_model
+
+#: the cavity check's tolerance of the ``kdm-guard`` ablation: K2F's correction counts as carrying the LV cavity where
+#: the keypoints say while its flow's :func:`~echokdm.flow.cavity_overlap` is at most this far below the keypoint
+#: spline's. On the working grid (model card, "The cavity check"): on 23 phantom test cases the shortfall is at most
+#: 0.018 (mean 0.002), on the real loops' 18 EchoNet-format views 0.031-0.170 (mean 0.097)
+CAVITY_TOLERANCE = 0.02
+#: weights of K2F's correction (and F2I's residual) inside the target's heart, tried in turn until the cavity check
+#: passes; at 0 the heart moves with the spline and shows the warped source
+TRUST_LEVELS = (1.0, 0.75, 0.5, 0.25, 0.0)
+#: reach (working pixels) outside the target's heart over which a lowered trust returns to 1
+TRUST_REACH = 16.0
+
+
+class FlowOutput(NamedTuple):
+    """K2F's output: ``flow`` (B, 2, H, W), the spline ``keypoint_flow`` (B, 2, H, W) and ``trust`` (B, 1, H, W), the
+    weight in [0, 1] the learned parts keep (1 where the cavity check passes at once; see
+    :meth:`EchoKDMPipeline.generate_flow`)."""
+
+    flow: torch.Tensor
+    keypoint_flow: torch.Tensor
+    trust: torch.Tensor
 
 
 @dataclass
@@ -74,6 +96,8 @@ class EchoKDMPipeline(DiffusionPipeline):
         #: weights of K2F's correction, ``fade(target keypoints (B, K, 2), (H, W)) -> (B, H, W)`` (e.g.
         #: :func:`echokdm.flow.heart_fade`); None (shipped): the correction as K2F gives it
         self.correction_fade: Callable[[torch.Tensor, tuple[int, int]], torch.Tensor] | None = None
+        #: the cavity check's tolerance (e.g. :data:`CAVITY_TOLERANCE`); None (shipped): no check, K2F's flow as it is
+        self.cavity_tolerance: float | None = None
 
     @classmethod
     def from_weights(
@@ -142,13 +166,19 @@ class EchoKDMPipeline(DiffusionPipeline):
     def generate_flow(
         self, source: torch.Tensor, source_keypoints: torch.Tensor, target_keypoints: torch.Tensor,
         num_inference_steps: int = DEFAULT_STEPS, generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """K2F: (1, 1, H, W) source and (1, K, 2) keypoints → (flow (1, 2, H, W), keypoint flow (1, 2, H, W)).
+    ) -> FlowOutput:
+        """K2F: (B, 1, H, W) sources and (B, K, 2) keypoints → :class:`FlowOutput`.
 
         The flow is the keypoint (thin-plate-spline) flow plus the decoded correction K2F generates, snapped
         so that the contours land on the target keypoints (:func:`echokdm.flow.snap_to_contours`) and faded
         outside the target's heart over ``heart_reach`` pixels when set (:func:`echokdm.flow.confine_to_heart`);
         ``correction_fade`` weights the decoded correction alone.
+
+        The cavity check: where the flow does not carry the source's LV cavity onto the target's as well as the
+        spline does (:func:`echokdm.flow.cavity_overlap`, within ``cavity_tolerance``), K2F is outside what it
+        learned (on real loops its correction can undo the keypoint motion); the correction inside the target's
+        heart is then weighted down by the first of :data:`TRUST_LEVELS` that passes, and that weight is the
+        returned ``trust``, which :meth:`render` gives F2I's residual too.
         """
         kp_flow = batch_keypoint_flow(source_keypoints, target_keypoints, tuple(source.shape[-2:])).to(source)
         cond = k2f_condition(source, source_keypoints, target_keypoints, kp_flow)
@@ -159,15 +189,34 @@ class EchoKDMPipeline(DiffusionPipeline):
             correction = correction * self.correction_fade(target_keypoints, tuple(correction.shape[-2:]))[:, None].to(
                 correction
             )
-        flow = snap_to_contours(kp_flow + correction, kp_flow, target_keypoints)
-        if self.heart_reach is not None:
-            flow = confine_to_heart(flow, target_keypoints, self.heart_reach)
-        return flow, kp_flow
+
+        def flow_with(weight: torch.Tensor | float) -> torch.Tensor:
+            flow = snap_to_contours(kp_flow + correction * weight, kp_flow, target_keypoints)
+            return flow if self.heart_reach is None else confine_to_heart(flow, target_keypoints, self.heart_reach)
+
+        flow, trust = flow_with(1.0), torch.ones_like(kp_flow[:, :1])
+        if self.cavity_tolerance is None:
+            return FlowOutput(flow, kp_flow, trust)
+        needed = cavity_overlap(kp_flow, source_keypoints, target_keypoints) - self.cavity_tolerance
+        passed = cavity_overlap(flow, source_keypoints, target_keypoints) >= needed
+        heart = heart_fade(target_keypoints, tuple(kp_flow.shape[-2:]), TRUST_REACH)[:, None].to(kp_flow)
+        for level in TRUST_LEVELS[1:]:
+            if passed.all():
+                break
+            weight = 1 - (1 - level) * heart
+            candidate = flow_with(weight)
+            now = cavity_overlap(candidate, source_keypoints, target_keypoints) >= needed
+            take = torch.from_numpy(~passed & (now | (level == TRUST_LEVELS[-1]))).to(flow.device)
+            flow, trust = torch.where(take[:, None, None, None], candidate, flow), torch.where(
+                take[:, None, None, None], weight, trust)
+            passed = passed | now
+        return FlowOutput(flow, kp_flow, trust)
 
     @torch.no_grad()
     def render(
         self, source: torch.Tensor, flow: torch.Tensor, alphas: Sequence[float] = (1.0,),
         num_inference_steps: int = DEFAULT_STEPS, generator: torch.Generator | None = None,
+        trust: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """F2I: (1, 1, H, W) source and (1, 2, H, W) flow → a frame for each fraction alpha of the motion.
 
@@ -176,7 +225,9 @@ class EchoKDMPipeline(DiffusionPipeline):
         ``int(alpha * steps)`` steps from a lightly noised zero residual, so frames near the source cost few
         steps) and that is faded by ``alphas[i]``. The fade keeps the residual continuous in alpha where the
         step count jumps: with strength alone the residual switched on at full size between two frames.
-        Alpha 1 samples from pure noise, unfaded.
+        Alpha 1 samples from pure noise, unfaded. ``trust`` ((1, 1, H, W), from :meth:`generate_flow`) weights the
+        residual as well: where K2F failed the cavity check, F2I (which learned from K2F's flows) is outside what it
+        learned too, and the frame there is the warped source.
 
         Returns:
             (frames (N, 1, H, W), flows ``alpha * flow`` (N, 2, H, W), warped sources (N, 1, H, W)).
@@ -186,6 +237,8 @@ class EchoKDMPipeline(DiffusionPipeline):
         residual = sample(self.f2i_unet, self.f2i_scheduler, cond, 1, num_inference_steps, generator,
                           shared_noise=True, strength=alphas)
         residual = residual * torch.tensor(alphas, dtype=residual.dtype, device=residual.device).view(-1, 1, 1, 1)
+        if trust is not None:
+            residual = residual * trust.to(residual)
         return compose(warped, residual), flows, warped
 
     @torch.no_grad()
@@ -220,8 +273,8 @@ class EchoKDMPipeline(DiffusionPipeline):
         if not alphas or any(not (0.0 < a <= 1.0) for a in alphas):
             raise EchoKDMError(f"alphas must be in (0, 1], got {alphas}")
         src, kps_src, kps_tgt = self._inputs(source, source_keypoints, target_keypoints)
-        flow, kp_flow = self.generate_flow(src, kps_src, kps_tgt, num_inference_steps, generator)
-        frames, flows, warped = self.render(src, flow, alphas, num_inference_steps, generator)
+        flow, kp_flow, trust = self.generate_flow(src, kps_src, kps_tgt, num_inference_steps, generator)
+        frames, flows, warped = self.render(src, flow, alphas, num_inference_steps, generator, trust)
         out = (frames[:, 0], flows, kp_flow[0], warped[:, 0])
         if output_type == "np":
             out = tuple(o.float().cpu().numpy() for o in out)

@@ -78,7 +78,7 @@ def test_pipeline_correction_is_confined_but_the_spline_is_kept(pipe):
         pipe.correction_fade = None if reach is None else partial(heart_fade, sigma=reach)
         flows[reach] = pipe.generate_flow(src, kps, tgt, 2, torch.Generator().manual_seed(0))
     pipe.correction_fade = None
-    (full, spline), (local, spline_local) = flows[None], flows[8.0]
+    (full, spline, _), (local, spline_local, _) = flows[None], flows[8.0]
     assert torch.equal(spline, spline_local)
     # inside the heart, away from the contours whose snapping (4 px) reaches out, K2F's flow is kept
     inside = torch.from_numpy(binary_erosion(heart_region(tgt[0].numpy(), (size, size)), iterations=12))

@@ -86,12 +86,12 @@ def test_sequence_residuals_are_faded_by_alpha(pipe, inputs):
     # replay the pipeline's random draws: K2F's noise first, then F2I's
     g = torch.Generator().manual_seed(0)
     src, kps_src, kps_tgt = pipe._inputs(*inputs)
-    pipe.generate_flow(src, kps_src, kps_tgt, 4, g)
+    trust = pipe.generate_flow(src, kps_src, kps_tgt, 4, g).trust[:, 0].numpy()
     cond, _ = f2i_condition(src.expand(2, -1, -1, -1), torch.from_numpy(out.flows))
     residual = sample(pipe.f2i_unet, pipe.f2i_scheduler, cond, 1, 4, g, shared_noise=True, strength=alphas)[
         :, 0
     ].numpy()
-    expected = np.clip(out.warped + residual * np.reshape(alphas, (-1, 1, 1)), 0, 1)
+    expected = np.clip(out.warped + residual * np.reshape(alphas, (-1, 1, 1)) * trust, 0, 1)
     np.testing.assert_allclose(out.frames, expected, atol=1e-5)
     assert np.abs(residual[0]).max() > 1e-3  # the fade has something to act on
 
@@ -103,10 +103,10 @@ def test_scheduler_is_swappable(pipe, inputs, tmp_path):
     # replay with a fresh DPM solver for F2I: the swapped scheduler is the one that rendered the frame
     g = torch.Generator().manual_seed(0)
     src, kps_src, kps_tgt = pipe._inputs(*inputs)
-    flow, _ = pipe.generate_flow(src, kps_src, kps_tgt, 3, g)
+    flow, _, trust = pipe.generate_flow(src, kps_src, kps_tgt, 3, g)
     fresh = DPMSolverMultistepScheduler.from_config(pipe.f2i_scheduler.config)
     cond, warped = f2i_condition(src, flow)
-    residual = sample(pipe.f2i_unet, fresh, cond, 1, 3, g, shared_noise=True, strength=[1.0])
+    residual = sample(pipe.f2i_unet, fresh, cond, 1, 3, g, shared_noise=True, strength=[1.0]) * trust
     np.testing.assert_allclose(out.frames, np.clip((warped + residual)[:, 0].numpy(), 0, 1), atol=1e-5)
     swapped.save_pretrained(tmp_path)  # and the swap survives a save/load round trip
     assert isinstance(EchoKDMPipeline.from_pretrained(tmp_path).f2i_scheduler, DPMSolverMultistepScheduler)

@@ -25,6 +25,7 @@ from echokdm.labels import camus_labels
 from echokdm.models.diffusion import sample as diffusion_sample
 from echokdm.models.diffusion import sampling_scheduler
 from echokdm.models.k2i import k2i_condition
+from echokdm.pipeline import CAVITY_TOLERANCE
 
 
 class KDMModel(Predictor):
@@ -169,6 +170,28 @@ class KDMLocalModel(_ReachModel):
 
     def fade(self, reach: float) -> None:
         self.pipe.correction_fade = partial(heart_fade, sigma=reach)
+
+
+class KDMGuardModel(KDMModel):
+    """``kdm-guard[:TOL]``: KDM with the cavity check (``EchoKDMPipeline.cavity_tolerance``, default
+    :data:`echokdm.pipeline.CAVITY_TOLERANCE`): where K2F's flow does not carry the source's LV cavity onto the
+    target's within TOL Dice of the keypoint spline, K2F's correction and F2I's residual are weighted down inside the
+    target's heart until it does.
+
+    Args:
+        tolerance: the check's tolerance (Dice).
+        steps, weights: as :class:`KDMModel`.
+    """
+
+    def __init__(self, tolerance: float = CAVITY_TOLERANCE, steps: int = DEFAULT_STEPS, weights=None) -> None:
+        if not 0 <= tolerance < 1:
+            raise InputError(f"kdm-guard:TOL takes a Dice tolerance in [0, 1), got {tolerance:g}")
+        super().__init__(steps, weights)
+        self.pipe.cavity_tolerance = float(tolerance)
+
+    @classmethod
+    def from_option(cls, option: str, **kwargs) -> KDMGuardModel:
+        return cls(_number(option, "kdm-guard:TOL takes a Dice tolerance"), **kwargs)
 
 
 class K2FWarpModel(KDMModel):

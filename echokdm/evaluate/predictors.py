@@ -30,6 +30,7 @@ PREDICTORS: dict[str, str] = {
     "kdm-heart": "echokdm.evaluate.kdm:KDMHeartModel",
     "k2f-warp": "echokdm.evaluate.kdm:K2FWarpModel",
     "kdm-local": "echokdm.evaluate.kdm:KDMLocalModel",
+    "kdm-guard": "echokdm.evaluate.kdm:KDMGuardModel",
     "k2i": "echokdm.evaluate.kdm:K2IModel",
 }
 

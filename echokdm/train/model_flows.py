@@ -55,9 +55,9 @@ def k2f_flows(pipe: EchoKDMPipeline, pairs, seed: int, steps: int, batch: int = 
     for i in progress(range(0, len(pairs.pairs), batch), "K2F flows of the pairs"):
         idx = pairs.pairs[i : i + batch]
         kps = [torch.from_numpy(pairs.keypoints[idx[:, j]].astype(np.float32)) for j in (0, 1)]
-        flow, _ = pipe.generate_flow(
+        flow = pipe.generate_flow(
             _frames(pairs, idx[:, 0]), *kps, steps, torch.Generator().manual_seed(seed * 1_000_003 + i)
-        )
+        ).flow
         out.append(flow.numpy().astype(np.float16))
     return np.concatenate(out)
 

@@ -96,8 +96,8 @@ def match(acuson: str, seeds: int) -> None:
             regions[name] = (region_fade(kt, tuple(src.shape[-2:]), name)[0].numpy() < 0.5) & inside & ~heart
         with torch.no_grad():
             runs = [pipe.generate_flow(src, ks, kt, generator=torch.Generator().manual_seed(s)) for s in range(seeds)]
-            flows = {"none": torch.zeros_like(runs[0][0]), "spline": runs[0][1],
-                     "k2f": torch.stack([f for f, _ in runs]).mean(0), "ofnet": ofnet(src, tgt)}
+            flows = {"none": torch.zeros_like(runs[0].flow), "spline": runs[0].keypoint_flow,
+                     "k2f": torch.stack([r.flow for r in runs]).mean(0), "ofnet": ofnet(src, tgt)}
         target = tgt[0, 0].numpy()
         print(f"\n{loop}: " + ", ".join(f"{r} {m.sum()} px" for r, m in regions.items()))
         for name, flow in flows.items():

@@ -70,9 +70,9 @@ class StepPipeline:
         self.cpu += time.process_time() - t0
         return out
 
-    def render(self, source, flow, alphas=(1.0,), num_inference_steps=None, generator=None):
+    def render(self, source, flow, alphas=(1.0,), num_inference_steps=None, generator=None, trust=None):
         t0 = time.process_time()
-        out = self.pipe.render(source, flow, alphas, self.f2i_steps, generator)
+        out = self.pipe.render(source, flow, alphas, self.f2i_steps, generator, trust)
         self.cpu += time.process_time() - t0
         return out
 

@@ -130,7 +130,7 @@ def test_f2i_on_cines_with_k2f_flows_of_the_segmenters_keypoints(cines, tmp_path
     n = min(len(ds), 32)  # the first batch of pairs: the shipped K2F from their keypoints, seeded by train.seed
     items = [ds[i] for i in range(n)]
     with torch.no_grad():
-        flow, kp_flow = EchoKDMPipeline.from_weights().generate_flow(
+        flow, kp_flow, _ = EchoKDMPipeline.from_weights().generate_flow(
             *(torch.stack([it[k] for it in items]) for k in ("source", "src_kps", "tgt_kps")), 10,
             torch.Generator().manual_seed(0))
     got = torch.stack([it["model_flow"] for it in items])

@@ -1,0 +1,108 @@
+"""The cavity check: :func:`echokdm.flow.cavity_overlap` and the pipeline's trust in K2F's correction and F2I's
+residual (``EchoKDMPipeline.cavity_tolerance``)."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import binary_erosion
+
+import echokdm.pipeline as pipeline_module
+from echokdm.flow import CONTOUR_POINTS, cavity_overlap, heart_region, keypoint_flow
+
+
+def _ring(rx: float, ry: float, cx: float = 56.0, cy: float = 50.0) -> np.ndarray:
+    t = np.linspace(0.1, 2 * np.pi - 0.1, CONTOUR_POINTS) + np.pi / 2
+    return np.stack([cx + rx * np.cos(t), cy - ry * np.sin(t)], 1)
+
+
+SOURCE = np.concatenate([_ring(14, 22), _ring(20, 28)])  # endocardium, then epicardium
+TARGET = SOURCE.copy()
+TARGET[:, 0] = 56 + (TARGET[:, 0] - 56) * 0.75  # the ventricle narrows (a systole)
+
+
+def _kps(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(a).float()[None]
+
+
+def test_cavity_overlap_scores_where_a_flow_puts_the_cavity():
+    shape = (112, 112)
+    spline = torch.from_numpy(keypoint_flow(SOURCE, TARGET, shape))[None]
+    still = torch.zeros_like(spline)
+    src, tgt = _kps(SOURCE), _kps(TARGET)
+    assert cavity_overlap(still, src, src)[0] == pytest.approx(1.0)
+    carried, stayed = cavity_overlap(spline, src, tgt)[0], cavity_overlap(still, src, tgt)[0]
+    assert carried > 0.97 and stayed < 0.9  # a flow that does not move the cavity scores what copying would
+    both = cavity_overlap(torch.cat([spline, still]), torch.cat([src, src]), torch.cat([tgt, tgt]))
+    np.testing.assert_allclose(both, [carried, stayed])
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return pipeline_module.EchoKDMPipeline.from_weights()
+
+
+def _run(pipe, monkeypatch, slide: float, tolerance):
+    """The shipped pipeline with K2F's decoded correction replaced by one that moves everything ``slide`` px towards
+    the base (along the side walls, which the contour snapping leaves alone: the cavity leaves the keypoints'
+    place)."""
+    size = pipe.sample_size
+    src = torch.from_numpy(np.random.default_rng(1).random((1, 1, size, size), dtype=np.float32))
+    spline = torch.from_numpy(keypoint_flow(SOURCE, TARGET, (size, size)))[None]
+    fake = torch.zeros_like(spline)
+    fake[:, 0] = -slide  # pull from above: the picture moves down
+    monkeypatch.setattr(pipeline_module, "decode_flow", lambda vae, latent: fake.clone())
+    pipe.cavity_tolerance = tolerance
+    try:
+        g = torch.Generator().manual_seed(0)
+        out = pipe.generate_flow(src, _kps(SOURCE), _kps(TARGET), 2, g)
+        frames, _, warped = pipe.render(src, out.flow, [1.0], 2, torch.Generator().manual_seed(0), out.trust)
+    finally:
+        pipe.cavity_tolerance = None
+    return out, frames, warped
+
+
+def test_a_correction_that_moves_the_cavity_elsewhere_is_dropped_in_the_heart(pipe, monkeypatch):
+    size = pipe.sample_size
+    heart = torch.from_numpy(binary_erosion(heart_region(TARGET, (size, size)), iterations=6))
+    unchecked, _, _ = _run(pipe, monkeypatch, 30.0, None)
+    checked, frames, warped = _run(pipe, monkeypatch, 30.0, pipeline_module.CAVITY_TOLERANCE)
+    src, tgt = _kps(SOURCE), _kps(TARGET)
+    assert cavity_overlap(unchecked.flow, src, tgt)[0] < cavity_overlap(checked.flow, src, tgt)[0] - 0.05
+    assert torch.equal(unchecked.trust, torch.ones_like(unchecked.trust))
+    assert checked.trust[0, 0][heart].max() == 0  # the heart moves with the spline ...
+    assert torch.allclose(checked.flow[0][:, heart], checked.keypoint_flow[0][:, heart], atol=1e-2)
+    assert checked.trust[0, 0, 2, 2] > 0.99  # ... and the correction is kept far from it
+    assert torch.allclose(frames[0, 0][heart], warped[0, 0][heart].clamp(0, 1), atol=1e-6)  # no F2I residual there
+    assert (frames - warped.clamp(0, 1)).abs()[0, 0, :12, :12].max() > 1e-3
+
+
+def test_the_correction_keeps_the_most_weight_that_passes_the_check(pipe, monkeypatch):
+    size = pipe.sample_size
+    heart = torch.from_numpy(heart_region(TARGET, (size, size)))
+    src, tgt = _kps(SOURCE), _kps(TARGET)
+    out, _, _ = _run(pipe, monkeypatch, 8.0, pipeline_module.CAVITY_TOLERANCE)
+    level = float(out.trust[0, 0][heart].max())
+    assert level in pipeline_module.TRUST_LEVELS[1:-1] and float(out.trust[0, 0][heart].min()) == level
+    needed = cavity_overlap(out.keypoint_flow, src, tgt)[0] - pipeline_module.CAVITY_TOLERANCE
+    assert cavity_overlap(out.flow, src, tgt)[0] >= needed
+    stronger = pipeline_module.TRUST_LEVELS[pipeline_module.TRUST_LEVELS.index(level) - 1]
+    # one level more would fail the check (the pipeline checks nothing by default)
+    monkeypatch.setattr(pipeline_module, "decode_flow", lambda vae, latent: out.keypoint_flow * 0 - torch.tensor(
+        [8.0, 0.0]).view(1, 2, 1, 1) * (1 - (1 - stronger) * pipeline_module.heart_fade(
+            tgt, (size, size), pipeline_module.TRUST_REACH)[:, None]))
+    more = pipe.generate_flow(out.flow.new_zeros(1, 1, size, size), src, tgt, 2, torch.Generator().manual_seed(0))
+    assert cavity_overlap(more.flow, src, tgt)[0] < needed
+    nothing, _, _ = _run(pipe, monkeypatch, 0.0, pipeline_module.CAVITY_TOLERANCE)
+    assert torch.equal(nothing.trust, torch.ones_like(nothing.trust))  # a correction that keeps the cavity: whole
+
+
+def test_the_guard_predictor_sets_the_tolerance_and_refuses_bad_ones():
+    from echokdm.errors import InputError
+    from echokdm.evaluate.predictors import get_predictor
+
+    assert get_predictor("kdm").pipe.cavity_tolerance is None  # the shipped pipeline checks nothing
+    assert get_predictor("kdm-guard").pipe.cavity_tolerance == pipeline_module.CAVITY_TOLERANCE
+    assert get_predictor("kdm-guard:0.05").pipe.cavity_tolerance == 0.05
+    for bad in ("kdm-guard:1", "kdm-guard:-0.1", "kdm-guard:abc"):
+        with pytest.raises(InputError, match="kdm-guard:TOL"):
+            get_predictor(bad)
