@@ -62,10 +62,12 @@ RESUME = "finished studies are kept: run the same command again to resume"
 STATE_DIR = ".failed"
 #: where the completion markers of finished studies lie (written after all of a study's files)
 DONE_DIR = ".done"
-#: (column, path in report.json) of summary.csv
+#: (column, path in report.json: keys, or indices of lists) of summary.csv
 SUMMARY_COLUMNS = (
     ("source_frame", ("source_frame",)),
     ("target_frame", ("target_frame",)),
+    ("ed_frame", ("phases", "beat", 0)),  # an ES frame before the ED frame: ED and ES of neighbouring beats
+    ("es_frame", ("phases", "beat", 1)),
     ("ef_source_beat", ("ef", "source_beat")),
     ("ef_requested", ("ef", "requested")),
     ("ef_target_keypoints", ("ef", "target_keypoints")),
@@ -427,11 +429,14 @@ def _resolve(manifest: Path, value: str) -> Path:
     return p if p.is_absolute() else manifest.parent / p
 
 
-def _pick(d: Any, keys: tuple[str, ...]) -> Any:
+def _pick(d: Any, keys: tuple[str | int, ...]) -> Any:
     for k in keys:
-        if not isinstance(d, dict) or d.get(k) is None:
+        if isinstance(k, int) and isinstance(d, list) and k < len(d):
+            d = d[k]
+        elif isinstance(k, str) and isinstance(d, dict) and d.get(k) is not None:
+            d = d[k]
+        else:
             return ""
-        d = d[k]
     return d
 
 

@@ -5,6 +5,7 @@ cli/test_determinism.py)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shlex
@@ -217,3 +218,12 @@ def test_loop_without_es_after_its_ed_says_the_beats_are_neighbours(phantom_stud
     assert rep["phases"]["beat"] == [16, 3] and rep["source_frame"] == 16 and rep["target_frame"] == 3
     assert "note: the loop shows no ES after its ED (frame 16); ED and ES come from neighbouring beats (ES frame 3)" \
         in stdout
+    manifest = tmp_path / "studies.csv"  # predict-batch: in summary.csv, and said once for the batch
+    manifest.write_text(f"study_id,dicom,seg\nrolled,{dcm},{tmp_path / 'rolled.nii.gz'}\n")
+    code, stdout, stderr = run_inprocess(["predict-batch", "--manifest", str(manifest), "--steps", "1", "--weights",
+                                          str(tiny_weights), "--out", str(tmp_path / "batch")])
+    assert code == 0, stderr
+    (row,) = csv.DictReader((tmp_path / "batch" / "summary.csv").open())
+    assert (row["ed_frame"], row["es_frame"]) == ("16", "3")
+    assert "note: 1 study shows no ES after the ED; ED and ES come from neighbouring beats (es_frame < ed_frame in " \
+        "summary.csv): rolled" in stdout
