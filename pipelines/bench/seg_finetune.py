@@ -1,6 +1,6 @@
 """LV-cavity Dice of segmenter weights on the labelled ED/ES frames of an EchoNet-Dynamic or CAMUS folder.
 
-    python pipelines/bench/seg_finetune.py --data echonet:DIR [--split test] [--weights seg_a4c] [--base W] [--threads 2]
+    python pipelines/bench/seg_finetune.py --data echonet:DIR [--split test] [--weights seg_a4c] [--base W]
 
 Each loop is segmented whole on its own grid (as ``echokdm segment`` does) and the LV cavity (label 1) of its
 ED and ES frames is compared with the tracings (EchoNet) or the ground truth (CAMUS, both views). Prints the
