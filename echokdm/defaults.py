@@ -20,6 +20,9 @@ HEART_RATE_BPM_RANGE = (20.0, 300.0)
 #: EFs (percent) a heart can have: below 0 the end-systolic volume exceeds the end-diastolic one; an EF outside
 #: is reported but listed in the report's ``ef.implausible`` and flagged on the command line
 EF_PLAUSIBLE = (0.0, 100.0)
+#: points between the EF the prediction measures and its target keypoints' EF above which ``predict`` warns that the
+#: predicted LV does not follow the keypoints (issue 21's bound on a prediction's EF error)
+EF_GAP_WARNING = 10.0
 #: most frames of one predicted sequence (``--frames``, manifest ``frames``)
 MAX_SEQUENCE_FRAMES = 1000
 #: bytes of memory a predicted frame needs per source pixel (frames, flows, labels, pictures; measured with margin)

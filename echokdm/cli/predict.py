@@ -12,7 +12,7 @@ import sys
 import click
 
 from echokdm.cli import SEED, device_option
-from echokdm.defaults import DEFAULT_STEPS
+from echokdm.defaults import DEFAULT_STEPS, EF_GAP_WARNING
 
 
 @click.command("predict")
@@ -126,6 +126,12 @@ def command(
     if cal is not None and cal["bounded"]:
         click.echo(f"warning: EF {cal['requested']:g}% needs target keypoints beyond the plausible {cal['low']:g}-"
                    f"{cal['high']:g}%; the closest prediction measures {ef['prediction']:.1f}%")
+    gap = (ef["consistency"] or {}).get("seg_vs_keypoints")
+    if ef["requested"] is None and gap is not None and gap > EF_GAP_WARNING:
+        click.echo(f"warning: the prediction measures EF {ef['prediction']:.1f}% for target keypoints of "
+                   f"{ef['target_keypoints']:.1f}% ({gap:.1f} points apart): its LV does not follow the keypoints "
+                   "closely (see comparison.png; on real loops K2F's flow can take back part of the keypoint motion, "
+                   "model card: 'The cavity check')")
     if ef["implausible"]:
         click.echo(f"warning: implausible EF (outside 0-100 %: ESV > EDV or worse) of {', '.join(ef['implausible'])}; "
                    "check the loop, the keypoints and the weights")

@@ -227,3 +227,18 @@ def test_loop_without_es_after_its_ed_says_the_beats_are_neighbours(phantom_stud
     assert (row["ed_frame"], row["es_frame"]) == ("16", "3")
     assert "note: 1 study shows no ES after the ED; ED and ES come from neighbouring beats (es_frame < ed_frame in " \
         "summary.csv): rolled" in stdout
+
+
+def test_a_prediction_whose_lv_misses_the_keypoints_is_flagged(tmp_path):
+    """The bundled sample with the shipped models: the prediction measures EF 41 % for keypoints of 60 %, which
+    predict flags; a --target-ef request is calibrated on the measured EF instead, and is not flagged so."""
+    code, stdout, stderr = run_inprocess(["predict", "--sample", "--out", str(tmp_path / "es")])
+    assert code == 0, stderr
+    ef = json.loads((tmp_path / "es" / "report.json").read_text())["ef"]
+    assert ef["consistency"]["seg_vs_keypoints"] > 10
+    assert (f"warning: the prediction measures EF {ef['prediction']:.1f}% for target keypoints of "
+            f"{ef['target_keypoints']:.1f}% ({ef['consistency']['seg_vs_keypoints']:.1f} points apart)") in stdout
+    code, stdout, stderr = run_inprocess(["predict", "--sample", "--target-ef", "35", "--out", str(tmp_path / "ef")])
+    assert code == 0, stderr
+    ef = json.loads((tmp_path / "ef" / "report.json").read_text())["ef"]
+    assert ef["consistency"]["seg_vs_keypoints"] > 10 and "points apart" not in stdout
