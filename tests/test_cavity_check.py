@@ -57,7 +57,7 @@ def _run(pipe, monkeypatch, slide: float, tolerance):
         out = pipe.generate_flow(src, _kps(SOURCE), _kps(TARGET), 2, g)
         frames, _, warped = pipe.render(src, out.flow, [1.0], 2, torch.Generator().manual_seed(0), out.trust)
     finally:
-        pipe.cavity_tolerance = None
+        pipe.cavity_tolerance = pipeline_module.CAVITY_TOLERANCE
     return out, frames, warped
 
 
@@ -86,11 +86,13 @@ def test_the_correction_keeps_the_most_weight_that_passes_the_check(pipe, monkey
     needed = cavity_overlap(out.keypoint_flow, src, tgt)[0] - pipeline_module.CAVITY_TOLERANCE
     assert cavity_overlap(out.flow, src, tgt)[0] >= needed
     stronger = pipeline_module.TRUST_LEVELS[pipeline_module.TRUST_LEVELS.index(level) - 1]
-    # one level more would fail the check (the pipeline checks nothing by default)
+    # one level more would fail the check
+    pipe.cavity_tolerance = None
     monkeypatch.setattr(pipeline_module, "decode_flow", lambda vae, latent: out.keypoint_flow * 0 - torch.tensor(
         [8.0, 0.0]).view(1, 2, 1, 1) * (1 - (1 - stronger) * pipeline_module.heart_fade(
             tgt, (size, size), pipeline_module.TRUST_REACH)[:, None]))
     more = pipe.generate_flow(out.flow.new_zeros(1, 1, size, size), src, tgt, 2, torch.Generator().manual_seed(0))
+    pipe.cavity_tolerance = pipeline_module.CAVITY_TOLERANCE
     assert cavity_overlap(more.flow, src, tgt)[0] < needed
     nothing, _, _ = _run(pipe, monkeypatch, 0.0, pipeline_module.CAVITY_TOLERANCE)
     assert torch.equal(nothing.trust, torch.ones_like(nothing.trust))  # a correction that keeps the cavity: whole
@@ -100,9 +102,9 @@ def test_the_guard_predictor_sets_the_tolerance_and_refuses_bad_ones():
     from echokdm.errors import InputError
     from echokdm.evaluate.predictors import get_predictor
 
-    assert get_predictor("kdm").pipe.cavity_tolerance is None  # the shipped pipeline checks nothing
-    assert get_predictor("kdm-guard").pipe.cavity_tolerance == pipeline_module.CAVITY_TOLERANCE
-    assert get_predictor("kdm-guard:0.05").pipe.cavity_tolerance == 0.05
-    for bad in ("kdm-guard:1", "kdm-guard:-0.1", "kdm-guard:abc"):
+    assert get_predictor("kdm").pipe.cavity_tolerance == pipeline_module.CAVITY_TOLERANCE  # the shipped check
+    assert get_predictor("kdm-guard:0.02").pipe.cavity_tolerance == 0.02
+    assert get_predictor("kdm-guard:1").pipe.cavity_tolerance == 1.0  # never intervenes
+    for bad in ("kdm-guard:1.5", "kdm-guard:-0.1", "kdm-guard:abc"):
         with pytest.raises(InputError, match="kdm-guard:TOL"):
             get_predictor(bad)

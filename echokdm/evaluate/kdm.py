@@ -173,19 +173,20 @@ class KDMLocalModel(_ReachModel):
 
 
 class KDMGuardModel(KDMModel):
-    """``kdm-guard[:TOL]``: KDM with the cavity check (``EchoKDMPipeline.cavity_tolerance``, default
-    :data:`echokdm.pipeline.CAVITY_TOLERANCE`): where K2F's flow does not carry the source's LV cavity onto the
-    target's within TOL Dice of the keypoint spline, K2F's correction and F2I's residual are weighted down inside the
-    target's heart until it does.
+    """``kdm-guard:TOL``: KDM with the cavity check at another tolerance than the shipped
+    :data:`echokdm.pipeline.CAVITY_TOLERANCE` (``EchoKDMPipeline.cavity_tolerance``): where K2F's flow does not carry
+    the source's LV cavity onto the target's within TOL Dice of the keypoint spline, K2F's correction and F2I's
+    residual are weighted down inside the target's heart until it does; ``kdm-guard:1`` never intervenes (KDM
+    without the check).
 
     Args:
-        tolerance: the check's tolerance (Dice).
+        tolerance: the check's tolerance (Dice), in [0, 1].
         steps, weights: as :class:`KDMModel`.
     """
 
     def __init__(self, tolerance: float = CAVITY_TOLERANCE, steps: int = DEFAULT_STEPS, weights=None) -> None:
-        if not 0 <= tolerance < 1:
-            raise InputError(f"kdm-guard:TOL takes a Dice tolerance in [0, 1), got {tolerance:g}")
+        if not 0 <= tolerance <= 1:
+            raise InputError(f"kdm-guard:TOL takes a Dice tolerance in [0, 1], got {tolerance:g}")
         super().__init__(steps, weights)
         self.pipe.cavity_tolerance = float(tolerance)
 

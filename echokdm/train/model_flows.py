@@ -16,7 +16,7 @@ from echokdm import weights
 from echokdm.defaults import DEFAULT_STEPS
 from echokdm.models.ofnet import OFNet
 from echokdm.outputs import atomic_write
-from echokdm.pipeline import EchoKDMPipeline
+from echokdm.pipeline import CAVITY_TOLERANCE, EchoKDMPipeline
 from echokdm.progress import progress
 from echokdm.train.cache import cache_key
 
@@ -64,9 +64,9 @@ def k2f_flows(pipe: EchoKDMPipeline, pairs, seed: int, steps: int, batch: int = 
 
 def cached_k2f_flows(d: PairData, split: str, n_loops: int, seed: int, pairs) -> np.ndarray:
     """:func:`k2f_flows` of the pipeline with ``d``'s K2F and flow autoencoder at the steps ``echokdm predict``
-    uses by default, read from / written to ``d.cache_dir`` (keyed by the pairs, the seed, the steps and the two
-    weights files' sha256)."""
-    key = cache_key(split, n_loops, d.size, d.n_keypoints, d.every, seed, DEFAULT_STEPS,
+    uses by default (the cavity check included), read from / written to ``d.cache_dir`` (keyed by the pairs, the
+    seed, the steps, the check's tolerance and the two weights files' sha256)."""
+    key = cache_key(split, n_loops, d.size, d.n_keypoints, d.every, seed, DEFAULT_STEPS, CAVITY_TOLERANCE,
                     weights.load(d.k2f_weights).sha256, weights.load(d.flow_vae_weights).sha256)
     path = Path(d.cache_dir) / f"k2f_flows_{split}_{key}.npy"
     if path.exists():
