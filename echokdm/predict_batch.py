@@ -104,6 +104,7 @@ class BatchResult:
         failed: study id -> one-line reason.
         summary: path of summary.csv (rank 0) or None.
         not_predicted: DICOMweb instances that are not cines to predict -> why (see instances.csv).
+        neighbouring_beats: finished studies whose ED and ES come from neighbouring beats (rank 0).
     """
 
     done: list[str]
@@ -111,6 +112,7 @@ class BatchResult:
     failed: dict[str, str]
     summary: Path | None
     not_predicted: dict[str, str] = field(default_factory=dict)
+    neighbouring_beats: list[str] = field(default_factory=list)
 
 
 def read_manifest(path: str | os.PathLike) -> list[ManifestRow]:
@@ -280,7 +282,7 @@ def predict_batch(
                 shutil.rmtree(folder, ignore_errors=True)
             out_dir.write_text(state.relative_to(out_dir.path), _one_line(failed[row.study_id]) + "\n")
         ctx.barrier()
-        summary = write_summary(out_dir, rows, store) if ctx.is_main else None
+        summary, apart = write_summary(out_dir, rows, store) if ctx.is_main else (None, [])
     finally:  # a batch stopped by an error (server gone, disk full) lets the next run resume at once
         for fd in locks:
             os.close(fd)
@@ -288,7 +290,7 @@ def predict_batch(
             out_dir.release()
         shutdown_distributed()
     not_predicted = {name: i.skip_reason for name, i in found.items() if i.skip_reason} if remote else {}
-    return BatchResult(done, skipped, failed, summary, not_predicted)
+    return BatchResult(done, skipped, failed, summary, not_predicted, apart)
 
 
 class _ModelsError(Exception):
@@ -327,9 +329,10 @@ def _lock_batch(out: str | os.PathLike, ctx) -> tuple[OutputDir, list[int]]:
     return out_dir, locks
 
 
-def write_summary(out: OutputDir, rows: list[ManifestRow], store: bool = False) -> Path:
+def write_summary(out: OutputDir, rows: list[ManifestRow], store: bool = False) -> tuple[Path, list[str]]:
     """Write ``summary.csv`` and ``failures.csv`` from the study folders and failure notes in ``out`` (with
-    ``store``, a ``stored`` column and the studies whose results were not stored)."""
+    ``store``, a ``stored`` column and the studies whose results were not stored); returns the path of
+    ``summary.csv`` and the finished studies whose ES frame precedes their ED frame (neighbouring beats)."""
     from echokdm.pacs import DicomWebBatch
 
     summary, failures = [], []
@@ -354,7 +357,8 @@ def write_summary(out: OutputDir, rows: list[ManifestRow], store: bool = False) 
     columns = ["study_id", "status", "reason", *(c for c, _ in SUMMARY_COLUMNS), *(["stored"] if store else [])]
     out.write_text(SUMMARY_CSV, _csv(summary, columns))
     out.write_text(FAILURES_CSV, _csv(failures, ["study_id", "dicom", "reason"]))
-    return out.file(SUMMARY_CSV)
+    apart = [e["study_id"] for e in summary if e.get("es_frame", "") != "" and e["es_frame"] < e["ed_frame"]]
+    return out.file(SUMMARY_CSV), apart
 
 
 def _foreign(folder: Path) -> bool:

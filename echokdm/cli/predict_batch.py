@@ -3,7 +3,6 @@ predict every study of a manifest or every ultrasound cine of a DICOMweb server 
 
 from __future__ import annotations
 
-import csv
 import os
 
 import click
@@ -70,15 +69,12 @@ def command(
             "see instances.csv"
         )
     click.echo(f"{len(r.done)} predicted, {len(r.skipped)} already done, {len(r.failed)} failed -> {out}")
-    if r.summary is not None:
-        with open(r.summary, newline="", encoding="utf-8") as f:
-            apart = [row["study_id"] for row in csv.DictReader(f)
-                     if row["es_frame"] and int(row["es_frame"]) < int(row["ed_frame"])]
-        if apart:
-            studies = "1 study shows" if len(apart) == 1 else f"{len(apart)} studies show"
-            more = f" and {len(apart) - 5} more" if len(apart) > 5 else ""
-            click.echo(f"note: {studies} no ES after the ED; ED and ES come from neighbouring beats (es_frame < "
-                       f"ed_frame in summary.csv): {', '.join(apart[:5])}{more}")
+    apart = r.neighbouring_beats
+    if apart:
+        studies = "1 study shows" if len(apart) == 1 else f"{len(apart)} studies show"
+        more = f" and {len(apart) - 5} more" if len(apart) > 5 else ""
+        click.echo(f"note: {studies} no ES after the ED; ED and ES come from neighbouring beats (es_frame < "
+                   f"ed_frame in summary.csv): {', '.join(apart[:5])}{more}")
     for sid, reason in r.failed.items():
         click.echo(f"failed {sid}: {reason}", err=True)
     if r.failed and not os.environ.get("TORCHELASTIC_RUN_ID"):
