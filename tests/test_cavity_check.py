@@ -41,16 +41,15 @@ def pipe():
     return pipeline_module.EchoKDMPipeline.from_weights()
 
 
-def _run(pipe, monkeypatch, slide: float, tolerance):
+def _run(pipe, monkeypatch, slide: float, tolerance, weight: torch.Tensor | float = 1.0):
     """The shipped pipeline with K2F's decoded correction replaced by one that moves everything ``slide`` px towards
     the base (along the side walls, which the contour snapping leaves alone: the cavity leaves the keypoints'
-    place)."""
+    place), times ``weight``."""
     size = pipe.sample_size
     src = torch.from_numpy(np.random.default_rng(1).random((1, 1, size, size), dtype=np.float32))
-    spline = torch.from_numpy(keypoint_flow(SOURCE, TARGET, (size, size)))[None]
-    fake = torch.zeros_like(spline)
+    fake = torch.zeros(1, 2, size, size)
     fake[:, 0] = -slide  # pull from above: the picture moves down
-    monkeypatch.setattr(pipeline_module, "decode_flow", lambda vae, latent: fake.clone())
+    monkeypatch.setattr(pipeline_module, "decode_flow", lambda vae, latent: fake * weight)
     pipe.cavity_tolerance = tolerance
     try:
         g = torch.Generator().manual_seed(0)
@@ -86,14 +85,9 @@ def test_the_correction_keeps_the_most_weight_that_passes_the_check(pipe, monkey
     needed = cavity_overlap(out.keypoint_flow, src, tgt)[0] - pipeline_module.CAVITY_TOLERANCE
     assert cavity_overlap(out.flow, src, tgt)[0] >= needed
     stronger = pipeline_module.TRUST_LEVELS[pipeline_module.TRUST_LEVELS.index(level) - 1]
-    # one level more would fail the check
-    pipe.cavity_tolerance = None
-    monkeypatch.setattr(pipeline_module, "decode_flow", lambda vae, latent: out.keypoint_flow * 0 - torch.tensor(
-        [8.0, 0.0]).view(1, 2, 1, 1) * (1 - (1 - stronger) * pipeline_module.heart_fade(
-            tgt, (size, size), pipeline_module.TRUST_REACH)[:, None]))
-    more = pipe.generate_flow(out.flow.new_zeros(1, 1, size, size), src, tgt, 2, torch.Generator().manual_seed(0))
-    pipe.cavity_tolerance = pipeline_module.CAVITY_TOLERANCE
-    assert cavity_overlap(more.flow, src, tgt)[0] < needed
+    heart_weight = 1 - (1 - stronger) * pipeline_module.heart_fade(tgt, (size, size), pipeline_module.TRUST_REACH)
+    more, _, _ = _run(pipe, monkeypatch, 8.0, None, heart_weight[:, None].float())
+    assert cavity_overlap(more.flow, src, tgt)[0] < needed  # one level more would fail the check
     nothing, _, _ = _run(pipe, monkeypatch, 0.0, pipeline_module.CAVITY_TOLERANCE)
     assert torch.equal(nothing.trust, torch.ones_like(nothing.trust))  # a correction that keeps the cavity: whole
 
