@@ -175,8 +175,12 @@ def find_study(inp: StudyInput, labels: np.ndarray, prior: Callable[[], Keypoint
     """ED/ES from the LV area curve (a beat must be visible), the source and target frames and their keypoints.
 
     The target keypoints come from the observed target frame (``phase``), the keypoint motion prior on the loop's
-    spacing (``target_ef``) or the keypoint file (``keypoints``; of 20 endocardial keypoints, the wall moves with
-    them: :func:`echokdm.keypoints.move_epicardium`).
+    spacing (``target_ef``) or the keypoint file (``keypoints``). Of an observed target frame only the endocardium
+    is taken, and the wall moves with it from the source's keeping its area
+    (:func:`echokdm.keypoints.move_epicardium`, as for a file of 20 endocardial keypoints): on real loops the
+    segmented wall of a second frame is less reliable than its cavity (on the bundled SonoSite loop its ES wall
+    reads 1.39 times its ED wall), and the spline through such a wall drags the cavity's border with it
+    (docs/predict.md, "The target's wall").
 
     Args:
         inp: the input.
@@ -193,13 +197,13 @@ def find_study(inp: StudyInput, labels: np.ndarray, prior: Callable[[], Keypoint
     source_kps = kp(src)
     beat_kps = (kp(beat[0]), kp(beat[1]))
     real_target = kp(target) if target is not None else None
-    if opts.mode == "phase":
-        target_kps = real_target
+    from echokdm.keypoints import move_epicardium
+
+    if opts.mode == "phase":  # the observed endocardium; the wall moves with it (see above)
+        target_kps = move_epicardium(source_kps, real_target[:20])
     elif opts.mode == "target_ef":
         target_kps = prior()(source_kps, target_ef=opts.target_ef, spacing_mm=inp.spacing)
     elif len(inp.target_keypoints) == 20:  # endocardium only (an EchoNet-style tracing): the wall moves with it
-        from echokdm.keypoints import move_epicardium
-
         target_kps = move_epicardium(source_kps, inp.target_keypoints)
     else:
         target_kps = inp.target_keypoints

@@ -2,7 +2,7 @@
 """Harness predictors on the two real loops at full resolution, scored as ``echokdm predict`` scores its report.
 
     python pipelines/bench/real_loops.py [--predictors copy,tps,kdm,k2f-warp] [--seeds 3] [--acuson DCM] \
-        [--weights DIR]
+        [--weights DIR] [--phantom N]
 
 For each real loop (the bundled SonoSite sample and ``--acuson``) the study is found as ``echokdm predict
 --phase es`` finds it (built-in segmenter, ED -> ES of the first beat); each predictor of ``echokdm evaluate``
@@ -12,12 +12,15 @@ labels and the target frame to leave out included) and its prediction is scored 
 prediction's segmentation against the real ES frame's, and |EF of the prediction - EF of the target keypoints|.
 ``echokdm evaluate --data LOOP.dcm`` scores the same predictors on its 128-px square grid instead, which hides
 the full-resolution texture. Sampling predictors run ``--seeds`` seeds (mean and range printed); the others once.
+``--phantom N`` adds N loops of the phantom's test split (256 px DICOM cines, built-in segmenter, the same path)
+as a reference whose segmented walls are reliable; one row per predictor, the mean over loops and seeds.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,6 +29,7 @@ import torch
 
 ACUSON = Path("/work/shared/data/real/acuson_a4c.dcm")
 METRICS = ("psnr", "ssim", "dice", "ef_err")
+PHANTOM = "phantom-"  # name prefix of the --phantom loops
 
 
 def study_of(cine: Path, segmenter):
@@ -105,12 +109,30 @@ def run(predictors: list[str], loops: dict[str, Path], seeds: int, keep: Path | 
     return rows
 
 
+def phantom_loops(folder: Path, n: int) -> dict[str, Path]:
+    """``n`` loops of the phantom's test split written as 256-px DICOM cines into ``folder``, by name."""
+    from echokdm.io import write_cine_dicom
+    from echokdm.phantom import sample_params, simulate
+    from echokdm.phantom.sampling import split_seeds
+
+    loops = {}
+    for seed in split_seeds("test", n):
+        lp = simulate(sample_params(seed, size=256))
+        path = folder / f"{PHANTOM}{seed}.dcm"
+        frames = (lp.frames * 255).round().astype(np.uint8)
+        write_cine_dicom(path, frames, frame_time_ms=lp.frame_time_ms, spacing_mm=lp.spacing_mm)
+        loops[path.stem] = path
+    return loops
+
+
 def table(rows: list[dict]) -> str:
-    """Markdown table: mean over seeds (min-max when several) per loop and predictor."""
+    """Markdown table: mean over seeds (min-max when several) per loop and predictor; the phantom loops together."""
     import pandas as pd
 
     df = pd.DataFrame(rows)
-    lines = ["| loop | predictor | seeds | PSNR | SSIM | LV Dice | EF error | s |", "|---|---|---|---|---|---|---|---|"]
+    n_phantom = df["loop"].str.startswith(PHANTOM).groupby(df["loop"]).first().sum()
+    df["loop"] = df["loop"].where(~df["loop"].str.startswith(PHANTOM), f"phantom x{n_phantom}")
+    lines = ["| loop | predictor | runs | PSNR | SSIM | LV Dice | EF error | s |", "|---|---|---|---|---|---|---|---|"]
     for (loop, name), g in df.groupby(["loop", "predictor"], sort=False):
         cells = []
         for m, fmt in zip(METRICS, (".2f", ".3f", ".3f", ".1f")):
@@ -127,6 +149,7 @@ def main() -> None:
     ap.add_argument("--acuson", type=Path, default=ACUSON, help="the second real loop")
     ap.add_argument("--loops", default="sonosite,acuson", help="real loops to run (comma-separated)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads")
+    ap.add_argument("--phantom", type=int, default=0, help="also N loops of the phantom's test split")
     ap.add_argument("--keep", type=Path, default=None, help="folder to save the predicted frames in (.npy)")
     ap.add_argument("--weights", default=None,
                     help="KDM predictors' weights, as evaluate's --weights (e.g. an `echokdm train k2f --out DIR`)")
@@ -136,8 +159,11 @@ def main() -> None:
     from echokdm.data import sample_path
 
     paths = {"sonosite": sample_path("sonosite"), "acuson": a.acuson}
-    loops = {name: paths[name] for name in a.loops.split(",")}
-    rows = run(a.predictors.split(","), loops, a.seeds, a.keep, a.weights)
+    loops = {name: paths[name] for name in a.loops.split(",") if name}
+    with tempfile.TemporaryDirectory() as tmp:
+        if a.phantom:
+            loops.update(phantom_loops(Path(tmp), a.phantom))
+        rows = run(a.predictors.split(","), loops, a.seeds, a.keep, a.weights)
     print(table(rows))
 
 

@@ -14,7 +14,7 @@ import torch
 from echokdm.errors import InputError
 from echokdm.grid import kdm_on_source_grid
 from echokdm.io import write_label_sequence
-from echokdm.keypoints import KeypointTrack, extract_keypoints, save_keypoints
+from echokdm.keypoints import KeypointTrack, extract_keypoints, myocardial_area, save_keypoints
 from echokdm.predict import KDMPredictor, PredictOptions, PredictWeights, predict_study
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "data_specs" / "predict_report.schema.json").read_text())
@@ -61,7 +61,9 @@ def test_es_prediction_follows_the_pipeline(predictor, phantom_study):
     assert (p.source_frame, p.target_frame) == (phantom_study.ed[0], phantom_study.es[0])
     assert p.frames.shape == (1, 128, 128) and p.flows.shape == (1, 2, 128, 128) and p.labels.shape == (1, 128, 128)
     np.testing.assert_allclose(p.source_keypoints, extract_keypoints(phantom_study.labels[p.source_frame], 40))
-    np.testing.assert_allclose(p.target_keypoints, extract_keypoints(phantom_study.labels[p.target_frame], 40))
+    # the real ES frame's endocardium; its wall moved with it from the source's, keeping the source's wall area
+    np.testing.assert_allclose(p.target_keypoints[:20], extract_keypoints(phantom_study.labels[p.target_frame], 20))
+    assert myocardial_area(p.target_keypoints) == pytest.approx(myocardial_area(p.source_keypoints), rel=1e-4)
     # KDM on the source grid with the loop's sector, the keypoints found, the requested steps and seed
     from echokdm.io import load_cine
 
