@@ -58,6 +58,8 @@ class Sample:
         loop_labels: frame index -> (H, W) uint8 labels of the loop's labelled frames, or None.
         prior: the keypoint motion prior that made ``target_keypoints`` (target-ef only), so that a predictor can
             calibrate the request (:func:`echokdm.predict.ef_request.calibrated_keypoints`).
+        source_wall_keypoints: (40, 2) the source's keypoints with its wall, for a 20-keypoint sample (the models
+            condition on them: :func:`walled_keypoints`); None otherwise or where no wall can be traced.
     """
 
     sample_id: str
@@ -77,6 +79,7 @@ class Sample:
     target_frames: list[int] | None = None
     loop_labels: dict[int, np.ndarray] | None = None
     prior: KeypointPrior | None = None
+    source_wall_keypoints: np.ndarray | None = None
 
 
 def load_prior(path: str | os.PathLike | None = None) -> KeypointPrior:
@@ -127,6 +130,27 @@ def wall_keypoints(case: Case, frame: int, myocardium: Segmenter | None) -> np.n
         )
     seg = myocardium(case.frames[frame][None], sector_mask=case.sector_mask, spacing_mm=case.spacing_mm)[0]
     return epicardium_from(keypoints_of(labels, 20), keypoints_of(seg, 40))
+
+
+def walled_keypoints(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
+    """(source (K, 2), targets (N, K, 2)) keypoints of ``sample`` for a model: a 20-keypoint sample with a
+    ``source_wall_keypoints`` gets them (K = 40) and each target's wall moved with its endocardium
+    (:func:`echokdm.keypoints.move_epicardium`), as ``--keypoints 40`` makes them of cavity-only tracings; any other
+    sample's keypoints as they are."""
+    from echokdm.keypoints import move_epicardium
+
+    source, targets = sample.source_wall_keypoints, np.asarray(sample.target_keypoints)
+    if source is None or targets.shape[1] != 20:
+        return sample.source_keypoints, targets
+    return source, np.stack([move_epicardium(source, t) for t in targets])
+
+
+def _source_wall(case: Case, frame: int, myocardium: Segmenter | None) -> np.ndarray | None:
+    """:func:`wall_keypoints` of the source, None where no wall can be traced."""
+    try:
+        return wall_keypoints(case, frame, myocardium)
+    except InputError:
+        return None
 
 
 def _target_keypoints(labels: np.ndarray, source_keypoints: np.ndarray) -> np.ndarray:
@@ -181,7 +205,8 @@ def make_sample(
         prior: keypoint motion prior (required by ``target-ef``).
         seed: fixes the requested EF of ``target-ef``.
         myocardium: segments the source frame when 40 keypoints are asked of cavity-only tracings (EchoNet-Dynamic):
-            the epicardium is then derived (:func:`wall_keypoints`).
+            the epicardium is then derived (:func:`wall_keypoints`); at 20 keypoints it gives the models' wall
+            (``source_wall_keypoints``).
 
     Returns:
         The sample.
@@ -238,4 +263,5 @@ def make_sample(
         target_labels=target_labels,
         ddf=ddf,
         target_frames=idx,
+        source_wall_keypoints=_source_wall(case, src_idx, myocardium) if n_keypoints == 20 else None,
     )

@@ -1,5 +1,7 @@
 """Evaluation cases from data folders in the layouts the phantom writes (CAMUS, EchoNet-Dynamic, DICOM)."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -123,3 +125,29 @@ def test_echonet_tracings_get_a_wall_for_40_keypoints(folders, loop, tmp_path):
     atlas = run_evaluation(str(folders / "echonet"), tmp_path / "a", predictors=["copy"], n_keypoints=20,
                            segmenter="atlas", size=112)
     assert not atlas.table["skipped"].any()  # 20 keypoints need no wall
+
+
+def test_models_condition_on_the_wall_at_20_keypoints(folders, tiny_weights, monkeypatch):
+    """At 20 keypoints a sample is scored on the endocardium, and KDM is handed the 40 that --keypoints 40 makes of
+    the tracings (the source's wall from the segmenter, the target's moved along); without a wall it takes the 20."""
+    import echokdm.evaluate.kdm as kdm_module
+    from echokdm.evaluate.tasks import make_sample, walled_keypoints
+    from echokdm.predict import PredictWeights
+    from echokdm.segmenter import BuiltinSegmenter
+
+    case = folder_cases(folders / "echonet", 112)[0].load()
+    at20 = make_sample(case, "es", n_keypoints=20, myocardium=BuiltinSegmenter())
+    at40 = make_sample(case, "es", n_keypoints=40, myocardium=BuiltinSegmenter())
+    assert at20.source_keypoints.shape == (20, 2) and at20.target_keypoints.shape == (1, 20, 2)
+    source, targets = walled_keypoints(at20)
+    np.testing.assert_allclose(source, at40.source_keypoints)
+    np.testing.assert_allclose(targets, at40.target_keypoints)
+    seen = []
+    monkeypatch.setattr(kdm_module, "kdm_on_source_grid", lambda pipe, src, sector, src_kps, tgt_kps, **kw: seen.append(
+        (src_kps, tgt_kps)) or SimpleNamespace(frames=np.asarray(tgt_kps)[:, :1, :1]))
+    kdm_module.KDMModel(steps=1, weights=PredictWeights.from_dir(tiny_weights))(at20)
+    np.testing.assert_allclose(seen[0][0], at40.source_keypoints)
+    np.testing.assert_allclose(seen[0][1], at40.target_keypoints)
+    bare = make_sample(case, "es", n_keypoints=20)  # no wall segmenter (the atlas segmenter's evaluation)
+    assert bare.source_wall_keypoints is None
+    assert walled_keypoints(bare)[0] is bare.source_keypoints
