@@ -61,6 +61,15 @@ def test_equalisation_is_invariant_to_gain_and_gamma():
     assert torch.allclose(a, b, atol=1e-6)
     assert a[:, :, ~mask].abs().max() == 0
     assert 0.45 < a[:, :, mask].mean() < 0.55
+    # ties share their mid rank, each frame ranked within its own sector; an empty sector gives zeros
+    two = torch.zeros(2, 1, 4, 4)
+    two[0, 0, :, 2:] = 1.0
+    masks = torch.ones(2, 1, 4, 4, dtype=torch.bool)
+    masks[1] = False
+    out = equalize_frames(two, masks)
+    assert torch.equal(out[0, 0, :, :2], torch.full((4, 2), 0.25))
+    assert torch.equal(out[0, 0, :, 2:], torch.full((4, 2), 0.75))
+    assert out[1].abs().max() == 0
 
 
 def test_temporal_smoothing_and_jitter():
