@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -147,11 +147,15 @@ class SourceGridOutput:
         frames: (N, H, W) float32 frames in [0, 1] on the source grid.
         flows: (N, 2, H, W) float32 pull flows source -> each frame, source pixels, channels (dy, dx).
         fit: the working grid they were generated on.
+        trust: the weight K2F's correction and F2I's residual kept inside the target's heart (the cavity check of
+            :meth:`echokdm.pipeline.EchoKDMPipeline.generate_flow`): 1 where the check passed at once, and for
+            generators without one.
     """
 
     frames: np.ndarray
     flows: np.ndarray
     fit: SectorFit
+    trust: float = 1.0
 
 
 def on_source_grid(
@@ -223,10 +227,11 @@ def kdm_on_source_grid(
         clock: times the stages ``prepare``, ``k2f``, ``f2i`` and ``transfer``.
 
     Returns:
-        The frames (one per alpha) and flows on the source grid, and the fit.
+        The frames (one per alpha) and flows on the source grid, the fit, and the cavity check's ``trust``.
     """
     clock = clock or _no_clock
     device, dtype = pipeline.f2i_unet.device, pipeline.f2i_unet.dtype
+    kept = []  # the cavity check's weight inside the heart
 
     def generate(src: torch.Tensor, src_kps: torch.Tensor, tgt_kps: list[torch.Tensor]):
         fractions = motion_fractions(src_kps[0].numpy(), [k[0].numpy() for k in tgt_kps]) if alphas is None else alphas
@@ -235,6 +240,7 @@ def kdm_on_source_grid(
             flow, _, trust = pipeline.generate_flow(
                 src, src_kps.to(device), tgt_kps[-1].to(device), num_inference_steps, generator
             )
+        kept.append(float(trust.min()))
         with clock("f2i"):
             if not warp_only:
                 return pipeline.render(src, flow, fractions, num_inference_steps, generator, trust)
@@ -242,7 +248,8 @@ def kdm_on_source_grid(
             frames = warp(src.expand(len(flows), -1, -1, -1), flows)
             return frames, flows, frames
 
-    return on_source_grid(generate, pipeline.sample_size, source, sector, source_keypoints, target_keypoints, clock)
+    out = on_source_grid(generate, pipeline.sample_size, source, sector, source_keypoints, target_keypoints, clock)
+    return replace(out, trust=kept[0])
 
 
 def motion_fractions(source: np.ndarray, targets: list[np.ndarray]) -> list[float]:

@@ -142,6 +142,10 @@ def command(
             + (f"{im['dice']:.3f}" if im["dice"] is not None else "n/a")
             + f" (copying the source: PSNR {im['copy_source']['psnr']:.2f} dB, SSIM {im['copy_source']['ssim']:.3f})"
         )
+    trust = p.report["cavity_check"]["trust"]
+    if trust < 1:
+        click.echo(f"note: K2F's flow carried the LV cavity less well than the keypoints ask, so its correction and "
+                   f"F2I's residual were weighted {trust:g} inside the heart (model card: 'The cavity check')")
     ad = p.report["adapt"]
     if ad:
         click.echo(f"adapted to the loop: {ad['steps_done']} of {ad['steps']} steps on {len(ad['frames_used'])} "

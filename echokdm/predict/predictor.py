@@ -173,6 +173,7 @@ class KDMPredictor:
         with clock("measure"):
             sections = {**study_sections(study, out.fit, self.device), **measure(study, out.frames, pred_labels)}
             sections["adapt"] = adapt
+            sections["cavity_check"] = {"tolerance": pipeline.cavity_tolerance, "trust": out.trust}
             sections["ef"]["calibration"] = None if calibration is None else calibration.as_dict()
         clock.seconds["total"] = time.perf_counter() - t_start
         observed = study.target_frame is not None

@@ -18,6 +18,7 @@ import jsonschema
 import numpy as np
 import pydicom
 import pytest
+import torch
 from broken_inputs import run_inprocess
 from hardening_files import sealed_env
 from io_files import dciodvfy_errors, sha256
@@ -242,3 +243,25 @@ def test_a_prediction_whose_lv_misses_the_keypoints_is_flagged(tmp_path):
     assert code == 0, stderr
     ef = json.loads((tmp_path / "ef" / "report.json").read_text())["ef"]
     assert ef["consistency"]["seg_vs_keypoints"] > 10 and "points apart" not in stdout
+
+
+@pytest.mark.parametrize("carried", [True, False])
+def test_the_summary_and_report_say_what_the_cavity_check_did(study, tiny_weights, tmp_path, monkeypatch, carried):
+    """report.json's ``cavity_check`` gives the tolerance and the weight K2F's correction and F2I's residual kept in
+    the heart; below 1 a note line says so. Here K2F's flow carries the cavity as well as the spline, or not at all
+    (every weight fails the check, and the last one, 0, is taken)."""
+    import echokdm.pipeline as pipeline_module
+
+    monkeypatch.setattr(pipeline_module, "cavity_overlap", lambda flow, src, tgt: np.ones(len(flow))
+                        if carried or flow.abs().max() == 0 else np.zeros(len(flow)))
+    monkeypatch.setattr(pipeline_module, "batch_keypoint_flow", lambda src, tgt, shape: torch.zeros(
+        len(src), 2, *shape))  # the spline: no motion (so the check can tell it from the flow)
+    out = tmp_path / "out"
+    code, stdout, stderr = run_inprocess(["predict", "--dicom", str(study / "study.dcm"), "--seg",
+                                          str(study / "labels.nii.gz"), "--steps", "1", "--weights",
+                                          str(tiny_weights), "--out", str(out)])
+    assert code == 0, stderr
+    rep = json.loads((out / "report.json").read_text())
+    jsonschema.validate(rep, SCHEMA)
+    assert rep["cavity_check"] == {"tolerance": pipeline_module.CAVITY_TOLERANCE, "trust": 1.0 if carried else 0.0}
+    assert ("weighted 0 inside the heart" in stdout) != carried
