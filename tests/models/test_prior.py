@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from echokdm.errors import InputError
+from echokdm.keypoints import myocardial_area
 from echokdm.metrics import ef_from_keypoints
 from echokdm.models.prior import KeypointMotionPrior, canonical_frame
 
@@ -63,6 +64,16 @@ def test_target_ef_is_hit_on_the_given_spacing(prior, spacing):
     src = lv_keypoints(21, 50, angle=0.6)
     es = prior(src, target_ef=40.0, spacing_mm=spacing)
     assert ef_from_keypoints(src, es, spacing) == pytest.approx(40.0, abs=1e-3)
+
+
+def test_the_es_wall_moves_with_the_endocardium_keeping_its_area(prior):
+    """Called as a KeypointPrior, the prior gives its own ES endocardium and the source's wall moved along at constant
+    area, where its own trajectory's wall changes area (here it shrinks by 12 %)."""
+    src = lv_keypoints(21, 50)
+    es = prior(src, target_ef=40.0, spacing_mm=None)
+    np.testing.assert_allclose(es[:20], prior.for_target_ef(src, 40.0)[-1][:20])
+    assert myocardial_area(es) == pytest.approx(myocardial_area(src), rel=1e-4)
+    assert abs(myocardial_area(prior.for_target_ef(src, 40.0)[-1]) / myocardial_area(src) - 1) > 0.05
 
 
 def test_bad_requests_are_clear_errors(prior):
