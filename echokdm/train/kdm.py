@@ -228,6 +228,23 @@ def with_keypoints(batch: dict, n: int) -> dict:
     return {**batch, "src_kps": src, "tgt_kps": tgt, "kp_flow": kp_flow}
 
 
+def with_moved_walls(batch: dict, moved: torch.Tensor) -> dict:
+    """``batch`` (40 keypoints) with the target epicardium of the pairs where ``moved`` (B,) is True moved from
+    the source's with the endocardium at constant area (:func:`echokdm.keypoints.move_epicardium`) and their
+    keypoint flow redone; the flows to learn are unchanged."""
+    from echokdm.keypoints import move_epicardium
+
+    if batch["tgt_kps"].shape[1] != 40 or not moved.any():
+        return batch
+    tgt, kp_flow = batch["tgt_kps"].clone(), batch["kp_flow"].clone()
+    idx = moved.nonzero().flatten()
+    for i in idx.tolist():
+        walled = move_epicardium(batch["src_kps"][i].double().numpy(), batch["tgt_kps"][i, :20].double().numpy())
+        tgt[i] = torch.from_numpy(walled).to(tgt)
+    kp_flow[idx] = batch_keypoint_flow(batch["src_kps"][idx], tgt[idx], tuple(kp_flow.shape[-2:])).to(kp_flow)
+    return {**batch, "tgt_kps": tgt, "kp_flow": kp_flow}
+
+
 # ----------------------------------------------------------------------------------------------- OF-net
 @dataclass
 class OFNetModelConfig:
@@ -321,8 +338,18 @@ class FlowAETask(_PairTask):
 
 # ---------------------------------------------------------------------------------------------- K2F
 @dataclass
+class K2FDataConfig(PairDataConfig):
+    """K2F's pairs: :class:`PairDataConfig` and how their target walls are given."""
+
+    moved_wall_prob: float = option(
+        0.0, "probability that a 40-keypoint training pair's target epicardium is the source's moved with the "
+        "endocardium at constant area (echokdm.keypoints.move_epicardium), as predict and evaluate give the "
+        "target wall; the flow to learn stays the true one", 0.0, 1.0)
+
+
+@dataclass
 class K2FRunConfig(RunConfig):
-    data: PairDataConfig = option(PairDataConfig, "phantom frame pairs")
+    data: K2FDataConfig = option(K2FDataConfig, "phantom frame pairs")
 
 
 class K2FTask(_PairTask):
@@ -361,6 +388,8 @@ class K2FTask(_PairTask):
         counts = self.keypoint_counts
         if len(counts) > 1:
             batch = with_keypoints(batch, counts[int(torch.randint(len(counts), ()))])
+        if self.cfg.data.moved_wall_prob > 0:
+            batch = with_moved_walls(batch, torch.rand(len(batch["tgt_kps"])) < self.cfg.data.moved_wall_prob)
         z0 = encode_flow(self.vae(device), self._correction(batch, device))
         return diffusion_loss(model, self.scheduler, z0, self._cond(batch, device))
 

@@ -169,3 +169,32 @@ def test_k2f_learns_20_and_40_keypoints_in_one_network(val_pairs, tmp_path):
         F2ITask(load_config(_config(tmp_path, n_keypoints=[20, 40]), F2IRunConfig))
     with pytest.raises(InputError, match="20, 40 or a list"):
         K2FTask(load_config(_config(tmp_path, n_keypoints=[30]), K2FRunConfig))
+
+
+def test_k2f_can_learn_from_moved_target_walls(val_pairs, tmp_path):
+    """``data.moved_wall_prob``: that share of 40-keypoint training pairs gets the target wall predict and evaluate
+    give (moved with the endocardium at constant area), the keypoint flow through it, and the true flow to learn."""
+    from echokdm.config import load_config
+    from echokdm.keypoints import myocardial_area
+    from echokdm.train.kdm import K2FRunConfig, K2FTask, with_keypoints, with_moved_walls
+    from echokdm.train.pairs import PairDataset
+
+    items = [PairDataset(val_pairs)[i] for i in range(2)]
+    batch = {k: torch.stack([it[k] for it in items]) for k in items[0]}
+    moved = with_moved_walls(batch, torch.tensor([True, False]))
+    src, tgt = batch["src_kps"][0].double().numpy(), moved["tgt_kps"][0].double().numpy()
+    assert myocardial_area(tgt) == pytest.approx(myocardial_area(src), rel=1e-3)
+    assert abs(myocardial_area(batch["tgt_kps"][0].double().numpy()) / myocardial_area(src) - 1) > 1e-2
+    assert torch.equal(moved["tgt_kps"][0, :20], batch["tgt_kps"][0, :20])
+    assert torch.equal(moved["tgt_kps"][1], batch["tgt_kps"][1])
+    assert torch.equal(moved["kp_flow"][1], batch["kp_flow"][1])
+    assert not torch.equal(moved["kp_flow"][0], batch["kp_flow"][0]) and torch.equal(moved["flow"], batch["flow"])
+    endo = with_keypoints(batch, 20)
+    assert with_moved_walls(endo, torch.tensor([True, True])) is endo  # 20 keypoints have no wall to move
+
+    cfg = load_config(_config(tmp_path, flow_source="truth", moved_wall_prob=1.0), K2FRunConfig)
+    task = K2FTask(cfg)
+    seen = []
+    task._correction = lambda b, device: seen.append(b["tgt_kps"]) or torch.zeros(2, 2, SIZE, SIZE)
+    task.training_step(task.build_model(), batch, torch.device("cpu"))
+    torch.testing.assert_close(seen[0], with_moved_walls(batch, torch.tensor([True, True]))["tgt_kps"])
