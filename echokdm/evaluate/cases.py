@@ -34,6 +34,9 @@ class Case:
         sector_mask: (H, W) bool, the imaged fan.
         ddf_from_ed: (T, 2, H, W) float32 exact pull displacement from ED to each frame, or None.
         info: descriptive values for the per-case table (true EF, depth, quality, source).
+        walls_observed: whether the labels' LV wall of a target frame is to be taken as it is; False for labels of
+            the built-in segmenter, whose walls of a second frame are unreliable on real loops: a target's wall then
+            moves with its endocardium from the source's, as ``echokdm predict`` moves it.
     """
 
     case_id: str
@@ -45,6 +48,7 @@ class Case:
     sector_mask: np.ndarray
     ddf_from_ed: np.ndarray | None = None
     info: dict = field(default_factory=dict)
+    walls_observed: bool = True
 
     def __post_init__(self) -> None:
         t = self.frames.shape[0]
@@ -259,7 +263,7 @@ def _cine_case(path: Path) -> Case:
     study = find_study(inp, labels, lambda: None)
     return Case(case_id=path.stem, frames=inp.frames, labels=dict(enumerate(labels)), ed=study.source_frame,
                 es=study.target_frame, spacing_mm=inp.spacing, sector_mask=inp.sector,
-                info={"source": "cine", "labels": "built-in segmenter"})
+                info={"source": "cine", "labels": "built-in segmenter"}, walls_observed=False)
 
 
 def _dicom_case(root: Path, name: str) -> Case:

@@ -153,12 +153,13 @@ def _source_wall(case: Case, frame: int, myocardium: Segmenter | None) -> np.nda
         return None
 
 
-def _target_keypoints(labels: np.ndarray, source_keypoints: np.ndarray) -> np.ndarray:
-    """Keypoints of a target label map, as many as the source's; a cavity-only tracing's wall moves with its
-    endocardium from the source's (:func:`echokdm.keypoints.move_epicardium`)."""
+def _target_keypoints(labels: np.ndarray, source_keypoints: np.ndarray, walls_observed: bool = True) -> np.ndarray:
+    """Keypoints of a target label map, as many as the source's; the wall of a cavity-only tracing, or of labels
+    whose walls are not taken as observed (:attr:`Case.walls_observed`), moves with its endocardium from the
+    source's (:func:`echokdm.keypoints.move_epicardium`)."""
     from echokdm.keypoints import move_epicardium
 
-    if len(source_keypoints) == 20 or (labels == LV_MYOCARDIUM).any():
+    if len(source_keypoints) == 20 or (walls_observed and (labels == LV_MYOCARDIUM).any()):
         return keypoints_of(labels, len(source_keypoints))
     return move_epicardium(source_keypoints, keypoints_of(labels, 20))
 
@@ -258,7 +259,8 @@ def make_sample(
     return Sample(
         **common,
         source_is_ed=task != "ed",
-        target_keypoints=np.stack([_target_keypoints(t, common["source_keypoints"]) for t in target_labels]),
+        target_keypoints=np.stack([_target_keypoints(t, common["source_keypoints"], case.walls_observed)
+                                   for t in target_labels]),
         targets=case.frames[idx].astype(np.float32),
         target_labels=target_labels,
         ddf=ddf,

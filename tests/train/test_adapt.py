@@ -111,6 +111,7 @@ def test_evaluate_predictor_option_is_checked():
 def test_one_cine_file_is_an_evaluate_case_with_its_loop(phantom_study):
     from echokdm.evaluate.cases import resolve_cases
     from echokdm.evaluate.tasks import make_sample
+    from echokdm.keypoints import extract_keypoints, myocardial_area
 
     (ref,) = resolve_cases(str(phantom_study.dicom), 64)
     case = ref.load()
@@ -119,3 +120,7 @@ def test_one_cine_file_is_an_evaluate_case_with_its_loop(phantom_study):
     assert abs(case.ed - phantom_study.ed[0]) <= 1 and abs(case.es - phantom_study.es[0]) <= 1
     sample = make_sample(case, "es")
     assert sample.loop is case.frames and sample.target_frames == [case.es]
+    # the segmenter's labels: the target's wall moves with its endocardium, as predict moves it
+    assert not case.walls_observed
+    np.testing.assert_allclose(sample.target_keypoints[0][:20], extract_keypoints(case.labels[case.es], 20))
+    assert myocardial_area(sample.target_keypoints[0]) == pytest.approx(myocardial_area(sample.source_keypoints), 1e-4)
