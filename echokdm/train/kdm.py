@@ -30,7 +30,6 @@ from monai.losses import SSIMLoss
 from echokdm.config import option
 from echokdm.defaults import DEFAULT_STEPS, FLOW_VAE_WEIGHTS, K2F_WEIGHTS, SEG_WEIGHTS
 from echokdm.errors import EchoKDMError, InputError
-from echokdm.models.conditioning import batch_keypoint_flow
 from echokdm.models.diffusion import diffusion_loss, sample, sampling_scheduler, training_scheduler
 from echokdm.models.f2i import build_f2i_unet, compose, f2i_condition, residual_target
 from echokdm.models.flow_ae import build_flow_autoencoder, decode_flow, encode_flow, flow_autoencoder_loss
@@ -40,6 +39,7 @@ from echokdm.models.loading import load_diffusers_model, load_ofnet
 from echokdm.models.ofnet import OFNet, OFNetLoss
 from echokdm.pipeline import EchoKDMPipeline
 from echokdm.progress import progress
+from echokdm.train.batch_keypoints import with_keypoints, with_moved_walls
 from echokdm.train.model_flows import cached_k2f_flows, k2f_flows, ofnet_flows
 from echokdm.train.pairs import (
     CinePairDataset,
@@ -214,35 +214,6 @@ class _PairTask(TrainTask):
     def _correction(self, batch: dict, device: torch.device) -> torch.Tensor:
         """What K2F generates: the flow minus the keypoint (TPS) flow."""
         return self._flow(batch, device) - batch["kp_flow"].to(device)
-
-
-def with_keypoints(batch: dict, n: int) -> dict:
-    """``batch`` conditioned on its first ``n`` keypoints (of 40, the first 20 are the endocardium): ``src_kps``
-    and ``tgt_kps`` cut to ``n`` and ``kp_flow`` the thin-plate-spline flow of those (the rest as it is)."""
-    if batch["src_kps"].shape[1] == n:
-        return batch
-    if batch["src_kps"].shape[1] < n:
-        raise EchoKDMError(f"a batch with {batch['src_kps'].shape[1]} keypoints has no first {n}")
-    src, tgt = batch["src_kps"][:, :n], batch["tgt_kps"][:, :n]
-    kp_flow = batch_keypoint_flow(src, tgt, tuple(batch["kp_flow"].shape[-2:])).to(batch["kp_flow"])
-    return {**batch, "src_kps": src, "tgt_kps": tgt, "kp_flow": kp_flow}
-
-
-def with_moved_walls(batch: dict, moved: torch.Tensor) -> dict:
-    """``batch`` (40 keypoints) with the target epicardium of the pairs where ``moved`` (B,) is True moved from
-    the source's with the endocardium at constant area (:func:`echokdm.keypoints.move_epicardium`) and their
-    keypoint flow redone; the flows to learn are unchanged."""
-    from echokdm.keypoints import move_epicardium
-
-    if batch["tgt_kps"].shape[1] != 40 or not moved.any():
-        return batch
-    tgt, kp_flow = batch["tgt_kps"].clone(), batch["kp_flow"].clone()
-    idx = moved.nonzero().flatten()
-    for i in idx.tolist():
-        walled = move_epicardium(batch["src_kps"][i].double().numpy(), batch["tgt_kps"][i, :20].double().numpy())
-        tgt[i] = torch.from_numpy(walled).to(tgt)
-    kp_flow[idx] = batch_keypoint_flow(batch["src_kps"][idx], tgt[idx], tuple(kp_flow.shape[-2:])).to(kp_flow)
-    return {**batch, "tgt_kps": tgt, "kp_flow": kp_flow}
 
 
 # ----------------------------------------------------------------------------------------------- OF-net
@@ -508,4 +479,4 @@ class K2ITask(_PairTask):
         return dict(build_k2i_unet(self.cfg.data.size).config)
 
 
-__all__ = ["F2ITask", "FlowAETask", "K2FTask", "K2ITask", "OFNetTask", "PairDataConfig", "with_keypoints"]
+__all__ = ["F2ITask", "FlowAETask", "K2FTask", "K2ITask", "OFNetTask", "PairDataConfig"]

@@ -137,7 +137,8 @@ def test_k2f_learns_20_and_40_keypoints_in_one_network(val_pairs, tmp_path):
     from echokdm.config import load_config
     from echokdm.errors import InputError
     from echokdm.flow import keypoint_flow
-    from echokdm.train.kdm import F2IRunConfig, F2ITask, K2FRunConfig, K2FTask, with_keypoints
+    from echokdm.train.batch_keypoints import with_keypoints
+    from echokdm.train.kdm import F2IRunConfig, F2ITask, K2FRunConfig, K2FTask
     from echokdm.train.pairs import PairDataset
 
     item = PairDataset(val_pairs)[0]
@@ -176,7 +177,8 @@ def test_k2f_can_learn_from_moved_target_walls(val_pairs, tmp_path):
     give (moved with the endocardium at constant area), the keypoint flow through it, and the true flow to learn."""
     from echokdm.config import load_config
     from echokdm.keypoints import myocardial_area
-    from echokdm.train.kdm import K2FRunConfig, K2FTask, with_keypoints, with_moved_walls
+    from echokdm.train.batch_keypoints import with_keypoints, with_moved_walls
+    from echokdm.train.kdm import K2FRunConfig, K2FTask
     from echokdm.train.pairs import PairDataset
 
     items = [PairDataset(val_pairs)[i] for i in range(2)]
