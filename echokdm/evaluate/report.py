@@ -145,7 +145,10 @@ def evaluate_and_report(
         "task": task,
         "predictors": ", ".join(shown),
         "working grid": f"{size}x{size}",
-        "keypoints": str(n_keypoints),
+        "keypoints": str(n_keypoints) + (
+            " (scored on these; KDM conditions on 40 where the source's wall is known from its labels or the built-in "
+            "segmenter, the targets' wall moved along: `echokdm.evaluate.tasks.walled_keypoints`)"
+            if n_keypoints == 20 else ""),
         "segmenter of predictions": seg_name,
         "seed": str(seed),
     }

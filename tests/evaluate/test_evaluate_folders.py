@@ -125,6 +125,7 @@ def test_echonet_tracings_get_a_wall_for_40_keypoints(folders, loop, tmp_path):
     atlas = run_evaluation(str(folders / "echonet"), tmp_path / "a", predictors=["copy"], n_keypoints=20,
                            segmenter="atlas", size=112)
     assert not atlas.table["skipped"].any()  # 20 keypoints need no wall
+    assert "- keypoints: 20 (scored on these; KDM conditions on 40" in atlas.summary.read_text()
 
 
 def test_models_condition_on_the_wall_at_20_keypoints(folders, tiny_weights, monkeypatch):
