@@ -26,7 +26,7 @@ import torch
 from monai.data import DataLoader, MetaTensor
 from monai.inferers import Inferer
 
-from echokdm.defaults import DEFAULT_STEPS
+from echokdm.defaults import DEFAULT_STEPS, K2F_STEPS
 from echokdm.errors import EchoKDMError, InputError
 from echokdm.outputs import OutputDir
 from echokdm.predict import KDMPredictor, Prediction, PredictOptions, save_prediction
@@ -100,6 +100,7 @@ class KDMNetwork(torch.nn.Module):
         keypoints: torch.Tensor | Any,
         num_inference_steps: int = DEFAULT_STEPS,
         seed: int = 0,
+        k2f_steps: int = K2F_STEPS,
     ) -> torch.Tensor:
         """Generate the frame each source frame shows at its target keypoints (K2F flow, then F2I).
 
@@ -107,8 +108,9 @@ class KDMNetwork(torch.nn.Module):
             image: (B, 1, S, S) source frames in [0, 1] on the working grid.
             keypoints: (B, 2, K, 2) per source: its keypoints and the target keypoints, (x, y) in working-grid
                 pixels (a tensor or nested lists).
-            num_inference_steps: denoising steps of K2F and of F2I.
+            num_inference_steps: denoising steps of F2I.
             seed: seed of the sampling noise of every item (an item's result does not depend on the batch).
+            k2f_steps: denoising steps of K2F.
 
         Returns:
             (B, 1, S, S) generated frames, float32 in [0, 1].
@@ -125,7 +127,7 @@ class KDMNetwork(torch.nn.Module):
         frames = []
         for src, (source_kps, target_kps) in zip(image, kps):
             out = self.predictor.pipeline(
-                src, source_kps, target_kps, num_inference_steps=num_inference_steps,
+                src, source_kps, target_kps, num_inference_steps=num_inference_steps, k2f_steps=k2f_steps,
                 generator=torch.Generator().manual_seed(int(seed)), output_type="pt",
             )
             frames.append(out.frames.float())
@@ -136,7 +138,7 @@ class KDMInferer(Inferer):
     """Apply a :class:`KDMNetwork` to whole cine loops, as ``echokdm predict`` does.
 
     Args:
-        options: what to predict (default: ED -> ES of the first beat, 10 steps, seed 0).
+        options: what to predict (default: ED -> ES of the first beat, default steps, seed 0).
     """
 
     def __init__(self, options: PredictOptions | None = None) -> None:

@@ -1,7 +1,11 @@
 """Defaults shared by the commands, the library and the harness (one place for each)."""
 
-#: denoising steps of K2F and of F2I
+#: denoising steps of F2I (and of K2F where K2F's flows are made for training or adaptation)
 DEFAULT_STEPS = 10
+#: denoising steps of K2F at inference: the fewest whose PSNR, SSIM, LV Dice and EF error stay within 10 steps'
+#: 95% CI, and whose paired differences to 10 steps are not significantly worse, on 24 phantom validation loops and
+#: the two real loops (1 step fails; ``pipelines/bench/kdm_steps.py``, model card)
+K2F_STEPS = 2
 #: accepted EF range (percent) of a requested target EF and of a phantom heart
 EF_LIMITS = (5.0, 90.0)
 #: keypoints per frame of the KDM models and the motion prior (endocardium + epicardium)

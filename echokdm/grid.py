@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from echokdm.defaults import DEFAULT_STEPS
+from echokdm.defaults import DEFAULT_STEPS, K2F_STEPS
 from echokdm.errors import InputError
 from echokdm.flow import warp
 
@@ -210,6 +210,7 @@ def kdm_on_source_grid(
     generator: torch.Generator | None = None,
     warp_only: bool = False,
     clock: Clock | None = None,
+    k2f_steps: int = K2F_STEPS,
 ) -> SourceGridOutput:
     """KDM on the source grid: one K2F flow to the last target, F2I frames along it, residual transfer back.
 
@@ -221,10 +222,11 @@ def kdm_on_source_grid(
         target_keypoints: (K, 2) or (N, K, 2) keypoints to reach; K2F runs to the last set.
         alphas: fraction of that motion each frame shows, in (0, 1]; default: each target set's
             (:func:`motion_fractions`; 1 for a single set).
-        num_inference_steps: denoising steps of K2F and of F2I.
+        num_inference_steps: denoising steps of F2I.
         generator: seeds the sampling noise.
         warp_only: warp the source by the K2F flow instead of rendering with F2I (the ``k2f-warp`` ablation).
         clock: times the stages ``prepare``, ``k2f``, ``f2i`` and ``transfer``.
+        k2f_steps: denoising steps of K2F.
 
     Returns:
         The frames (one per alpha) and flows on the source grid, the fit, and the cavity check's ``trust``.
@@ -238,7 +240,7 @@ def kdm_on_source_grid(
         src = src.to(device, dtype)
         with clock("k2f"):
             flow, _, trust = pipeline.generate_flow(
-                src, src_kps.to(device), tgt_kps[-1].to(device), num_inference_steps, generator
+                src, src_kps.to(device), tgt_kps[-1].to(device), k2f_steps, generator
             )
         kept.append(float(trust.min()))
         with clock("f2i"):

@@ -20,7 +20,7 @@ from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DModel
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 
-from echokdm.defaults import DEFAULT_STEPS, F2I_WEIGHTS, FLOW_VAE_WEIGHTS, K2F_WEIGHTS
+from echokdm.defaults import DEFAULT_STEPS, F2I_WEIGHTS, FLOW_VAE_WEIGHTS, K2F_STEPS, K2F_WEIGHTS
 from echokdm.errors import EchoKDMError, InputError
 from echokdm.flow import cavity_overlap, confine_to_heart, heart_fade, snap_to_contours
 from echokdm.models.conditioning import batch_keypoint_flow
@@ -166,7 +166,7 @@ class EchoKDMPipeline(DiffusionPipeline):
     @torch.no_grad()
     def generate_flow(
         self, source: torch.Tensor, source_keypoints: torch.Tensor, target_keypoints: torch.Tensor,
-        num_inference_steps: int = DEFAULT_STEPS, generator: torch.Generator | None = None,
+        num_inference_steps: int = K2F_STEPS, generator: torch.Generator | None = None,
     ) -> FlowOutput:
         """K2F: (B, 1, H, W) sources and (B, K, 2) keypoints → :class:`FlowOutput`.
 
@@ -254,6 +254,7 @@ class EchoKDMPipeline(DiffusionPipeline):
         num_inference_steps: int = DEFAULT_STEPS,
         generator: torch.Generator | None = None,
         output_type: str = "np",
+        k2f_steps: int = K2F_STEPS,
         return_dict: bool = True,
     ) -> EchoKDMPipelineOutput | tuple:
         """Generate the target frame, or a sequence towards it.
@@ -264,9 +265,10 @@ class EchoKDMPipeline(DiffusionPipeline):
             target_keypoints: (K, 2) the keypoints the generated frame should show.
             alphas: fractions of the motion to render, each in (0, 1]; default ``[1.0]`` (the target only).
                 One K2F run serves all of them (continuous generation: the flow is scaled by alpha).
-            num_inference_steps: denoising steps of each stage.
+            num_inference_steps: denoising steps of F2I.
             generator: makes the result reproducible.
             output_type: ``"np"`` (float32 numpy arrays) or ``"pt"`` (tensors).
+            k2f_steps: denoising steps of K2F.
             return_dict: return an :class:`EchoKDMPipelineOutput` instead of a tuple.
 
         Returns:
@@ -276,7 +278,7 @@ class EchoKDMPipeline(DiffusionPipeline):
         if not alphas or any(not (0.0 < a <= 1.0) for a in alphas):
             raise EchoKDMError(f"alphas must be in (0, 1], got {alphas}")
         src, kps_src, kps_tgt = self._inputs(source, source_keypoints, target_keypoints)
-        flow, kp_flow, trust = self.generate_flow(src, kps_src, kps_tgt, num_inference_steps, generator)
+        flow, kp_flow, trust = self.generate_flow(src, kps_src, kps_tgt, k2f_steps, generator)
         frames, flows, warped = self.render(src, flow, alphas, num_inference_steps, generator, trust)
         out = (frames[:, 0], flows, kp_flow[0], warped[:, 0])
         if output_type == "np":

@@ -172,6 +172,7 @@ def predict_batch(
     studies: Sequence[str] = (),
     store: bool = False,
     steps: int | None = None,
+    k2f_steps: int | None = None,
     seed: int = 0,
     device: str = "auto",
     weights=None,
@@ -188,7 +189,8 @@ def predict_batch(
         dicomweb: a DICOMweb server to take the cines from instead of a manifest.
         studies: Study Instance UIDs on ``dicomweb`` (default: all its studies).
         store: store the DICOM results back into their studies on ``dicomweb``.
-        steps: denoising steps (default :data:`echokdm.defaults.DEFAULT_STEPS`).
+        steps: denoising steps of F2I (default :data:`echokdm.defaults.DEFAULT_STEPS`).
+        k2f_steps: denoising steps of K2F (default :data:`echokdm.defaults.K2F_STEPS`).
         seed: sampling seed of every study.
         device: ``auto``, ``cpu``, ``cuda`` (each rank takes its local GPU) or ``cuda:N``.
         weights: :class:`echokdm.predict.PredictWeights` (default: shipped).
@@ -204,7 +206,7 @@ def predict_batch(
             turns read-only or full during the batch); RemoteError: a DICOMweb server that cannot be reached or
             refuses to search or retrieve. Single studies never raise.
     """
-    from echokdm.defaults import DEFAULT_STEPS
+    from echokdm.defaults import DEFAULT_STEPS, K2F_STEPS
 
     _check_source(manifest, dicomweb, studies, store, anonymize)
     rows = read_manifest(manifest) if manifest is not None else []
@@ -257,7 +259,9 @@ def predict_batch(
                     raise InputError(row.error)
                 if _foreign(folder):
                     raise InputError(f"{folder} exists and was not made by echokdm; move it away")
-                opts = PredictOptions(**_typed(row.options), steps=steps or DEFAULT_STEPS, seed=seed)
+                opts = PredictOptions(
+                    **_typed(row.options), steps=steps or DEFAULT_STEPS, k2f_steps=k2f_steps or K2F_STEPS, seed=seed
+                )
                 (out_dir.path / DONE_DIR / row.study_id).unlink(missing_ok=True)  # a stale marker of a lost study
                 with remote.local(row.study_id, found[row.study_id]) if remote else nullcontext(row.dicom) as cine:
                     predict_study(cine, folder, opts, models, overwrite=True, command=command, anonymize=anonymizer)

@@ -46,6 +46,20 @@ def test_same_generator_same_pixels(pipe, inputs):
     assert not np.array_equal(a, c)
 
 
+def test_k2f_and_f2i_run_their_own_step_counts(pipe, inputs):
+    """``k2f_steps`` sets K2F's steps alone: the flow is generate_flow's at that count, whatever F2I runs."""
+    def run(k2f_steps, f2i_steps):
+        g = torch.Generator().manual_seed(0)
+        return pipe(*inputs, num_inference_steps=f2i_steps, k2f_steps=k2f_steps, generator=g)
+
+    src, kps_src, kps_tgt = pipe._inputs(*inputs)
+    for k2f_steps in (1, 3):
+        want = pipe.generate_flow(src, kps_src, kps_tgt, k2f_steps, torch.Generator().manual_seed(0)).flow[0]
+        for f2i_steps in (1, 2):
+            np.testing.assert_allclose(run(k2f_steps, f2i_steps).flows[0], want.numpy(), atol=1e-6)
+    assert not np.allclose(run(1, 2).flows, run(3, 2).flows)
+
+
 def test_sequence_scales_one_flow(pipe, inputs):
     alphas = [0.25, 0.5, 1.0]
     out = pipe(*inputs, alphas=alphas, num_inference_steps=2, generator=torch.Generator().manual_seed(0))
@@ -99,7 +113,7 @@ def test_sequence_residuals_are_faded_by_alpha(pipe, inputs):
 def test_scheduler_is_swappable(pipe, inputs, tmp_path):
     dpm = DPMSolverMultistepScheduler.from_config(pipe.f2i_scheduler.config)
     swapped = EchoKDMPipeline(pipe.flow_vae, pipe.k2f_unet, pipe.f2i_unet, pipe.k2f_scheduler, dpm)
-    out = swapped(*inputs, num_inference_steps=3, generator=torch.Generator().manual_seed(0))
+    out = swapped(*inputs, num_inference_steps=3, k2f_steps=3, generator=torch.Generator().manual_seed(0))
     # replay with a fresh DPM solver for F2I: the swapped scheduler is the one that rendered the frame
     g = torch.Generator().manual_seed(0)
     src, kps_src, kps_tgt = pipe._inputs(*inputs)

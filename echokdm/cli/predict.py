@@ -12,7 +12,7 @@ import sys
 import click
 
 from echokdm.cli import SEED, device_option
-from echokdm.defaults import DEFAULT_STEPS, EF_GAP_WARNING
+from echokdm.defaults import DEFAULT_STEPS, EF_GAP_WARNING, K2F_STEPS
 
 
 @click.command("predict")
@@ -50,7 +50,8 @@ from echokdm.defaults import DEFAULT_STEPS, EF_GAP_WARNING
     default=None,
     help="Source frame index (default: ED of the first beat; ES for --phase ed).",
 )
-@click.option("--steps", type=int, default=DEFAULT_STEPS, show_default=True, help="Denoising steps of K2F and of F2I.")
+@click.option("--steps", type=int, default=DEFAULT_STEPS, show_default=True, help="Denoising steps of F2I.")
+@click.option("--k2f-steps", type=int, default=K2F_STEPS, show_default=True, help="Denoising steps of K2F.")
 @click.option(
     "--seed", type=SEED, default=0, show_default=True, help="Seed of the sampling noise (same seed, same pixels)."
 )
@@ -84,6 +85,7 @@ def command(
     seg,
     source_frame,
     steps,
+    k2f_steps,
     seed,
     adapt,
     adapt_steps,
@@ -106,7 +108,7 @@ def command(
         raise InputError("give either --dicom FILE or --sample")
     cine = sample_path("sonosite") if sample else cine
     options = PredictOptions(phase=phase, target_ef=target_ef, keypoints=keypoints, frames=frames, seg=seg,
-                             source_frame=source_frame, steps=steps, seed=seed, adapt=adapt,
+                             source_frame=source_frame, steps=steps, k2f_steps=k2f_steps, seed=seed, adapt=adapt,
                              adapt_steps=adapt_steps)
     weights = PredictWeights.from_dir(weights_dir) if weights_dir else None
     p = predict_study(cine, out, options, weights=weights, device=device, overwrite=overwrite, command=command_line(),

@@ -8,7 +8,7 @@ import os
 import click
 
 from echokdm.cli import SEED, device_option
-from echokdm.defaults import DEFAULT_STEPS
+from echokdm.defaults import DEFAULT_STEPS, K2F_STEPS
 
 
 @click.command("predict-batch")
@@ -32,7 +32,8 @@ from echokdm.defaults import DEFAULT_STEPS
 @click.option(
     "--out", required=True, type=click.Path(file_okay=False), help="Batch folder: one sub-folder per study (resumable)."
 )
-@click.option("--steps", type=int, default=DEFAULT_STEPS, show_default=True, help="Denoising steps of K2F and of F2I.")
+@click.option("--steps", type=int, default=DEFAULT_STEPS, show_default=True, help="Denoising steps of F2I.")
+@click.option("--k2f-steps", type=int, default=K2F_STEPS, show_default=True, help="Denoising steps of K2F.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the sampling noise.")
 @device_option(torchrun=True)
 @click.option("--weights", "weights_dir", type=click.Path(), default=None,
@@ -44,7 +45,8 @@ from echokdm.defaults import DEFAULT_STEPS
 )
 @click.pass_context
 def command(
-    ctx: click.Context, manifest, dicomweb, studies, store, out, steps, seed, device, weights_dir, anonymize
+    ctx: click.Context, manifest, dicomweb, studies, store, out, steps, k2f_steps, seed, device, weights_dir,
+    anonymize,
 ) -> None:
     """Run `echokdm predict` for every study of a manifest (or every ultrasound cine on a DICOMweb server)
     into OUT/<study_id>/.
@@ -61,8 +63,8 @@ def command(
 
     weights = PredictWeights.from_dir(weights_dir) if weights_dir else None
     server = DicomWeb.from_environment(dicomweb) if dicomweb else None
-    r = predict_batch(manifest, out, dicomweb=server, studies=studies, store=store, steps=steps, seed=seed,
-                      device=device, weights=weights, command=command_line(), anonymize=anonymize)
+    r = predict_batch(manifest, out, dicomweb=server, studies=studies, store=store, steps=steps, k2f_steps=k2f_steps,
+                      seed=seed, device=device, weights=weights, command=command_line(), anonymize=anonymize)
     if r.not_predicted:
         click.echo(
             f"{len(r.not_predicted)} instance(s) not predicted (not ultrasound cines, or echokdm's own): "

@@ -35,7 +35,7 @@ class KDMModel(Predictor):
     alpha for the others (:func:`echokdm.grid.motion_fractions`).
 
     Args:
-        steps: denoising steps of each stage.
+        steps: denoising steps of F2I (K2F runs :data:`~echokdm.defaults.K2F_STEPS`).
         weights: the pipeline's weights (default: shipped), see :class:`echokdm.predict.PredictWeights`.
     """
 

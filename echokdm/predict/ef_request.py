@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from echokdm.defaults import EF_LIMITS
+from echokdm.defaults import EF_LIMITS, K2F_STEPS
 from echokdm.errors import InputError
 from echokdm.progress import note
 
@@ -118,7 +118,7 @@ def calibrate_request(
 class PredictionEFResponse:
     """The EF measured on KDM's prediction as a function of the keypoint EF asked of the prior.
 
-    A call predicts the target frame (:func:`echokdm.grid.kdm_on_source_grid`, alpha 1, ``steps`` steps, noise
+    A call predicts the target frame (:func:`echokdm.grid.kdm_on_source_grid`, alpha 1, the given steps, noise
     seeded by ``seed``: what the final prediction does) from the prior's keypoints at that EF and measures its EF
     as :func:`echokdm.metrics.prediction_ef` does, between ``segment`` of the source and of the predicted frame
     (None where the prior cannot reach the EF or its keypoints leave the image).
@@ -130,16 +130,17 @@ class PredictionEFResponse:
         source, sector: (H, W) ED frame in [0, 1] and its sector mask.
         source_kps: (40, 2) keypoints (x, y) of the source.
         spacing_mm: (dy, dx) or None.
-        steps, seed: denoising steps and noise seed of the prediction.
+        steps, seed, k2f_steps: denoising steps of F2I, noise seed and denoising steps of K2F of the prediction.
     """
 
     def __init__(
         self, pipeline, prior: KeypointPrior, segment: Callable[[np.ndarray], np.ndarray], source: np.ndarray,
         sector: np.ndarray, source_kps: np.ndarray, spacing_mm: Sequence[float] | None, steps: int, seed: int,
+        k2f_steps: int = K2F_STEPS,
     ) -> None:
         self.pipeline, self.prior, self.segment = pipeline, prior, segment
         self.source, self.sector, self.source_kps, self.spacing_mm = source, sector, source_kps, spacing_mm
-        self.steps, self.seed = steps, seed
+        self.steps, self.seed, self.k2f_steps = steps, seed, k2f_steps
         self.source_labels = segment(source)
 
     def keypoints(self, ef: float) -> np.ndarray | None:
@@ -162,7 +163,7 @@ class PredictionEFResponse:
         if kps is None:
             return None
         out = kdm_on_source_grid(self.pipeline, self.source, self.sector, self.source_kps, kps, [1.0], self.steps,
-                                 torch.Generator().manual_seed(self.seed))
+                                 torch.Generator().manual_seed(self.seed), k2f_steps=self.k2f_steps)
         labels = np.stack([self.source_labels, self.segment(out.frames[-1])])
         return prediction_ef(labels, True, self.spacing_mm, len(self.source_kps)).ef
 
@@ -170,7 +171,7 @@ class PredictionEFResponse:
 def calibrated_keypoints(
     pipeline, prior: KeypointPrior, segment: Callable[[np.ndarray], np.ndarray], source: np.ndarray,
     sector: np.ndarray, source_kps: np.ndarray, requested: float, spacing_mm: Sequence[float] | None,
-    steps: int, seed: int,
+    steps: int, seed: int, k2f_steps: int = K2F_STEPS,
 ) -> tuple[np.ndarray, EFCalibration]:
     """The prior's ES keypoints for ``requested`` calibrated on KDM's predictions: :func:`calibrate_request` of
     the :class:`PredictionEFResponse` of these arguments.
@@ -178,6 +179,8 @@ def calibrated_keypoints(
     Returns:
         The (40, 2) target keypoints and the calibration.
     """
-    response = PredictionEFResponse(pipeline, prior, segment, source, sector, source_kps, spacing_mm, steps, seed)
+    response = PredictionEFResponse(
+        pipeline, prior, segment, source, sector, source_kps, spacing_mm, steps, seed, k2f_steps
+    )
     calibration = calibrate_request(response, requested)
     return response.keypoints(calibration.keypoints_ef), calibration

@@ -12,6 +12,7 @@ from echokdm.defaults import (
     EF_LIMITS,
     F2I_WEIGHTS,
     FLOW_VAE_WEIGHTS,
+    K2F_STEPS,
     K2F_WEIGHTS,
     MAX_SEQUENCE_FRAMES,
     PRIOR_WEIGHTS,
@@ -77,7 +78,8 @@ class PredictOptions:
             at most :data:`~echokdm.defaults.MAX_SEQUENCE_FRAMES`, and only as many as memory holds.
         seg: a segmentation of every frame of the loop, used instead of the built-in segmenter.
         source_frame: source frame index (default: ED of the first beat; ES for ``phase="ed"``).
-        steps: denoising steps of K2F and of F2I.
+        steps: denoising steps of F2I.
+        k2f_steps: denoising steps of K2F.
         seed: seed of the sampling noise (same seed, same pixels), 0 to 2^32 - 1.
         adapt: seconds of per-study adaptation before predicting (:mod:`echokdm.train.adapt`); None or 0: none.
         adapt_steps: the adaptation's step count itself (deterministic); ``adapt`` then only caps its time.
@@ -93,6 +95,7 @@ class PredictOptions:
     seg: str | None = None
     source_frame: int | None = None
     steps: int = DEFAULT_STEPS
+    k2f_steps: int = K2F_STEPS
     seed: int = 0
     adapt: float | None = None
     adapt_steps: int | None = None
@@ -118,6 +121,7 @@ class PredictOptions:
         for name, value, low, high in (
             ("frames", self.frames, 1, MAX_SEQUENCE_FRAMES),
             ("steps", self.steps, 1, 1000),
+            ("k2f_steps", self.k2f_steps, 1, 1000),
             ("seed", self.seed, 0, 2**32 - 1),
         ):
             if int(value) != value or not low <= value <= high:

@@ -161,12 +161,12 @@ class KDMPredictor:
             with clock("calibrate"), self._autocast():
                 study.target_kps, calibration = calibrated_keypoints(
                     pipeline, self.prior, lambda f: self._segment_frames(f[None], inp)[0], source, inp.sector,
-                    study.source_kps, opts.target_ef, inp.spacing, opts.steps, opts.seed,
+                    study.source_kps, opts.target_ef, inp.spacing, opts.steps, opts.seed, opts.k2f_steps,
                 )
         with self._autocast():
             out = kdm_on_source_grid(
                 pipeline, source, inp.sector, study.source_kps, study.target_kps, opts.alphas, opts.steps,
-                torch.Generator().manual_seed(opts.seed), clock=clock,
+                torch.Generator().manual_seed(opts.seed), clock=clock, k2f_steps=opts.k2f_steps,
             )
         with clock("segment_prediction"), self._autocast():
             pred_labels = self._segment_frames(np.concatenate([source[None], out.frames]), inp)

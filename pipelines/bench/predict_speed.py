@@ -15,7 +15,7 @@ Fresh processes are timed too: ``echokdm --help``, a bad input (a missing file: 
 threads) are printed, with the floor's CPU seconds: on a loaded machine the CPU ratio drifts less.
 The two figures of the write stage are timed apart (``comparison.png``, ``flow.png``).
 
-    python pipelines/bench/predict_speed.py [--weights DIR] [--steps 10] [--threads 2] [--repeats 3]
+    python pipelines/bench/predict_speed.py [--weights DIR] [--steps 10] [--k2f-steps 2] [--threads 2] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from floor import ISSUE_FLOOR_S, floor_seconds, fresh
 
-from echokdm.defaults import DEFAULT_STEPS
+from echokdm.defaults import DEFAULT_STEPS, K2F_STEPS
 
 WRITE_GOAL_S = 0.15  # issue 22's writing goal, set where the floor took ISSUE_FLOOR_S
 STAGES = (
@@ -88,7 +88,8 @@ def median_timings(predictor, cine: Path, options, repeats: int, folder: Path) -
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", default=None, help="weights folder (default: the shipped weights)")
-    ap.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    ap.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="denoising steps of F2I")
+    ap.add_argument("--k2f-steps", type=int, default=K2F_STEPS, help="denoising steps of K2F")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--frames", type=int, default=16)
@@ -104,12 +105,13 @@ def main() -> None:
     t0 = time.perf_counter()
     predictor = KDMPredictor.from_weights(weights, a.device)
     load_models = time.perf_counter() - t0
-    print(f"device {a.device}, torch threads {a.threads}, steps {a.steps}; loading the models: {load_models:.2f} s")
+    print(f"device {a.device}, torch threads {a.threads}, steps F2I {a.steps} K2F {a.k2f_steps}; "
+          f"loading the models: {load_models:.2f} s")
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         inputs = {"sonosite": sample_path("sonosite"), "phantom": phantom_dicom(folder)}
-        es = PredictOptions(phase="es", steps=a.steps)
+        es = PredictOptions(phase="es", steps=a.steps, k2f_steps=a.k2f_steps)
         table = {name: median_timings(predictor, path, es, a.repeats, folder / name) for name, path in inputs.items()}
         print(f"\nES prediction, median of {a.repeats} runs (seconds)")
         print(f"{'stage':<20}" + "".join(f"{n:>12}" for n in table))
@@ -119,13 +121,14 @@ def main() -> None:
         # a sequence from one K2F run against the same number of single-frame predictions
         n = a.frames
         seq = predict_study(
-            inputs["phantom"], folder / "seq", PredictOptions(phase="es", frames=n, steps=a.steps), predictor
+            inputs["phantom"], folder / "seq",
+            PredictOptions(phase="es", frames=n, steps=a.steps, k2f_steps=a.k2f_steps), predictor,
         ).timings
         singles = [
             predict_study(
                 inputs["phantom"],
                 folder / "single",
-                PredictOptions(phase="es", steps=a.steps),
+                PredictOptions(phase="es", steps=a.steps, k2f_steps=a.k2f_steps),
                 predictor,
                 overwrite=True,
             ).timings
@@ -144,7 +147,8 @@ def main() -> None:
 
         # the whole command in a fresh process (imports, model loading, every file)
         cmd = [sys.executable, "-m", "echokdm", "predict", "--dicom", str(inputs["sonosite"]), "--phase", "es",
-               "--steps", str(a.steps), "--device", a.device, "--out", str(folder / "cli")]
+               "--steps", str(a.steps), "--k2f-steps", str(a.k2f_steps), "--device", a.device,
+               "--out", str(folder / "cli")]
         if a.weights:
             cmd += ["--weights", a.weights]
         env = {"OMP_NUM_THREADS": str(a.threads), **_env()}

@@ -254,6 +254,7 @@ def test_relative_cache_dir_lies_inside_out(tmp_path):
         (["evaluate", "--seed", "-5", "--report", "{tmp}/r"], "'--seed': -5 is not in the range"),
         (["predict", "--sample", "--out", "{tmp}/afile"], "'--out': Directory"),
         (["predict", "--sample", "--frames", "100000", "--out", "{tmp}/o"], "frames must be an integer from 1 to"),
+        (["predict", "--sample", "--k2f-steps", "0", "--out", "{tmp}/o"], "k2f_steps must be an integer from 1 to"),
     ],
 )
 def test_usage_errors_are_one_line(args, words, tmp_path):

@@ -255,6 +255,8 @@ def test_bad_options_are_clear(phantom_study):
         PredictOptions(phase="es", target_ef=40)
     with pytest.raises(InputError, match="frames"):
         PredictOptions(frames=0)
+    with pytest.raises(InputError, match="k2f_steps must be an integer from 1 to 1000, got 0"):
+        PredictOptions(k2f_steps=0)
 
 
 def test_beat_and_segmentation_errors(predictor, phantom_study, tmp_path):

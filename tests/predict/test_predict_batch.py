@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -64,9 +65,11 @@ def batch(*args, launcher=()):
 @pytest.mark.slow
 def test_batch_records_failures_and_resumes(manifest, tiny_weights, tmp_path, loads):
     out = tmp_path / "batch"
-    r = batch("--manifest", manifest, "--out", out, "--steps", 1, "--weights", tiny_weights)
+    r = batch("--manifest", manifest, "--out", out, "--steps", 1, "--k2f-steps", 1, "--weights", tiny_weights)
     assert r.returncode == 1, r.stderr
     assert loads == [tiny_weights.name]  # once, for both studies
+    request = json.loads((out / "a" / "report.json").read_text())["request"]
+    assert (request["steps"], request["k2f_steps"]) == (1, 1)
     assert "2 predicted, 0 already done, 1 failed" in r.stdout
     summary = {row["study_id"]: row for row in read_csv(out / "summary.csv")}
     assert [summary[s]["status"] for s in ("a", "bad", "c")] == ["ok", "failed", "ok"]
