@@ -27,6 +27,8 @@ CONTOUR_POINTS = 20
 #: reach of :func:`snap_to_contours` in pixels of the 112x112 working grid: chosen on 20 phantom validation
 #: cases (ED -> ES, KDM) among 2, 4 and 8 px, where 4 gave the best LV Dice (0.958) and PSNR (28.10 dB)
 SNAP_SIGMA = 4.0
+#: spacing in pixels of the points :func:`snap_to_contours` puts on each contour's base line
+BASE_SPACING = 2 * SNAP_SIGMA
 
 
 def warp(image: torch.Tensor | np.ndarray, ddf: torch.Tensor | np.ndarray, mode: str = "bilinear") -> torch.Tensor:
@@ -112,6 +114,11 @@ def snap_to_contours(
     tissue: keypoints fix where a contour lies (its normal motion), not how tissue slides along it. This
     removes the normal component of ``flow - reference`` at each keypoint, spread around it by a Gaussian
     radial basis of width ``sigma``, and leaves the tangential motion and everything farther away alone.
+    Two exceptions: a contour's two ends are the mitral annulus hinges, landmarks, so their whole motion is
+    the reference's; and the base line between them (the valve plane, where no keypoint lies) moves across
+    itself as the reference moves it, at points :data:`BASE_SPACING` apart. Without them the annulus kept
+    part of the source's place and the predicted cavity reached below the target's base (real loops,
+    ``docs/predict.md``, "The base line").
 
     Args:
         flow: (B, 2, H, W) pull flows onto the frames with ``keypoints``.
@@ -125,18 +132,36 @@ def snap_to_contours(
     h, w = flow.shape[-2:]
     yy, xx = np.mgrid[0:h, 0:w]
     grid = np.stack([xx.ravel(), yy.ravel()], 1).astype(np.float64)
-    kps = keypoints.detach().cpu().double()
+    points, directions = zip(*(_snap_points(k) for k in keypoints.detach().cpu().double().numpy()))
+    pts = torch.from_numpy(np.stack(points))
     scale = torch.tensor([2 / (w - 1), 2 / (h - 1)], dtype=torch.float64)
-    at_kps = torch.nn.functional.grid_sample(
-        (flow - reference).detach().cpu().double(), (kps * scale - 1)[:, None], align_corners=True
-    )[:, :, 0].numpy()  # (B, 2, K) as (dy, dx)
+    at_pts = torch.nn.functional.grid_sample(
+        (flow - reference).detach().cpu().double(), (pts * scale - 1)[:, None], align_corners=True
+    )[:, :, 0].numpy()  # (B, 2, P) as (dy, dx)
     corrections = []
-    for k, d in zip(kps.numpy(), at_kps):
-        normal = contour_normals(k)[:, ::-1]  # (dy, dx)
-        across = normal * (d.T * normal).sum(1, keepdims=True)
-        rbf = RBFInterpolator(k, across, kernel="gaussian", epsilon=1 / sigma, degree=-1, smoothing=1e-3)
+    for p, n, d in zip(points, directions, at_pts):
+        fixed = np.where(np.isnan(n), d.T, n * (d.T * np.nan_to_num(n)).sum(1, keepdims=True))
+        rbf = RBFInterpolator(p, fixed, kernel="gaussian", epsilon=1 / sigma, degree=-1, smoothing=1e-3)
         corrections.append(rbf(grid).T.reshape(2, h, w))
     return flow - torch.from_numpy(np.stack(corrections)).to(flow)
+
+
+def _snap_points(keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where :func:`snap_to_contours` fixes the motion and along which direction ((dy, dx); NaN: the whole
+    motion): each keypoint across its contour, the contour's two ends (the annulus hinges, landmarks) wholly,
+    and points along the base line between them across that line."""
+    normals = contour_normals(keypoints)[:, ::-1].copy()
+    points, directions = [keypoints], [normals]
+    for c in np.split(keypoints, len(keypoints) // CONTOUR_POINTS):
+        first, last = c[0], c[-1]
+        n_base = int(np.linalg.norm(last - first) // BASE_SPACING)
+        t = np.arange(1, n_base + 1)[:, None] / (n_base + 1)
+        along = (last - first) / (np.linalg.norm(last - first) + 1e-12)
+        points.append(first + t * (last - first))
+        directions.append(np.repeat([[-along[0], along[1]]], n_base, 0))  # the normal (ay, -ax) as (dy, dx)
+    ends = np.concatenate([[i, i + CONTOUR_POINTS - 1] for i in range(0, len(keypoints), CONTOUR_POINTS)])
+    directions[0][ends] = np.nan
+    return np.concatenate(points), np.concatenate(directions)
 
 
 def heart_region(keypoints: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

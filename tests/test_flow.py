@@ -100,7 +100,7 @@ def test_contour_normals_are_unit_and_across_the_contour():
     assert abs(n[9] @ np.array([0.0, 1.0])) > 0.95  # near the apex (top) the normal is nearly vertical
 
 
-def test_snap_to_contours_fixes_the_normal_motion_only():
+def test_snap_to_contours_fixes_the_motion_across_the_contour_its_hinges_and_its_base():
     kps = _ellipse_keypoints()
     normal = contour_normals(kps)[:, ::-1]  # (dy, dx)
     tangent = normal[:, ::-1] * np.array([1.0, -1.0])
@@ -113,9 +113,15 @@ def test_snap_to_contours_fixes_the_normal_motion_only():
     snapped = snap_to_contours(flow, reference, torch.from_numpy(kps)[None])
     d_before = _at(flow[0] - reference[0], kps)
     d_after = _at(snapped[0] - reference[0], kps)
+    inner = slice(1, 19)  # the two ends are the annulus hinges
     assert np.abs((d_before * normal).sum(1)).min() > 1.0  # it missed the contour
     assert np.abs((d_after * normal).sum(1)).max() < 0.1  # now it lies on it
-    assert np.abs(((d_after - d_before) * tangent).sum(1)).max() < 0.1  # sliding untouched
+    assert np.abs(((d_after - d_before) * tangent).sum(1))[inner].max() < 0.1  # sliding along it untouched
+    assert np.abs(((d_before) * tangent).sum(1))[[0, 19]].max() > 0.2  # the hinges slid ...
+    assert np.abs(d_after[[0, 19]]).max() < 0.1  # ... and now move exactly as the reference
+    mid_base = (kps[0] + kps[19]) / 2  # the base line runs along x here: its normal motion is dy
+    assert abs(_at(flow[0] - reference[0], mid_base[None])[0, 0]) > 0.5
+    assert abs(_at(snapped[0] - reference[0], mid_base[None])[0, 0]) < 0.1
     far = snapped[0, :, :, 70:] - flow[0, :, :, 70:]  # > 15 px from every keypoint
     assert far.abs().max() < 1e-3
     assert snapped.shape == flow.shape and snapped.dtype == flow.dtype
