@@ -27,6 +27,9 @@ EF_PLAUSIBLE = (0.0, 100.0)
 #: points between the EF the prediction measures and its target keypoints' EF above which ``predict`` warns that the
 #: predicted LV does not follow the keypoints (issue 21's bound on a prediction's EF error)
 EF_GAP_WARNING = 10.0
+#: points between the EF a prediction measures and its target keypoints' EF above which the prediction is made a
+#: second time with K2F held to the keypoints, and the closer of the two kept (:mod:`echokdm.predict.ef_check`)
+EF_CHECK = 5.0
 #: most frames of one predicted sequence (``--frames``, manifest ``frames``)
 MAX_SEQUENCE_FRAMES = 1000
 #: bytes of memory a predicted frame needs per source pixel (frames, flows, labels, pictures; measured with margin)

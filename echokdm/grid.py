@@ -211,6 +211,7 @@ def kdm_on_source_grid(
     warp_only: bool = False,
     clock: Clock | None = None,
     k2f_steps: int = K2F_STEPS,
+    strict: bool = False,
 ) -> SourceGridOutput:
     """KDM on the source grid: one K2F flow to the last target, F2I frames along it, residual transfer back.
 
@@ -227,6 +228,7 @@ def kdm_on_source_grid(
         warp_only: warp the source by the K2F flow instead of rendering with F2I (the ``k2f-warp`` ablation).
         clock: times the stages ``prepare``, ``k2f``, ``f2i`` and ``transfer``.
         k2f_steps: denoising steps of K2F.
+        strict: the cavity check at tolerance 0 (``EchoKDMPipeline.generate_flow``).
 
     Returns:
         The frames (one per alpha) and flows on the source grid, the fit, and the cavity check's ``trust``.
@@ -240,7 +242,7 @@ def kdm_on_source_grid(
         src = src.to(device, dtype)
         with clock("k2f"):
             flow, _, trust = pipeline.generate_flow(
-                src, src_kps.to(device), tgt_kps[-1].to(device), k2f_steps, generator
+                src, src_kps.to(device), tgt_kps[-1].to(device), k2f_steps, generator, strict
             )
         kept.append(float(trust.min()))
         with clock("f2i"):

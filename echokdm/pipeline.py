@@ -166,7 +166,7 @@ class EchoKDMPipeline(DiffusionPipeline):
     @torch.no_grad()
     def generate_flow(
         self, source: torch.Tensor, source_keypoints: torch.Tensor, target_keypoints: torch.Tensor,
-        num_inference_steps: int = K2F_STEPS, generator: torch.Generator | None = None,
+        num_inference_steps: int = K2F_STEPS, generator: torch.Generator | None = None, strict: bool = False,
     ) -> FlowOutput:
         """K2F: (B, 1, H, W) sources and (B, K, 2) keypoints → :class:`FlowOutput`.
 
@@ -179,7 +179,9 @@ class EchoKDMPipeline(DiffusionPipeline):
         spline does (:func:`echokdm.flow.cavity_overlap`, within ``cavity_tolerance``), K2F is outside what it
         learned (on real loops its correction can undo the keypoint motion); the correction inside the target's
         heart is then weighted down by the first of :data:`TRUST_LEVELS` that passes, and that weight is the
-        returned ``trust``, which :meth:`render` gives F2I's residual too.
+        returned ``trust``, which :meth:`render` gives F2I's residual too. ``strict`` checks at tolerance 0 (the flow
+        must carry the cavity at least as well as the spline: the EF check's second attempt,
+        :mod:`echokdm.predict.ef_check`).
         """
         kp_flow = batch_keypoint_flow(source_keypoints, target_keypoints, tuple(source.shape[-2:])).to(source)
         cond = k2f_condition(source, source_keypoints, target_keypoints, kp_flow)
@@ -196,9 +198,10 @@ class EchoKDMPipeline(DiffusionPipeline):
             return flow if self.heart_reach is None else confine_to_heart(flow, target_keypoints, self.heart_reach)
 
         flow, trust = flow_with(1.0), torch.ones_like(kp_flow[:, :1])
-        if self.cavity_tolerance is None:
+        tolerance = 0.0 if strict else self.cavity_tolerance
+        if tolerance is None:
             return FlowOutput(flow, kp_flow, trust)
-        needed = cavity_overlap(kp_flow, source_keypoints, target_keypoints) - self.cavity_tolerance
+        needed = cavity_overlap(kp_flow, source_keypoints, target_keypoints) - tolerance
         passed = cavity_overlap(flow, source_keypoints, target_keypoints) >= needed
         if passed.all():
             return FlowOutput(flow, kp_flow, trust)

@@ -73,6 +73,7 @@ SUMMARY_COLUMNS = (
     ("ef_target_keypoints", ("ef", "target_keypoints")),
     ("ef_prediction", ("ef", "prediction")),
     ("ef_consistency", ("ef", "consistency", "seg_vs_keypoints")),
+    ("ef_check_kept", ("ef_check", "kept")),  # "second": made again with K2F held to the keypoints (EF check)
     ("psnr", ("image_metrics", "psnr")),
     ("ssim", ("image_metrics", "ssim")),
     ("dice", ("image_metrics", "dice")),

@@ -41,10 +41,10 @@ def pipe():
     return pipeline_module.EchoKDMPipeline.from_weights()
 
 
-def _run(pipe, monkeypatch, slide: float, tolerance, weight: torch.Tensor | float = 1.0):
+def _run(pipe, monkeypatch, slide: float, tolerance, weight: torch.Tensor | float = 1.0, strict: bool = False):
     """The shipped pipeline with K2F's decoded correction replaced by one that moves everything ``slide`` px towards
     the base (along the side walls, which the contour snapping leaves alone: the cavity leaves the keypoints'
-    place), times ``weight``."""
+    place), times ``weight``; ``strict``: the check at tolerance 0 (the EF check's second attempt)."""
     size = pipe.sample_size
     src = torch.from_numpy(np.random.default_rng(1).random((1, 1, size, size), dtype=np.float32))
     fake = torch.zeros(1, 2, size, size)
@@ -53,7 +53,7 @@ def _run(pipe, monkeypatch, slide: float, tolerance, weight: torch.Tensor | floa
     pipe.cavity_tolerance = tolerance
     try:
         g = torch.Generator().manual_seed(0)
-        out = pipe.generate_flow(src, _kps(SOURCE), _kps(TARGET), 2, g)
+        out = pipe.generate_flow(src, _kps(SOURCE), _kps(TARGET), 2, g, strict)
         frames, _, warped = pipe.render(src, out.flow, [1.0], 2, torch.Generator().manual_seed(0), out.trust)
     finally:
         pipe.cavity_tolerance = pipeline_module.CAVITY_TOLERANCE
@@ -102,3 +102,25 @@ def test_the_guard_predictor_sets_the_tolerance_and_refuses_bad_ones():
     for bad in ("kdm-guard:1.5", "kdm-guard:-0.1", "kdm-guard:abc"):
         with pytest.raises(InputError, match="kdm-guard:TOL"):
             get_predictor(bad)
+
+
+def test_strict_holds_the_correction_to_the_spline(pipe, monkeypatch):
+    """A correction that carries the cavity 0.02 Dice less well than the spline passes the shipped check whole; the
+    strict check (the EF check's second attempt) weights it down until the cavity is carried at least as well."""
+    size = pipe.sample_size
+    heart = torch.from_numpy(heart_region(TARGET, (size, size)))
+    src, tgt = _kps(SOURCE), _kps(TARGET)
+    lax, _, _ = _run(pipe, monkeypatch, 4.0, pipeline_module.CAVITY_TOLERANCE)
+    strict, _, _ = _run(pipe, monkeypatch, 4.0, pipeline_module.CAVITY_TOLERANCE, strict=True)
+    spline = cavity_overlap(lax.keypoint_flow, src, tgt)[0]
+    assert torch.equal(lax.trust, torch.ones_like(lax.trust)) and cavity_overlap(lax.flow, src, tgt)[0] < spline - 0.01
+    assert float(strict.trust[0, 0][heart].max()) < 1 and cavity_overlap(strict.flow, src, tgt)[0] >= spline
+
+
+def test_kdm_runs_the_ef_check_and_its_ablations_do_not():
+    from echokdm.defaults import EF_CHECK
+    from echokdm.evaluate.predictors import predictor_class
+
+    assert predictor_class("kdm").ef_check == EF_CHECK and predictor_class("kdm-adapt").ef_check == EF_CHECK
+    for name in ("kdm-guard", "kdm-heart", "kdm-local", "k2f-warp"):
+        assert predictor_class(name).ef_check is None, name

@@ -144,6 +144,12 @@ def command(
             + (f"{im['dice']:.3f}" if im["dice"] is not None else "n/a")
             + f" (copying the source: PSNR {im['copy_source']['psnr']:.2f} dB, SSIM {im['copy_source']['ssim']:.3f})"
         )
+    check = p.report["ef_check"]
+    if check and check["first"] is not None and check["first"] > check["limit"]:
+        second = "not measurable" if check["second"] is None else f"{check['second']:.1f} points"
+        click.echo(f"note: the first prediction's EF was {check['first']:.1f} points from the keypoints', so it was "
+                   f"made again with K2F held to the keypoints ({second}); the {check['kept']} is kept "
+                   "(docs/predict.md: 'The EF check')")
     trust = p.report["cavity_check"]["trust"]
     if trust < 1:
         click.echo(f"note: K2F's flow carried the LV cavity less well than the keypoints ask, so its correction and "

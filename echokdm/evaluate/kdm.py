@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from diffusers import UNet2DModel
 
-from echokdm.defaults import DEFAULT_STEPS, K2I_WEIGHTS
+from echokdm.defaults import DEFAULT_STEPS, EF_CHECK, K2I_WEIGHTS
 from echokdm.device import autocast, channels_last
 from echokdm.errors import InputError
 from echokdm.evaluate.predictors import Predictor
@@ -26,6 +26,7 @@ from echokdm.models.diffusion import sample as diffusion_sample
 from echokdm.models.diffusion import sampling_scheduler
 from echokdm.models.k2i import k2i_condition
 from echokdm.pipeline import CAVITY_TOLERANCE
+from echokdm.predict.ef_check import checked_prediction, ef_miss
 
 
 class KDMModel(Predictor):
@@ -41,6 +42,9 @@ class KDMModel(Predictor):
 
     kind = "model"
     warp_only = False
+    #: EF points beyond which a prediction is made again with K2F held to the keypoints (the EF check of ``echokdm
+    #: predict``); None: no check (the ablations, which isolate one change each)
+    ef_check: float | None = EF_CHECK
 
     def __init__(self, steps: int = DEFAULT_STEPS, weights=None) -> None:
         from echokdm.pipeline import EchoKDMPipeline
@@ -59,11 +63,42 @@ class KDMModel(Predictor):
 
     def __call__(self, sample: Sample, generator: torch.Generator | None = None) -> np.ndarray:
         source_kps, target_kps = self.keypoints(sample, generator)
-        with autocast(self.pipe.f2i_unet.device):
-            return kdm_on_source_grid(
-                self.pipe, sample.source, sample.sector_mask, source_kps, target_kps,
-                num_inference_steps=self.steps, generator=generator, warp_only=self.warp_only,
-            ).frames
+        return self.frames(self.pipe, sample, source_kps, target_kps, generator)
+
+    def frames(self, pipe, sample: Sample, source_kps: np.ndarray, target_kps: np.ndarray,
+               generator: torch.Generator | None) -> np.ndarray:
+        """``pipe``'s frames for ``sample`` on its grid, through the EF check as ``echokdm predict`` runs it
+        (:mod:`echokdm.predict.ef_check`, the built-in segmenter measuring), unless :attr:`ef_check` is None or the
+        sample asks for an EF (target-ef: the calibration measures it). Both attempts draw the same noise."""
+        seed = generator.initial_seed() if generator is not None else 0
+
+        def predict(strict: bool) -> np.ndarray:
+            with autocast(pipe.f2i_unet.device):
+                return kdm_on_source_grid(
+                    pipe, sample.source, sample.sector_mask, source_kps, target_kps,
+                    num_inference_steps=self.steps, generator=torch.Generator().manual_seed(seed),
+                    warp_only=self.warp_only, strict=strict,
+                ).frames
+
+        if self.ef_check is None or sample.target_ef is not None:
+            return predict(False)
+        source_labels = self.segment(sample, sample.source)
+
+        def miss(frames: np.ndarray) -> float | None:
+            labels = np.stack([source_labels, *(self.segment(sample, f) for f in frames)])
+            return ef_miss(labels, source_kps, np.asarray(target_kps)[-1], sample.source_is_ed, sample.spacing_mm)
+
+        return checked_prediction(predict, miss, self.ef_check)[0]
+
+    def segment(self, sample: Sample, frame: np.ndarray) -> np.ndarray:
+        """(H, W) CAMUS labels of one frame of ``sample`` by the built-in segmenter with the shipped weights (as
+        ``echokdm predict`` segments its predictions)."""
+        from echokdm.segmenter import BuiltinSegmenter
+
+        if self._segmenter is None:
+            self._segmenter = BuiltinSegmenter(device=str(self.pipe.f2i_unet.device))
+        seg = self._segmenter(frame[None], sector_mask=sample.sector_mask, spacing_mm=sample.spacing_mm)
+        return camus_labels(seg)[0]
 
     def keypoints(self, sample: Sample, generator: torch.Generator | None, pipe=None) -> tuple[np.ndarray, np.ndarray]:
         """(source keypoints, target keypoint sets) KDM is conditioned on: of 20 endocardial keypoints
@@ -81,18 +116,11 @@ class KDMModel(Predictor):
         if sample.target_ef is None or sample.prior is None or self.warp_only:
             return sample.target_keypoints
         from echokdm.predict.ef_request import calibrated_keypoints
-        from echokdm.segmenter import BuiltinSegmenter
-
-        if self._segmenter is None:
-            self._segmenter = BuiltinSegmenter(device=str(self.pipe.f2i_unet.device))
-
-        def segment(frame: np.ndarray) -> np.ndarray:
-            seg = self._segmenter(frame[None], sector_mask=sample.sector_mask, spacing_mm=sample.spacing_mm)
-            return camus_labels(seg)[0]
 
         seed = generator.initial_seed() if generator is not None else 0
         kps, _ = calibrated_keypoints(
-            pipe or self.pipe, sample.prior, segment, sample.source, sample.sector_mask, sample.source_keypoints,
+            pipe or self.pipe, sample.prior, partial(self.segment, sample), sample.source, sample.sector_mask,
+            sample.source_keypoints,
             sample.target_ef, sample.spacing_mm, self.steps, seed,
         )
         return kps[None]
@@ -131,11 +159,7 @@ class KDMAdaptModel(KDMModel):
         pipe, _ = adapt_pipeline(self.pipe, sample.loop, sample.sector_mask, exclude, steps=plan_steps(self.seconds),
                                  seed=seed, labels=sample.loop_labels)
         source_kps, target_kps = self.keypoints(sample, generator, pipe)
-        with autocast(pipe.f2i_unet.device):
-            return kdm_on_source_grid(
-                pipe, sample.source, sample.sector_mask, source_kps, target_kps,
-                num_inference_steps=self.steps, generator=generator,
-            ).frames
+        return self.frames(pipe, sample, source_kps, target_kps, generator)
 
 
 class _ReachModel(KDMModel):
@@ -148,6 +172,7 @@ class _ReachModel(KDMModel):
     """
 
     option_name = ""
+    ef_check = None
 
     def __init__(self, reach: float = 8.0, steps: int = DEFAULT_STEPS, weights=None) -> None:
         if not reach > 0 or not np.isfinite(reach):
@@ -188,12 +213,14 @@ class KDMGuardModel(KDMModel):
     :data:`echokdm.pipeline.CAVITY_TOLERANCE` (``EchoKDMPipeline.cavity_tolerance``): where K2F's flow does not carry
     the source's LV cavity onto the target's within TOL Dice of the keypoint spline, K2F's correction and F2I's
     residual are weighted down inside the target's heart until it does; ``kdm-guard:1`` never intervenes (KDM
-    without the check).
+    without the check). Without the EF check (``kdm-guard:0.05`` is ``kdm`` without it).
 
     Args:
         tolerance: the check's tolerance (Dice), in [0, 1].
         steps, weights: as :class:`KDMModel`.
     """
+
+    ef_check = None
 
     def __init__(self, tolerance: float = CAVITY_TOLERANCE, steps: int = DEFAULT_STEPS, weights=None) -> None:
         if not 0 <= tolerance <= 1:
@@ -210,6 +237,7 @@ class K2FWarpModel(KDMModel):
     """Ablation ``k2f-warp``: the K2F flow, applied by warping only (no F2I)."""
 
     warp_only = True
+    ef_check = None
 
 
 class K2IModel(Predictor):

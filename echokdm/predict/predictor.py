@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from echokdm.defaults import PRIOR_WEIGHTS
+from echokdm.defaults import EF_CHECK, PRIOR_WEIGHTS
 from echokdm.device import autocast, channels_last, check_precision, resolve_device
 from echokdm.errors import UnsupportedError
-from echokdm.grid import kdm_on_source_grid
+from echokdm.grid import SourceGridOutput, kdm_on_source_grid
 from echokdm.labels import camus_labels
+from echokdm.predict.ef_check import checked_prediction, ef_miss
 from echokdm.predict.ef_request import calibrated_keypoints
 from echokdm.predict.options import PredictOptions, PredictWeights
 from echokdm.predict.report import Prediction, measure, study_sections
@@ -138,7 +139,9 @@ class KDMPredictor:
 
         Stages (each timed): ``segment`` (the loop's labels, unless given), ``keypoints`` (beat, frames and
         keypoints), ``prepare`` / ``k2f`` / ``f2i`` / ``transfer`` (:func:`echokdm.grid.kdm_on_source_grid`),
-        ``segment_prediction`` (the source and each predicted frame, each on its own) and ``measure``.
+        ``segment_prediction`` (the source and each predicted frame, each on its own) and ``measure``; the KDM
+        stages and ``segment_prediction`` run twice when the EF check makes a second attempt
+        (:mod:`echokdm.predict.ef_check`; not for a target EF, whose calibration measures the EF itself).
         """
         opts = inp.options
         clock = StageClock(self.device)
@@ -163,17 +166,29 @@ class KDMPredictor:
                     pipeline, self.prior, lambda f: self._segment_frames(f[None], inp)[0], source, inp.sector,
                     study.source_kps, opts.target_ef, inp.spacing, opts.steps, opts.seed, opts.k2f_steps,
                 )
-        with self._autocast():
-            out = kdm_on_source_grid(
-                pipeline, source, inp.sector, study.source_kps, study.target_kps, opts.alphas, opts.steps,
-                torch.Generator().manual_seed(opts.seed), clock=clock, k2f_steps=opts.k2f_steps,
-            )
-        with clock("segment_prediction"), self._autocast():
-            pred_labels = self._segment_frames(np.concatenate([source[None], out.frames]), inp)
+
+        def attempt(strict: bool) -> tuple[SourceGridOutput, np.ndarray]:
+            with self._autocast():
+                out = kdm_on_source_grid(
+                    pipeline, source, inp.sector, study.source_kps, study.target_kps, opts.alphas, opts.steps,
+                    torch.Generator().manual_seed(opts.seed), clock=clock, k2f_steps=opts.k2f_steps, strict=strict,
+                )
+            with clock("segment_prediction"), self._autocast():
+                return out, self._segment_frames(np.concatenate([source[None], out.frames]), inp)
+
+        def miss(attempted: tuple[SourceGridOutput, np.ndarray]) -> float | None:
+            return ef_miss(attempted[1], study.source_kps, study.target_kps, study.source_is_ed, inp.spacing)
+
+        if opts.mode == "target_ef":  # the calibration has measured the EF of this very prediction already
+            (out, pred_labels), check = attempt(False), None
+        else:
+            (out, pred_labels), check = checked_prediction(attempt, miss, EF_CHECK)
         with clock("measure"):
             sections = {**study_sections(study, out.fit, self.device), **measure(study, out.frames, pred_labels)}
             sections["adapt"] = adapt
-            sections["cavity_check"] = {"tolerance": pipeline.cavity_tolerance, "trust": out.trust}
+            sections["cavity_check"] = {"tolerance": 0.0 if check and check.kept == "second"
+                                        else pipeline.cavity_tolerance, "trust": out.trust}
+            sections["ef_check"] = None if check is None else check.as_dict()
             sections["ef"]["calibration"] = None if calibration is None else calibration.as_dict()
         clock.seconds["total"] = time.perf_counter() - t_start
         observed = study.target_frame is not None

@@ -191,6 +191,7 @@ def build_report(pred: Prediction) -> dict[str, Any]:
         },
         "adapt": s.get("adapt"),
         "cavity_check": s["cavity_check"],
+        "ef_check": s["ef_check"],
         "timings_s": dict(pred.timings),
         "software": software_versions(),
         "weights": pred.weights,

@@ -76,6 +76,7 @@ def test_batch_records_failures_and_resumes(manifest, tiny_weights, tmp_path, lo
     assert float(summary["c"]["ef_requested"]) == 40 and not summary["a"]["ef_requested"]
     assert 20 - 1e-3 <= float(summary["c"]["ef_target_keypoints"]) <= 60 + 1e-3  # solved for 40, plausible range
     assert summary["a"]["psnr"] and not summary["c"]["psnr"]  # a real target only in the --phase study
+    assert summary["a"]["ef_check_kept"] == "first" and not summary["c"]["ef_check_kept"]  # no EF check for a target EF
     failures = read_csv(out / "failures.csv")
     assert [f["study_id"] for f in failures] == ["bad"] and "missing.dcm" in failures[0]["reason"]
     assert "\n" not in failures[0]["reason"]
