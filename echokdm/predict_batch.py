@@ -174,6 +174,7 @@ def predict_batch(
     store: bool = False,
     steps: int | None = None,
     k2f_steps: int | None = None,
+    ef_check: bool = True,
     seed: int = 0,
     device: str = "auto",
     weights=None,
@@ -192,6 +193,7 @@ def predict_batch(
         store: store the DICOM results back into their studies on ``dicomweb``.
         steps: denoising steps of F2I (default :data:`echokdm.defaults.DEFAULT_STEPS`).
         k2f_steps: denoising steps of K2F (default :data:`echokdm.defaults.K2F_STEPS`).
+        ef_check: run the EF check (:mod:`echokdm.predict.ef_check`).
         seed: sampling seed of every study.
         device: ``auto``, ``cpu``, ``cuda`` (each rank takes its local GPU) or ``cuda:N``.
         weights: :class:`echokdm.predict.PredictWeights` (default: shipped).
@@ -261,7 +263,8 @@ def predict_batch(
                 if _foreign(folder):
                     raise InputError(f"{folder} exists and was not made by echokdm; move it away")
                 opts = PredictOptions(
-                    **_typed(row.options), steps=steps or DEFAULT_STEPS, k2f_steps=k2f_steps or K2F_STEPS, seed=seed
+                    **_typed(row.options), steps=steps or DEFAULT_STEPS, k2f_steps=k2f_steps or K2F_STEPS,
+                    ef_check=ef_check, seed=seed,
                 )
                 (out_dir.path / DONE_DIR / row.study_id).unlink(missing_ok=True)  # a stale marker of a lost study
                 with remote.local(row.study_id, found[row.study_id]) if remote else nullcontext(row.dicom) as cine:

@@ -63,7 +63,7 @@ def test_bundle_run_gives_the_cli_pixels(phantom_study, tiny_weights, tmp_path):
     out = tmp_path / "bundle_out"
     r = run("-m", "monai.bundle", "run", "--bundle_root", BUNDLE, "--config_file", CONFIG, "--input_dir", inputs,
             "--output_dir", out, "--weights_dir", tiny_weights, "--steps", STEPS, "--k2f_steps", K2F_STEPS,
-            "--seed", SEED)
+            "--ef_check", False, "--seed", SEED)
     assert "phantom: frame" in r.stdout and "sonosite: frame" in r.stdout
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
         "failures.csv",
@@ -74,7 +74,8 @@ def test_bundle_run_gives_the_cli_pixels(phantom_study, tiny_weights, tmp_path):
     for study in ("phantom", "sonosite"):  # the reference: echokdm predict, in this process (no imports to pay)
         cli = tmp_path / f"cli_{study}"
         r = echokdm_inprocess("predict", "--dicom", inputs / f"{study}.dcm", "--phase", "es", "--seed", SEED,
-                              "--steps", STEPS, "--k2f-steps", K2F_STEPS, "--weights", tiny_weights, "--out", cli)
+                              "--steps", STEPS, "--k2f-steps", K2F_STEPS, "--no-ef-check", "--weights", tiny_weights,
+                              "--out", cli)
         assert r.returncode == 0, r.stderr
         got, want = out / study, cli
         assert np.array_equal(pydicom.dcmread(got / "prediction.dcm").pixel_array,
@@ -85,7 +86,8 @@ def test_bundle_run_gives_the_cli_pixels(phantom_study, tiny_weights, tmp_path):
         assert np.array_equal(np.load(got / "flow.npy"), np.load(want / "flow.npy"))
         rep, ref = (json.loads((d / "report.json").read_text()) for d in (got, want))
         assert rep["request"] == ref["request"] and rep["request"]["seed"] == SEED
-        assert (rep["request"]["steps"], rep["request"]["k2f_steps"]) == (STEPS, K2F_STEPS)
+        assert (rep["request"]["steps"], rep["request"]["k2f_steps"], rep["request"]["ef_check"]) == (
+            STEPS, K2F_STEPS, False)
         assert (rep["source_frame"], rep["target_frame"], rep["ef"]) == (
             ref["source_frame"],
             ref["target_frame"],

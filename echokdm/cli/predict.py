@@ -52,6 +52,9 @@ from echokdm.defaults import DEFAULT_STEPS, EF_GAP_WARNING, K2F_STEPS
 )
 @click.option("--steps", type=int, default=DEFAULT_STEPS, show_default=True, help="Denoising steps of F2I.")
 @click.option("--k2f-steps", type=int, default=K2F_STEPS, show_default=True, help="Denoising steps of K2F.")
+@click.option("--ef-check/--no-ef-check", default=True, show_default=True,
+              help="Make a prediction whose measured EF misses its keypoints' by more than 5 points again with K2F "
+              "held to the keypoints, and keep the closer one (docs/predict.md, 'The EF check').")
 @click.option(
     "--seed", type=SEED, default=0, show_default=True, help="Seed of the sampling noise (same seed, same pixels)."
 )
@@ -86,6 +89,7 @@ def command(
     source_frame,
     steps,
     k2f_steps,
+    ef_check,
     seed,
     adapt,
     adapt_steps,
@@ -108,7 +112,8 @@ def command(
         raise InputError("give either --dicom FILE or --sample")
     cine = sample_path("sonosite") if sample else cine
     options = PredictOptions(phase=phase, target_ef=target_ef, keypoints=keypoints, frames=frames, seg=seg,
-                             source_frame=source_frame, steps=steps, k2f_steps=k2f_steps, seed=seed, adapt=adapt,
+                             source_frame=source_frame, steps=steps, k2f_steps=k2f_steps, ef_check=ef_check, seed=seed,
+                             adapt=adapt,
                              adapt_steps=adapt_steps)
     weights = PredictWeights.from_dir(weights_dir) if weights_dir else None
     p = predict_study(cine, out, options, weights=weights, device=device, overwrite=overwrite, command=command_line(),

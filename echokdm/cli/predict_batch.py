@@ -34,6 +34,9 @@ from echokdm.defaults import DEFAULT_STEPS, K2F_STEPS
 )
 @click.option("--steps", type=int, default=DEFAULT_STEPS, show_default=True, help="Denoising steps of F2I.")
 @click.option("--k2f-steps", type=int, default=K2F_STEPS, show_default=True, help="Denoising steps of K2F.")
+@click.option("--ef-check/--no-ef-check", default=True, show_default=True,
+              help="Make a prediction whose measured EF misses its keypoints' by more than 5 points again with K2F "
+              "held to the keypoints, and keep the closer one (docs/predict.md, 'The EF check').")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the sampling noise.")
 @device_option(torchrun=True)
 @click.option("--weights", "weights_dir", type=click.Path(), default=None,
@@ -45,7 +48,7 @@ from echokdm.defaults import DEFAULT_STEPS, K2F_STEPS
 )
 @click.pass_context
 def command(
-    ctx: click.Context, manifest, dicomweb, studies, store, out, steps, k2f_steps, seed, device, weights_dir,
+    ctx: click.Context, manifest, dicomweb, studies, store, out, steps, k2f_steps, ef_check, seed, device, weights_dir,
     anonymize,
 ) -> None:
     """Run `echokdm predict` for every study of a manifest (or every ultrasound cine on a DICOMweb server)
@@ -64,7 +67,8 @@ def command(
     weights = PredictWeights.from_dir(weights_dir) if weights_dir else None
     server = DicomWeb.from_environment(dicomweb) if dicomweb else None
     r = predict_batch(manifest, out, dicomweb=server, studies=studies, store=store, steps=steps, k2f_steps=k2f_steps,
-                      seed=seed, device=device, weights=weights, command=command_line(), anonymize=anonymize)
+                      ef_check=ef_check, seed=seed, device=device, weights=weights, command=command_line(),
+                      anonymize=anonymize)
     if r.not_predicted:
         click.echo(
             f"{len(r.not_predicted)} instance(s) not predicted (not ultrasound cines, or echokdm's own): "

@@ -80,6 +80,9 @@ class PredictOptions:
         source_frame: source frame index (default: ED of the first beat; ES for ``phase="ed"``).
         steps: denoising steps of F2I.
         k2f_steps: denoising steps of K2F.
+        ef_check: make a prediction whose measured EF misses its keypoints' by more than
+            :data:`~echokdm.defaults.EF_CHECK` points again with K2F held to the keypoints, and keep the closer one
+            (:mod:`echokdm.predict.ef_check`); False: one prediction.
         seed: seed of the sampling noise (same seed, same pixels), 0 to 2^32 - 1.
         adapt: seconds of per-study adaptation before predicting (:mod:`echokdm.train.adapt`); None or 0: none.
         adapt_steps: the adaptation's step count itself (deterministic); ``adapt`` then only caps its time.
@@ -96,6 +99,7 @@ class PredictOptions:
     source_frame: int | None = None
     steps: int = DEFAULT_STEPS
     k2f_steps: int = K2F_STEPS
+    ef_check: bool = True
     seed: int = 0
     adapt: float | None = None
     adapt_steps: int | None = None

@@ -167,6 +167,8 @@ class KDMPredictor:
                     study.source_kps, opts.target_ef, inp.spacing, opts.steps, opts.seed, opts.k2f_steps,
                 )
 
+        source_labels: list[np.ndarray] = []  # the source's segmentation, made once for both attempts
+
         def attempt(strict: bool) -> tuple[SourceGridOutput, np.ndarray]:
             with self._autocast():
                 out = kdm_on_source_grid(
@@ -174,12 +176,14 @@ class KDMPredictor:
                     torch.Generator().manual_seed(opts.seed), clock=clock, k2f_steps=opts.k2f_steps, strict=strict,
                 )
             with clock("segment_prediction"), self._autocast():
-                return out, self._segment_frames(np.concatenate([source[None], out.frames]), inp)
+                if not source_labels:
+                    source_labels.append(self._segment_frames(source[None], inp))
+                return out, np.concatenate([source_labels[0], self._segment_frames(out.frames, inp)])
 
         def miss(attempted: tuple[SourceGridOutput, np.ndarray]) -> float | None:
             return ef_miss(attempted[1], study.source_kps, study.target_kps, study.source_is_ed, inp.spacing)
 
-        if opts.mode == "target_ef":  # the calibration has measured the EF of this very prediction already
+        if opts.mode == "target_ef" or not opts.ef_check:  # a target EF's calibration measured this prediction
             (out, pred_labels), check = attempt(False), None
         else:
             (out, pred_labels), check = checked_prediction(attempt, miss, EF_CHECK)

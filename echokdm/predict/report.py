@@ -98,7 +98,8 @@ def study_sections(study: Study, fit: SectorFit, device: torch.device) -> dict[s
             "mode": opts.mode, "phase": opts.phase, "target_ef": opts.target_ef,
             "keypoints_file": opts.keypoints, "segmentation": "file" if opts.seg else "builtin",
             "segmentation_file": opts.seg, "frames": opts.frames, "alphas": opts.alphas,
-            "steps": opts.steps, "k2f_steps": opts.k2f_steps, "seed": opts.seed, "device": str(device),
+            "steps": opts.steps, "k2f_steps": opts.k2f_steps, "ef_check": opts.ef_check,
+            "seed": opts.seed, "device": str(device),
             "threads": torch.get_num_threads(), "anonymize": False,
         },
         "phases": {

@@ -65,18 +65,19 @@ def batch(*args, launcher=()):
 @pytest.mark.slow
 def test_batch_records_failures_and_resumes(manifest, tiny_weights, tmp_path, loads):
     out = tmp_path / "batch"
-    r = batch("--manifest", manifest, "--out", out, "--steps", 1, "--k2f-steps", 1, "--weights", tiny_weights)
+    r = batch("--manifest", manifest, "--out", out, "--steps", 1, "--k2f-steps", 1, "--no-ef-check", "--weights",
+              tiny_weights)
     assert r.returncode == 1, r.stderr
     assert loads == [tiny_weights.name]  # once, for both studies
     request = json.loads((out / "a" / "report.json").read_text())["request"]
-    assert (request["steps"], request["k2f_steps"]) == (1, 1)
+    assert (request["steps"], request["k2f_steps"], request["ef_check"]) == (1, 1, False)
     assert "2 predicted, 0 already done, 1 failed" in r.stdout
     summary = {row["study_id"]: row for row in read_csv(out / "summary.csv")}
     assert [summary[s]["status"] for s in ("a", "bad", "c")] == ["ok", "failed", "ok"]
     assert float(summary["c"]["ef_requested"]) == 40 and not summary["a"]["ef_requested"]
     assert 20 - 1e-3 <= float(summary["c"]["ef_target_keypoints"]) <= 60 + 1e-3  # solved for 40, plausible range
     assert summary["a"]["psnr"] and not summary["c"]["psnr"]  # a real target only in the --phase study
-    assert summary["a"]["ef_check_kept"] == "first" and not summary["c"]["ef_check_kept"]  # no EF check for a target EF
+    assert not summary["a"]["ef_check_kept"] and not summary["c"]["ef_check_kept"]  # --no-ef-check; a target EF
     failures = read_csv(out / "failures.csv")
     assert [f["study_id"] for f in failures] == ["bad"] and "missing.dcm" in failures[0]["reason"]
     assert "\n" not in failures[0]["reason"]

@@ -225,17 +225,15 @@ def test_loop_without_es_after_its_ed_says_the_beats_are_neighbours(phantom_stud
                                           str(tiny_weights), "--out", str(tmp_path / "batch")])
     assert code == 0, stderr
     (row,) = csv.DictReader((tmp_path / "batch" / "summary.csv").open())
-    assert (row["ed_frame"], row["es_frame"]) == ("16", "3")
+    assert (row["ed_frame"], row["es_frame"]) == ("16", "3") and row["ef_check_kept"] == "first"
     assert "note: 1 study shows no ES after the ED; ED and ES come from neighbouring beats (es_frame < ed_frame in " \
         "summary.csv): rolled" in stdout
 
 
-def test_a_prediction_whose_lv_misses_the_keypoints_is_flagged(tmp_path, monkeypatch):
-    """The bundled sample with the shipped models and without the EF check: the prediction measures EF 49 % for
-    keypoints of 60 %, which predict flags (with the check, the second attempt measures 51.5 %: 8.3 points, not
-    flagged); a --target-ef request is calibrated on the measured EF instead, and is not flagged so."""
-    import echokdm.predict.predictor as predictor_module
-
+def test_a_prediction_whose_lv_misses_the_keypoints_is_flagged(tmp_path):
+    """The bundled sample with the shipped models and --no-ef-check: the prediction measures EF 49 % for keypoints
+    of 60 %, which predict flags (with the EF check, the second attempt measures 51.5 %: 8.3 points, not flagged);
+    a --target-ef request is calibrated on the measured EF instead, and is not flagged so."""
     code, stdout, stderr = run_inprocess(["predict", "--sample", "--out", str(tmp_path / "checked")])
     assert code == 0, stderr
     checked = json.loads((tmp_path / "checked" / "report.json").read_text())
@@ -245,12 +243,11 @@ def test_a_prediction_whose_lv_misses_the_keypoints_is_flagged(tmp_path, monkeyp
     assert checked["ef"]["consistency"]["seg_vs_keypoints"] == pytest.approx(check["second"], abs=1e-6)
     assert (f"note: the first prediction's EF was {check['first']:.1f} points from the keypoints', so it was made "
             f"again with K2F held to the keypoints ({check['second']:.1f} points); the second is kept") in stdout
-    monkeypatch.setattr(predictor_module, "EF_CHECK", 1000.0)
-    code, stdout, stderr = run_inprocess(["predict", "--sample", "--out", str(tmp_path / "es")])
+    code, stdout, stderr = run_inprocess(["predict", "--sample", "--no-ef-check", "--out", str(tmp_path / "es")])
     assert code == 0, stderr
     report = json.loads((tmp_path / "es" / "report.json").read_text())
     ef = report["ef"]
-    assert report["ef_check"] == {"limit": 1000.0, "first": check["first"], "second": None, "kept": "first"}
+    assert report["ef_check"] is None and not report["request"]["ef_check"] and checked["request"]["ef_check"]
     assert ef["consistency"]["seg_vs_keypoints"] == pytest.approx(check["first"], abs=1e-6)
     assert "made again" not in stdout
     assert (f"warning: the prediction measures EF {ef['prediction']:.1f}% for target keypoints of "
