@@ -15,7 +15,8 @@ Fresh processes are timed too: ``echokdm --help``, a bad input (a missing file: 
 threads) are printed, with the floor's CPU seconds: on a loaded machine the CPU ratio drifts less.
 The two figures of the write stage are timed apart (``comparison.png``, ``flow.png``).
 
-    python pipelines/bench/predict_speed.py [--weights DIR] [--steps 10] [--k2f-steps 2] [--threads 2] [--repeats 3]
+    python pipelines/bench/predict_speed.py [--weights DIR] [--steps 10] [--k2f-steps 2] [--no-ef-check] \
+        [--threads 2] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ def main() -> None:
     ap.add_argument("--weights", default=None, help="weights folder (default: the shipped weights)")
     ap.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="denoising steps of F2I")
     ap.add_argument("--k2f-steps", type=int, default=K2F_STEPS, help="denoising steps of K2F")
+    ap.add_argument("--no-ef-check", dest="ef_check", action="store_false", help="one prediction per study")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--frames", type=int, default=16)
@@ -105,13 +107,14 @@ def main() -> None:
     t0 = time.perf_counter()
     predictor = KDMPredictor.from_weights(weights, a.device)
     load_models = time.perf_counter() - t0
-    print(f"device {a.device}, torch threads {a.threads}, steps F2I {a.steps} K2F {a.k2f_steps}; "
+    print(f"device {a.device}, torch threads {a.threads}, steps F2I {a.steps} K2F {a.k2f_steps}, "
+          f"EF check {'on' if a.ef_check else 'off'}; "
           f"loading the models: {load_models:.2f} s")
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         inputs = {"sonosite": sample_path("sonosite"), "phantom": phantom_dicom(folder)}
-        es = PredictOptions(phase="es", steps=a.steps, k2f_steps=a.k2f_steps)
+        es = PredictOptions(phase="es", steps=a.steps, k2f_steps=a.k2f_steps, ef_check=a.ef_check)
         table = {name: median_timings(predictor, path, es, a.repeats, folder / name) for name, path in inputs.items()}
         print(f"\nES prediction, median of {a.repeats} runs (seconds)")
         print(f"{'stage':<20}" + "".join(f"{n:>12}" for n in table))
@@ -122,13 +125,13 @@ def main() -> None:
         n = a.frames
         seq = predict_study(
             inputs["phantom"], folder / "seq",
-            PredictOptions(phase="es", frames=n, steps=a.steps, k2f_steps=a.k2f_steps), predictor,
+            PredictOptions(phase="es", frames=n, steps=a.steps, k2f_steps=a.k2f_steps, ef_check=a.ef_check), predictor,
         ).timings
         singles = [
             predict_study(
                 inputs["phantom"],
                 folder / "single",
-                PredictOptions(phase="es", steps=a.steps, k2f_steps=a.k2f_steps),
+                PredictOptions(phase="es", steps=a.steps, k2f_steps=a.k2f_steps, ef_check=a.ef_check),
                 predictor,
                 overwrite=True,
             ).timings
@@ -148,6 +151,7 @@ def main() -> None:
         # the whole command in a fresh process (imports, model loading, every file)
         cmd = [sys.executable, "-m", "echokdm", "predict", "--dicom", str(inputs["sonosite"]), "--phase", "es",
                "--steps", str(a.steps), "--k2f-steps", str(a.k2f_steps), "--device", a.device,
+               *([] if a.ef_check else ["--no-ef-check"]),
                "--out", str(folder / "cli")]
         if a.weights:
             cmd += ["--weights", a.weights]
