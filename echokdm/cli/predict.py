@@ -152,7 +152,8 @@ def command(
     check = p.report["ef_check"]
     if check and check["first"] is not None and check["first"] > check["limit"]:
         second = "not measurable" if check["second"] is None else f"{check['second']:.1f} points"
-        click.echo(f"note: the first prediction's EF was {check['first']:.1f} points from the keypoints', so it was "
+        wanted = "the requested EF" if ef["requested"] is not None else "the keypoints'"
+        click.echo(f"note: the first prediction's EF was {check['first']:.1f} points from {wanted}, so it was "
                    f"made again with K2F held to the keypoints ({second}); the {check['kept']} is kept "
                    "(docs/predict.md: 'The EF check')")
     trust = p.report["cavity_check"]["trust"]

@@ -68,8 +68,8 @@ class KDMModel(Predictor):
     def frames(self, pipe, sample: Sample, source_kps: np.ndarray, target_kps: np.ndarray,
                generator: torch.Generator | None) -> np.ndarray:
         """``pipe``'s frames for ``sample`` on its grid, through the EF check as ``echokdm predict`` runs it
-        (:mod:`echokdm.predict.ef_check`, the built-in segmenter measuring), unless :attr:`ef_check` is None or the
-        sample asks for an EF (target-ef: the calibration measures it). Both attempts draw the same noise."""
+        (:mod:`echokdm.predict.ef_check`, the built-in segmenter measuring; a requested EF is measured against),
+        unless :attr:`ef_check` is None. Both attempts draw the same noise."""
         seed = generator.initial_seed() if generator is not None else 0
 
         def predict(strict: bool) -> np.ndarray:
@@ -80,13 +80,14 @@ class KDMModel(Predictor):
                     warp_only=self.warp_only, strict=strict,
                 ).frames
 
-        if self.ef_check is None or sample.target_ef is not None:
+        if self.ef_check is None:
             return predict(False)
         source_labels = self.segment(sample, sample.source)
 
         def miss(frames: np.ndarray) -> float | None:
             labels = np.stack([source_labels, *(self.segment(sample, f) for f in frames)])
-            return ef_miss(labels, source_kps, np.asarray(target_kps)[-1], sample.source_is_ed, sample.spacing_mm)
+            return ef_miss(labels, source_kps, np.asarray(target_kps)[-1], sample.source_is_ed, sample.spacing_mm,
+                           sample.target_ef)
 
         return checked_prediction(predict, miss, self.ef_check)[0]
 

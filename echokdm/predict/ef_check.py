@@ -6,8 +6,9 @@ average, with the correction inside the 0.05 tolerance of the cavity check). Whe
 more than :data:`~echokdm.defaults.EF_CHECK` points, a second one is made with the same noise and the cavity check at
 tolerance 0 (``EchoKDMPipeline.generate_flow(strict=True)``: K2F's correction and F2I's residual are weighted down
 inside the heart until the flow carries the cavity at least as well as the spline), and the one whose EF is closer
-to the keypoints' is kept. ``echokdm predict`` and the harness's ``kdm`` predictor both run it; measured in
-``docs/predict.md``, "The EF check".
+to the keypoints' is kept. For a requested EF (``--target-ef``), whose keypoints are calibrated so that the
+prediction measures the request, the miss is the distance to the requested EF. ``echokdm predict`` and the
+harness's ``kdm`` predictor both run it; measured in ``docs/predict.md``, "The EF check".
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ class EFCheck:
 
     Args:
         limit: EF points beyond which the second attempt is made.
-        first: |EF of the first prediction - EF of the keypoints| (None: not measurable).
+        first: |EF of the first prediction - EF of the keypoints (a requested EF: the request)| (None: not
+            measurable).
         second: the same of the second attempt (None: not made, or not measurable).
         kept: ``"first"`` or ``"second"``.
     """
@@ -69,20 +71,23 @@ def checked_prediction(
 
 def ef_miss(
     labels: np.ndarray, source_keypoints: np.ndarray, target_keypoints: np.ndarray, source_is_ed: bool,
-    spacing_mm: Sequence[float] | None,
+    spacing_mm: Sequence[float] | None, requested: float | None = None,
 ) -> float | None:
-    """|EF of a prediction - EF of its keypoints|, as ``report.json`` measures them (None where the segmentation of
-    the source or the last predicted frame gives no keypoints).
+    """|EF of a prediction - EF of its keypoints| (or - ``requested``, a target EF), as ``report.json`` measures
+    them (None where the segmentation of the source or the last predicted frame gives no keypoints).
 
     Args:
         labels: (1 + N, H, W) CAMUS labels of the source frame, then of each predicted frame.
         source_keypoints, target_keypoints: (K, 2) keypoints of the source and of the last target.
         source_is_ed: the source is the end-diastolic frame.
         spacing_mm: (dy, dx) or None.
+        requested: the EF asked for, measured against instead of the keypoints' EF.
     """
     from echokdm.metrics import ef_between, prediction_ef
 
     measured = prediction_ef(labels, source_is_ed, spacing_mm, N_KEYPOINTS).ef
     if measured is None:
         return None
-    return abs(measured - ef_between(source_keypoints, target_keypoints, source_is_ed, spacing_mm))
+    if requested is None:
+        requested = ef_between(source_keypoints, target_keypoints, source_is_ed, spacing_mm)
+    return abs(measured - requested)

@@ -141,7 +141,7 @@ class KDMPredictor:
         keypoints), ``prepare`` / ``k2f`` / ``f2i`` / ``transfer`` (:func:`echokdm.grid.kdm_on_source_grid`),
         ``segment_prediction`` (the source and each predicted frame, each on its own) and ``measure``; the KDM
         stages and ``segment_prediction`` run twice when the EF check makes a second attempt
-        (:mod:`echokdm.predict.ef_check`; not for a target EF, whose calibration measures the EF itself).
+        (:mod:`echokdm.predict.ef_check`; for a target EF the miss is measured against the request).
         """
         opts = inp.options
         clock = StageClock(self.device)
@@ -181,9 +181,10 @@ class KDMPredictor:
                 return out, np.concatenate([source_labels[0], self._segment_frames(out.frames, inp)])
 
         def miss(attempted: tuple[SourceGridOutput, np.ndarray]) -> float | None:
-            return ef_miss(attempted[1], study.source_kps, study.target_kps, study.source_is_ed, inp.spacing)
+            return ef_miss(attempted[1], study.source_kps, study.target_kps, study.source_is_ed, inp.spacing,
+                           opts.target_ef)
 
-        if opts.mode == "target_ef" or not opts.ef_check:  # a target EF's calibration measured this prediction
+        if not opts.ef_check:
             (out, pred_labels), check = attempt(False), None
         else:
             (out, pred_labels), check = checked_prediction(attempt, miss, EF_CHECK)

@@ -254,8 +254,13 @@ def test_a_prediction_whose_lv_misses_the_keypoints_is_flagged(tmp_path):
             f"{ef['target_keypoints']:.1f}% ({ef['consistency']['seg_vs_keypoints']:.1f} points apart)") in stdout
     code, stdout, stderr = run_inprocess(["predict", "--sample", "--target-ef", "35", "--out", str(tmp_path / "ef")])
     assert code == 0, stderr
-    ef = json.loads((tmp_path / "ef" / "report.json").read_text())["ef"]
+    report = json.loads((tmp_path / "ef" / "report.json").read_text())
+    ef = report["ef"]
     assert ef["consistency"]["seg_vs_keypoints"] > 10 and "points apart" not in stdout
+    # for a target EF the EF check measures against the request (here met by the calibration: no second attempt)
+    assert report["ef_check"]["first"] == pytest.approx(abs(ef["prediction"] - 35), abs=1e-6)
+    assert report["ef_check"]["first"] <= 5
+    assert report["ef_check"]["second"] is None
 
 
 @pytest.mark.parametrize("carried", [True, False])
