@@ -214,7 +214,7 @@ class KDMGuardModel(KDMModel):
     :data:`echokdm.pipeline.CAVITY_TOLERANCE` (``EchoKDMPipeline.cavity_tolerance``): where K2F's flow does not carry
     the source's LV cavity onto the target's within TOL Dice of the keypoint spline, K2F's correction and F2I's
     residual are weighted down inside the target's heart until it does; ``kdm-guard:1`` never intervenes (KDM
-    without the check). Without the EF check (``kdm-guard:0.05`` is ``kdm`` without it).
+    without the cavity check). It runs no EF check (``kdm-guard:0.05`` is ``kdm`` without it).
 
     Args:
         tolerance: the check's tolerance (Dice), in [0, 1].

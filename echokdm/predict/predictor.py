@@ -167,7 +167,8 @@ class KDMPredictor:
                     study.source_kps, opts.target_ef, inp.spacing, opts.steps, opts.seed, opts.k2f_steps,
                 )
 
-        source_labels: list[np.ndarray] = []  # the source's segmentation, made once for both attempts
+        with clock("segment_prediction"), self._autocast():  # the source's labels, once for both attempts
+            source_labels = self._segment_frames(source[None], inp)
 
         def attempt(strict: bool) -> tuple[SourceGridOutput, np.ndarray]:
             with self._autocast():
@@ -176,9 +177,7 @@ class KDMPredictor:
                     torch.Generator().manual_seed(opts.seed), clock=clock, k2f_steps=opts.k2f_steps, strict=strict,
                 )
             with clock("segment_prediction"), self._autocast():
-                if not source_labels:
-                    source_labels.append(self._segment_frames(source[None], inp))
-                return out, np.concatenate([source_labels[0], self._segment_frames(out.frames, inp)])
+                return out, np.concatenate([source_labels, self._segment_frames(out.frames, inp)])
 
         def miss(attempted: tuple[SourceGridOutput, np.ndarray]) -> float | None:
             return ef_miss(attempted[1], study.source_kps, study.target_kps, study.source_is_ed, inp.spacing,
