@@ -216,6 +216,27 @@ def heart_fade(keypoints: torch.Tensor, shape: tuple[int, int], sigma: float) ->
     return torch.from_numpy(np.stack(weights)).to(keypoints.device)
 
 
+def ventricle_side(keypoints: torch.Tensor, shape: tuple[int, int], width: float) -> torch.Tensor:
+    """(B, H, W) weights: 1 on the apex side of each frame's base line (through the endocardium's two ends, the mitral
+    annulus hinges) from ``width`` pixels on, 0 on the atrial side from ``width`` pixels beyond it, linear between.
+
+    Args:
+        keypoints: (B, K, 2) keypoints (x, y) on the grid, the endocardium's :data:`CONTOUR_POINTS` first.
+        shape: (H, W) of the grid.
+        width: half-width of the ramp in pixels.
+    """
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    weights = []
+    for k in keypoints.detach().cpu().double().numpy():
+        endo = k[:CONTOUR_POINTS]
+        base = (endo[0] + endo[-1]) / 2
+        apex = endo.mean(0) - base
+        apex /= np.linalg.norm(apex) + 1e-12
+        towards_apex = (xx - base[0]) * apex[0] + (yy - base[1]) * apex[1]
+        weights.append(np.clip(0.5 + towards_apex / (2 * width), 0.0, 1.0))
+    return torch.from_numpy(np.stack(weights)).to(keypoints.device)
+
+
 def confine_to_heart(flow: torch.Tensor, keypoints: torch.Tensor, sigma: float) -> torch.Tensor:
     """Fade pull flows outside the heart of their target frames by :func:`heart_fade`.
 

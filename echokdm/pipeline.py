@@ -22,7 +22,7 @@ from diffusers.utils import BaseOutput
 
 from echokdm.defaults import DEFAULT_STEPS, F2I_WEIGHTS, FLOW_VAE_WEIGHTS, K2F_STEPS, K2F_WEIGHTS
 from echokdm.errors import EchoKDMError, InputError
-from echokdm.flow import cavity_overlap, confine_to_heart, heart_fade, snap_to_contours
+from echokdm.flow import cavity_overlap, confine_to_heart, heart_fade, snap_to_contours, ventricle_side
 from echokdm.models.conditioning import batch_keypoint_flow
 from echokdm.models.diffusion import sample, sampling_scheduler
 from echokdm.models.f2i import compose, f2i_condition
@@ -41,6 +41,10 @@ CAVITY_TOLERANCE = 0.05
 TRUST_LEVELS = (1.0, 0.75, 0.5, 0.25, 0.0)
 #: reach (working pixels) outside the target's heart over which a lowered trust returns to 1
 TRUST_REACH = 16.0
+#: half-width (working pixels) of the ramp across the target's base line beyond which a lowered trust is 1 again: the
+#: atrium keeps K2F's correction (the spline's motion there stretched the ED frame's annulus into the atrium on the
+#: bundled sample; ``docs/predict.md``, "The EF check")
+ATRIUM_RAMP = 3.0
 
 
 class FlowOutput(NamedTuple):
@@ -178,8 +182,9 @@ class EchoKDMPipeline(DiffusionPipeline):
         The cavity check: where the flow does not carry the source's LV cavity onto the target's as well as the
         spline does (:func:`echokdm.flow.cavity_overlap`, within ``cavity_tolerance``), K2F is outside what it
         learned (on real loops its correction can undo the keypoint motion); the correction inside the target's
-        heart is then weighted down by the first of :data:`TRUST_LEVELS` that passes, and that weight is the
-        returned ``trust``, which :meth:`render` gives F2I's residual too. ``strict`` checks at tolerance 0 (the flow
+        heart (up to its base line: the atrium keeps it, :data:`ATRIUM_RAMP`) is then weighted down by the first of
+        :data:`TRUST_LEVELS` that passes, and that weight is the returned ``trust``, which :meth:`render` gives F2I's
+        residual too. ``strict`` checks at tolerance 0 (the flow
         must carry the cavity at least as well as the spline: the EF check's second attempt,
         :mod:`echokdm.predict.ef_check`).
         """
@@ -205,7 +210,9 @@ class EchoKDMPipeline(DiffusionPipeline):
         passed = cavity_overlap(flow, source_keypoints, target_keypoints) >= needed
         if passed.all():
             return FlowOutput(flow, kp_flow, trust)
-        heart = heart_fade(target_keypoints, tuple(kp_flow.shape[-2:]), TRUST_REACH)[:, None].to(kp_flow)
+        shape = tuple(kp_flow.shape[-2:])
+        heart = heart_fade(target_keypoints, shape, TRUST_REACH) * ventricle_side(target_keypoints, shape, ATRIUM_RAMP)
+        heart = heart[:, None].to(kp_flow)
         for level in TRUST_LEVELS[1:]:
             weight = 1 - (1 - level) * heart
             candidate = flow_with(weight)

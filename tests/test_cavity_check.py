@@ -24,6 +24,13 @@ def _kps(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(a).float()[None]
 
 
+def _ventricle(region: np.ndarray, margin: float = pipeline_module.ATRIUM_RAMP) -> torch.Tensor:
+    """The part of a (H, W) region of the target at least ``margin`` px on the apex side of its base line (default:
+    beyond the atrium's ramp; the rings' ends lie at the top, so the wall above them is on the atrial side)."""
+    side = pipeline_module.ventricle_side(_kps(TARGET), region.shape, margin)[0]
+    return torch.from_numpy(region) & (side == 1)
+
+
 def test_cavity_overlap_scores_where_a_flow_puts_the_cavity():
     shape = (112, 112)
     spline = torch.from_numpy(keypoint_flow(SOURCE, TARGET, shape))[None]
@@ -62,7 +69,9 @@ def _run(pipe, monkeypatch, slide: float, tolerance, weight: torch.Tensor | floa
 
 def test_a_correction_that_moves_the_cavity_elsewhere_is_dropped_in_the_heart(pipe, monkeypatch):
     size = pipe.sample_size
-    heart = torch.from_numpy(binary_erosion(heart_region(TARGET, (size, size)), iterations=6))
+    # 16 px from the base line: the atrium above keeps the correction, and the contour snapping's Gaussian (4 sigma)
+    # carries a trace of it across the base line
+    heart = _ventricle(binary_erosion(heart_region(TARGET, (size, size)), iterations=6), margin=16.0)
     unchecked, _, _ = _run(pipe, monkeypatch, 30.0, None)
     checked, frames, warped = _run(pipe, monkeypatch, 30.0, pipeline_module.CAVITY_TOLERANCE)
     src, tgt = _kps(SOURCE), _kps(TARGET)
@@ -77,7 +86,7 @@ def test_a_correction_that_moves_the_cavity_elsewhere_is_dropped_in_the_heart(pi
 
 def test_the_correction_keeps_the_most_weight_that_passes_the_check(pipe, monkeypatch):
     size = pipe.sample_size
-    heart = torch.from_numpy(heart_region(TARGET, (size, size)))
+    heart = _ventricle(heart_region(TARGET, (size, size)))
     src, tgt = _kps(SOURCE), _kps(TARGET)
     out, _, _ = _run(pipe, monkeypatch, 8.0, pipeline_module.CAVITY_TOLERANCE)
     level = float(out.trust[0, 0][heart].max())
@@ -85,7 +94,8 @@ def test_the_correction_keeps_the_most_weight_that_passes_the_check(pipe, monkey
     needed = cavity_overlap(out.keypoint_flow, src, tgt)[0] - pipeline_module.CAVITY_TOLERANCE
     assert cavity_overlap(out.flow, src, tgt)[0] >= needed
     stronger = pipeline_module.TRUST_LEVELS[pipeline_module.TRUST_LEVELS.index(level) - 1]
-    heart_weight = 1 - (1 - stronger) * pipeline_module.heart_fade(tgt, (size, size), pipeline_module.TRUST_REACH)
+    heart_weight = 1 - (1 - stronger) * pipeline_module.heart_fade(tgt, (size, size), pipeline_module.TRUST_REACH) * (
+        pipeline_module.ventricle_side(tgt, (size, size), pipeline_module.ATRIUM_RAMP))
     more, _, _ = _run(pipe, monkeypatch, 8.0, None, heart_weight[:, None].float())
     assert cavity_overlap(more.flow, src, tgt)[0] < needed  # one level more would fail the check
     nothing, _, _ = _run(pipe, monkeypatch, 0.0, pipeline_module.CAVITY_TOLERANCE)
@@ -108,7 +118,7 @@ def test_strict_holds_the_correction_to_the_spline(pipe, monkeypatch):
     """A correction that carries the cavity 0.02 Dice less well than the spline passes the shipped check whole; the
     strict check (the EF check's second attempt) weights it down until the cavity is carried at least as well."""
     size = pipe.sample_size
-    heart = torch.from_numpy(heart_region(TARGET, (size, size)))
+    heart = _ventricle(heart_region(TARGET, (size, size)))
     src, tgt = _kps(SOURCE), _kps(TARGET)
     lax, _, _ = _run(pipe, monkeypatch, 4.0, pipeline_module.CAVITY_TOLERANCE)
     strict, _, _ = _run(pipe, monkeypatch, 4.0, pipeline_module.CAVITY_TOLERANCE, strict=True)
@@ -124,3 +134,28 @@ def test_kdm_runs_the_ef_check_and_its_ablations_do_not():
     assert predictor_class("kdm").ef_check == EF_CHECK and predictor_class("kdm-adapt").ef_check == EF_CHECK
     for name in ("kdm-guard", "kdm-heart", "kdm-local", "k2f-warp"):
         assert predictor_class(name).ef_check is None, name
+
+
+def test_the_atrium_beyond_the_base_line_keeps_the_correction(pipe, monkeypatch):
+    """Where the check weights the correction down, it does so up to the target's base line: beyond it (the atrium)
+    the trust is 1 again within the ramp's width, on the apex side it is the level taken."""
+    checked, _, _ = _run(pipe, monkeypatch, 30.0, pipeline_module.CAVITY_TOLERANCE)
+    endo = TARGET[:CONTOUR_POINTS]
+    base, apex = (endo[0] + endo[-1]) / 2, endo.mean(0)
+    direction = (apex - base) / np.linalg.norm(apex - base)
+    atrium = np.round(base - 2 * pipeline_module.ATRIUM_RAMP * direction).astype(int)  # 6 px below the base line
+    ventricle = np.round(base + 2 * pipeline_module.ATRIUM_RAMP * direction).astype(int)  # 6 px above it
+    trust = checked.trust[0, 0]
+    assert float(trust[atrium[1], atrium[0]]) == 1.0
+    assert float(trust[ventricle[1], ventricle[0]]) == float(trust.min()) == 0.0
+
+
+def test_ventricle_side_ramps_across_the_base_line():
+    from echokdm.flow import ventricle_side
+
+    kps = _kps(SOURCE)  # the rings' ends at the top (base line at y ~ 28.1), the apex below
+    side = ventricle_side(kps, (112, 112), 3.0)[0]
+    base_y = float((SOURCE[0, 1] + SOURCE[CONTOUR_POINTS - 1, 1]) / 2)
+    assert float(side[int(base_y) + 4, 56]) == 1.0 and float(side[int(base_y) - 4, 56]) == 0.0
+    assert 0.0 < float(side[round(base_y), 56]) < 1.0
+    assert float(side[100, 5]) == 1.0 and float(side[5, 100]) == 0.0  # a half-plane: the whole image is split
