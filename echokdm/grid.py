@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from echokdm.defaults import DEFAULT_STEPS, K2F_STEPS
 from echokdm.errors import InputError
-from echokdm.flow import warp
+from echokdm.flow import cavity_overlap, warp
 
 #: times a named stage: ``with clock("k2f"): ...`` (e.g. :class:`echokdm.predict.StageClock`)
 Clock = Callable[[str], contextlib.AbstractContextManager]
@@ -150,12 +150,15 @@ class SourceGridOutput:
         trust: the weight K2F's correction and F2I's residual kept inside the target's heart (the cavity check of
             :meth:`echokdm.pipeline.EchoKDMPipeline.generate_flow`): 1 where the check passed at once, and for
             generators without one.
+        strict_same: the cavity check at tolerance 0 (``strict``) keeps this flow whole, so a strict run with the
+            same noise makes the same frames (the EF check then skips it); False for generators without a check.
     """
 
     frames: np.ndarray
     flows: np.ndarray
     fit: SectorFit
     trust: float = 1.0
+    strict_same: bool = False
 
 
 def on_source_grid(
@@ -235,16 +238,17 @@ def kdm_on_source_grid(
     """
     clock = clock or _no_clock
     device, dtype = pipeline.f2i_unet.device, pipeline.f2i_unet.dtype
-    kept = []  # the cavity check's weight inside the heart
+    kept = []  # the cavity check's weight inside the heart, and whether a strict check would keep the flow whole
 
     def generate(src: torch.Tensor, src_kps: torch.Tensor, tgt_kps: list[torch.Tensor]):
         fractions = motion_fractions(src_kps[0].numpy(), [k[0].numpy() for k in tgt_kps]) if alphas is None else alphas
         src = src.to(device, dtype)
         with clock("k2f"):
-            flow, _, trust = pipeline.generate_flow(
-                src, src_kps.to(device), tgt_kps[-1].to(device), k2f_steps, generator, strict
-            )
-        kept.append(float(trust.min()))
+            kps = src_kps.to(device), tgt_kps[-1].to(device)
+            flow, kp_flow, trust = pipeline.generate_flow(src, *kps, k2f_steps, generator, strict)
+            # the strict check passes at full trust: a strict run would make this very flow
+            carried = cavity_overlap(flow, *kps) >= cavity_overlap(kp_flow, *kps)
+        kept.append((float(trust.min()), strict or (float(trust.min()) == 1.0 and bool(carried.all()))))
         with clock("f2i"):
             if not warp_only:
                 return pipeline.render(src, flow, fractions, num_inference_steps, generator, trust)
@@ -253,7 +257,7 @@ def kdm_on_source_grid(
             return frames, flows, frames
 
     out = on_source_grid(generate, pipeline.sample_size, source, sector, source_keypoints, target_keypoints, clock)
-    return replace(out, trust=kept[0])
+    return replace(out, trust=kept[0][0], strict_same=kept[0][1])
 
 
 def motion_fractions(source: np.ndarray, targets: list[np.ndarray]) -> list[float]:

@@ -150,9 +150,13 @@ def command(
             + f" (copying the source: PSNR {im['copy_source']['psnr']:.2f} dB, SSIM {im['copy_source']['ssim']:.3f})"
         )
     check = p.report["ef_check"]
-    if check and check["first"] is not None and check["first"] > check["limit"]:
+    wanted = "the requested EF" if ef["requested"] is not None else "the keypoints'"
+    if check and check["unchanged"]:
+        click.echo(f"note: the prediction's EF is {check['first']:.1f} points from {wanted}, but K2F's flow already "
+                   "carries the LV cavity as well as the keypoint spline: holding it to the keypoints would change "
+                   "nothing (docs/predict.md: 'The EF check')")
+    elif check and check["first"] is not None and check["first"] > check["limit"]:
         second = "not measurable" if check["second"] is None else f"{check['second']:.1f} points"
-        wanted = "the requested EF" if ef["requested"] is not None else "the keypoints'"
         click.echo(f"note: the first prediction's EF was {check['first']:.1f} points from {wanted}, so it was "
                    f"made again with K2F held to the keypoints ({second}); the {check['kept']} is kept "
                    "(docs/predict.md: 'The EF check')")

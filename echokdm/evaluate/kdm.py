@@ -20,7 +20,7 @@ from echokdm.errors import InputError
 from echokdm.evaluate.predictors import Predictor
 from echokdm.evaluate.tasks import Sample, walled_keypoints
 from echokdm.flow import heart_fade, warp
-from echokdm.grid import kdm_on_source_grid, on_source_grid
+from echokdm.grid import SourceGridOutput, kdm_on_source_grid, on_source_grid
 from echokdm.labels import camus_labels
 from echokdm.models.diffusion import sample as diffusion_sample
 from echokdm.models.diffusion import sampling_scheduler
@@ -72,24 +72,24 @@ class KDMModel(Predictor):
         unless :attr:`ef_check` is None. Both attempts draw the same noise."""
         seed = generator.initial_seed() if generator is not None else 0
 
-        def predict(strict: bool) -> np.ndarray:
+        def predict(strict: bool) -> SourceGridOutput:
             with autocast(pipe.f2i_unet.device):
                 return kdm_on_source_grid(
                     pipe, sample.source, sample.sector_mask, source_kps, target_kps,
                     num_inference_steps=self.steps, generator=torch.Generator().manual_seed(seed),
                     warp_only=self.warp_only, strict=strict,
-                ).frames
+                )
 
         if self.ef_check is None:
-            return predict(False)
+            return predict(False).frames
         source_labels = self.segment(sample, sample.source)
 
-        def miss(frames: np.ndarray) -> float | None:
-            labels = np.stack([source_labels, *(self.segment(sample, f) for f in frames)])
+        def miss(out: SourceGridOutput) -> float | None:
+            labels = np.stack([source_labels, *(self.segment(sample, f) for f in out.frames)])
             return ef_miss(labels, source_kps, np.asarray(target_kps)[-1], sample.source_is_ed, sample.spacing_mm,
                            sample.target_ef)
 
-        return checked_prediction(predict, miss, self.ef_check)[0]
+        return checked_prediction(predict, miss, self.ef_check, lambda out: out.strict_same)[0].frames
 
     def segment(self, sample: Sample, frame: np.ndarray) -> np.ndarray:
         """(H, W) CAMUS labels of one frame of ``sample`` by the built-in segmenter with the shipped weights (as

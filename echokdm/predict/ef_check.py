@@ -34,26 +34,33 @@ class EFCheck:
             measurable).
         second: the same of the second attempt (None: not made, or not measurable).
         kept: ``"first"`` or ``"second"``.
+        unchanged: the first prediction missed, but the strict check keeps its flow whole (K2F's flow carries the
+            cavity at least as well as the spline), so a second attempt would make the same frames and was not made.
     """
 
     limit: float
     first: float | None
     second: float | None
     kept: str
+    unchanged: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def checked_prediction(
-    predict: Callable[[bool], T], ef_error: Callable[[T], float | None], limit: float = EF_CHECK
+    predict: Callable[[bool], T], ef_error: Callable[[T], float | None], limit: float = EF_CHECK,
+    strict_same: Callable[[T], bool] = lambda prediction: False,
 ) -> tuple[T, EFCheck]:
-    """``predict(False)``, and ``predict(True)`` (strict) when the first misses by more than ``limit`` EF points.
+    """``predict(False)``, and ``predict(True)`` (strict) when the first misses by more than ``limit`` EF points and
+    a strict run would not make the same frames.
 
     Args:
         predict: strict -> a prediction (deterministic: the same noise both times).
         ef_error: a prediction -> |its measured EF - its keypoints' EF|, None where it cannot be measured.
         limit: EF points.
+        strict_same: a first prediction -> whether ``predict(True)`` would give the same one
+            (:attr:`echokdm.grid.SourceGridOutput.strict_same`).
 
     Returns:
         The kept prediction (the second only when it is measurably closer) and the check's record.
@@ -62,6 +69,8 @@ def checked_prediction(
     miss = ef_error(first)
     if miss is None or miss <= limit:
         return first, EFCheck(limit, miss, None, "first")
+    if strict_same(first):
+        return first, EFCheck(limit, miss, None, "first", unchanged=True)
     second = predict(True)
     miss2 = ef_error(second)
     if miss2 is not None and miss2 < miss:

@@ -186,7 +186,7 @@ class KDMPredictor:
         if not opts.ef_check:
             (out, pred_labels), check = attempt(False), None
         else:
-            (out, pred_labels), check = checked_prediction(attempt, miss, EF_CHECK)
+            (out, pred_labels), check = checked_prediction(attempt, miss, EF_CHECK, lambda a: a[0].strict_same)
         with clock("measure"):
             sections = {**study_sections(study, out.fit, self.device), **measure(study, out.frames, pred_labels)}
             sections["adapt"] = adapt

@@ -9,14 +9,14 @@ from echokdm.keypoints import extract_keypoints
 from echokdm.predict.ef_check import checked_prediction, ef_miss
 
 
-def _run(misses: dict[bool, float | None], limit: float = 5.0):
+def _run(misses: dict[bool, float | None], limit: float = 5.0, same: bool = False):
     calls = []
 
     def predict(strict: bool) -> str:
         calls.append(strict)
         return "second" if strict else "first"
 
-    kept, check = checked_prediction(predict, lambda p: misses[p == "second"], limit)
+    kept, check = checked_prediction(predict, lambda p: misses[p == "second"], limit, lambda p: same)
     return kept, check, calls
 
 
@@ -36,7 +36,16 @@ def test_the_second_attempt_is_made_past_the_limit_and_kept_only_when_closer(fir
     got, check, calls = _run({False: first, True: second})
     assert calls == ([False, True] if made else [False])
     assert got == kept and check.kept == kept
-    assert check.as_dict() == {"limit": 5.0, "first": first, "second": second if made else None, "kept": kept}
+    assert check.as_dict() == {"limit": 5.0, "first": first, "second": second if made else None, "kept": kept,
+                               "unchanged": False}
+
+
+def test_no_second_attempt_where_a_strict_run_would_make_the_same_frames():
+    got, check, calls = _run({False: 12.0, True: 4.0}, same=True)
+    assert calls == [False] and got == "first"
+    assert (check.first, check.second, check.kept, check.unchanged) == (12.0, None, "first", True)
+    got, check, calls = _run({False: 3.0, True: 4.0}, same=True)  # within the limit: nothing to say
+    assert calls == [False] and not check.unchanged
 
 
 def test_ef_miss_is_the_gap_between_the_segmented_and_the_keypoint_ef():

@@ -263,6 +263,25 @@ def test_a_prediction_whose_lv_misses_the_keypoints_is_flagged(tmp_path):
     assert report["ef_check"]["second"] is None
 
 
+def test_the_ef_check_skips_a_second_attempt_that_would_change_nothing(tmp_path):
+    """``--phase ed`` on the bundled sample misses the keypoints' EF by 9.9 points, but K2F's flow already carries the
+    cavity as well as the spline, so holding it to the keypoints would make the same frame: no second attempt, and
+    the same pixels as --no-ef-check."""
+    outs = {}
+    for name, extra in (("checked", []), ("plain", ["--no-ef-check"])):
+        code, stdout, stderr = run_inprocess(["predict", "--sample", "--phase", "ed", *extra,
+                                              "--out", str(tmp_path / name)])
+        assert code == 0, stderr
+        outs[name] = (json.loads((tmp_path / name / "report.json").read_text()), stdout)
+    (report, stdout), (plain, _) = outs["checked"], outs["plain"]
+    jsonschema.validate(report, SCHEMA)
+    check = report["ef_check"]
+    assert check["unchanged"] and check["second"] is None and check["kept"] == "first" and check["first"] > 5
+    assert "holding it to the keypoints would change nothing" in stdout and "made again" not in stdout
+    assert np.array_equal(np.load(tmp_path / "checked" / "flow.npy"), np.load(tmp_path / "plain" / "flow.npy"))
+    assert report["ef"]["prediction"] == plain["ef"]["prediction"]
+
+
 @pytest.mark.parametrize("carried", [True, False])
 def test_the_summary_and_report_say_what_the_cavity_check_did(study, tiny_weights, tmp_path, monkeypatch, carried):
     """report.json's ``cavity_check`` gives the tolerance and the weight K2F's correction and F2I's residual kept in
